@@ -1,0 +1,279 @@
+//! The on-disk layout: every sled tree, how its keys are encoded and what its values hold.
+//!
+//! | tree            | key                              | value                          |
+//! |-----------------|----------------------------------|--------------------------------|
+//! | `events`        | event id (32)                    | `EventRecord`                  |
+//! | `stream`        | seq (u64 BE)                     | event id (32)                  |
+//! | `room_events`   | room id (32) ‖ seq (u64 BE)      | event id (32)                  |
+//! | `accounts`      | username                         | [`Account`](crate::Account)    |
+//! | `profiles`      | username                         | [`Profile`](crate::Profile)    |
+//! | `settings`      | username                         | opaque JSON bytes              |
+//! | `contacts`      | user prefix ‖ contact            | empty                          |
+//! | `sessions`      | session id                       | [`Session`](crate::Session)    |
+//! | `user_sessions` | user prefix ‖ session id         | empty                          |
+//! | `invites`       | token                            | [`InviteToken`](crate::InviteToken) |
+//! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
+//! | `meta`          | key                              | opaque bytes                   |
+//!
+//! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over
+//!   `stream` or over one room in `room_events` walks seqs ascending.
+//! - Ids and seqs are fixed-width, so the parts of a composite key built from them need no
+//!   delimiter.
+//! - Strings are UTF-8. `username` is the *lowercased* username: lookups ignore case.
+//! - A *user prefix* is the lowercased username's byte length as a u64 BE, then its bytes. It is
+//!   self-delimiting whatever bytes the name holds: (user "ab", item "c") and (user "a", item "bc")
+//!   are different keys, and a prefix scan for "al" never reaches "alice"'s rows. A 0x00
+//!   separator would do the same only as long as no name ever contains NUL; the length needs no
+//!   such promise, and 8 bytes per key is cheap.
+//! - Record values (`EventRecord`, `Account`, ...) are a format-version byte and postcard: see
+//!   `records`.
+
+use crate::{Error, Id};
+
+/// The name of every tree, also used in [`Error::Corrupt`].
+pub(crate) mod tree {
+    pub(crate) const EVENTS: &str = "events";
+    pub(crate) const STREAM: &str = "stream";
+    pub(crate) const ROOM_EVENTS: &str = "room_events";
+    pub(crate) const ACCOUNTS: &str = "accounts";
+    pub(crate) const PROFILES: &str = "profiles";
+    pub(crate) const SETTINGS: &str = "settings";
+    pub(crate) const CONTACTS: &str = "contacts";
+    pub(crate) const SESSIONS: &str = "sessions";
+    pub(crate) const USER_SESSIONS: &str = "user_sessions";
+    pub(crate) const INVITES: &str = "invites";
+    pub(crate) const READ_MARKERS: &str = "read_markers";
+    pub(crate) const META: &str = "meta";
+}
+
+const SEQ_LEN: usize = 8;
+const ID_LEN: usize = 32;
+const ROOM_EVENT_LEN: usize = ID_LEN + SEQ_LEN;
+
+/// A seq as a `stream` key or a `read_markers` value.
+pub(crate) fn seq(seq: u64) -> [u8; SEQ_LEN] {
+    seq.to_be_bytes()
+}
+
+/// Decodes a [`seq`] found in `tree` under `key` (the bytes may be the key itself).
+pub(crate) fn decode_seq(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<u64, Error> {
+    fixed::<SEQ_LEN>(tree, key, bytes, "seq").map(u64::from_be_bytes)
+}
+
+/// Decodes an event id stored as an index value in `tree` under `key`.
+pub(crate) fn decode_id(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<Id, Error> {
+    fixed::<ID_LEN>(tree, key, bytes, "event id")
+}
+
+/// A `room_events` key: the room, then the event's seq.
+pub(crate) fn room_event(room_id: &Id, seq: u64) -> [u8; ROOM_EVENT_LEN] {
+    let mut key = [0; ROOM_EVENT_LEN];
+    key[..ID_LEN].copy_from_slice(room_id);
+    key[ID_LEN..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The room id of a `room_events` key.
+pub(crate) fn room_of_room_event(key: &[u8]) -> Result<Id, Error> {
+    let key: [u8; ROOM_EVENT_LEN] = fixed(tree::ROOM_EVENTS, key, key, "room event key")?;
+    let mut room_id = [0; ID_LEN];
+    room_id.copy_from_slice(&key[..ID_LEN]);
+    Ok(room_id)
+}
+
+/// The key of a record owned by one user: `accounts`, `profiles`, `settings`.
+pub(crate) fn username(username: &str) -> Vec<u8> {
+    username.to_lowercase().into_bytes()
+}
+
+/// The prefix shared by all of one user's rows in `contacts`, `user_sessions`, `read_markers`.
+pub(crate) fn user_prefix(username: &str) -> Vec<u8> {
+    let username = self::username(username);
+    // Lossless: usize is at most 64 bits on every target Rust supports.
+    let len = username.len() as u64;
+    let mut prefix = Vec::with_capacity(SEQ_LEN + username.len());
+    prefix.extend_from_slice(&len.to_be_bytes());
+    prefix.extend_from_slice(&username);
+    prefix
+}
+
+/// A row of one user: the [`user_prefix`], then `item` (a contact, a session id, a room id).
+pub(crate) fn user_item(username: &str, item: &[u8]) -> Vec<u8> {
+    let mut key = user_prefix(username);
+    key.extend_from_slice(item);
+    key
+}
+
+/// The string item of a key found by a prefix scan over `prefix`: a contact or a session id.
+pub(crate) fn decode_user_item(
+    tree: &'static str,
+    prefix: &[u8],
+    key: &[u8],
+) -> Result<String, Error> {
+    let item = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| Error::corrupt(tree, key, "key lacks the user prefix"))?;
+    String::from_utf8(item.to_vec()).map_err(|_| Error::corrupt(tree, key, "item is not UTF-8"))
+}
+
+fn fixed<const N: usize>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+    what: &str,
+) -> Result<[u8; N], Error> {
+    <[u8; N]>::try_from(bytes).map_err(|_| {
+        Error::corrupt(
+            tree,
+            key,
+            format!("{what} is {} bytes, expected {N}", bytes.len()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_byte_order_is_numeric_order() {
+        let ascending = [
+            0,
+            1,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::MAX / 2,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for pair in ascending.windows(2) {
+            assert!(seq(pair[0]) < seq(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn seq_round_trips() {
+        for n in [0, 1, 256, u64::MAX] {
+            assert_eq!(decode_seq(tree::STREAM, b"k", &seq(n)).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn seq_of_wrong_length_is_corrupt() {
+        for bytes in [&[][..], &[1; 7], &[1; 9]] {
+            assert!(matches!(
+                decode_seq(tree::STREAM, bytes, bytes),
+                Err(Error::Corrupt { tree: "stream", .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn id_of_wrong_length_is_corrupt() {
+        assert_eq!(decode_id(tree::STREAM, b"k", &[7; 32]).unwrap(), [7; 32]);
+        assert!(matches!(
+            decode_id(tree::STREAM, b"k", &[7; 31]),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn room_event_keys_group_by_room_then_order_by_seq() {
+        let (a, b) = ([1; 32], [2; 32]);
+        let ascending = [
+            room_event(&a, 0),
+            room_event(&a, 1),
+            room_event(&a, 256),
+            room_event(&a, u64::MAX),
+            room_event(&b, 0),
+            room_event(&b, 1),
+        ];
+        for pair in ascending.windows(2) {
+            assert!(pair[0] < pair[1]);
+        }
+    }
+
+    #[test]
+    fn room_event_key_layout() {
+        let key = room_event(&[0xaa; 32], 0x0102);
+        assert_eq!(key[..32], [0xaa; 32]);
+        assert_eq!(key[32..], [0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(room_of_room_event(&key).unwrap(), [0xaa; 32]);
+        assert!(matches!(
+            room_of_room_event(&key[..39]),
+            Err(Error::Corrupt {
+                tree: "room_events",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn user_prefix_layout() {
+        assert_eq!(user_item("Al", b"x"), b"\0\0\0\0\0\0\0\x02alx");
+        assert_eq!(user_prefix(""), [0; 8]);
+    }
+
+    #[test]
+    fn usernames_ignore_case() {
+        assert_eq!(username("Alice"), b"alice");
+        assert_eq!(user_prefix("ALICE"), user_prefix("alice"));
+        assert_eq!(user_item("Alice", b"c"), user_item("alice", b"c"));
+    }
+
+    #[test]
+    fn user_items_do_not_collide() {
+        // (user, item) pairs whose plain concatenations are equal.
+        let cases = [
+            (("ab", "c"), ("a", "bc")),
+            (("a", ""), ("", "a")),
+            (("a\0b", "c"), ("a", "\0bc")),
+        ];
+        for ((user_1, item_1), (user_2, item_2)) in cases {
+            assert_ne!(
+                user_item(user_1, item_1.as_bytes()),
+                user_item(user_2, item_2.as_bytes()),
+                "{user_1:?}+{item_1:?} vs {user_2:?}+{item_2:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_prefix_matches_only_that_user() {
+        let prefix = user_prefix("al");
+        assert!(user_item("al", b"ice").starts_with(&prefix));
+        assert!(user_item("al", b"").starts_with(&prefix));
+        for other in ["alice", "a", "", "alx", "AM"] {
+            assert!(
+                !user_item(other, b"ice").starts_with(&prefix),
+                "{other:?}'s rows match al's prefix"
+            );
+        }
+    }
+
+    #[test]
+    fn user_items_of_one_user_sort_by_item() {
+        assert!(user_item("al", b"a") < user_item("al", b"b"));
+        assert!(user_item("al", b"b") < user_item("al", b"ba"));
+    }
+
+    #[test]
+    fn user_item_decodes_after_its_prefix() {
+        let prefix = user_prefix("al");
+        let key = user_item("al", "bob@node".as_bytes());
+        assert_eq!(
+            decode_user_item(tree::CONTACTS, &prefix, &key).unwrap(),
+            "bob@node"
+        );
+        assert!(matches!(
+            decode_user_item(tree::CONTACTS, &prefix, &user_item("al", &[0xff])),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decode_user_item(tree::CONTACTS, &prefix, b"zz"),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}

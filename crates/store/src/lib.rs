@@ -1,0 +1,31 @@
+//! `spaces-store`: the node's durable state in sled.
+//!
+//! It knows nothing about the protocol: an event is opaque bytes named by a 32-byte id, with the
+//! 32-byte id of its room. Whatever it acknowledges is on disk (see `store` for durability and
+//! crash behaviour).
+//!
+//! - `store`: the [`Store`] handle and [`Options`]; opening, flushing, node metadata.
+//! - `events`: the append-only event log with its stream and per-room indexes.
+//! - `accounts`: per-user state: accounts, profiles, settings, contacts, read markers.
+//! - `sessions`: refresh-token sessions and their rotation.
+//! - `invites`: registration invite tokens.
+//! - `keys`: the on-disk layout, every tree and key encoding.
+//! - `records`: the stored structs and their versioned encoding.
+//! - `error`: [`Error`].
+
+mod accounts;
+mod error;
+mod events;
+mod invites;
+mod keys;
+mod records;
+mod sessions;
+mod store;
+
+pub use error::Error;
+pub use events::{NewEvent, StoredEvent};
+pub use records::{Account, InviteToken, Profile, Session};
+pub use store::{Options, Store};
+
+/// An event or room id: a 32-byte hash chosen by the protocol.
+pub type Id = [u8; 32];

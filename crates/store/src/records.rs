@@ -1,0 +1,310 @@
+//! Values stored as records: one format-version byte, then the struct in postcard.
+//!
+//! postcard writes fields in declaration order without their names, so reordering, adding or
+//! removing a field changes the format. Do that only together with a new `VERSION` for that type
+//! and a decoder for the old one; the pinned bytes in the tests fail on any accidental change.
+//! A record this build cannot read (unknown version, bad postcard, trailing bytes) decodes to
+//! [`Error::Corrupt`], never to a panic.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Id};
+
+/// A type stored as a versioned postcard value.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// The first byte of every stored value of this type.
+    const VERSION: u8;
+}
+
+pub(crate) fn encode<R: Record>(tree: &'static str, record: &R) -> Result<Vec<u8>, Error> {
+    postcard::to_extend(record, vec![R::VERSION]).map_err(|source| Error::Encode { tree, source })
+}
+
+pub(crate) fn decode<R: Record>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<R, Error> {
+    decode_inner(bytes).map_err(|reason| Error::corrupt(tree, key, reason))
+}
+
+/// [`decode`] for records whose key must not appear in errors or logs.
+pub(crate) fn decode_secret_keyed<R: Record>(tree: &'static str, bytes: &[u8]) -> Result<R, Error> {
+    decode_inner(bytes).map_err(|reason| Error::Corrupt {
+        tree,
+        key_hex: None,
+        reason,
+    })
+}
+
+fn decode_inner<R: Record>(bytes: &[u8]) -> Result<R, String> {
+    let (&version, body) = bytes.split_first().ok_or("empty value")?;
+    if version != R::VERSION {
+        return Err(format!(
+            "format version {version}, this build reads {}",
+            R::VERSION
+        ));
+    }
+    let (record, rest) = postcard::take_from_bytes(body).map_err(|e| format!("postcard: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("{} trailing bytes", rest.len()));
+    }
+    Ok(record)
+}
+
+/// The `events` value. Its key is the event id.
+///
+/// `bytes` borrows when encoding, so appending does not copy each event once more; `Cow<[u8]>`
+/// and `Vec<u8>` serialize alike.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventRecord<'a> {
+    pub(crate) seq: u64,
+    pub(crate) room_id: Id,
+    pub(crate) bytes: Cow<'a, [u8]>,
+}
+
+impl Record for EventRecord<'_> {
+    const VERSION: u8 = 1;
+}
+
+/// A local user. Stored under the lowercased `username`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// As the user chose it; lookups ignore case.
+    pub username: String,
+    /// A PHC string from the auth crate.
+    pub password_hash: String,
+    pub created_at_ms: u64,
+    pub is_admin: bool,
+    pub disabled: bool,
+}
+
+impl Record for Account {
+    const VERSION: u8 = 1;
+}
+
+/// Hashes are kept out of logs: they could be attacked offline.
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("created_at_ms", &self.created_at_ms)
+            .field("is_admin", &self.is_admin)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// What a user shows others. Every field is optional; unset is the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub display_name: Option<String>,
+    /// A reference to the avatar image (a blob hash or URL), owned by the API layer.
+    pub avatar: Option<String>,
+    pub bio: Option<String>,
+}
+
+impl Record for Profile {
+    const VERSION: u8 = 1;
+}
+
+/// A refresh-token session of one device.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub username: String,
+    /// The hash of the current refresh token; rotated on every refresh.
+    pub refresh_hash: [u8; 32],
+    /// The client's description of itself, for the user's device list.
+    pub device: String,
+    pub created_at_ms: u64,
+    pub last_used_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+impl Record for Session {
+    const VERSION: u8 = 1;
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("refresh_hash", &"<redacted>")
+            .field("device", &self.device)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("last_used_ms", &self.last_used_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+/// A registration invite. The token is a secret: it is kept out of `Debug` and errors.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteToken {
+    pub token: String,
+    /// Registrations it still allows; the token is removed when this reaches 0.
+    pub uses_left: u32,
+    /// Unusable from this instant on; `None` never expires.
+    pub expires_at_ms: Option<u64>,
+    /// The username of the admin who made it.
+    pub created_by: String,
+}
+
+impl Record for InviteToken {
+    const VERSION: u8 = 1;
+}
+
+impl fmt::Debug for InviteToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InviteToken")
+            .field("token", &"<redacted>")
+            .field("uses_left", &self.uses_left)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("created_by", &self.created_by)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> Account {
+        Account {
+            username: "Al".into(),
+            password_hash: "h".into(),
+            created_at_ms: 300,
+            is_admin: true,
+            disabled: false,
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            id: "s1".into(),
+            username: "al".into(),
+            refresh_hash: [9; 32],
+            device: "phone".into(),
+            created_at_ms: 1,
+            last_used_ms: 2,
+            expires_at_ms: 3,
+        }
+    }
+
+    fn invite() -> InviteToken {
+        InviteToken {
+            token: "secret-token".into(),
+            uses_left: 2,
+            expires_at_ms: Some(5),
+            created_by: "al".into(),
+        }
+    }
+
+    fn round_trip<R: Record + PartialEq + fmt::Debug>(record: &R) {
+        let bytes = encode("t", record).unwrap();
+        assert_eq!(bytes[0], R::VERSION);
+        assert_eq!(&decode::<R>("t", b"k", &bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        round_trip(&account());
+        round_trip(&session());
+        round_trip(&invite());
+        round_trip(&Profile::default());
+        round_trip(&Profile {
+            display_name: Some("Al".into()),
+            avatar: None,
+            bio: Some("hi".into()),
+        });
+        round_trip(&EventRecord {
+            seq: 7,
+            room_id: [1; 32],
+            bytes: Cow::Owned(vec![1, 2, 3]),
+        });
+    }
+
+    /// Pins the stored format: if this fails, the change needs a new `VERSION` and a migration.
+    #[test]
+    fn pinned_formats() {
+        assert_eq!(
+            encode("t", &account()).unwrap(),
+            [
+                1, // version
+                2, b'A', b'l', // username: varint length, bytes
+                1, b'h', // password_hash
+                0xac, 0x02, // created_at_ms = 300, varint
+                1,    // is_admin
+                0,    // disabled
+            ]
+        );
+        let mut event = vec![1, 7];
+        event.extend_from_slice(&[1; 32]);
+        event.extend_from_slice(&[3, 0xa, 0xb, 0xc]);
+        let record = EventRecord {
+            seq: 7,
+            room_id: [1; 32],
+            bytes: Cow::Borrowed(&[0xa, 0xb, 0xc]),
+        };
+        assert_eq!(encode("t", &record).unwrap(), event);
+        assert_eq!(
+            encode("t", &invite()).unwrap(),
+            [
+                1, 12, b's', b'e', b'c', b'r', b'e', b't', b'-', b't', b'o', b'k', b'e',
+                b'n', //
+                2,    // uses_left
+                1, 5, // Some(5)
+                2, b'a', b'l',
+            ]
+        );
+    }
+
+    #[test]
+    fn undecodable_values_are_corrupt() {
+        let good = encode("t", &account()).unwrap();
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut future = good.clone();
+        future[0] = 2;
+        let cases: [(&str, &[u8], &str); 5] = [
+            ("empty", &[], "empty value"),
+            ("future version", &future, "format version 2"),
+            ("truncated", &good[..good.len() - 1], "postcard"),
+            ("trailing bytes", &trailing, "1 trailing bytes"),
+            ("garbage", &[1, 0xff, 0xff], "postcard"),
+        ];
+        for (name, bytes, expected) in cases {
+            match decode::<Account>("accounts", b"al", bytes) {
+                Err(Error::Corrupt {
+                    tree: "accounts",
+                    key_hex: Some(key_hex),
+                    reason,
+                }) => {
+                    assert_eq!(key_hex, "616c", "{name}");
+                    assert!(reason.contains(expected), "{name}: {reason}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn secret_keyed_errors_withhold_the_key() {
+        assert!(matches!(
+            decode_secret_keyed::<InviteToken>("invites", &[1]),
+            Err(Error::Corrupt { key_hex: None, .. })
+        ));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let shown = format!("{:?} {:?} {:?}", account(), session(), invite());
+        assert!(shown.contains("<redacted>"));
+        assert!(!shown.contains("secret-token"));
+        assert!(!shown.contains("password_hash: \"h\""));
+        assert!(!shown.contains("9, 9"));
+    }
+}

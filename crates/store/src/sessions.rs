@@ -1,0 +1,307 @@
+//! Refresh-token sessions, by id and by user.
+//!
+//! `sessions` holds the record; `user_sessions` indexes (username, id) so that a user's sessions
+//! are one prefix scan. Both change in one transaction. Rotation changes only the record, with a
+//! compare-and-swap on its encoded bytes: of two refreshes presenting the same token, one wins.
+//! A record that does not decode is reported as [`Error::Corrupt`] by every method, writes
+//! included: it is never silently overwritten, since its index entry could not be found.
+
+use sled::transaction::{ConflictableTransactionError, Transactional};
+
+use crate::keys::{self, tree};
+use crate::records::{self, Session};
+use crate::{Error, Store};
+
+impl Store {
+    /// Stores `session`, replacing one with the same id. Durable on return.
+    pub fn put_session(&self, session: &Session) -> Result<(), Error> {
+        let value = sled::IVec::from(records::encode(tree::SESSIONS, session)?);
+        let index_key = keys::user_item(&session.username, session.id.as_bytes());
+        (&self.sessions, &self.user_sessions).transaction(|(sessions, user_sessions)| {
+            let old = sessions.insert(session.id.as_bytes(), value.clone())?;
+            // A replaced session of another user must leave that user's index.
+            if let Some(old) = old {
+                let old: Session = records::decode(tree::SESSIONS, session.id.as_bytes(), &old)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                user_sessions.remove(keys::user_item(&old.username, old.id.as_bytes()))?;
+            }
+            user_sessions.insert(&index_key[..], &[][..])?;
+            Ok(())
+        })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The session with this id.
+    pub fn session(&self, id: &str) -> Result<Option<Session>, Error> {
+        self.sessions
+            .get(id)?
+            .map(|value| records::decode(tree::SESSIONS, id.as_bytes(), &value))
+            .transpose()
+    }
+
+    /// The sessions of `username` (ignoring case), by id.
+    pub fn sessions_of(&self, username: &str) -> Result<Vec<Session>, Error> {
+        let prefix = keys::user_prefix(username);
+        self.user_sessions
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, _) = entry?;
+                let id = keys::decode_user_item(tree::USER_SESSIONS, &prefix, &key)?;
+                self.session(&id)?.ok_or_else(|| {
+                    Error::corrupt(
+                        tree::USER_SESSIONS,
+                        &key,
+                        "index entry points at a missing session",
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a session; `false` if there was none. Durable on return.
+    pub fn delete_session(&self, id: &str) -> Result<bool, Error> {
+        let deleted =
+            (&self.sessions, &self.user_sessions).transaction(|(sessions, user_sessions)| {
+                let Some(old) = sessions.remove(id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let old: Session = records::decode(tree::SESSIONS, id.as_bytes(), &old)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                user_sessions.remove(keys::user_item(&old.username, id.as_bytes()))?;
+                Ok(true)
+            })?;
+        self.db.flush()?;
+        Ok(deleted)
+    }
+
+    /// Refresh-token rotation: atomically replaces the session's `refresh_hash` `old` by `new` and
+    /// sets `last_used_ms` and `expires_at_ms`. Durable on return.
+    ///
+    /// `Ok(None)` if the session is gone or its hash is not `old`: the refresh token was already
+    /// used (replayed or stolen), and the caller revokes the session.
+    pub fn rotate_session(
+        &self,
+        id: &str,
+        old: &[u8; 32],
+        new: [u8; 32],
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<Option<Session>, Error> {
+        loop {
+            let Some(current) = self.sessions.get(id)? else {
+                return Ok(None);
+            };
+            let session: Session = records::decode(tree::SESSIONS, id.as_bytes(), &current)?;
+            if session.refresh_hash != *old {
+                return Ok(None);
+            }
+            let rotated = Session {
+                refresh_hash: new,
+                last_used_ms: now_ms,
+                expires_at_ms,
+                ..session
+            };
+            let value = records::encode(tree::SESSIONS, &rotated)?;
+            let swapped = self
+                .sessions
+                .compare_and_swap(id, Some(&current), Some(value))?;
+            if swapped.is_ok() {
+                self.db.flush()?;
+                return Ok(Some(rotated));
+            }
+            // The record changed in between; decide again on its new value. If a concurrent
+            // rotation won, the hash no longer matches and this one returns `None`.
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{open_temp, reopen};
+
+    fn session(id: &str, username: &str) -> Session {
+        Session {
+            id: id.into(),
+            username: username.into(),
+            refresh_hash: [1; 32],
+            device: "laptop".into(),
+            created_at_ms: 100,
+            last_used_ms: 100,
+            expires_at_ms: 1_000,
+        }
+    }
+
+    fn ids(sessions: &[Session]) -> Vec<&str> {
+        sessions.iter().map(|session| session.id.as_str()).collect()
+    }
+
+    #[test]
+    fn put_then_read_by_id_and_user() {
+        let (dir, store) = open_temp();
+        store.put_session(&session("s2", "alice")).unwrap();
+        store.put_session(&session("s1", "Alice")).unwrap();
+        store.put_session(&session("s3", "bob")).unwrap();
+        assert_eq!(store.session("s1").unwrap(), Some(session("s1", "Alice")));
+        assert_eq!(store.session("nope").unwrap(), None);
+        assert_eq!(ids(&store.sessions_of("ALICE").unwrap()), ["s1", "s2"]);
+        assert_eq!(ids(&store.sessions_of("bob").unwrap()), ["s3"]);
+
+        let store = reopen(&dir, store);
+        assert_eq!(ids(&store.sessions_of("alice").unwrap()), ["s1", "s2"]);
+    }
+
+    #[test]
+    fn sessions_of_prefix_names_are_separate() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("ice-1", "al")).unwrap();
+        store.put_session(&session("x", "alice")).unwrap();
+        assert_eq!(ids(&store.sessions_of("al").unwrap()), ["ice-1"]);
+        assert_eq!(ids(&store.sessions_of("alice").unwrap()), ["x"]);
+        assert!(store.sessions_of("a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn replacing_a_session_moves_its_index_entry() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        store.put_session(&session("s1", "bob")).unwrap();
+        assert!(store.sessions_of("alice").unwrap().is_empty());
+        assert_eq!(ids(&store.sessions_of("bob").unwrap()), ["s1"]);
+        assert_eq!(store.user_sessions.len(), 1);
+    }
+
+    #[test]
+    fn delete_removes_record_and_index() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        store.put_session(&session("s2", "alice")).unwrap();
+        assert!(store.delete_session("s1").unwrap());
+        assert!(!store.delete_session("s1").unwrap());
+        assert_eq!(store.session("s1").unwrap(), None);
+        assert_eq!(ids(&store.sessions_of("alice").unwrap()), ["s2"]);
+        assert_eq!(store.user_sessions.len(), 1);
+    }
+
+    #[test]
+    fn rotate_replaces_hash_and_times() {
+        let (dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        let rotated = store
+            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .unwrap()
+            .unwrap();
+        let expected = Session {
+            refresh_hash: [2; 32],
+            last_used_ms: 500,
+            expires_at_ms: 5_000,
+            ..session("s1", "alice")
+        };
+        assert_eq!(rotated, expected);
+        let store = reopen(&dir, store);
+        assert_eq!(store.session("s1").unwrap(), Some(expected));
+    }
+
+    #[test]
+    fn rotate_with_a_stale_hash_changes_nothing() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        assert_eq!(
+            store
+                .rotate_session("s1", &[9; 32], [2; 32], 500, 5_000)
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
+
+        // A replayed token: the first use rotates, the second finds the new hash.
+        store
+            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .rotate_session("s1", &[1; 32], [3; 32], 600, 6_000)
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.session("s1").unwrap().unwrap().refresh_hash, [2; 32]);
+    }
+
+    #[test]
+    fn rotate_a_missing_session_is_none() {
+        let (_dir, store) = open_temp();
+        assert_eq!(
+            store
+                .rotate_session("gone", &[1; 32], [2; 32], 1, 2)
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.session("gone").unwrap(), None);
+    }
+
+    #[test]
+    fn concurrent_rotations_of_one_token_let_exactly_one_win() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        let threads: Vec<_> = (0..4u8)
+            .map(|n| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store
+                        .rotate_session("s1", &[1; 32], [10 + n; 32], 500, 5_000)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let winners: Vec<Session> = threads
+            .into_iter()
+            .filter_map(|thread| thread.join().unwrap())
+            .collect();
+        assert_eq!(winners.len(), 1);
+        assert_eq!(store.session("s1").unwrap().as_ref(), winners.first());
+    }
+
+    #[test]
+    fn undecodable_session_is_corrupt() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        store.sessions.insert("s1", &[1, 0xff][..]).unwrap();
+        assert!(matches!(
+            store.session("s1"),
+            Err(Error::Corrupt {
+                tree: "sessions",
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.sessions_of("alice"),
+            Err(Error::Corrupt {
+                tree: "sessions",
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.rotate_session("s1", &[1; 32], [2; 32], 1, 2),
+            Err(Error::Corrupt {
+                tree: "sessions",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn dangling_session_index_is_corrupt() {
+        let (_dir, store) = open_temp();
+        let key = keys::user_item("alice", b"ghost");
+        store.user_sessions.insert(key, &[][..]).unwrap();
+        assert!(matches!(
+            store.sessions_of("alice"),
+            Err(Error::Corrupt {
+                tree: "user_sessions",
+                ..
+            })
+        ));
+    }
+}

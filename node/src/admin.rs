@@ -1,0 +1,109 @@
+//! Operator commands on a data directory: create users, reset passwords,
+//! list users and rooms, mint invite tokens. They open the store directly,
+//! so the node must be stopped (sled allows one process at a time, and says
+//! so if another holds it).
+
+use anyhow::{Context, bail};
+use spaces_protocol::content::Content;
+use spaces_protocol::{Event, RoomId, UserId};
+use spaces_store::{Account, InviteToken};
+
+use crate::data_dir::DataDir;
+use crate::engine::now_ms;
+
+pub fn create_user(
+    dir: &DataDir,
+    username: &str,
+    password: &str,
+    admin: bool,
+) -> anyhow::Result<UserId> {
+    let username = username.to_lowercase();
+    let user = UserId::new(&username, dir.node_key.node_id()).context("invalid username")?;
+    spaces_auth::check_password_policy(password)?;
+    let store = dir.open_store()?;
+    let hash = spaces_auth::hash_password(password, &mut rand::rng())?;
+    let account = Account {
+        username,
+        password_hash: hash,
+        created_at_ms: now_ms(),
+        is_admin: admin,
+        disabled: false,
+    };
+    match store.create_account(&account) {
+        Err(spaces_store::Error::AlreadyExists) => bail!("user {user} already exists"),
+        other => other?,
+    }
+    Ok(user)
+}
+
+pub fn reset_password(dir: &DataDir, username: &str, password: &str) -> anyhow::Result<()> {
+    spaces_auth::check_password_policy(password)?;
+    let store = dir.open_store()?;
+    let mut account = store
+        .account(&username.to_lowercase())?
+        .with_context(|| format!("no user {username}"))?;
+    account.password_hash = spaces_auth::hash_password(password, &mut rand::rng())?;
+    store.update_account(&account)?;
+    // A reset password ends every session: whoever knew the old one is out.
+    for session in store.sessions_of(&account.username)? {
+        store.delete_session(&session.id)?;
+    }
+    Ok(())
+}
+
+pub fn list_users(dir: &DataDir) -> anyhow::Result<Vec<String>> {
+    let store = dir.open_store()?;
+    let node = dir.node_key.node_id();
+    Ok(store
+        .accounts()?
+        .into_iter()
+        .map(|a| {
+            format!(
+                "@{}:{node}{}{}",
+                a.username,
+                if a.is_admin { "  admin" } else { "" },
+                if a.disabled { "  disabled" } else { "" }
+            )
+        })
+        .collect())
+}
+
+pub fn list_rooms(dir: &DataDir) -> anyhow::Result<Vec<String>> {
+    let store = dir.open_store()?;
+    let mut lines = Vec::new();
+    for room_id in store.room_ids()? {
+        let room_id = RoomId(room_id);
+        let mut n_events = 0usize;
+        let mut name = None;
+        for stored in store.room_events(&room_id.0) {
+            let stored = stored?;
+            n_events += 1;
+            if let Ok(event) = Event::decode_trusted(&stored.bytes)
+                && let Content::Name(n) = event.content()
+            {
+                name = Some(n.clone());
+            }
+        }
+        lines.push(format!(
+            "{room_id}  {n_events} events  {}",
+            name.unwrap_or_else(|| "(unnamed)".into())
+        ));
+    }
+    Ok(lines)
+}
+
+pub fn invite_token(
+    dir: &DataDir,
+    uses: u32,
+    expires_in_secs: Option<u64>,
+) -> anyhow::Result<String> {
+    let store = dir.open_store()?;
+    let token = spaces_auth::new_invite_token(&mut rand::rng());
+    store.put_invite_token(&InviteToken {
+        token: token.clone(),
+        uses_left: uses,
+        expires_at_ms: expires_in_secs.map(|s| now_ms() + s * 1000),
+        created_by: "admin".into(),
+    })?;
+    Ok(token)
+}

@@ -1,0 +1,197 @@
+//! Profiles, settings and contacts: the "user service" of the original
+//! diagram, kept in the store.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use spaces_protocol::UserId;
+use spaces_store::Profile;
+
+use super::error::{ApiError, ApiResult, Json};
+use super::{AppState, Authed};
+
+/// Largest settings document. Settings are preferences, not storage.
+const MAX_SETTINGS_BYTES: usize = 64 * 1024;
+const MAX_DISPLAY_NAME: usize = 64;
+const MAX_BIO: usize = 1024;
+const MAX_AVATAR_REF: usize = 512;
+/// Contacts per user: an address book, bounded.
+const MAX_CONTACTS: usize = 5_000;
+
+#[derive(Serialize)]
+pub struct Me {
+    user_id: String,
+    username: String,
+    node_id: String,
+    is_admin: bool,
+    session_id: String,
+}
+
+pub async fn me(State(state): State<AppState>, authed: Authed) -> Json<Me> {
+    Json(Me {
+        user_id: authed.user.to_string(),
+        username: authed.username,
+        node_id: state.engine.node_id().to_string(),
+        is_admin: authed.admin,
+        session_id: authed.session_id,
+    })
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
+    #[serde(default)]
+    bio: Option<String>,
+}
+
+impl From<Profile> for ProfileBody {
+    fn from(p: Profile) -> ProfileBody {
+        ProfileBody {
+            display_name: p.display_name,
+            avatar: p.avatar,
+            bio: p.bio,
+        }
+    }
+}
+
+pub async fn get_profile(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<ProfileBody>> {
+    Ok(Json(state.store.profile(&authed.username)?.into()))
+}
+
+pub async fn put_profile(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(body): Json<ProfileBody>,
+) -> ApiResult<Json<ProfileBody>> {
+    let check = |value: &Option<String>, max: usize, field: &str| match value {
+        Some(v) if v.len() > max => Err(ApiError::bad_request(
+            "too_long",
+            format!("{field} is longer than {max} bytes"),
+        )),
+        Some(v) if v.chars().any(char::is_control) && field != "bio" => Err(ApiError::bad_request(
+            "bad_value",
+            format!("{field} has control characters"),
+        )),
+        _ => Ok(()),
+    };
+    check(&body.display_name, MAX_DISPLAY_NAME, "display_name")?;
+    check(&body.bio, MAX_BIO, "bio")?;
+    check(&body.avatar, MAX_AVATAR_REF, "avatar")?;
+    let profile = Profile {
+        display_name: body.display_name.filter(|s| !s.is_empty()),
+        avatar: body.avatar.filter(|s| !s.is_empty()),
+        bio: body.bio.filter(|s| !s.is_empty()),
+    };
+    state.store.put_profile(&authed.username, &profile)?;
+    Ok(Json(profile.into()))
+}
+
+pub async fn user_profile(
+    State(state): State<AppState>,
+    _authed: Authed,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<ProfileBody>> {
+    let user = parse_user(&user_id)?;
+    if !state.engine.is_local(&user) || state.store.account(user.localpart())?.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_user",
+            "no such user on this node",
+        ));
+    }
+    Ok(Json(state.store.profile(user.localpart())?.into()))
+}
+
+pub async fn get_settings(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Value>> {
+    let Some(bytes) = state.store.settings(&authed.username)? else {
+        return Ok(Json(Value::Object(Default::default())));
+    };
+    serde_json::from_slice(&bytes)
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+pub async fn put_settings(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(settings): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    if !settings.is_object() {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            "settings must be a JSON object",
+        ));
+    }
+    let bytes = serde_json::to_vec(&settings).map_err(ApiError::internal)?;
+    if bytes.len() > MAX_SETTINGS_BYTES {
+        return Err(ApiError::bad_request(
+            "too_long",
+            format!("settings are limited to {MAX_SETTINGS_BYTES} bytes"),
+        ));
+    }
+    state.store.put_settings(&authed.username, &bytes)?;
+    Ok(Json(settings))
+}
+
+pub async fn contacts(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<String>>> {
+    Ok(Json(state.store.contacts(&authed.username)?))
+}
+
+pub async fn add_contact(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = parse_user(&user_id)?;
+    if user == authed.user {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            "you are always your own contact",
+        ));
+    }
+    if state.store.contacts(&authed.username)?.len() >= MAX_CONTACTS {
+        return Err(ApiError::bad_request(
+            "too_many",
+            format!("at most {MAX_CONTACTS} contacts"),
+        ));
+    }
+    state
+        .store
+        .add_contact(&authed.username, &user.to_string())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove_contact(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = parse_user(&user_id)?;
+    if state
+        .store
+        .remove_contact(&authed.username, &user.to_string())?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(
+            "unknown_contact",
+            "not in your contacts",
+        ))
+    }
+}
+
+pub fn parse_user(text: &str) -> ApiResult<UserId> {
+    text.parse().map_err(|e| {
+        ApiError::bad_request("bad_user_id", format!("{text:?} is not a user id: {e}"))
+    })
+}

@@ -1,0 +1,394 @@
+//! Messages: send, history both ways, threads, reactions, edits, deletion
+//! and read markers.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use spaces_protocol::content::*;
+use spaces_protocol::{EventId, RoleId};
+
+use super::account::parse_user;
+use super::error::{ApiError, ApiResult, Json};
+use super::rooms::{parse_room, rate};
+use super::{AppState, Authed, render};
+use crate::engine::RoomView;
+
+fn parse_event(text: &str) -> ApiResult<EventId> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("bad_event_id", format!("{text:?} is not an event id")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MentionsBody {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    roles: Vec<u32>,
+    #[serde(default)]
+    room: bool,
+}
+
+impl MentionsBody {
+    fn parse(self) -> ApiResult<Mentions> {
+        Ok(Mentions {
+            users: self
+                .users
+                .iter()
+                .map(|u| parse_user(u))
+                .collect::<ApiResult<_>>()?,
+            roles: self.roles.into_iter().map(RoleId).collect(),
+            room: self.room,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    body: String,
+    #[serde(default)]
+    reply_to: Option<String>,
+    #[serde(default)]
+    thread: Option<String>,
+    #[serde(default)]
+    mentions: MentionsBody,
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<SendBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    rate(&state, &authed)?;
+    let room_id = parse_room(&room_id)?;
+    if req.body.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_message",
+            "a message needs a body",
+        ));
+    }
+    let content = Content::Message(Message {
+        body: req.body,
+        mentions: req.mentions.parse()?,
+        reply_to: req.reply_to.as_deref().map(parse_event).transpose()?,
+        thread: req.thread.as_deref().map(parse_event).transpose()?,
+        attachments: Vec::new(),
+    });
+    let event = state.engine.send(&authed.user, &room_id, content).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(render::event(&event, None, &authed.user)),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// An event id to page from (exclusive); absent: the newest (dir=b) or oldest (dir=f).
+    #[serde(default)]
+    from: Option<String>,
+    /// "b" (older, default) or "f" (newer).
+    #[serde(default)]
+    dir: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Page size bounds: enough for a screen, small enough to answer fast.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+
+/// Shown in the main timeline: everything accepted except reactions, edits
+/// and redactions (folded into their targets) and thread replies (in the
+/// thread view).
+fn in_timeline(content: &Content) -> bool {
+    match content {
+        Content::Message(m) => m.thread.is_none(),
+        Content::Reaction(_) | Content::Edit(_) | Content::Redaction(_) => false,
+        _ => true,
+    }
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let room_id = parse_room(&room_id)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            format!("limit must be 1–{MAX_LIMIT}"),
+        ));
+    }
+    let backwards = match query.dir.as_deref() {
+        None | Some("b") => true,
+        Some("f") => false,
+        Some(_) => return Err(ApiError::bad_request("bad_value", "dir must be b or f")),
+    };
+    let slot = state.engine.room(&room_id)?;
+    let view = slot.lock().await;
+    let floor = readable(&view, &authed)?;
+    let anchor =
+        match &query.from {
+            Some(id) => Some(view.room.position(&parse_event(id)?).ok_or_else(|| {
+                ApiError::not_found("unknown_event", "no such event in this room")
+            })?),
+            None => None,
+        };
+    let mut positions = Vec::with_capacity(limit);
+    let mut has_more = false;
+    if backwards {
+        let mut pos = anchor.unwrap_or(view.room.len());
+        while pos > floor {
+            pos -= 1;
+            let Some((event, accepted)) = view.room.at(pos) else {
+                break;
+            };
+            if accepted && in_timeline(event.content()) {
+                if positions.len() == limit {
+                    has_more = true;
+                    break;
+                }
+                positions.push(pos);
+            }
+        }
+        positions.reverse();
+    } else {
+        let mut pos = anchor.map_or(floor, |a| (a + 1).max(floor));
+        while let Some((event, accepted)) = view.room.at(pos) {
+            if accepted && in_timeline(event.content()) {
+                if positions.len() == limit {
+                    has_more = true;
+                    break;
+                }
+                positions.push(pos);
+            }
+            pos += 1;
+        }
+    }
+    let events: Vec<Value> = positions
+        .iter()
+        .filter_map(|p| view.room.at(*p))
+        .map(|(e, _)| render::event(e, Some(&view), &authed.user))
+        .collect();
+    Ok(Json(json!({ "events": events, "has_more": has_more })))
+}
+
+/// The first position `authed` may read, or 403.
+fn readable(view: &RoomView, authed: &Authed) -> ApiResult<usize> {
+    view.readable_from(&authed.user)
+        .ok_or_else(|| ApiError::forbidden("not_member", "you are not in this room"))
+}
+
+pub async fn thread(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let room_id = parse_room(&room_id)?;
+    let root = parse_event(&event_id)?;
+    let slot = state.engine.room(&room_id)?;
+    let view = slot.lock().await;
+    let floor = readable(&view, &authed)?;
+    let visible = |id: &EventId| {
+        view.room.position(id).is_some_and(|p| p >= floor) && view.room.is_accepted(id)
+    };
+    if !visible(&root) {
+        return Err(ApiError::not_found(
+            "unknown_event",
+            "no such message in this room",
+        ));
+    }
+    let root_event = view
+        .room
+        .event(&root)
+        .ok_or_else(|| ApiError::not_found("unknown_event", "no such message"))?;
+    let replies: Vec<Value> = view
+        .agg
+        .threads
+        .get(&root)
+        .into_iter()
+        .flatten()
+        .filter(|id| visible(id))
+        .filter_map(|id| view.room.event(id))
+        .map(|e| render::event(e, Some(&view), &authed.user))
+        .collect();
+    Ok(Json(
+        json!({ "root": render::event(root_event, Some(&view), &authed.user), "replies": replies }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReactBody {
+    key: String,
+}
+
+pub async fn react(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id)): Path<(String, String)>,
+    Json(req): Json<ReactBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    rate(&state, &authed)?;
+    let room_id = parse_room(&room_id)?;
+    let target = parse_event(&event_id)?;
+    {
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        let already = view
+            .agg
+            .reactions
+            .get(&target)
+            .and_then(|r| r.get(&req.key))
+            .is_some_and(|users| users.iter().any(|(u, _)| u == &authed.user));
+        if already {
+            return Err(ApiError::conflict(
+                "already_reacted",
+                "you already reacted with that",
+            ));
+        }
+    }
+    let event = state
+        .engine
+        .send(
+            &authed.user,
+            &room_id,
+            Content::Reaction(Reaction {
+                target,
+                key: req.key,
+            }),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(render::event(&event, None, &authed.user)),
+    ))
+}
+
+pub async fn unreact(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id, key)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    rate(&state, &authed)?;
+    let room_id = parse_room(&room_id)?;
+    let target = parse_event(&event_id)?;
+    let reaction = {
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        view.agg
+            .reactions
+            .get(&target)
+            .and_then(|r| r.get(&key))
+            .and_then(|users| {
+                users
+                    .iter()
+                    .find(|(u, _)| u == &authed.user)
+                    .map(|(_, id)| *id)
+            })
+    };
+    let reaction = reaction
+        .ok_or_else(|| ApiError::not_found("unknown_reaction", "you have not reacted with that"))?;
+    state
+        .engine
+        .send(
+            &authed.user,
+            &room_id,
+            Content::Redaction(Redaction {
+                target: reaction,
+                reason: None,
+            }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    body: String,
+    #[serde(default)]
+    mentions: MentionsBody,
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id)): Path<(String, String)>,
+    Json(req): Json<EditBody>,
+) -> ApiResult<Json<Value>> {
+    rate(&state, &authed)?;
+    if req.body.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_message",
+            "an edit needs a body; delete the message instead",
+        ));
+    }
+    let room_id = parse_room(&room_id)?;
+    let target = parse_event(&event_id)?;
+    let content = Content::Edit(Edit {
+        target,
+        body: req.body,
+        mentions: req.mentions.parse()?,
+    });
+    let event = state.engine.send(&authed.user, &room_id, content).await?;
+    Ok(Json(render::event(&event, None, &authed.user)))
+}
+
+pub async fn redact(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    rate(&state, &authed)?;
+    let room_id = parse_room(&room_id)?;
+    let target = parse_event(&event_id)?;
+    state
+        .engine
+        .send(
+            &authed.user,
+            &room_id,
+            Content::Redaction(Redaction {
+                target,
+                reason: None,
+            }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadBody {
+    event_id: String,
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<ReadBody>,
+) -> ApiResult<StatusCode> {
+    let room_id = parse_room(&room_id)?;
+    let event_id = parse_event(&req.event_id)?;
+    let seq = {
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        readable(&view, &authed)?;
+        *view
+            .seqs
+            .get(&event_id)
+            .ok_or_else(|| ApiError::not_found("unknown_event", "no such event in this room"))?
+    };
+    state
+        .store
+        .set_read_marker(&authed.username, &room_id.0, seq)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,227 @@
+//! The HTTP + WebSocket API (docs/spec/api.md, docs/spec/openapi.json).
+//!
+//! The gateway of the node: it authenticates, rate-limits and checks the size
+//! and shape of every request, then speaks to the engine in protocol terms.
+//! Everything under `/api/v1`; `/ws` is the one WebSocket; `/` serves the web
+//! client when one is built.
+
+mod account;
+mod error;
+mod messages;
+mod meta;
+mod ratelimit;
+mod render;
+mod rooms;
+mod session;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, patch, post, put};
+use spaces_auth::TokenKey;
+use spaces_store::Store;
+
+pub use error::{ApiError, ApiResult};
+pub use session::Authed;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+pub use ratelimit::RateLimiter;
+
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub engine: Engine,
+    pub store: Store,
+    pub tokens: TokenKey,
+    /// `iss` of our tokens: the node id.
+    pub issuer: String,
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub sends: RateLimiter,
+    pub logins: RateLimiter,
+    pub web_dir: Option<PathBuf>,
+    /// Flips to true when the node stops: WebSockets close.
+    pub stopped: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+/// Every route. Kept in one table so the OpenAPI test can compare it with
+/// docs/spec/openapi.json.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/sessions"),
+    ("DELETE", "/api/v1/sessions/{session_id}"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/profile"),
+    ("PUT", "/api/v1/profile"),
+    ("GET", "/api/v1/users/{user_id}/profile"),
+    ("GET", "/api/v1/settings"),
+    ("PUT", "/api/v1/settings"),
+    ("GET", "/api/v1/contacts"),
+    ("PUT", "/api/v1/contacts/{user_id}"),
+    ("DELETE", "/api/v1/contacts/{user_id}"),
+    ("POST", "/api/v1/admin/invite-tokens"),
+    ("GET", "/api/v1/rooms"),
+    ("POST", "/api/v1/rooms"),
+    ("POST", "/api/v1/dms"),
+    ("GET", "/api/v1/directory"),
+    ("GET", "/api/v1/rooms/{room_id}"),
+    ("PATCH", "/api/v1/rooms/{room_id}"),
+    ("GET", "/api/v1/rooms/{room_id}/members"),
+    ("POST", "/api/v1/rooms/{room_id}/join"),
+    ("POST", "/api/v1/rooms/{room_id}/leave"),
+    ("POST", "/api/v1/rooms/{room_id}/invite"),
+    ("POST", "/api/v1/rooms/{room_id}/kick"),
+    ("POST", "/api/v1/rooms/{room_id}/ban"),
+    ("POST", "/api/v1/rooms/{room_id}/unban"),
+    ("PUT", "/api/v1/rooms/{room_id}/roles/{role_id}"),
+    ("DELETE", "/api/v1/rooms/{room_id}/roles/{role_id}"),
+    ("PUT", "/api/v1/rooms/{room_id}/members/{user_id}/roles"),
+    ("PUT", "/api/v1/rooms/{room_id}/members/{user_id}/timeout"),
+    ("GET", "/api/v1/rooms/{room_id}/messages"),
+    ("POST", "/api/v1/rooms/{room_id}/messages"),
+    ("PATCH", "/api/v1/rooms/{room_id}/messages/{event_id}"),
+    ("DELETE", "/api/v1/rooms/{room_id}/messages/{event_id}"),
+    ("GET", "/api/v1/rooms/{room_id}/threads/{event_id}"),
+    (
+        "POST",
+        "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",
+    ),
+    (
+        "DELETE",
+        "/api/v1/rooms/{room_id}/messages/{event_id}/reactions/{key}",
+    ),
+    ("POST", "/api/v1/rooms/{room_id}/read"),
+    ("GET", "/ws"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/openapi.json"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.limits.max_body_bytes;
+    let api = Router::new()
+        .route("/api/v1/auth/register", post(session::register))
+        .route("/api/v1/auth/login", post(session::login))
+        .route("/api/v1/auth/refresh", post(session::refresh))
+        .route("/api/v1/auth/logout", post(session::logout))
+        .route("/api/v1/sessions", get(session::list))
+        .route("/api/v1/sessions/{session_id}", delete(session::revoke))
+        .route("/api/v1/me", get(account::me))
+        .route(
+            "/api/v1/profile",
+            get(account::get_profile).put(account::put_profile),
+        )
+        .route(
+            "/api/v1/users/{user_id}/profile",
+            get(account::user_profile),
+        )
+        .route(
+            "/api/v1/settings",
+            get(account::get_settings).put(account::put_settings),
+        )
+        .route("/api/v1/contacts", get(account::contacts))
+        .route(
+            "/api/v1/contacts/{user_id}",
+            put(account::add_contact).delete(account::remove_contact),
+        )
+        .route(
+            "/api/v1/admin/invite-tokens",
+            post(session::create_invite_token),
+        )
+        .route("/api/v1/rooms", get(rooms::list).post(rooms::create))
+        .route("/api/v1/dms", post(rooms::create_dm))
+        .route("/api/v1/directory", get(rooms::directory))
+        .route(
+            "/api/v1/rooms/{room_id}",
+            get(rooms::get).patch(rooms::update),
+        )
+        .route("/api/v1/rooms/{room_id}/members", get(rooms::members))
+        .route("/api/v1/rooms/{room_id}/join", post(rooms::join))
+        .route("/api/v1/rooms/{room_id}/leave", post(rooms::leave))
+        .route("/api/v1/rooms/{room_id}/invite", post(rooms::invite))
+        .route("/api/v1/rooms/{room_id}/kick", post(rooms::kick))
+        .route("/api/v1/rooms/{room_id}/ban", post(rooms::ban))
+        .route("/api/v1/rooms/{room_id}/unban", post(rooms::unban))
+        .route(
+            "/api/v1/rooms/{room_id}/roles/{role_id}",
+            put(rooms::put_role).delete(rooms::delete_role),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/members/{user_id}/roles",
+            put(rooms::set_member_roles),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/members/{user_id}/timeout",
+            put(rooms::timeout),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages",
+            get(messages::history).post(messages::send),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages/{event_id}",
+            patch(messages::edit).delete(messages::redact),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/threads/{event_id}",
+            get(messages::thread),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",
+            post(messages::react),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages/{event_id}/reactions/{key}",
+            delete(messages::unreact),
+        )
+        .route("/api/v1/rooms/{room_id}/read", post(messages::read))
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(meta::healthz))
+        .route("/metrics", get(meta::metrics))
+        .route("/api/openapi.json", get(meta::openapi))
+        .fallback(meta::fallback)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    api.with_state(state)
+}
+
+/// Per-request span and counters.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let span =
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
+    let _enter = span.enter();
+    drop(_enter);
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
+    state.metrics.http_requests.add(1);
+    if response.status().is_client_error() {
+        state.metrics.http_client_errors.add(1);
+    } else if response.status().is_server_error() {
+        state.metrics.http_server_errors.add(1);
+    }
+    response
+}

@@ -1,0 +1,195 @@
+//! JSON views of protocol values for the HTTP API and the WebSocket. The
+//! shapes are documented in docs/spec/api.md; ids are their text forms.
+
+use serde_json::{Value, json};
+use spaces_protocol::content::*;
+use spaces_protocol::{Event, Permissions, RoomState, UserId};
+
+use crate::engine::RoomView;
+
+pub fn membership(m: Membership) -> &'static str {
+    match m {
+        Membership::Join => "join",
+        Membership::Invite => "invite",
+        Membership::Leave => "leave",
+        Membership::Knock => "knock",
+        Membership::Ban => "ban",
+    }
+}
+
+pub fn join_rule(rule: JoinRule) -> &'static str {
+    match rule {
+        JoinRule::Public => "public",
+        JoinRule::Invite => "invite",
+        JoinRule::Knock => "knock",
+    }
+}
+
+pub fn parse_join_rule(text: &str) -> Option<JoinRule> {
+    [JoinRule::Public, JoinRule::Invite, JoinRule::Knock]
+        .into_iter()
+        .find(|r| join_rule(*r) == text)
+}
+
+pub fn history_visibility(v: HistoryVisibility) -> &'static str {
+    match v {
+        HistoryVisibility::WorldReadable => "world_readable",
+        HistoryVisibility::Shared => "shared",
+        HistoryVisibility::Invited => "invited",
+        HistoryVisibility::Joined => "joined",
+    }
+}
+
+pub fn parse_history_visibility(text: &str) -> Option<HistoryVisibility> {
+    use HistoryVisibility::*;
+    [WorldReadable, Shared, Invited, Joined]
+        .into_iter()
+        .find(|v| history_visibility(*v) == text)
+}
+
+pub fn room_kind(kind: RoomKind) -> &'static str {
+    match kind {
+        RoomKind::Room => "room",
+        RoomKind::Space => "space",
+        RoomKind::Direct => "direct",
+    }
+}
+
+pub fn permissions(p: Permissions) -> Vec<&'static str> {
+    p.names().collect()
+}
+
+fn strings<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+fn attachment(a: &Attachment) -> Value {
+    json!({
+        "hash": a.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "size": a.size, "mime": a.mime, "name": a.name,
+        "width": a.width, "height": a.height, "node": a.node.to_string(),
+    })
+}
+
+fn mentions(m: &Mentions) -> Value {
+    json!({ "users": strings(&m.users), "roles": m.roles.iter().map(|r| r.0).collect::<Vec<_>>(), "room": m.room })
+}
+
+pub fn content(content: &Content) -> Value {
+    match content {
+        Content::Create(c) => json!({
+            "room_version": c.room_version, "kind": room_kind(c.kind),
+            "join_rule": join_rule(c.join_rule), "history_visibility": history_visibility(c.history_visibility),
+        }),
+        Content::Member(m) => {
+            json!({ "target": m.target.to_string(), "membership": membership(m.membership), "reason": m.reason })
+        }
+        Content::Role(r) => json!({
+            "role": r.role.0, "name": r.name, "rank": r.rank, "permissions": permissions(r.permissions),
+            "color": r.color, "deleted": r.deleted,
+        }),
+        Content::MemberRoles(m) => {
+            json!({ "target": m.target.to_string(), "roles": m.roles.iter().map(|r| r.0).collect::<Vec<_>>() })
+        }
+        Content::Timeout(t) => {
+            json!({ "target": t.target.to_string(), "until_ms": t.until_ms, "reason": t.reason })
+        }
+        Content::Name(name) => json!({ "name": name }),
+        Content::Topic(topic) => json!({ "topic": topic }),
+        Content::Avatar(a) => json!({ "avatar": a.as_ref().map(attachment) }),
+        Content::JoinRule(rule) => json!({ "join_rule": join_rule(*rule) }),
+        Content::HistoryVisibility(v) => json!({ "history_visibility": history_visibility(*v) }),
+        Content::Slowmode(s) => json!({ "seconds": s.seconds }),
+        Content::Encryption(_) => json!({ "algorithm": "mls128-x25519" }),
+        Content::Pins(pins) => json!({ "pins": strings(pins) }),
+        Content::SpaceChild(l) | Content::SpaceParent(l) => {
+            json!({ "room": l.room.to_string(), "via": strings(&l.via), "present": l.present })
+        }
+        Content::Message(m) => json!({
+            "body": m.body, "mentions": mentions(&m.mentions),
+            "reply_to": m.reply_to.map(|id| id.to_string()), "thread": m.thread.map(|id| id.to_string()),
+            "attachments": m.attachments.iter().map(attachment).collect::<Vec<_>>(),
+        }),
+        Content::Reaction(r) => json!({ "target": r.target.to_string(), "key": r.key }),
+        Content::Edit(e) => {
+            json!({ "target": e.target.to_string(), "body": e.body, "mentions": mentions(&e.mentions) })
+        }
+        Content::Redaction(r) => json!({ "target": r.target.to_string(), "reason": r.reason }),
+    }
+}
+
+/// An event as clients see it. With a view, messages carry their
+/// aggregates (reactions, latest edit, redaction, thread size).
+pub fn event(event: &Event, view: Option<&RoomView>, viewer: &UserId) -> Value {
+    let mut value = json!({
+        "event_id": event.id().to_string(),
+        "room_id": event.room_id().to_string(),
+        "sender": event.sender().to_string(),
+        "type": event.content().type_name(),
+        "origin_ts": event.origin_ts(),
+        "depth": event.depth(),
+        "content": content(event.content()),
+    });
+    let (Some(view), Content::Message(_)) = (view, event.content()) else {
+        return value;
+    };
+    let id = event.id();
+    let agg = &view.agg;
+    let redacted = agg.redacted.contains(&id);
+    let reactions: Vec<Value> = agg
+        .reactions
+        .get(&id)
+        .map(|reactions| {
+            reactions
+                .iter()
+                .map(|(key, users)| {
+                    json!({
+                        "key": key, "count": users.len(),
+                        "me": users.iter().any(|(u, _)| u == viewer),
+                        "users": users.iter().map(|(u, _)| u.to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let edited = agg
+        .edits
+        .get(&id)
+        .filter(|_| !redacted)
+        .map(|(edit_id, body)| json!({ "edit_id": edit_id.to_string(), "body": body }));
+    let thread_count = agg.threads.get(&id).map_or(0, Vec::len);
+    if let Some(object) = value.as_object_mut() {
+        if redacted {
+            object.insert("content".into(), json!({ "body": "", "mentions": { "users": [], "roles": [], "room": false }, "reply_to": null, "thread": null, "attachments": [] }));
+        }
+        object.insert("redacted".into(), json!(redacted));
+        object.insert("edited".into(), edited.unwrap_or(Value::Null));
+        object.insert("reactions".into(), json!(reactions));
+        object.insert("thread_count".into(), json!(thread_count));
+    }
+    value
+}
+
+/// A room as one user sees it.
+pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
+    let state: &RoomState = view.room.state();
+    json!({
+        "room_id": view.room.room_id().to_string(),
+        "kind": state.kind().map(room_kind),
+        "name": state.name(),
+        "topic": state.topic(),
+        "creator": state.creator().map(ToString::to_string),
+        "join_rule": join_rule(state.join_rule()),
+        "history_visibility": history_visibility(state.history_visibility()),
+        "encrypted": state.encryption().is_some(),
+        "slowmode_seconds": state.slowmode_seconds(),
+        "pins": strings(state.pins()),
+        "n_members": state.joined().len(),
+        "membership": state.membership(viewer).map(membership),
+        "permissions": permissions(state.permissions(viewer)),
+        "rank": state.rank(viewer),
+        "is_owner": state.is_owner(viewer),
+        "unread": unread,
+        "n_events": view.room.len(),
+    })
+}

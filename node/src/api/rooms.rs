@@ -1,0 +1,618 @@
+//! Rooms: create, list, directory, membership, settings and roles. Every
+//! change is a protocol event sent through the engine, so the auth rules —
+//! not this file — decide who may do what.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use spaces_protocol::content::*;
+use spaces_protocol::{Permissions, RoleId, RoomId, UserId};
+
+use super::account::parse_user;
+use super::error::{ApiError, ApiResult, Json};
+use super::{AppState, Authed, render};
+use crate::engine::{NewRoom, now_ms};
+
+pub fn parse_room(text: &str) -> ApiResult<RoomId> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("bad_room_id", format!("{text:?} is not a room id")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    /// "public" (anyone may join, listed in the directory) or "private".
+    #[serde(default)]
+    visibility: Option<String>,
+    /// "room" (default) or "space".
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    history_visibility: Option<String>,
+    #[serde(default)]
+    invite: Vec<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<CreateRoom>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    rate(&state, &authed)?;
+    let join_rule = match req.visibility.as_deref() {
+        None | Some("private") => JoinRule::Invite,
+        Some("public") => JoinRule::Public,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_value",
+                format!("visibility {other:?}: use public or private"),
+            ));
+        }
+    };
+    let kind = match req.kind.as_deref() {
+        None | Some("room") => RoomKind::Room,
+        Some("space") => RoomKind::Space,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_value",
+                format!("kind {other:?}: use room or space"),
+            ));
+        }
+    };
+    let history_visibility = match req.history_visibility.as_deref() {
+        None => HistoryVisibility::Shared,
+        Some(text) => render::parse_history_visibility(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_value",
+                "history_visibility: world_readable, shared, invited or joined",
+            )
+        })?,
+    };
+    if req.invite.len() > spaces_protocol::limits::MAX_LIST_LEN {
+        return Err(ApiError::bad_request(
+            "too_many",
+            "too many invitees at once",
+        ));
+    }
+    let invite = req
+        .invite
+        .iter()
+        .map(|u| parse_user(u))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let name = req.name.filter(|n| !n.trim().is_empty());
+    let topic = req.topic.filter(|t| !t.trim().is_empty());
+    let room_id = state
+        .engine
+        .create_room(
+            &authed.user,
+            NewRoom {
+                kind,
+                join_rule,
+                history_visibility,
+                name,
+                topic,
+                invite,
+            },
+        )
+        .await?;
+    let view = state.engine.room(&room_id)?;
+    let view = view.lock().await;
+    Ok((
+        StatusCode::CREATED,
+        Json(render::room(&view, &authed.user, Some(0))),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDm {
+    user_id: String,
+}
+
+pub async fn create_dm(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<CreateDm>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let other = parse_user(&req.user_id)?;
+    if other == authed.user {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            "a direct conversation needs someone else",
+        ));
+    }
+    if state.engine.is_local(&other) && state.store.account(other.localpart())?.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_user",
+            "no such user on this node",
+        ));
+    }
+    // One conversation per pair: return the existing one.
+    for room_id in state.engine.rooms_of(&authed.user) {
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        let room_state = view.room.state();
+        if room_state.kind() == Some(RoomKind::Direct)
+            && matches!(
+                room_state.membership(&other),
+                Some(Membership::Join | Membership::Invite)
+            )
+            && room_state.is_joined(&authed.user)
+        {
+            return Ok((
+                StatusCode::OK,
+                Json(render::room(&view, &authed.user, None)),
+            ));
+        }
+    }
+    rate(&state, &authed)?;
+    let options = NewRoom {
+        kind: RoomKind::Direct,
+        join_rule: JoinRule::Invite,
+        history_visibility: HistoryVisibility::Shared,
+        name: None,
+        topic: None,
+        invite: vec![other],
+    };
+    let room_id = state.engine.create_room(&authed.user, options).await?;
+    let slot = state.engine.room(&room_id)?;
+    let view = slot.lock().await;
+    Ok((
+        StatusCode::CREATED,
+        Json(render::room(&view, &authed.user, Some(0))),
+    ))
+}
+
+/// Cap on counted unread messages: clients show "99+" long before this.
+const UNREAD_CAP: usize = 999;
+
+pub async fn list(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Vec<Value>>> {
+    let mut rooms = Vec::new();
+    for room_id in state.engine.rooms_of(&authed.user) {
+        let marker = state.store.read_marker(&authed.username, &room_id.0)?;
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        let unread = view.unread(&authed.user, marker, UNREAD_CAP);
+        let last = view.message_seqs.last().map_or(0, |(seq, _)| *seq);
+        let mut value = render::room(&view, &authed.user, Some(unread));
+        if let Some(object) = value.as_object_mut() {
+            object.insert("last_seq".into(), json!(last));
+        }
+        rooms.push((last, value));
+    }
+    rooms.sort_by_key(|(last, _)| std::cmp::Reverse(*last));
+    Ok(Json(rooms.into_iter().map(|(_, v)| v).collect()))
+}
+
+pub async fn directory(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<Json<Vec<Value>>> {
+    let mut rooms = Vec::new();
+    for room_id in state.engine.room_ids() {
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        let room_state = view.room.state();
+        if room_state.join_rule() == JoinRule::Public && room_state.kind() != Some(RoomKind::Direct)
+        {
+            rooms.push(render::room(&view, &authed.user, None));
+        }
+    }
+    rooms.sort_by_key(|room| std::cmp::Reverse(room["n_members"].as_u64().unwrap_or(0)));
+    Ok(Json(rooms))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let room_id = parse_room(&room_id)?;
+    let slot = state.engine.room(&room_id)?;
+    let view = slot.lock().await;
+    let room_state = view.room.state();
+    let visible = room_state
+        .membership(&authed.user)
+        .is_some_and(|m| m != Membership::Leave)
+        || room_state.join_rule() == JoinRule::Public;
+    if !visible {
+        // Invariant 4: a private room does not exist for outsiders.
+        return Err(ApiError::not_found(
+            "unknown_room",
+            "no such room on this node",
+        ));
+    }
+    Ok(Json(render::room(&view, &authed.user, None)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoom {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    join_rule: Option<String>,
+    #[serde(default)]
+    history_visibility: Option<String>,
+    #[serde(default)]
+    slowmode_seconds: Option<u32>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<UpdateRoom>,
+) -> ApiResult<Json<Value>> {
+    let room_id = parse_room(&room_id)?;
+    let mut contents = Vec::new();
+    contents.extend(req.name.map(Content::Name));
+    contents.extend(req.topic.map(Content::Topic));
+    if let Some(rule) = req.join_rule {
+        let rule = render::parse_join_rule(&rule).ok_or_else(|| {
+            ApiError::bad_request("bad_value", "join_rule: public, invite or knock")
+        })?;
+        contents.push(Content::JoinRule(rule));
+    }
+    if let Some(v) = req.history_visibility {
+        let v = render::parse_history_visibility(&v).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_value",
+                "history_visibility: world_readable, shared, invited or joined",
+            )
+        })?;
+        contents.push(Content::HistoryVisibility(v));
+    }
+    if let Some(seconds) = req.slowmode_seconds {
+        contents.push(Content::Slowmode(Slowmode { seconds }));
+    }
+    if contents.is_empty() {
+        return Err(ApiError::bad_request("bad_value", "nothing to change"));
+    }
+    for content in contents {
+        state.engine.send(&authed.user, &room_id, content).await?;
+    }
+    let slot = state.engine.room(&room_id)?;
+    let view = slot.lock().await;
+    Ok(Json(render::room(&view, &authed.user, None)))
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let room_id = parse_room(&room_id)?;
+    let slot = state.engine.room(&room_id)?;
+    let view = slot.lock().await;
+    if view.readable_from(&authed.user).is_none() {
+        return Err(ApiError::forbidden(
+            "not_member",
+            "you are not in this room",
+        ));
+    }
+    let room_state = view.room.state();
+    let members: Vec<Value> = room_state
+        .members()
+        .into_iter()
+        .filter(|(_, m)| *m != Membership::Leave)
+        .map(|(user, membership)| {
+            let display_name = if state.engine.is_local(&user) {
+                state
+                    .store
+                    .profile(user.localpart())
+                    .ok()
+                    .and_then(|p| p.display_name)
+            } else {
+                None
+            };
+            json!({
+                "user_id": user.to_string(),
+                "membership": render::membership(membership),
+                "roles": room_state.roles_of(&user).iter().map(|r| r.0).collect::<Vec<_>>(),
+                "rank": room_state.rank(&user),
+                "is_owner": room_state.is_owner(&user),
+                "timeout_until_ms": room_state.timeout_until(&user),
+                "display_name": display_name,
+            })
+        })
+        .collect();
+    let roles: Vec<Value> = room_state
+        .roles()
+        .map(|(id, role)| json!({ "role": id.0, "name": role.name, "rank": role.rank, "permissions": render::permissions(role.permissions), "color": role.color }))
+        .collect();
+    Ok(Json(json!({ "members": members, "roles": roles })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    user_id: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn membership_change(
+    state: &AppState,
+    authed: &Authed,
+    room_id: &str,
+    target: UserId,
+    membership: Membership,
+    reason: Option<String>,
+) -> ApiResult<Json<Value>> {
+    rate(state, authed)?;
+    let room_id = parse_room(room_id)?;
+    let event = state
+        .engine
+        .send(
+            &authed.user,
+            &room_id,
+            Content::Member(Member {
+                target,
+                membership,
+                reason,
+            }),
+        )
+        .await?;
+    Ok(Json(render::event(&event, None, &authed.user)))
+}
+
+pub async fn join(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let me = authed.user.clone();
+    membership_change(&state, &authed, &room_id, me, Membership::Join, None).await
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let me = authed.user.clone();
+    membership_change(&state, &authed, &room_id, me, Membership::Leave, None).await
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<Target>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_user(&req.user_id)?;
+    if state.engine.is_local(&target) && state.store.account(target.localpart())?.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_user",
+            "no such user on this node",
+        ));
+    }
+    membership_change(
+        &state,
+        &authed,
+        &room_id,
+        target,
+        Membership::Invite,
+        req.reason,
+    )
+    .await
+}
+
+pub async fn kick(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<Target>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_user(&req.user_id)?;
+    membership_change(
+        &state,
+        &authed,
+        &room_id,
+        target,
+        Membership::Leave,
+        req.reason,
+    )
+    .await
+}
+
+pub async fn ban(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<Target>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_user(&req.user_id)?;
+    membership_change(
+        &state,
+        &authed,
+        &room_id,
+        target,
+        Membership::Ban,
+        req.reason,
+    )
+    .await
+}
+
+pub async fn unban(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<Target>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_user(&req.user_id)?;
+    let room = parse_room(&room_id)?;
+    let banned = state
+        .engine
+        .room(&room)?
+        .lock()
+        .await
+        .room
+        .state()
+        .membership(&target)
+        == Some(Membership::Ban);
+    if !banned {
+        return Err(ApiError::bad_request(
+            "not_banned",
+            "that user is not banned here",
+        ));
+    }
+    membership_change(
+        &state,
+        &authed,
+        &room_id,
+        target,
+        Membership::Leave,
+        req.reason,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    name: String,
+    rank: u32,
+    permissions: Vec<String>,
+    #[serde(default)]
+    color: Option<u32>,
+}
+
+fn parse_role(text: &str) -> ApiResult<RoleId> {
+    text.parse()
+        .map(RoleId)
+        .map_err(|_| ApiError::bad_request("bad_role_id", "role ids are numbers"))
+}
+
+pub async fn put_role(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, role_id)): Path<(String, String)>,
+    Json(req): Json<RoleBody>,
+) -> ApiResult<Json<Value>> {
+    let role = parse_role(&role_id)?;
+    let mut permissions = Permissions::NONE;
+    for name in &req.permissions {
+        permissions |= Permissions::from_name(name).ok_or_else(|| {
+            ApiError::bad_request("bad_permission", format!("unknown permission {name:?}"))
+        })?;
+    }
+    let content = Content::Role(RoleDef {
+        role,
+        name: req.name,
+        rank: req.rank,
+        permissions,
+        color: req.color,
+        deleted: false,
+    });
+    let event = state
+        .engine
+        .send(&authed.user, &parse_room(&room_id)?, content)
+        .await?;
+    Ok(Json(render::event(&event, None, &authed.user)))
+}
+
+pub async fn delete_role(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, role_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let role = parse_role(&role_id)?;
+    let room = parse_room(&room_id)?;
+    let existing = state
+        .engine
+        .room(&room)?
+        .lock()
+        .await
+        .room
+        .state()
+        .role(role)
+        .cloned();
+    let existing = existing.ok_or_else(|| ApiError::not_found("unknown_role", "no such role"))?;
+    let content = Content::Role(RoleDef {
+        role,
+        name: existing.name,
+        rank: existing.rank,
+        permissions: existing.permissions,
+        color: existing.color,
+        deleted: true,
+    });
+    state.engine.send(&authed.user, &room, content).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRolesBody {
+    roles: Vec<u32>,
+}
+
+pub async fn set_member_roles(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, user_id)): Path<(String, String)>,
+    Json(req): Json<MemberRolesBody>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_user(&user_id)?;
+    let mut roles: Vec<RoleId> = req.roles.into_iter().map(RoleId).collect();
+    roles.sort();
+    roles.dedup();
+    let event = state
+        .engine
+        .send(
+            &authed.user,
+            &parse_room(&room_id)?,
+            Content::MemberRoles(MemberRoles { target, roles }),
+        )
+        .await?;
+    Ok(Json(render::event(&event, None, &authed.user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutBody {
+    /// 0 lifts the timeout.
+    seconds: u64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn timeout(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, user_id)): Path<(String, String)>,
+    Json(req): Json<TimeoutBody>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_user(&user_id)?;
+    let until_ms = if req.seconds == 0 {
+        0
+    } else {
+        now_ms().saturating_add(req.seconds.saturating_mul(1000))
+    };
+    let content = Content::Timeout(Timeout {
+        target,
+        until_ms,
+        reason: req.reason,
+    });
+    let event = state
+        .engine
+        .send(&authed.user, &parse_room(&room_id)?, content)
+        .await?;
+    Ok(Json(render::event(&event, None, &authed.user)))
+}
+
+/// The per-user send budget (messages, reactions, membership changes).
+pub fn rate(state: &AppState, authed: &Authed) -> ApiResult<()> {
+    state
+        .sends
+        .check(&authed.username)
+        .map_err(super::session::too_many)
+}

@@ -1,0 +1,213 @@
+//! The WebSocket: one connection per client carries every event of every
+//! room its user is in, in the node's stream order.
+//!
+//! Protocol (docs/spec/api.md §WebSocket): the client's first message is
+//! `{"type":"auth","token":"<access token>","since":<seq>}`. The server
+//! subscribes to the live stream *before* reading the backlog after `since`
+//! from the store, sends the backlog, then live events with a higher seq —
+//! so a reconnecting client gets no gap and no duplicate. Each event frame
+//! carries its `seq`; the client keeps the last one as its cursor.
+//!
+//! Bounded everywhere: a client that falls more than `ws_lag_events` behind
+//! the live stream is closed with code 4000 "lagged" (it reconnects and
+//! resumes); one that answers no ping for 60 s is closed; a revoked session
+//! is closed at the next heartbeat.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use spaces_protocol::Event;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{AppState, Authed, render, session};
+use crate::engine::StreamItem;
+
+/// How long a new connection may take to authenticate.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server pings this often; proxies commonly cut idle connections at 60 s.
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// A client silent for this long (no pong, no message) is gone.
+const DEAD_AFTER: Duration = Duration::from_secs(60);
+/// Backlog events read from the store per page.
+const BACKLOG_PAGE: usize = 512;
+/// Largest client frame: clients send small control messages only.
+const MAX_CLIENT_FRAME: usize = 16 * 1024;
+
+pub const CLOSE_LAGGED: u16 = 4000;
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+pub const CLOSE_PROTOCOL: u16 = 4002;
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Auth {
+        token: String,
+        #[serde(default)]
+        since: u64,
+    },
+    Ping,
+}
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| serve(state, socket))
+}
+
+async fn serve(state: AppState, mut socket: WebSocket) {
+    let Some((authed, since)) = authenticate(&state, &mut socket).await else {
+        return;
+    };
+    state.metrics.ws_clients.add(1);
+    let span = tracing::debug_span!("ws", user = %authed.user);
+    let reason =
+        tracing::Instrument::instrument(run(&state, &mut socket, &authed, since), span).await;
+    state.metrics.ws_clients.add(-1);
+    if let Some((code, reason)) = reason {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+}
+
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<(Authed, u64)> {
+    let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
+    let close = |reason: &'static str, code| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    let text = match first {
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(_) => return None,
+        Err(_) => {
+            let _ = socket
+                .send(close("authenticate within 10 s", CLOSE_UNAUTHORIZED))
+                .await;
+            return None;
+        }
+    };
+    let Ok(ClientMessage::Auth { token, since }) = serde_json::from_str(&text) else {
+        let _ = socket
+            .send(close(
+                "first message must be {\"type\":\"auth\",...}",
+                CLOSE_PROTOCOL,
+            ))
+            .await;
+        return None;
+    };
+    match session::authenticate(state, &token) {
+        Ok(authed) => Some((authed, since)),
+        Err(error) => {
+            let _ = socket.send(close(error.code, CLOSE_UNAUTHORIZED)).await;
+            None
+        }
+    }
+}
+
+/// Serves an authenticated client until it leaves or must be closed.
+async fn run(
+    state: &AppState,
+    socket: &mut WebSocket,
+    authed: &Authed,
+    since: u64,
+) -> Option<(u16, &'static str)> {
+    // Subscribe first: anything stored from now on is in `live`.
+    let mut live = state.engine.subscribe();
+    let ready = json!({ "type": "ready", "user_id": authed.user.to_string(), "seq": state.store.last_seq() });
+    socket
+        .send(Message::Text(ready.to_string().into()))
+        .await
+        .ok()?;
+    let mut cursor = since;
+    loop {
+        let page = match state.store.stream_after(cursor, BACKLOG_PAGE) {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(%error, "reading the stream backlog");
+                return Some((1011, "internal error"));
+            }
+        };
+        let done = page.len() < BACKLOG_PAGE;
+        for stored in page {
+            cursor = stored.seq;
+            let Ok(event) = Event::decode_trusted(&stored.bytes) else {
+                continue;
+            };
+            let item = StreamItem {
+                seq: stored.seq,
+                room_id: event.room_id(),
+                event,
+            };
+            if state.engine.delivers_to(&authed.user, &item) {
+                socket
+                    .send(Message::Text(frame(&item, authed).into()))
+                    .await
+                    .ok()?;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    let mut stopped = state.stopped.clone();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return Some((1001, "node shutting down")),
+            item = live.recv() => match item {
+                Ok(item) => {
+                    if item.seq <= cursor {
+                        continue; // already sent from the backlog
+                    }
+                    cursor = item.seq;
+                    if state.engine.delivers_to(&authed.user, &item) {
+                        socket.send(Message::Text(frame(&item, authed).into())).await.ok()?;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    state.metrics.ws_dropped_lagging.add(1);
+                    return Some((CLOSE_LAGGED, "lagged: reconnect with your last seq"));
+                }
+                Err(RecvError::Closed) => return Some((1001, "node shutting down")),
+            },
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Ping) => {
+                            socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.ok()?;
+                        }
+                        _ => return Some((CLOSE_PROTOCOL, "unknown message")),
+                    }
+                }
+                Some(Ok(Message::Pong(_) | Message::Ping(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Binary(_))) => return Some((CLOSE_PROTOCOL, "text frames only")),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > DEAD_AFTER {
+                    return Some((1001, "no pong"));
+                }
+                if !matches!(state.store.session(&authed.session_id), Ok(Some(_))) {
+                    return Some((CLOSE_UNAUTHORIZED, "session_revoked"));
+                }
+                socket.send(Message::Ping(Default::default())).await.ok()?;
+            }
+        }
+    }
+}
+
+fn frame(item: &StreamItem, authed: &Authed) -> String {
+    json!({ "type": "event", "seq": item.seq, "event": render::event(&item.event, None, &authed.user) }).to_string()
+}

@@ -1,0 +1,299 @@
+//! Node configuration. Precedence, lowest first: built-in defaults, the TOML
+//! file, `SPACES__SECTION__KEY` environment variables, command-line flags.
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the node keeps its key, its token secret and its store.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub p2p: P2pConfig,
+    pub registration: RegistrationConfig,
+    pub limits: LimitsConfig,
+    pub web: WebConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of the HTTP + WebSocket API and the web client.
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on for federation.
+    pub listen: Vec<String>,
+    /// Peers to dial at start (multiaddrs with /p2p/<peer id>). Empty: the
+    /// node dials nobody until told to.
+    pub bootstrap: Vec<String>,
+    /// Discover peers by multicast DNS on the local network. Off: a node
+    /// makes no connection it was not configured to make.
+    pub mdns: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone who can reach the node may sign up.
+    Open,
+    /// Sign-up needs an invite token from an admin (`spaces admin invite-token`).
+    Invite,
+    /// Only admins create accounts (`spaces admin create-user`).
+    Closed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    pub mode: RegistrationMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest accepted request body. Events are at most 64 KiB; JSON
+    /// around them stays well under this.
+    pub max_body_bytes: usize,
+    /// Access token lifetime. Short, because a stolen access token cannot
+    /// be recalled faster than this; refresh tokens renew it quietly.
+    pub access_token_secs: u64,
+    /// Refresh token (session) lifetime without use.
+    pub session_days: u64,
+    /// Events a WebSocket client may fall behind the live stream before it
+    /// is dropped (it then resumes from its cursor, losing nothing).
+    pub ws_lag_events: usize,
+    /// Sustained message sends per user per second, and the burst above it.
+    pub sends_per_sec: u32,
+    pub send_burst: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The built web client to serve at `/`. Empty: `web-ui/dist` next to
+    /// the binary's source tree if it exists, else no web client.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("spaces-data"),
+            http: HttpConfig::default(),
+            p2p: P2pConfig::default(),
+            registration: RegistrationConfig::default(),
+            limits: LimitsConfig::default(),
+            web: WebConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        // Loopback: a laptop default exposes nothing to the network.
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> P2pConfig {
+        P2pConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/4040".into()],
+            bootstrap: Vec::new(),
+            mdns: false,
+        }
+    }
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> RegistrationConfig {
+        RegistrationConfig {
+            mode: RegistrationMode::Open,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_body_bytes: 256 * 1024,
+            access_token_secs: 15 * 60,
+            session_days: 30,
+            ws_lag_events: 4096,
+            // Generous for people, tight for scripts: a person rarely sends
+            // more than a few messages a second for long.
+            sends_per_sec: 10,
+            send_burst: 50,
+        }
+    }
+}
+
+/// Overrides given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub http_listen: Option<SocketAddr>,
+    pub p2p_listen: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Builds the configuration from every source in order.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Config> {
+        let mut value = toml::Value::try_from(Config::default()).context("encoding defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let file_value: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("parsing config {}", path.display()))?;
+            merge(&mut value, file_value);
+        }
+        for (key, raw) in env {
+            let Some(path) = key.strip_prefix("SPACES__") else {
+                continue;
+            };
+            let segments: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            set_path(&mut value, &segments, parse_env_value(&raw))
+                .with_context(|| format!("environment variable {key}"))?;
+        }
+        let mut config: Config = value.try_into().context("invalid configuration")?;
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = overrides.http_listen {
+            config.http.listen = listen;
+        }
+        if let Some(listen) = &overrides.p2p_listen {
+            config.p2p.listen = listen.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.limits.access_token_secs == 0 || self.limits.session_days == 0 {
+            bail!("limits.access_token_secs and limits.session_days must be positive");
+        }
+        if self.limits.ws_lag_events == 0 || self.limits.max_body_bytes < 1024 {
+            bail!("limits.ws_lag_events must be positive and limits.max_body_bytes at least 1024");
+        }
+        if self.limits.sends_per_sec == 0 || self.limits.send_burst == 0 {
+            bail!("limits.sends_per_sec and limits.send_burst must be positive");
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(base), toml::Value::Table(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+fn set_path(value: &mut toml::Value, path: &[String], new: toml::Value) -> anyhow::Result<()> {
+    let Some((first, rest)) = path.split_first() else {
+        bail!("empty key")
+    };
+    let table = value.as_table_mut().context("not a table")?;
+    if rest.is_empty() {
+        table.insert(first.clone(), new);
+        return Ok(());
+    }
+    let child = table
+        .entry(first.clone())
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    set_path(child, rest, new)
+}
+
+/// An environment value is TOML if it parses as a TOML value (numbers,
+/// booleans, arrays), else a plain string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults_where_it_says_so() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces.example.toml");
+        let config = Config::load(Some(&path), [], &Overrides::default()).unwrap();
+        assert_eq!(config.http.listen, HttpConfig::default().listen);
+        assert!(!config.p2p.mdns);
+        assert!(config.p2p.bootstrap.is_empty());
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from/file\"\n[limits]\nsession_days = 7\nws_lag_events = 9\n",
+        )
+        .unwrap();
+        let env = [
+            (
+                "SPACES__LIMITS__WS_LAG_EVENTS".to_string(),
+                "11".to_string(),
+            ),
+            (
+                "SPACES__REGISTRATION__MODE".to_string(),
+                "closed".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let overrides = Overrides {
+            data_dir: Some("/from/flag".into()),
+            ..Default::default()
+        };
+        let config = Config::load(Some(&path), env, &overrides).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.limits.session_days, 7);
+        assert_eq!(config.limits.ws_lag_events, 11);
+        assert_eq!(config.registration.mode, RegistrationMode::Closed);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap();
+        assert!(Config::load(Some(&path), [], &Overrides::default()).is_err());
+        let env = [(
+            "SPACES__HTTP__LISTEN".to_string(),
+            "not an address".to_string(),
+        )];
+        assert!(Config::load(None, env, &Overrides::default()).is_err());
+        let env = [("SPACES__LIMITS__SESSION_DAYS".to_string(), "0".to_string())];
+        assert!(Config::load(None, env, &Overrides::default()).is_err());
+    }
+}

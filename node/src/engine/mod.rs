@@ -1,0 +1,460 @@
+//! The engine: the node's room service.
+//!
+//! It owns one [`RoomView`] per room behind an async mutex, the writer
+//! (group commit) and the node-wide live stream. Both paths of an event meet
+//! here: a local send is drafted on the room's heads, signed, checked by the
+//! protocol's rules and inserted under the room lock, then queued to the
+//! writer *before* the lock is released — so a child is never queued before
+//! its parent — and acknowledged only once durable. A received event
+//! ([`Engine::ingest`], the federation seam) takes the same road after its
+//! signature is checked.
+//!
+//! What the engine does not know: HTTP, tokens, sockets. The API talks to it
+//! in user ids and protocol content.
+
+mod view;
+mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use spaces_protocol::content::*;
+use spaces_protocol::{
+    AuthError, Event, EventBody, EventId, InsertError, Inserted, NodeId, NodeKey, Rejection, Room,
+    RoomId, UserId,
+};
+use spaces_store::Store;
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
+
+pub use view::{Aggregates, Reactions, RoomView};
+use writer::Writer;
+pub use writer::{StreamItem, WriteFailed};
+
+use crate::metrics::Metrics;
+
+/// Why the engine refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown room")]
+    UnknownRoom,
+    #[error("unknown event")]
+    UnknownEvent,
+    #[error(transparent)]
+    Forbidden(#[from] AuthError),
+    #[error("invalid event: {0}")]
+    Invalid(Rejection),
+    #[error(transparent)]
+    Unavailable(#[from] WriteFailed),
+    #[error("store: {0}")]
+    Store(#[from] spaces_store::Error),
+}
+
+/// The result of handing the engine an event from elsewhere.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored; whether resolution accepted it.
+    New {
+        accepted: bool,
+    },
+    Duplicate,
+    /// Fetch these parents from the sender, then ingest again.
+    MissingParents(Vec<EventId>),
+}
+
+/// Options for a new room.
+#[derive(Clone, Debug)]
+pub struct NewRoom {
+    pub kind: RoomKind,
+    pub join_rule: JoinRule,
+    pub history_visibility: HistoryVisibility,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    /// Invited in the same commit as the room's creation.
+    pub invite: Vec<UserId>,
+}
+
+pub type RoomSlot = Arc<Mutex<RoomView>>;
+
+/// Cheap-to-clone handle to the engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    key: NodeKey,
+    node_id: NodeId,
+    store: Store,
+    rooms: RwLock<HashMap<RoomId, RoomSlot>>,
+    /// Local user → rooms where they are joined, invited or knocking.
+    memberships: RwLock<HashMap<UserId, HashSet<RoomId>>>,
+    writer: Writer,
+    stream: broadcast::Sender<Arc<StreamItem>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Engine {
+    /// Loads every room from the store and starts the writer. `stream_capacity`
+    /// bounds how far a live subscriber may lag before it is told so.
+    pub fn open(
+        store: Store,
+        key: NodeKey,
+        metrics: Arc<Metrics>,
+        stream_capacity: usize,
+    ) -> anyhow::Result<(Engine, std::thread::JoinHandle<()>)> {
+        let node_id = key.node_id();
+        let mut rooms = HashMap::new();
+        for room_id in store.room_ids()? {
+            let room_id = RoomId(room_id);
+            let _span = tracing::info_span!("load_room", room = %room_id).entered();
+            let mut seqs = HashMap::new();
+            let mut events = Vec::new();
+            for stored in store.room_events(&room_id.0) {
+                let stored = stored?;
+                match Event::decode_trusted(&stored.bytes) {
+                    Ok(event) => {
+                        seqs.insert(event.id(), stored.seq);
+                        events.push(event);
+                    }
+                    Err(rejection) => {
+                        tracing::error!(%rejection, "stored event does not decode; skipped")
+                    }
+                }
+            }
+            let Some(create) = events
+                .iter()
+                .find(|e| e.id() == room_id.create_event())
+                .cloned()
+            else {
+                tracing::error!("room has no create event in the store; skipped");
+                continue;
+            };
+            let (room, skipped) =
+                Room::load(create, events).map_err(|r| anyhow::anyhow!("room {room_id}: {r}"))?;
+            if !skipped.is_empty() {
+                tracing::warn!(
+                    n_skipped = skipped.len(),
+                    "stored events without their parents were skipped"
+                );
+            }
+            let mut view = RoomView::new(room);
+            view.seqs = seqs;
+            view.rebuild();
+            rooms.insert(room_id, view);
+        }
+        let (stream, _) = broadcast::channel(stream_capacity);
+        let (writer, handle) = Writer::spawn(store.clone(), stream.clone(), metrics.clone());
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                key,
+                node_id,
+                store,
+                rooms: RwLock::new(HashMap::new()),
+                memberships: RwLock::new(HashMap::new()),
+                writer,
+                stream,
+                metrics,
+            }),
+        };
+        for (room_id, view) in rooms {
+            engine.index_memberships(&view);
+            engine
+                .write_rooms()
+                .insert(room_id, Arc::new(Mutex::new(view)));
+        }
+        tracing::info!(n_rooms = engine.n_rooms(), "engine ready");
+        Ok((engine, handle))
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn writer_queue_depth(&self) -> usize {
+        self.inner.writer.queue_depth()
+    }
+
+    pub fn n_rooms(&self) -> usize {
+        self.inner
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// The live stream of stored events, in seq order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamItem>> {
+        self.inner.stream.subscribe()
+    }
+
+    pub fn is_local(&self, user: &UserId) -> bool {
+        user.node() == self.inner.node_id
+    }
+
+    pub fn room(&self, room_id: &RoomId) -> Result<RoomSlot, EngineError> {
+        self.inner
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
+            .ok_or(EngineError::UnknownRoom)
+    }
+
+    pub fn room_ids(&self) -> Vec<RoomId> {
+        self.inner
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Rooms where a local user is joined, invited or knocking.
+    pub fn rooms_of(&self, user: &UserId) -> Vec<RoomId> {
+        let index = self
+            .inner
+            .memberships
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        index
+            .get(user)
+            .map(|rooms| rooms.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a live event should reach `user`'s clients: they are in the
+    /// room, or the event is about them (their own kick or ban).
+    pub fn delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
+        if let Content::Member(m) = item.event.content()
+            && &m.target == user
+        {
+            return true;
+        }
+        let index = self
+            .inner
+            .memberships
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        index
+            .get(user)
+            .is_some_and(|rooms| rooms.contains(&item.room_id))
+    }
+
+    /// Creates a room owned by `creator` (a local user).
+    pub async fn create_room(
+        &self,
+        creator: &UserId,
+        options: NewRoom,
+    ) -> Result<RoomId, EngineError> {
+        let create = EventBody {
+            origin: self.inner.node_id,
+            room: None,
+            sender: creator.localpart().to_owned(),
+            parents: Vec::new(),
+            depth: 0,
+            origin_ts: now_ms(),
+            content: Content::Create(Create {
+                room_version: 1,
+                kind: options.kind,
+                join_rule: options.join_rule,
+                history_visibility: options.history_visibility,
+                nonce: rand::random(),
+            }),
+        }
+        .sign(&self.inner.key)
+        .map_err(EngineError::Invalid)?;
+        let room_id = create.room_id();
+        let room = Room::new(create.clone()).map_err(EngineError::Invalid)?;
+        let slot = Arc::new(Mutex::new(RoomView::new(room)));
+        let mut view = slot.clone().lock_owned().await;
+        let mut events = vec![create];
+        let mut contents: Vec<Content> = Vec::new();
+        contents.extend(options.name.map(Content::Name));
+        contents.extend(options.topic.map(Content::Topic));
+        contents.extend(options.invite.into_iter().map(|target| {
+            Content::Member(Member {
+                target,
+                membership: Membership::Invite,
+                reason: None,
+            })
+        }));
+        for content in contents {
+            let (event, _) = self.draft_insert(&mut view, creator, content)?;
+            events.push(event);
+        }
+        self.write_rooms().insert(room_id, slot);
+        self.index_memberships(&view);
+        self.persist(view, events).await?;
+        Ok(room_id)
+    }
+
+    /// Sends `content` into a room as `sender` (a local user).
+    pub async fn send(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        content: Content,
+    ) -> Result<Event, EngineError> {
+        let slot = self.room(room_id)?;
+        let mut view = slot.lock_owned().await;
+        let (event, accepted) = self.draft_insert(&mut view, sender, content)?;
+        let events = vec![event.clone()];
+        self.persist(view, events).await?;
+        if !accepted {
+            // Only possible with more heads than one event may merge; it is
+            // stored (others may build on it) but had no effect.
+            return Err(EngineError::Forbidden(AuthError::Value(
+                "refused by resolution",
+            )));
+        }
+        Ok(event)
+    }
+
+    /// Takes an event from another node (federation). Its signature was
+    /// checked by [`Event::decode`]; everything else is checked here.
+    pub async fn ingest(&self, event: Event) -> Result<Ingested, EngineError> {
+        if matches!(event.content(), Content::Create(_)) {
+            if self.room(&event.room_id()).is_ok() {
+                return Ok(Ingested::Duplicate);
+            }
+            let room = Room::new(event.clone()).map_err(EngineError::Invalid)?;
+            let slot = Arc::new(Mutex::new(RoomView::new(room)));
+            let view = slot.clone().lock_owned().await;
+            self.write_rooms().entry(event.room_id()).or_insert(slot);
+            self.persist(view, vec![event]).await?;
+            return Ok(Ingested::New { accepted: true });
+        }
+        let slot = self.room(&event.room_id())?;
+        let mut view = slot.lock_owned().await;
+        let accepted = match self.insert(&mut view, event.clone()) {
+            Ok(Some(accepted)) => accepted,
+            Ok(None) => return Ok(Ingested::Duplicate),
+            Err(InsertError::MissingParents(missing)) => {
+                return Ok(Ingested::MissingParents(missing));
+            }
+            Err(InsertError::Rejected(rejection)) => {
+                self.inner.metrics.events_refused.add(1);
+                return Err(EngineError::Invalid(rejection));
+            }
+        };
+        self.persist(view, vec![event]).await?;
+        Ok(Ingested::New { accepted })
+    }
+
+    /// Drafts an event on the room's heads, signs it and inserts it.
+    fn draft_insert(
+        &self,
+        view: &mut RoomView,
+        sender: &UserId,
+        content: Content,
+    ) -> Result<(Event, bool), EngineError> {
+        debug_assert!(self.is_local(sender));
+        let body = view
+            .room
+            .draft(self.inner.node_id, sender.localpart(), now_ms(), content);
+        let event = body.sign(&self.inner.key).map_err(EngineError::Invalid)?;
+        match self.insert(view, event.clone()) {
+            Ok(Some(accepted)) => Ok((event, accepted)),
+            Ok(None) => Err(EngineError::Invalid(Rejection::Shape("duplicate event"))),
+            Err(InsertError::Rejected(Rejection::Unauthorized(e))) => {
+                self.inner.metrics.events_refused.add(1);
+                Err(EngineError::Forbidden(e))
+            }
+            Err(InsertError::Rejected(rejection)) => Err(EngineError::Invalid(rejection)),
+            Err(InsertError::MissingParents(_)) => {
+                Err(EngineError::Invalid(Rejection::Shape("heads unknown")))
+            }
+        }
+    }
+
+    /// Inserts into the replica and updates the read model and indexes.
+    /// `Ok(None)`: already held.
+    fn insert(&self, view: &mut RoomView, event: Event) -> Result<Option<bool>, InsertError> {
+        match view.room.insert(event.clone())? {
+            Inserted::Duplicate => Ok(None),
+            Inserted::New {
+                accepted, changed, ..
+            } => {
+                if !changed.is_empty() {
+                    view.rebuild();
+                    self.index_memberships(view);
+                } else if accepted {
+                    view.agg.add(&event);
+                    if matches!(event.content(), Content::Member(_) | Content::Create(_)) {
+                        self.index_memberships(view);
+                    }
+                }
+                Ok(Some(accepted))
+            }
+        }
+    }
+
+    /// Queues events for the writer while still holding the room (so order
+    /// is parent before child), then waits for durability.
+    async fn persist(
+        &self,
+        view: OwnedMutexGuard<RoomView>,
+        events: Vec<Event>,
+    ) -> Result<(), EngineError> {
+        let done = self.inner.writer.enqueue(events.clone()).await?;
+        let slot_view = OwnedMutexGuard::mutex(&view).clone();
+        drop(view);
+        let seqs = done.await.map_err(|_| WriteFailed)??;
+        let mut view = slot_view.lock().await;
+        for (event, seq) in events.iter().zip(seqs) {
+            if let Some(seq) = seq {
+                let accepted = view.room.is_accepted(&event.id());
+                view.stored(event, seq, accepted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the local-membership index in line with a room's state.
+    fn index_memberships(&self, view: &RoomView) {
+        let room_id = view.room.room_id();
+        let state = view.room.state();
+        let mut index = self
+            .inner
+            .memberships
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for (user, membership) in state.members() {
+            if user.node() != self.inner.node_id {
+                continue;
+            }
+            let rooms = index.entry(user).or_default();
+            if matches!(
+                membership,
+                Membership::Join | Membership::Invite | Membership::Knock
+            ) {
+                rooms.insert(room_id);
+            } else {
+                rooms.remove(&room_id);
+            }
+        }
+    }
+
+    fn write_rooms(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, RoomSlot>> {
+        self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

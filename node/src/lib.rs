@@ -1,0 +1,19 @@
+//! The Spaces node: one process, one data directory.
+//!
+//! - [`config`]: the configuration and its sources.
+//! - [`engine`]: the room service — replicas, group commit, the live stream.
+//! - [`api`]: the HTTP + WebSocket gateway.
+//! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
+//! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`metrics`]: Prometheus counters.
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod data_dir;
+pub mod engine;
+pub mod metrics;
+mod node;
+
+pub use config::Config;
+pub use node::Node;

@@ -1,0 +1,116 @@
+//! Prometheus metrics, hand-rolled: a few atomics rendered as text at
+//! `/metrics`. No registry crate for a dozen numbers.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub http_requests: Counter,
+    pub http_client_errors: Counter,
+    pub http_server_errors: Counter,
+    pub events_stored: Counter,
+    pub commits: Counter,
+    pub events_refused: Counter,
+    pub ws_clients: Gauge,
+    pub ws_dropped_lagging: Counter,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition. `writer_queue` and `rooms` are read
+    /// at scrape time from their owners.
+    pub fn render(&self, writer_queue: usize, rooms: usize) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "spaces_http_requests_total",
+            "counter",
+            "HTTP requests served.",
+            self.http_requests.get().to_string(),
+        );
+        metric(
+            "spaces_http_client_errors_total",
+            "counter",
+            "HTTP responses with a 4xx status.",
+            self.http_client_errors.get().to_string(),
+        );
+        metric(
+            "spaces_http_server_errors_total",
+            "counter",
+            "HTTP responses with a 5xx status.",
+            self.http_server_errors.get().to_string(),
+        );
+        metric(
+            "spaces_events_stored_total",
+            "counter",
+            "Events durably stored.",
+            self.events_stored.get().to_string(),
+        );
+        metric(
+            "spaces_store_commits_total",
+            "counter",
+            "Group commits (one fsync each).",
+            self.commits.get().to_string(),
+        );
+        metric(
+            "spaces_events_refused_total",
+            "counter",
+            "Events refused by the auth rules or checks.",
+            self.events_refused.get().to_string(),
+        );
+        metric(
+            "spaces_ws_clients",
+            "gauge",
+            "Connected WebSocket clients.",
+            self.ws_clients.get().to_string(),
+        );
+        metric(
+            "spaces_ws_dropped_lagging_total",
+            "counter",
+            "WebSocket clients dropped for falling behind.",
+            self.ws_dropped_lagging.get().to_string(),
+        );
+        metric(
+            "spaces_writer_queue_depth",
+            "gauge",
+            "Write requests waiting for the writer.",
+            writer_queue.to_string(),
+        );
+        metric(
+            "spaces_rooms",
+            "gauge",
+            "Rooms this node holds.",
+            rooms.to_string(),
+        );
+        out
+    }
+}

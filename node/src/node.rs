@@ -1,0 +1,107 @@
+//! Wiring: data directory → store → engine → API, and an orderly stop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use spaces_protocol::NodeId;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, Shared};
+use crate::config::Config;
+use crate::data_dir::DataDir;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+/// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
+/// running until the runtime stops.
+#[derive(Debug)]
+pub struct Node {
+    pub http_addr: SocketAddr,
+    pub node_id: NodeId,
+    engine: Engine,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Node {
+    /// Opens the data directory and starts serving.
+    pub async fn spawn(config: Config) -> anyhow::Result<Node> {
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let store = data_dir.open_store()?;
+        let metrics = Arc::new(Metrics::default());
+        let node_key = data_dir.node_key.clone();
+        let lag = config.limits.ws_lag_events;
+        let (engine, _writer) = {
+            let store = store.clone();
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || Engine::open(store, node_key, metrics, lag))
+                .await??
+        };
+        let node_id = engine.node_id();
+        if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
+            tracing::info!(
+                "federation is not part of this build yet: p2p settings are kept but unused"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let state = AppState::new(Shared {
+            engine: engine.clone(),
+            store,
+            tokens: data_dir.token_key,
+            issuer: node_id.to_string(),
+            sends: api::RateLimiter::new(config.limits.sends_per_sec, config.limits.send_burst),
+            // Log-in attempts per username: a person mistypes a few times, a
+            // guesser tries thousands.
+            logins: api::RateLimiter::new(1, 10),
+            web_dir: web_dir(&config),
+            metrics,
+            config,
+            stopped: stopped.clone(),
+        });
+        let app = api::router(state);
+        let mut stop_signal = stopped;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_signal.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::info!(node = %node_id, http = %http_addr, "node started");
+        Ok(Node {
+            http_addr,
+            node_id,
+            engine,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish (their writes
+    /// included), closes WebSockets, and flushes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.server.await.context("HTTP server task")??;
+        let store = self.engine.store().clone();
+        tokio::task::spawn_blocking(move || store.flush()).await??;
+        tracing::info!(node = %self.node_id, "node stopped");
+        Ok(())
+    }
+}
+
+/// The configured web client directory, or `web-ui/dist` of the source tree.
+fn web_dir(config: &Config) -> Option<PathBuf> {
+    let dir = config
+        .web
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web-ui/dist"));
+    dir.join("index.html").is_file().then_some(dir)
+}

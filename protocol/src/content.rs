@@ -1,0 +1,340 @@
+//! Event content: what an event says. One enum, so an event's type and its
+//! content cannot disagree. The variant order is part of the wire format
+//! (postcard encodes the variant index): append, never reorder.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, NodeId, RoleId, RoomId, UserId};
+use crate::limits::*;
+use crate::permissions::{Permissions, Rank};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Content {
+    // ---- state ----
+    Create(Create),
+    Member(Member),
+    Role(RoleDef),
+    MemberRoles(MemberRoles),
+    Timeout(Timeout),
+    Name(String),
+    Topic(String),
+    Avatar(Option<Attachment>),
+    JoinRule(JoinRule),
+    HistoryVisibility(HistoryVisibility),
+    Slowmode(Slowmode),
+    Encryption(Encryption),
+    Pins(Vec<EventId>),
+    SpaceChild(SpaceLink),
+    SpaceParent(SpaceLink),
+    // ---- messages ----
+    Message(Message),
+    Reaction(Reaction),
+    Edit(Edit),
+    Redaction(Redaction),
+}
+
+/// The first event of a room. Its id is the room id, so everything here is
+/// fixed by the room's name: the creator (its sender) owns the room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Create {
+    /// Rules version the room follows. This crate implements version 1.
+    pub room_version: u16,
+    pub kind: RoomKind,
+    pub join_rule: JoinRule,
+    pub history_visibility: HistoryVisibility,
+    /// Caller-supplied randomness, so two rooms created by one user in the
+    /// same millisecond still get different ids.
+    pub nonce: [u8; 16],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoomKind {
+    /// A chat room.
+    Room,
+    /// A space: a community that groups rooms (through `SpaceChild`).
+    Space,
+    /// A direct conversation between two people.
+    Direct,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JoinRule {
+    /// Anyone may join.
+    Public,
+    /// Only invited users may join.
+    Invite,
+    /// Anyone may ask to join (knock); a member with `INVITE` lets them in.
+    Knock,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HistoryVisibility {
+    /// Anyone who can see the room, members or not (public rooms' previews).
+    WorldReadable,
+    /// Members see the whole history, from before they joined too.
+    Shared,
+    /// Members see events from their invite on.
+    Invited,
+    /// Members see events from their join on.
+    Joined,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Membership {
+    Join,
+    Invite,
+    /// Left, declined, kicked, or unbanned: not in the room.
+    Leave,
+    Knock,
+    Ban,
+}
+
+/// A change of `target`'s membership. Who sent it decides what it means:
+/// the target themselves (join, leave, knock) or someone else (invite, kick,
+/// ban, unban).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub target: UserId,
+    pub membership: Membership,
+    pub reason: Option<String>,
+}
+
+/// Defines, changes or deletes a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDef {
+    pub role: RoleId,
+    pub name: String,
+    pub rank: Rank,
+    pub permissions: Permissions,
+    /// 0xRRGGBB for display.
+    pub color: Option<u32>,
+    pub deleted: bool,
+}
+
+/// Sets the complete list of roles `target` holds in this room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRoles {
+    pub target: UserId,
+    pub roles: Vec<RoleId>,
+}
+
+/// Mutes `target` until `until_ms` (unix milliseconds); 0 lifts a timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeout {
+    pub target: UserId,
+    pub until_ms: u64,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slowmode {
+    /// Minimum time between two messages of one member; 0 turns it off.
+    pub seconds: u32,
+}
+
+/// Turns on end-to-end encryption. Once on, it stays on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encryption {
+    /// MLS (RFC 9420), ciphersuite MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.
+    Mls128X25519,
+}
+
+/// Links a space and a room (`SpaceChild` in the space, `SpaceParent` in the room).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceLink {
+    pub room: RoomId,
+    /// Nodes that can be asked for the linked room.
+    pub via: Vec<NodeId>,
+    /// false removes the link.
+    pub present: bool,
+}
+
+/// A chat message. `body` is a Markdown subset (docs/spec/events.md §Text):
+/// clients render it without raw HTML.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Message {
+    pub body: String,
+    pub mentions: Mentions,
+    /// The message this one replies to.
+    pub reply_to: Option<EventId>,
+    /// The root of the thread this message belongs to.
+    pub thread: Option<EventId>,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Mentions {
+    pub users: Vec<UserId>,
+    pub roles: Vec<RoleId>,
+    /// `@room`: notify every member (needs `MENTION_ROOM`).
+    pub room: bool,
+}
+
+/// A file, by content: the BLAKE3 hash iroh-blobs addresses it with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub hash: [u8; 32],
+    pub size: u64,
+    pub mime: String,
+    pub name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// A node that holds the blob.
+    pub node: NodeId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub target: EventId,
+    pub key: String,
+}
+
+/// Replaces the body of one of the sender's own messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edit {
+    pub target: EventId,
+    pub body: String,
+    pub mentions: Mentions,
+}
+
+/// Hides a message, reaction or edit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub target: EventId,
+    pub reason: Option<String>,
+}
+
+/// Where an event sorts among concurrent events of the same depth: the
+/// create event, then changes to other members' standing (so a ban or a
+/// demotion wins a race against what the target did at the same depth),
+/// then other state, then messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Create = 0,
+    Power = 1,
+    State = 2,
+    Message = 3,
+}
+
+impl Content {
+    /// The event type's name, as used in the HTTP API and logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Content::Create(_) => "create",
+            Content::Member(_) => "member",
+            Content::Role(_) => "role",
+            Content::MemberRoles(_) => "member_roles",
+            Content::Timeout(_) => "timeout",
+            Content::Name(_) => "name",
+            Content::Topic(_) => "topic",
+            Content::Avatar(_) => "avatar",
+            Content::JoinRule(_) => "join_rule",
+            Content::HistoryVisibility(_) => "history_visibility",
+            Content::Slowmode(_) => "slowmode",
+            Content::Encryption(_) => "encryption",
+            Content::Pins(_) => "pins",
+            Content::SpaceChild(_) => "space_child",
+            Content::SpaceParent(_) => "space_parent",
+            Content::Message(_) => "message",
+            Content::Reaction(_) => "reaction",
+            Content::Edit(_) => "edit",
+            Content::Redaction(_) => "redaction",
+        }
+    }
+
+    pub fn is_state(&self) -> bool {
+        !matches!(
+            self,
+            Content::Message(_) | Content::Reaction(_) | Content::Edit(_) | Content::Redaction(_)
+        )
+    }
+
+    /// See [`Class`]. `sender` decides whether a membership change is about
+    /// oneself (state) or about someone else (power).
+    pub fn class_for(&self, sender: &UserId) -> Class {
+        match self {
+            Content::Create(_) => Class::Create,
+            Content::Role(_) | Content::MemberRoles(_) | Content::Timeout(_) => Class::Power,
+            Content::Member(member) if &member.target != sender => Class::Power,
+            Content::Message(_) | Content::Reaction(_) | Content::Edit(_) | Content::Redaction(_) => {
+                Class::Message
+            }
+            _ => Class::State,
+        }
+    }
+
+    /// Events this content refers to, which must be ancestors of the event
+    /// (its author saw them).
+    pub fn references(&self) -> Vec<EventId> {
+        match self {
+            Content::Message(m) => m.reply_to.iter().chain(m.thread.iter()).copied().collect(),
+            Content::Reaction(r) => vec![r.target],
+            Content::Edit(e) => vec![e.target],
+            Content::Redaction(r) => vec![r.target],
+            Content::Pins(pins) => pins.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Checks every length and count limit and the shape of nested ids.
+    pub fn check_limits(&self) -> Result<(), &'static str> {
+        fn text(s: &str, max: usize, what: &'static str) -> Result<(), &'static str> {
+            if s.len() > max { Err(what) } else { Ok(()) }
+        }
+        fn opt(s: &Option<String>, max: usize, what: &'static str) -> Result<(), &'static str> {
+            s.as_deref().map_or(Ok(()), |s| text(s, max, what))
+        }
+        fn list<T>(l: &[T], what: &'static str) -> Result<(), &'static str> {
+            if l.len() > MAX_LIST_LEN { Err(what) } else { Ok(()) }
+        }
+        fn user(u: &UserId) -> Result<(), &'static str> {
+            u.validate().map_err(|_| "user id localpart")
+        }
+        fn mentions(m: &Mentions) -> Result<(), &'static str> {
+            list(&m.users, "too many user mentions")?;
+            list(&m.roles, "too many role mentions")?;
+            m.users.iter().try_for_each(user)
+        }
+        fn attachment(a: &Attachment) -> Result<(), &'static str> {
+            text(&a.mime, MAX_NAME_BYTES, "attachment MIME type too long")?;
+            text(&a.name, MAX_NAME_BYTES, "attachment name too long")
+        }
+        match self {
+            Content::Create(c) if c.room_version != 1 => Err("unsupported room version"),
+            Content::Create(_) => Ok(()),
+            Content::Member(m) => {
+                user(&m.target)?;
+                opt(&m.reason, MAX_NAME_BYTES, "reason too long")
+            }
+            Content::Role(r) => text(&r.name, MAX_NAME_BYTES, "role name too long"),
+            Content::MemberRoles(m) => {
+                user(&m.target)?;
+                list(&m.roles, "too many roles")
+            }
+            Content::Timeout(t) => {
+                user(&t.target)?;
+                opt(&t.reason, MAX_NAME_BYTES, "reason too long")
+            }
+            Content::Name(n) => text(n, MAX_NAME_BYTES, "room name too long"),
+            Content::Topic(t) => text(t, MAX_TOPIC_BYTES, "topic too long"),
+            Content::Avatar(a) => a.as_ref().map_or(Ok(()), attachment),
+            Content::JoinRule(_) | Content::HistoryVisibility(_) => Ok(()),
+            Content::Slowmode(_) | Content::Encryption(_) => Ok(()),
+            Content::Pins(p) => list(p, "too many pins"),
+            Content::SpaceChild(l) | Content::SpaceParent(l) => list(&l.via, "too many via nodes"),
+            Content::Message(m) => {
+                text(&m.body, MAX_BODY_BYTES, "message body too long")?;
+                mentions(&m.mentions)?;
+                list(&m.attachments, "too many attachments")?;
+                m.attachments.iter().try_for_each(attachment)
+            }
+            Content::Reaction(r) if r.key.is_empty() => Err("empty reaction key"),
+            Content::Reaction(r) => text(&r.key, MAX_REACTION_BYTES, "reaction key too long"),
+            Content::Edit(e) => {
+                text(&e.body, MAX_BODY_BYTES, "message body too long")?;
+                mentions(&e.mentions)
+            }
+            Content::Redaction(r) => opt(&r.reason, MAX_NAME_BYTES, "reason too long"),
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! A room replica: the DAG of its events, their canonical order, and the
+//! state they resolve to (docs/spec/state-resolution.md).
+//!
+//! **Canonical order.** Events are sorted by `(depth, class, id)`. Depth is
+//! 1 + the greatest parent depth, so the order is topological; class puts
+//! changes to someone's standing before other state and state before
+//! messages among events of one depth; the id only breaks the remaining
+//! ties. Nothing a sender chooses freely — its clock, or a timestamp — moves
+//! an event. Every replica that holds the same events holds the same order.
+//!
+//! **Resolution.** The room's state is the fold of the events in canonical
+//! order, each *applied* only if it passes the auth rules against the state
+//! just before it. So a ban sorts before the banned user's concurrent
+//! messages of the same or greater depth and they are refused everywhere.
+//!
+//! **Admission.** Separately, an event must pass the auth rules against the
+//! state *at its parents* (the fold of its ancestors alone). That check
+//! depends only on the event and its ancestors, never on what else arrived,
+//! so every honest node admits or drops an event alike; an admitted event is
+//! kept even when resolution later refuses it, because others may name it as
+//! a parent.
+//!
+//! **Cost.** State snapshots are O(1) clones (persistent maps). Checkpoints
+//! of the running fold every [`CHECKPOINT_EVERY`] positions bound a replay
+//! after an insertion to the events after the insertion point plus one
+//! checkpoint interval: linear in the size of the conflict, not the room.
+//! Computing the state at an event's parents walks back from the parents to
+//! the nearest *cut* (a position whose prefix has that event as its only
+//! tip); for an event built on the current head that walk is one step.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use imbl::OrdSet;
+
+use crate::auth::{self, AuthError, Target, TargetKind};
+use crate::content::{Class, Content};
+use crate::event::{Event, EventBody, Rejection};
+use crate::ids::{EventId, NodeId, RoomId};
+use crate::limits::MAX_PARENTS;
+use crate::state::RoomState;
+
+/// Positions between checkpoints. Smaller costs memory (a checkpoint is a few
+/// hundred bytes), larger costs replay time after an out-of-order insertion.
+pub const CHECKPOINT_EVERY: usize = 64;
+
+/// Sort key of the canonical order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct OrderKey {
+    depth: u64,
+    class: Class,
+    id: EventId,
+}
+
+#[derive(Debug)]
+struct Entry {
+    event: Event,
+    key: OrderKey,
+    /// Effective time: the greater of the event's own clock and its parents'
+    /// effective times. Monotone along every path, so a sender cannot step
+    /// back before an event they saw (a timeout, their last message).
+    time_ms: u64,
+    pos: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    accepted: bool,
+    /// The prefix up to and including this position has this event as its
+    /// only tip: every earlier event is its ancestor.
+    cut: bool,
+}
+
+/// The running fold at one position.
+#[derive(Clone, Debug, Default)]
+struct Cursor {
+    state: RoomState,
+    tips: OrdSet<EventId>,
+}
+
+/// Why an event was not inserted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    /// Invalid here: drop it, do not forward it, score its sender down.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Fetch these first, then insert again.
+    #[error("{} parent(s) not yet known", .0.len())]
+    MissingParents(Vec<EventId>),
+}
+
+/// What an insertion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Already held; nothing changed.
+    Duplicate,
+    New {
+        /// Whether resolution applied it (it is part of state and timeline).
+        accepted: bool,
+        /// Why resolution refused it, when it did.
+        refusal: Option<AuthError>,
+        /// Its place in the canonical order.
+        position: usize,
+        /// Earlier events whose acceptance changed, with their new value: a
+        /// concurrent ban can retroactively refuse what it raced.
+        changed: Vec<(EventId, bool)>,
+    },
+}
+
+/// A replica of one room.
+#[derive(Debug)]
+pub struct Room {
+    room_id: RoomId,
+    entries: HashMap<EventId, Entry>,
+    order: Vec<EventId>,
+    slots: Vec<Slot>,
+    /// `checkpoints[k]`: the fold before position `k * CHECKPOINT_EVERY`.
+    checkpoints: Vec<Cursor>,
+    end: Cursor,
+}
+
+impl Room {
+    /// Starts a replica from the room's create event.
+    pub fn new(create: Event) -> Result<Room, Rejection> {
+        if !matches!(create.content(), Content::Create(_)) {
+            return Err(Rejection::Shape("a room starts with its create event"));
+        }
+        let mut room = Room {
+            room_id: RoomId(create.id().0),
+            entries: HashMap::new(),
+            order: Vec::new(),
+            slots: Vec::new(),
+            checkpoints: Vec::new(),
+            end: Cursor::default(),
+        };
+        auth::authorize(&room.end.state, &create, create.origin_ts(), &|_| None)?;
+        // The create event has no parents: its effective time is its own clock.
+        let time_ms = create.origin_ts();
+        room.push_entry(create, time_ms);
+        room.replay_from(0);
+        Ok(room)
+    }
+
+    /// Rebuilds a replica from events this node verified and admitted
+    /// earlier (its own store), in any order: one sort and one fold, no
+    /// signature checks. Events whose parents are absent are skipped and
+    /// returned, so a damaged store degrades instead of failing.
+    pub fn load(create: Event, events: impl IntoIterator<Item = Event>) -> Result<(Room, Vec<EventId>), Rejection> {
+        let mut room = Room::new(create)?;
+        let mut rest: Vec<Event> = events.into_iter().filter(|e| e.id() != room.room_id.create_event()).collect();
+        rest.sort_by_key(|e| (e.depth(), e.class(), e.id()));
+        rest.dedup_by_key(|e| e.id());
+        let mut skipped = Vec::new();
+        for event in rest {
+            let parents_known = event.parents().iter().all(|p| room.entries.contains_key(p));
+            if event.room_id() != room.room_id || !parents_known || room.check_depth(&event).is_err() {
+                skipped.push(event.id());
+                continue;
+            }
+            let time_ms = room.effective_time(&event);
+            room.push_entry(event, time_ms);
+        }
+        room.checkpoints.clear();
+        room.end = Cursor::default();
+        room.replay_from(0);
+        Ok((room, skipped))
+    }
+
+    pub fn room_id(&self) -> RoomId {
+        self.room_id
+    }
+
+    /// The resolved current state.
+    pub fn state(&self) -> &RoomState {
+        &self.end.state
+    }
+
+    /// The DAG's current tips, which a new event names as parents. At most
+    /// [`MAX_PARENTS`]: the deepest, if there are more (the rest are merged
+    /// by later events).
+    pub fn heads(&self) -> Vec<EventId> {
+        let mut tips: Vec<EventId> = self.end.tips.iter().copied().collect();
+        if tips.len() > MAX_PARENTS {
+            tips.sort_by_key(|id| Reverse(self.entries[id].key));
+            tips.truncate(MAX_PARENTS);
+        }
+        tips.sort();
+        tips
+    }
+
+    /// A new event's body on the current heads: the caller signs it.
+    pub fn draft(&self, origin: NodeId, sender: &str, origin_ts: u64, content: Content) -> EventBody {
+        let parents = self.heads();
+        let depth = parents.iter().map(|id| self.entries[id].key.depth).max().unwrap_or(0) + 1;
+        EventBody { origin, room: Some(self.room_id), sender: sender.to_owned(), parents, depth, origin_ts, content }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn contains(&self, id: &EventId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    pub fn event(&self, id: &EventId) -> Option<&Event> {
+        self.entries.get(id).map(|e| &e.event)
+    }
+
+    /// Position in the canonical order.
+    pub fn position(&self, id: &EventId) -> Option<usize> {
+        self.entries.get(id).map(|e| e.pos)
+    }
+
+    pub fn is_accepted(&self, id: &EventId) -> bool {
+        self.entries.get(id).is_some_and(|e| self.slots[e.pos].accepted)
+    }
+
+    /// Effective time of an event (see [`Entry::time_ms`]).
+    pub fn time_ms(&self, id: &EventId) -> Option<u64> {
+        self.entries.get(id).map(|e| e.time_ms)
+    }
+
+    /// Every event in canonical order with whether resolution accepted it.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Event, bool)> + ExactSizeIterator + '_ {
+        self.order.iter().zip(&self.slots).map(|(id, slot)| (&self.entries[id].event, slot.accepted))
+    }
+
+    /// The event at a canonical position.
+    pub fn at(&self, pos: usize) -> Option<(&Event, bool)> {
+        let id = self.order.get(pos)?;
+        Some((&self.entries[id].event, self.slots[pos].accepted))
+    }
+
+    /// Parents of `event` this replica does not hold.
+    pub fn missing_parents(&self, event: &Event) -> Vec<EventId> {
+        event.parents().iter().filter(|p| !self.entries.contains_key(p)).copied().collect()
+    }
+
+    /// Would `event` be admitted and accepted if inserted now? Checks
+    /// everything [`Room::insert`] checks without changing the replica.
+    pub fn check(&self, event: &Event) -> Result<Option<AuthError>, InsertError> {
+        self.admit(event)?;
+        // Appended at the end (a new local event always sorts last when built
+        // on `heads()`), resolution sees the current state.
+        let time_ms = self.effective_time(event);
+        let targets = |id: &EventId| self.main_target(id, self.order.len());
+        Ok(auth::authorize(&self.end.state, event, time_ms, &targets).err())
+    }
+
+    /// Inserts a verified event. See the module docs for what is checked.
+    pub fn insert(&mut self, event: Event) -> Result<Inserted, InsertError> {
+        if self.entries.contains_key(&event.id()) {
+            return Ok(Inserted::Duplicate);
+        }
+        let time_ms = self.admit(&event)?;
+        let key = key_of(&event);
+        let pos = self.order.partition_point(|id| self.entries[id].key < key);
+        let id = event.id();
+        let appended = pos == self.order.len();
+        self.order.insert(pos, id);
+        self.slots.insert(pos, Slot::default());
+        for later in &self.order[pos + 1..] {
+            if let Some(entry) = self.entries.get_mut(later) {
+                entry.pos += 1;
+            }
+        }
+        self.entries.insert(id, Entry { event, key, time_ms, pos });
+        let before: Vec<bool> = self.slots[pos + 1..].iter().map(|s| s.accepted).collect();
+        let refusal = if appended { self.apply_at_end(pos) } else { self.replay_from(pos) };
+        let changed = self.order[pos + 1..]
+            .iter()
+            .zip(&self.slots[pos + 1..])
+            .zip(before)
+            .filter(|((_, slot), was)| slot.accepted != *was)
+            .map(|((id, slot), _)| (*id, slot.accepted))
+            .collect();
+        Ok(Inserted::New { accepted: self.slots[pos].accepted, refusal, position: pos, changed })
+    }
+
+    /// Admission checks; returns the event's effective time.
+    fn admit(&self, event: &Event) -> Result<u64, InsertError> {
+        if event.room_id() != self.room_id {
+            return Err(Rejection::WrongRoom.into());
+        }
+        let missing = self.missing_parents(event);
+        if !missing.is_empty() {
+            return Err(InsertError::MissingParents(missing));
+        }
+        self.check_depth(event)?;
+        let time_ms = self.effective_time(event);
+        let at_parents = self.state_at(event.parents());
+        for reference in event.content().references() {
+            if !at_parents.is_ancestor(self, &reference) {
+                return Err(Rejection::UnknownReference(reference).into());
+            }
+        }
+        let targets = |id: &EventId| at_parents.target(self, id);
+        auth::authorize(&at_parents.state, event, time_ms, &targets).map_err(Rejection::from)?;
+        Ok(time_ms)
+    }
+
+    fn check_depth(&self, event: &Event) -> Result<(), Rejection> {
+        let parent_depth = event.parents().iter().filter_map(|p| self.entries.get(p)).map(|e| e.key.depth).max();
+        match parent_depth {
+            Some(depth) if event.depth() == depth + 1 => Ok(()),
+            _ => Err(Rejection::BadDepth),
+        }
+    }
+
+    fn effective_time(&self, event: &Event) -> u64 {
+        event
+            .parents()
+            .iter()
+            .filter_map(|p| self.entries.get(p))
+            .map(|e| e.time_ms)
+            .fold(event.origin_ts(), u64::max)
+    }
+
+    fn push_entry(&mut self, event: Event, time_ms: u64) {
+        let pos = self.order.len();
+        let id = event.id();
+        self.order.push(id);
+        self.slots.push(Slot::default());
+        self.entries.insert(id, Entry { key: key_of(&event), event, time_ms, pos });
+    }
+
+    /// What resolution knows about `id` for an event at `pos`.
+    fn main_target(&self, id: &EventId, pos: usize) -> Option<Target> {
+        let entry = self.entries.get(id)?;
+        (entry.pos < pos && self.slots[entry.pos].accepted).then(|| target_of(&entry.event))
+    }
+
+    /// Applies position `pos`, the last one, to `end`.
+    fn apply_at_end(&mut self, pos: usize) -> Option<AuthError> {
+        if pos.is_multiple_of(CHECKPOINT_EVERY) {
+            self.checkpoints.truncate(pos / CHECKPOINT_EVERY);
+            self.checkpoints.push(self.end.clone());
+        }
+        let mut cursor = std::mem::take(&mut self.end);
+        let refusal = self.step(&mut cursor, pos);
+        self.end = cursor;
+        refusal
+    }
+
+    /// Re-folds from the checkpoint at or before `from` to the end, updating
+    /// acceptance, cuts and checkpoints. Returns the refusal at `from`.
+    fn replay_from(&mut self, from: usize) -> Option<AuthError> {
+        let k = from / CHECKPOINT_EVERY;
+        let mut cursor = self.checkpoints.get(k).cloned().unwrap_or_default();
+        self.checkpoints.truncate(k);
+        let mut refusal = None;
+        for pos in k * CHECKPOINT_EVERY..self.order.len() {
+            if pos.is_multiple_of(CHECKPOINT_EVERY) {
+                self.checkpoints.push(cursor.clone());
+            }
+            let r = self.step(&mut cursor, pos);
+            if pos == from {
+                refusal = r;
+            }
+        }
+        self.end = cursor;
+        refusal
+    }
+
+    /// Authorizes and applies one position onto `cursor`.
+    fn step(&mut self, cursor: &mut Cursor, pos: usize) -> Option<AuthError> {
+        let entry = &self.entries[&self.order[pos]];
+        let verdict = {
+            let targets = |id: &EventId| self.main_target(id, pos);
+            auth::authorize(&cursor.state, &entry.event, entry.time_ms, &targets)
+        };
+        if verdict.is_ok() {
+            auth::apply(&mut cursor.state, &entry.event, entry.time_ms);
+        }
+        for parent in entry.event.parents() {
+            cursor.tips.remove(parent);
+        }
+        cursor.tips.insert(entry.event.id());
+        self.slots[pos] = Slot { accepted: verdict.is_ok(), cut: cursor.tips.len() == 1 };
+        verdict.err()
+    }
+
+    /// The state at a set of parents: the fold of their ancestors alone.
+    fn state_at(&self, parents: &[EventId]) -> AtParents {
+        // Walk back in descending position until the frontier is one cut.
+        let mut heap: BinaryHeap<usize> = BinaryHeap::new();
+        let mut seen: HashSet<usize> = HashSet::new();
+        for parent in parents {
+            if let Some(entry) = self.entries.get(parent)
+                && seen.insert(entry.pos)
+            {
+                heap.push(entry.pos);
+            }
+        }
+        let mut above: Vec<usize> = Vec::new();
+        let cut = loop {
+            let Some(top) = heap.pop() else { break None };
+            if heap.is_empty() && self.slots[top].cut {
+                break Some(top);
+            }
+            above.push(top);
+            for parent in self.entries[&self.order[top]].event.parents() {
+                if let Some(entry) = self.entries.get(parent)
+                    && seen.insert(entry.pos)
+                {
+                    heap.push(entry.pos);
+                }
+            }
+        };
+        let mut state = match cut {
+            Some(cut) => self.fold_prefix(cut + 1),
+            None => RoomState::default(),
+        };
+        // Fold the ancestors above the cut in order, judged on their own.
+        above.sort_unstable();
+        let mut accepted_above: HashSet<usize> = HashSet::new();
+        let cut_pos = cut.map_or(0, |c| c + 1);
+        for &pos in &above {
+            let entry = &self.entries[&self.order[pos]];
+            let targets = |id: &EventId| {
+                let e = self.entries.get(id)?;
+                let ok = if e.pos < cut_pos { self.slots[e.pos].accepted } else { accepted_above.contains(&e.pos) };
+                (ok && e.pos < pos).then(|| target_of(&e.event))
+            };
+            if auth::authorize(&state, &entry.event, entry.time_ms, &targets).is_ok() {
+                auth::apply(&mut state, &entry.event, entry.time_ms);
+                accepted_above.insert(pos);
+            }
+        }
+        AtParents { state, cut_end: cut_pos, above: above.into_iter().collect(), accepted_above }
+    }
+
+    /// The main fold before position `end` (which must be at most `len`).
+    fn fold_prefix(&self, end: usize) -> RoomState {
+        if end == self.order.len() {
+            return self.end.state.clone();
+        }
+        let k = end / CHECKPOINT_EVERY;
+        let mut state = self.checkpoints[k].state.clone();
+        for pos in k * CHECKPOINT_EVERY..end {
+            if self.slots[pos].accepted {
+                let entry = &self.entries[&self.order[pos]];
+                auth::apply(&mut state, &entry.event, entry.time_ms);
+            }
+        }
+        state
+    }
+}
+
+/// The state at an event's parents, and which events are its ancestors.
+struct AtParents {
+    state: RoomState,
+    /// Every position below this is an ancestor.
+    cut_end: usize,
+    /// Ancestors above the cut.
+    above: HashSet<usize>,
+    accepted_above: HashSet<usize>,
+}
+
+impl AtParents {
+    fn is_ancestor(&self, room: &Room, id: &EventId) -> bool {
+        room.entries.get(id).is_some_and(|e| e.pos < self.cut_end || self.above.contains(&e.pos))
+    }
+
+    fn target(&self, room: &Room, id: &EventId) -> Option<Target> {
+        let e = room.entries.get(id)?;
+        let accepted = if e.pos < self.cut_end { room.slots[e.pos].accepted } else { self.accepted_above.contains(&e.pos) };
+        accepted.then(|| target_of(&e.event))
+    }
+}
+
+fn key_of(event: &Event) -> OrderKey {
+    OrderKey { depth: event.depth(), class: event.class(), id: event.id() }
+}
+
+fn target_of(event: &Event) -> Target {
+    Target { sender: event.sender().clone(), kind: TargetKind::of(event.content()) }
+}

@@ -1,0 +1,161 @@
+//! Room state: what the state events of a room add up to at one point of
+//! its canonical order. Persistent maps (imbl) make a snapshot an O(1)
+//! clone, which is what lets [`crate::room`] keep checkpoints cheaply.
+
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap};
+
+use crate::content::*;
+use crate::ids::{EventId, NodeId, RoleId, RoomId, UserId};
+use crate::permissions::{OWNER_RANK, Permissions, Rank};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub rank: Rank,
+    pub permissions: Permissions,
+    pub color: Option<u32>,
+}
+
+/// The state of a room. Two replicas that applied the same events in the
+/// same order hold equal states (`==` compares every field).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RoomState {
+    pub(crate) creator: Option<UserId>,
+    pub(crate) kind: Option<RoomKind>,
+    pub(crate) members: HashMap<UserId, Membership>,
+    pub(crate) member_roles: HashMap<UserId, Arc<[RoleId]>>,
+    pub(crate) roles: OrdMap<RoleId, Role>,
+    pub(crate) timeouts: HashMap<UserId, u64>,
+    /// Effective time of each member's last accepted message, for slowmode.
+    pub(crate) last_message_ms: HashMap<UserId, u64>,
+    pub(crate) name: Option<String>,
+    pub(crate) topic: Option<String>,
+    pub(crate) avatar: Option<Attachment>,
+    pub(crate) join_rule: Option<JoinRule>,
+    pub(crate) history_visibility: Option<HistoryVisibility>,
+    pub(crate) slowmode_seconds: u32,
+    pub(crate) encryption: Option<Encryption>,
+    pub(crate) pins: Arc<[EventId]>,
+    pub(crate) space_children: OrdMap<RoomId, Arc<[NodeId]>>,
+    pub(crate) space_parents: OrdMap<RoomId, Arc<[NodeId]>>,
+}
+
+impl RoomState {
+    pub fn creator(&self) -> Option<&UserId> {
+        self.creator.as_ref()
+    }
+    pub fn kind(&self) -> Option<RoomKind> {
+        self.kind
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+    pub fn avatar(&self) -> Option<&Attachment> {
+        self.avatar.as_ref()
+    }
+    pub fn join_rule(&self) -> JoinRule {
+        self.join_rule.unwrap_or(JoinRule::Invite)
+    }
+    pub fn history_visibility(&self) -> HistoryVisibility {
+        self.history_visibility.unwrap_or(HistoryVisibility::Shared)
+    }
+    pub fn slowmode_seconds(&self) -> u32 {
+        self.slowmode_seconds
+    }
+    pub fn encryption(&self) -> Option<Encryption> {
+        self.encryption
+    }
+    pub fn pins(&self) -> &[EventId] {
+        &self.pins
+    }
+    pub fn space_children(&self) -> impl Iterator<Item = (&RoomId, &[NodeId])> {
+        self.space_children.iter().map(|(room, via)| (room, &via[..]))
+    }
+    pub fn space_parents(&self) -> impl Iterator<Item = (&RoomId, &[NodeId])> {
+        self.space_parents.iter().map(|(room, via)| (room, &via[..]))
+    }
+
+    pub fn membership(&self, user: &UserId) -> Option<Membership> {
+        self.members.get(user).copied()
+    }
+    pub fn is_joined(&self, user: &UserId) -> bool {
+        self.membership(user) == Some(Membership::Join)
+    }
+    /// Every user with a membership, in a stable order.
+    pub fn members(&self) -> Vec<(UserId, Membership)> {
+        let mut members: Vec<_> = self.members.iter().map(|(u, m)| (u.clone(), *m)).collect();
+        members.sort();
+        members
+    }
+    /// Joined members, sorted.
+    pub fn joined(&self) -> Vec<UserId> {
+        let mut joined: Vec<_> = self
+            .members
+            .iter()
+            .filter(|(_, m)| **m == Membership::Join)
+            .map(|(u, _)| u.clone())
+            .collect();
+        joined.sort();
+        joined
+    }
+    /// Nodes that are home to at least one joined member: where the room lives.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        let mut nodes: Vec<_> = self
+            .members
+            .iter()
+            .filter(|(_, m)| **m == Membership::Join)
+            .map(|(u, _)| u.node())
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = (&RoleId, &Role)> {
+        self.roles.iter()
+    }
+    pub fn role(&self, role: RoleId) -> Option<&Role> {
+        self.roles.get(&role)
+    }
+    pub fn roles_of(&self, user: &UserId) -> &[RoleId] {
+        self.member_roles.get(user).map_or(&[], |roles| roles)
+    }
+    pub fn timeout_until(&self, user: &UserId) -> Option<u64> {
+        self.timeouts.get(user).copied()
+    }
+
+    pub fn is_owner(&self, user: &UserId) -> bool {
+        self.creator.as_ref() == Some(user)
+    }
+
+    /// The highest rank among the user's roles; [`OWNER_RANK`] for the creator.
+    pub fn rank(&self, user: &UserId) -> Rank {
+        if self.is_owner(user) {
+            return OWNER_RANK;
+        }
+        self.roles_of(user)
+            .iter()
+            .filter_map(|role| self.roles.get(role))
+            .map(|role| role.rank)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `@everyone`'s permissions plus those of the user's roles; all for the creator.
+    pub fn permissions(&self, user: &UserId) -> Permissions {
+        if self.is_owner(user) {
+            return Permissions::ALL;
+        }
+        let everyone = self.roles.get(&RoleId::EVERYONE).map_or(Permissions::NONE, |r| r.permissions);
+        self.roles_of(user)
+            .iter()
+            .filter_map(|role| self.roles.get(role))
+            .fold(everyone, |acc, role| acc | role.permissions)
+            & Permissions::ALL
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: formatting, lints, unit, property and
+# integration tests. Reuses a target directory outside the checkout when one
+# exists (CI machines may keep /work/target between runs); never needs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then
+  export CARGO_TARGET_DIR=/work/target
+fi
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
