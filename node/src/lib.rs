@@ -5,6 +5,7 @@
 //! - [`api`]: the HTTP + WebSocket gateway.
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
 
 pub mod admin;
@@ -12,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
+pub mod hasher;
 pub mod metrics;
 mod node;
 

@@ -60,6 +60,9 @@ impl Node {
             // Log-in attempts per username: a person mistypes a few times, a
             // guesser tries thousands.
             logins: api::RateLimiter::new(1, 10),
+            hasher: crate::hasher::Hasher::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             web_dir: web_dir(&config),
             metrics,
             config,

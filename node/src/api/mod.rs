@@ -48,6 +48,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub sends: RateLimiter,
     pub logins: RateLimiter,
+    pub hasher: crate::hasher::Hasher,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
     pub stopped: tokio::sync::watch::Receiver<bool>,

@@ -150,12 +150,12 @@ pub async fn register(
         }
     }
     let password = req.password;
-    let hash = tokio::task::spawn_blocking(move || {
-        spaces_auth::hash_password(&password, &mut rand::rng())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let hash = state
+        .hasher
+        .hash(password)
+        .await
+        .ok_or_else(|| ApiError::internal("the hashing pool stopped"))?
+        .map_err(ApiError::internal)?;
     let first = state.store.accounts()?.is_empty();
     let account = Account {
         username: username.clone(),
@@ -188,16 +188,9 @@ pub async fn login(
         return Err(too_many(wait));
     }
     let account = state.store.account(&username)?;
-    // Verify against a real hash even for unknown users, so response time
-    // does not tell which usernames exist.
     let phc = account.as_ref().map(|a| a.password_hash.clone());
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || {
-        let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
-        spaces_auth::verify_password(&phc, &password).unwrap_or(false)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let ok = state.hasher.verify(phc, password).await;
     let account = match account {
         Some(account) if ok => account,
         _ => {
@@ -214,17 +207,6 @@ pub async fn login(
         ));
     }
     Ok(Json(new_session(&state, &account, req.device)?))
-}
-
-/// argon2id of a random password nobody knows, with the real parameters,
-/// made once per process.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let secret: [u8; 16] = rand::random();
-        let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        spaces_auth::hash_password(&password, &mut rand::rng()).unwrap_or_default()
-    })
 }
 
 pub async fn refresh(

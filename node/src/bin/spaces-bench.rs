@@ -1,1 +1,351 @@
-fn main() {}
+//! `spaces-bench`: a load benchmark against a real `spaces` process.
+//!
+//! It starts the node binary (next to this one) on a temporary data
+//! directory, registers users, puts them all in one room, and measures:
+//!
+//! 1. throughput — acknowledged (durable) messages per second from N
+//!    concurrent senders;
+//! 2. delivery latency — at a fixed send rate, the time from issuing a send
+//!    to its arrival on every member's WebSocket (p50/p99/max);
+//! 3. the node's resident memory (VmRSS from /proc) idle, after setup and
+//!    after load.
+//!
+//! Every loop is bounded in count and time. Usage:
+//! `spaces-bench [--users 100] [--messages-per-sender 200] [--rate 500] [--seconds 10]`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Args {
+    users: usize,
+    messages_per_sender: usize,
+    rate: u64,
+    seconds: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        users: 100,
+        messages_per_sender: 200,
+        rate: 500,
+        seconds: 10,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--users" => args.users = value.parse()?,
+            "--messages-per-sender" => args.messages_per_sender = value.parse()?,
+            "--rate" => args.rate = value.parse()?,
+            "--seconds" => args.seconds = value.parse()?,
+            _ => bail!("unknown flag {flag}"),
+        }
+    }
+    if args.users == 0
+        || args.users > 1000
+        || args.seconds == 0
+        || args.seconds > 120
+        || args.rate == 0
+        || args.rate > 50_000
+    {
+        bail!("bounds: 1 ≤ users ≤ 1000, 1 ≤ seconds ≤ 120, 1 ≤ rate ≤ 50000");
+    }
+    Ok(args)
+}
+
+/// The node process; killed when dropped.
+struct NodeProcess {
+    child: Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl NodeProcess {
+    fn start() -> anyhow::Result<NodeProcess> {
+        let exe = std::env::current_exe()?.with_file_name("spaces");
+        let dir = std::env::temp_dir().join(format!("spaces-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut child = Command::new(&exe)
+            .args(["serve", "--http-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .env("RUST_LOG", "warn")
+            // The benchmark measures the node, not its per-user rate limit.
+            .env("SPACES__LIMITS__SENDS_PER_SEC", "1000000")
+            .env("SPACES__LIMITS__SEND_BURST", "1000000")
+            .env("SPACES__LIMITS__WS_LAG_EVENTS", "65536")
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (build it: cargo build --release -p spaces-node)",
+                    exe.display()
+                )
+            })?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let base = line
+            .split_whitespace()
+            .last()
+            .context("no address printed")?
+            .to_owned();
+        Ok(NodeProcess { child, base, dir })
+    }
+
+    fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+struct User {
+    token: String,
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let value: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {value}");
+    }
+    Ok(value)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let node = NodeProcess::start()?;
+    // Let start-up allocation settle before reading idle memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = node.rss_kib();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.users)
+        .build()?;
+    let base = node.base.clone();
+
+    // Users, registered concurrently (argon2 dominates).
+    let mut handles = Vec::new();
+    for i in 0..args.users {
+        let (client, base) = (client.clone(), base.clone());
+        handles.push(tokio::spawn(async move {
+            let body = json!({ "username": format!("user{i}"), "password": "benchmark password" });
+            let v = post(&client, format!("{base}/api/v1/auth/register"), None, body).await?;
+            anyhow::Ok(User {
+                token: v["access_token"].as_str().context("token")?.to_owned(),
+            })
+        }));
+    }
+    let mut users = Vec::new();
+    for h in handles {
+        users.push(h.await??);
+    }
+    let room = post(
+        &client,
+        format!("{base}/api/v1/rooms"),
+        Some(&users[0].token),
+        json!({ "name": "bench", "visibility": "public" }),
+    )
+    .await?;
+    let room_id = room["room_id"].as_str().context("room id")?.to_owned();
+    for user in &users[1..] {
+        post(
+            &client,
+            format!("{base}/api/v1/rooms/{room_id}/join"),
+            Some(&user.token),
+            json!({}),
+        )
+        .await?;
+    }
+    let rss_setup = node.rss_kib();
+
+    // 1. Throughput: every user sends as fast as acknowledgements come back.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    let mut handles = Vec::new();
+    for user in &users {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{base}/api/v1/rooms/{room_id}/messages"),
+            user.token.clone(),
+        );
+        let n = args.messages_per_sender;
+        handles.push(tokio::spawn(async move {
+            let mut acked = 0usize;
+            for i in 0..n {
+                if Instant::now() > deadline {
+                    break;
+                }
+                if post(
+                    &client,
+                    url.clone(),
+                    Some(&token),
+                    json!({ "body": format!("throughput {i}") }),
+                )
+                .await
+                .is_ok()
+                {
+                    acked += 1;
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = 0;
+    for h in handles {
+        acked += h.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let throughput = acked as f64 / elapsed;
+
+    // 2. Latency: every member on a WebSocket; one sender at a fixed rate.
+    let ws_url = base.replacen("http", "ws", 1) + "/ws";
+    let sent_at: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+    let total = (args.rate * args.seconds) as usize;
+    let mut receivers = Vec::new();
+    for user in &users {
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await?;
+        let since = node_last_seq(&client, &base).await?;
+        ws.send(Message::Text(
+            json!({ "type": "auth", "token": user.token, "since": since })
+                .to_string()
+                .into(),
+        ))
+        .await?;
+        let sent_at = sent_at.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(total);
+            let stop = Instant::now() + Duration::from_secs(args.seconds + 30);
+            while latencies.len() < total && Instant::now() < stop {
+                let Ok(Some(Ok(Message::Text(text)))) =
+                    tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+                else {
+                    break;
+                };
+                let now = Instant::now();
+                let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                let Some(body) = frame["event"]["content"]["body"].as_str() else {
+                    continue;
+                };
+                if let Some(at) = sent_at.lock().await.get(body) {
+                    latencies.push(now.duration_since(*at).as_secs_f64() * 1000.0);
+                }
+            }
+            latencies
+        }));
+    }
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let url = format!("{base}/api/v1/rooms/{room_id}/messages");
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..total {
+        ticker.tick().await;
+        let body = format!("latency {i}");
+        sent_at.lock().await.insert(body.clone(), Instant::now());
+        let (client, url, token) = (
+            client.clone(),
+            url.clone(),
+            users[i % users.len()].token.clone(),
+        );
+        sends.spawn(async move {
+            post(&client, url, Some(&token), json!({ "body": body }))
+                .await
+                .is_ok()
+        });
+    }
+    let mut n_ok = 0;
+    while let Some(ok) = sends.join_next().await {
+        n_ok += usize::from(ok.unwrap_or(false));
+    }
+    let mut latencies = Vec::new();
+    for r in receivers {
+        latencies.extend(r.await?);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let rss_load = node.rss_kib();
+
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| users (senders, WebSocket members) | {} |", args.users);
+    println!("| durable messages acknowledged | {acked} in {elapsed:.2} s |");
+    println!("| **throughput (acked msg/s, one room)** | **{throughput:.0}** |");
+    println!(
+        "| latency run | {n_ok}/{total} sends at {} msg/s, {} deliveries |",
+        args.rate,
+        latencies.len()
+    );
+    println!(
+        "| **delivery latency p50 / p99 / max (ms)** | **{:.2} / {:.2} / {:.2}** |",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| **node RSS idle** | **{:.1} MiB** |",
+        rss_idle as f64 / 1024.0
+    );
+    println!(
+        "| node RSS after setup / after load | {:.1} / {:.1} MiB |",
+        rss_setup as f64 / 1024.0,
+        rss_load as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn node_last_seq(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    // The live run only needs frames from now on: start from the stream's
+    // end, read from the metrics' stored-events counter.
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let stored = text
+        .lines()
+        .find(|l| l.starts_with("spaces_events_stored_total "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    Ok(stored)
+}
