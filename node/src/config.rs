@@ -74,6 +74,10 @@ pub struct LimitsConfig {
     /// Sustained message sends per user per second, and the burst above it.
     pub sends_per_sec: u32,
     pub send_burst: u32,
+    /// Sign-ups per second node-wide, and the burst above it: each costs a
+    /// password hash and an account record.
+    pub registrations_per_sec: u32,
+    pub registration_burst: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -135,6 +139,8 @@ impl Default for LimitsConfig {
             // more than a few messages a second for long.
             sends_per_sec: 10,
             send_burst: 50,
+            registrations_per_sec: 1,
+            registration_burst: 20,
         }
     }
 }
@@ -193,6 +199,9 @@ impl Config {
         }
         if self.limits.sends_per_sec == 0 || self.limits.send_burst == 0 {
             bail!("limits.sends_per_sec and limits.send_burst must be positive");
+        }
+        if self.limits.registrations_per_sec == 0 || self.limits.registration_burst == 0 {
+            bail!("limits.registrations_per_sec and limits.registration_burst must be positive");
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use spaces_node::{Node, admin};
 
 /// Spaces: a self-hostable, federated chat node.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,10 +21,10 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct Common {
     /// TOML configuration file (see spaces.example.toml).
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Data directory: keys and store. Created on first start.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
 }
 
@@ -78,10 +78,15 @@ enum AdminCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A server logs its life at info; an admin command speaks only when it must.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info,sled=warn",
+        Command::Admin { .. } => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sled=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();

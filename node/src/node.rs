@@ -60,6 +60,10 @@ impl Node {
             // Log-in attempts per username: a person mistypes a few times, a
             // guesser tries thousands.
             logins: api::RateLimiter::new(1, 10),
+            registrations: api::RateLimiter::new(
+                config.limits.registrations_per_sec,
+                config.limits.registration_burst,
+            ),
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),

@@ -1,1 +1,17 @@
+//! Integration tests: real `spaces` processes on `127.0.0.1:0` with temp
+//! data directories, driven over HTTP and WebSocket like any client would.
+//!
+//! One binary, a module per area. Every test starts its own node(s), so
+//! tests run in parallel and share nothing but the machine. Nothing waits on
+//! a bare sleep: the harness reads the node's address from its stdout and
+//! every wait has a deadline.
 
+mod support;
+
+mod accounts;
+mod admin_cli;
+mod durability;
+mod errors;
+mod messages;
+mod rooms;
+mod websocket;

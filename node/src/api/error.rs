@@ -2,8 +2,9 @@
 //! human `message`, as `{"code": "...", "message": "..."}`. A 500 never
 //! carries internals: the cause goes to the log, the client gets "internal".
 
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -15,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds until a rate-limited client may retry (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -29,6 +32,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -63,7 +67,13 @@ impl IntoResponse for ApiError {
             code: self.code,
             message: &self.message,
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -98,9 +108,13 @@ impl From<spaces_store::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
-        let status = rejection.status();
+        let mut status = rejection.status();
         let code = match &rejection {
-            JsonRejection::JsonDataError(_) => "bad_field",
+            JsonRejection::JsonDataError(_) => {
+                // axum says 422; the API says 400 for every malformed body.
+                status = StatusCode::BAD_REQUEST;
+                "bad_field"
+            }
             JsonRejection::JsonSyntaxError(_) => "bad_json",
             JsonRejection::MissingJsonContentType(_) => "bad_content_type",
             _ if status == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
@@ -109,6 +123,23 @@ impl From<JsonRejection> for ApiError {
         ApiError::new(status, code, rejection.body_text())
     }
 }
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request("bad_query", rejection.body_text())
+    }
+}
+
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(rejection: WebSocketUpgradeRejection) -> ApiError {
+        ApiError::new(rejection.status(), "not_websocket", rejection.body_text())
+    }
+}
+
+/// `axum::extract::Query` with our error body on rejection.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
 
 /// `axum::Json` with our error body on rejection.
 #[derive(Debug, FromRequest)]

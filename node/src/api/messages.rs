@@ -1,7 +1,7 @@
 //! Messages: send, history both ways, threads, reactions, edits, deletion
 //! and read markers.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use spaces_protocol::content::*;
 use spaces_protocol::{EventId, RoleId};
 
 use super::account::parse_user;
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Query};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, render};
 use crate::engine::RoomView;
@@ -181,9 +181,16 @@ pub async fn history(
 }
 
 /// The first position `authed` may read, or 403.
-fn readable(view: &RoomView, authed: &Authed) -> ApiResult<usize> {
-    view.readable_from(&authed.user)
-        .ok_or_else(|| ApiError::forbidden("not_member", "you are not in this room"))
+pub fn readable(view: &RoomView, authed: &Authed) -> ApiResult<usize> {
+    view.readable_from(&authed.user).ok_or_else(|| {
+        let state = view.room.state();
+        if state.membership(&authed.user).is_none() && state.join_rule() != JoinRule::Public {
+            // Invariant 4: to someone never in it, a private room does not exist.
+            ApiError::not_found("unknown_room", "no such room on this node")
+        } else {
+            ApiError::forbidden("not_member", "you are not in this room")
+        }
+    })
 }
 
 pub async fn thread(

@@ -1,7 +1,7 @@
 //! Health, metrics, the OpenAPI document, and the web client's files.
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -24,6 +24,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// A known path with a method it does not take: a JSON error like any other.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
+    .into_response()
 }
 
 /// Serves the built web client for anything that is not an API route;
@@ -82,5 +92,53 @@ pub async fn fallback(State(state): State<AppState>, uri: Uri) -> Response {
                 .into_response()
         }
         Err(_) => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::OPENAPI;
+
+    /// docs/spec/openapi.json describes exactly the routes the router serves.
+    #[test]
+    fn openapi_paths_match_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        let version = doc["openapi"].as_str().unwrap_or_default();
+        assert!(
+            version.starts_with("3.1."),
+            "openapi.json is OpenAPI {version:?}, not 3.1"
+        );
+        const METHODS: [&str; 8] = [
+            "get", "put", "post", "delete", "options", "head", "patch", "trace",
+        ];
+        let paths = doc["paths"].as_object().expect("openapi.json has paths");
+        let documented: BTreeSet<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let item = item.as_object().expect("a path item is an object");
+                item.keys()
+                    .filter(|key| METHODS.contains(&key.as_str()))
+                    .map(|method| (method.to_uppercase(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = crate::api::ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(
+            served.len(),
+            crate::api::ROUTES.len(),
+            "ROUTES lists a route twice"
+        );
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty() && unserved.is_empty(),
+            "routes missing from openapi.json: {undocumented:?}; \
+             in openapi.json but not in ROUTES: {unserved:?}"
+        );
     }
 }

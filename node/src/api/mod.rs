@@ -48,6 +48,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub sends: RateLimiter,
     pub logins: RateLimiter,
+    pub registrations: RateLimiter,
     pub hasher: crate::hasher::Hasher,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -206,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(meta::metrics))
         .route("/api/openapi.json", get(meta::openapi))
         .fallback(meta::fallback)
+        .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     api.with_state(state)

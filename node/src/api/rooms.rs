@@ -219,7 +219,8 @@ pub async fn get(
     let visible = room_state
         .membership(&authed.user)
         .is_some_and(|m| m != Membership::Leave)
-        || room_state.join_rule() == JoinRule::Public;
+        || room_state.join_rule() == JoinRule::Public
+        || room_state.history_visibility() == HistoryVisibility::WorldReadable;
     if !visible {
         // Invariant 4: a private room does not exist for outsiders.
         return Err(ApiError::not_found(
@@ -292,12 +293,7 @@ pub async fn members(
     let room_id = parse_room(&room_id)?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
-    if view.readable_from(&authed.user).is_none() {
-        return Err(ApiError::forbidden(
-            "not_member",
-            "you are not in this room",
-        ));
-    }
+    super::messages::readable(&view, &authed)?;
     let room_state = view.room.state();
     let members: Vec<Value> = room_state
         .members()

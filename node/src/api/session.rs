@@ -42,9 +42,14 @@ impl FromRequestParts<AppState> for Authed {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>")
             })?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>")
-        })?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        let token = header
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+            .map(|_| &header[7..])
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>")
+            })?;
         authenticate(state, token)
     }
 }
@@ -126,6 +131,9 @@ pub async fn register(
     State(state): State<AppState>,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<Tokens>)> {
+    if let Err(wait) = state.registrations.check("register") {
+        return Err(too_many(wait));
+    }
     let username = req.username.to_lowercase();
     validate_localpart(&username)
         .map_err(|e| ApiError::bad_request("bad_username", e.to_string()))?;
@@ -140,6 +148,13 @@ pub async fn register(
             ));
         }
         RegistrationMode::Invite => {
+            // A taken name must not cost the newcomer a use of their token.
+            if state.store.account(&username)?.is_some() {
+                return Err(ApiError::conflict(
+                    "username_taken",
+                    "that username is taken",
+                ));
+            }
             let token = req.invite_token.as_deref().unwrap_or_default();
             if !state.store.consume_invite_token(token, now_ms())? {
                 return Err(ApiError::forbidden(
@@ -226,6 +241,15 @@ pub async fn refresh(
     let expires = now + state.config.limits.session_days * 86_400_000;
     let new_token = format!("{session_id}.{}", fresh.token);
     let new_hash = spaces_auth::hash_refresh_token(&new_token);
+    match state.store.session(session_id)? {
+        Some(session) if session.expires_at_ms > now => {}
+        Some(_) => {
+            // Expired: gone for good, not revived by a late refresh.
+            state.store.delete_session(session_id)?;
+            return Err(bad());
+        }
+        None => return Err(bad()),
+    }
     let Some(session) = state
         .store
         .rotate_session(session_id, &old_hash, new_hash, now, expires)?
@@ -404,9 +428,11 @@ fn tokens_for(
 }
 
 pub fn too_many(wait_secs: f64) -> ApiError {
-    ApiError::new(
+    let mut error = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         format!("slow down; retry in {:.1} s", wait_secs.max(0.1)),
-    )
+    );
+    error.retry_after = Some(wait_secs.ceil().max(1.0) as u64);
+    error
 }

@@ -16,14 +16,15 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use spaces_protocol::Event;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{AppState, Authed, render, session};
+use super::{ApiError, AppState, Authed, render, session};
 use crate::engine::StreamItem;
 
 /// How long a new connection may take to authenticate.
@@ -52,7 +53,14 @@ enum ClientMessage {
     Ping,
 }
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return ApiError::from(rejection).into_response(),
+    };
     ws.max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| serve(state, socket))
@@ -122,7 +130,13 @@ async fn run(
 ) -> Option<(u16, &'static str)> {
     // Subscribe first: anything stored from now on is in `live`.
     let mut live = state.engine.subscribe();
-    let ready = json!({ "type": "ready", "user_id": authed.user.to_string(), "seq": state.store.last_seq() });
+    let last_seq = state.store.last_seq();
+    if since > last_seq {
+        // A cursor from the future (another node's, or a wiped store) would
+        // silently hide every event up to it.
+        return Some((CLOSE_PROTOCOL, "since is ahead of this node's stream"));
+    }
+    let ready = json!({ "type": "ready", "user_id": authed.user.to_string(), "seq": last_seq });
     socket
         .send(Message::Text(ready.to_string().into()))
         .await
@@ -142,14 +156,10 @@ async fn run(
             let Ok(event) = Event::decode_trusted(&stored.bytes) else {
                 continue;
             };
-            let item = StreamItem {
-                seq: stored.seq,
-                room_id: event.room_id(),
-                event,
-            };
-            if state.engine.delivers_to(&authed.user, &item) {
+            let item = StreamItem::new(stored.seq, event);
+            if state.engine.backlog_delivers_to(&authed.user, &item).await {
                 socket
-                    .send(Message::Text(frame(&item, authed).into()))
+                    .send(Message::Text(frame(&item).to_owned().into()))
                     .await
                     .ok()?;
             }
@@ -172,7 +182,7 @@ async fn run(
                     }
                     cursor = item.seq;
                     if state.engine.delivers_to(&authed.user, &item) {
-                        socket.send(Message::Text(frame(&item, authed).into())).await.ok()?;
+                        socket.send(Message::Text(frame(&item).to_owned().into())).await.ok()?;
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -208,6 +218,11 @@ async fn run(
     }
 }
 
-fn frame(item: &StreamItem, authed: &Authed) -> String {
-    json!({ "type": "event", "seq": item.seq, "event": render::event(&item.event, None, &authed.user) }).to_string()
+/// An event frame. Without a room view the rendering does not depend on
+/// the viewer, so every client shares the item's one rendering.
+fn frame(item: &StreamItem) -> &str {
+    item.rendered.get_or_init(|| {
+        json!({ "type": "event", "seq": item.seq, "event": render::event(&item.event, None, &item.event.sender().clone()) })
+            .to_string()
+    })
 }

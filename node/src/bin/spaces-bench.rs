@@ -88,6 +88,8 @@ impl NodeProcess {
             // The benchmark measures the node, not its per-user rate limit.
             .env("SPACES__LIMITS__SENDS_PER_SEC", "1000000")
             .env("SPACES__LIMITS__SEND_BURST", "1000000")
+            .env("SPACES__LIMITS__REGISTRATIONS_PER_SEC", "1000000")
+            .env("SPACES__LIMITS__REGISTRATION_BURST", "1000000")
             .env("SPACES__LIMITS__WS_LAG_EVENTS", "65536")
             .stdout(Stdio::piped())
             .spawn()

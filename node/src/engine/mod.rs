@@ -15,7 +15,7 @@
 mod view;
 mod writer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -88,8 +88,8 @@ struct Inner {
     node_id: NodeId,
     store: Store,
     rooms: RwLock<HashMap<RoomId, RoomSlot>>,
-    /// Local user → rooms where they are joined, invited or knocking.
-    memberships: RwLock<HashMap<UserId, HashSet<RoomId>>>,
+    /// Local user → rooms where they are joined, invited or knocking, and which.
+    memberships: RwLock<HashMap<UserId, HashMap<RoomId, Membership>>>,
     writer: Writer,
     stream: broadcast::Sender<Arc<StreamItem>>,
     metrics: Arc<Metrics>,
@@ -237,12 +237,13 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner());
         index
             .get(user)
-            .map(|rooms| rooms.iter().copied().collect())
+            .map(|rooms| rooms.keys().copied().collect())
             .unwrap_or_default()
     }
 
-    /// Whether a live event should reach `user`'s clients: they are in the
-    /// room, or the event is about them (their own kick or ban).
+    /// Whether a live event should reach `user`'s clients: they are joined,
+    /// or the event is about them (their invite, kick or ban). Invitees and
+    /// knockers see only their own membership until they join (invariant 4).
     pub fn delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
         if let Content::Member(m) = item.event.content()
             && &m.target == user
@@ -254,9 +255,28 @@ impl Engine {
             .memberships
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        index
-            .get(user)
-            .is_some_and(|rooms| rooms.contains(&item.room_id))
+        index.get(user).and_then(|rooms| rooms.get(&item.room_id)) == Some(&Membership::Join)
+    }
+
+    /// [`Engine::delivers_to`] for an event from the stored backlog, which may
+    /// predate the user's join: it must also be within the history they may
+    /// read (the room's history visibility).
+    pub async fn backlog_delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
+        if !self.delivers_to(user, item) {
+            return false;
+        }
+        let Ok(slot) = self.room(&item.room_id) else {
+            return false;
+        };
+        let view = slot.lock().await;
+        match (
+            view.readable_from(user),
+            view.room.position(&item.event.id()),
+        ) {
+            (Some(floor), Some(pos)) => pos >= floor,
+            // Their own membership event is always theirs to see.
+            _ => matches!(item.event.content(), Content::Member(m) if &m.target == user),
+        }
     }
 
     /// Creates a room owned by `creator` (a local user).
@@ -447,7 +467,7 @@ impl Engine {
                 membership,
                 Membership::Join | Membership::Invite | Membership::Knock
             ) {
-                rooms.insert(room_id);
+                rooms.insert(room_id, membership);
             } else {
                 rooms.remove(&room_id);
             }

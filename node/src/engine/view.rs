@@ -97,6 +97,7 @@ impl RoomView {
         let state = self.room.state();
         let membership = state.membership(user);
         let visibility = state.history_visibility();
+
         match membership {
             Some(Membership::Join) | Some(Membership::Invite) => {}
             _ if visibility == WorldReadable => return Some(0),
@@ -111,14 +112,16 @@ impl RoomView {
         // wanted memberships that ends in their current one.
         let mut from = None;
         for (pos, (event, ok)) in self.room.iter().enumerate().rev() {
-            if let (true, Content::Member(m)) = (ok, event.content())
-                && &m.target == user
-            {
-                if wanted.contains(&m.membership) {
-                    from = Some(pos);
-                } else {
-                    break;
-                }
+            // The creator joined with the create event itself.
+            let membership = match event.content() {
+                Content::Member(m) if ok && &m.target == user => m.membership,
+                Content::Create(_) if ok && event.sender() == user => Membership::Join,
+                _ => continue,
+            };
+            if wanted.contains(&membership) {
+                from = Some(pos);
+            } else {
+                break;
             }
         }
         from.or(Some(self.room.len()))

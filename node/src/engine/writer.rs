@@ -35,6 +35,21 @@ pub struct StreamItem {
     pub seq: u64,
     pub room_id: RoomId,
     pub event: Event,
+    /// The item as the API sends it, rendered by the first subscriber that
+    /// needs it and shared by the rest: one rendering per event, not one per
+    /// connected client.
+    pub rendered: std::sync::OnceLock<String>,
+}
+
+impl StreamItem {
+    pub fn new(seq: u64, event: Event) -> StreamItem {
+        StreamItem {
+            seq,
+            room_id: event.room_id(),
+            event,
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 pub struct WriteRequest {
@@ -131,11 +146,7 @@ fn run(
                     for (event, seq) in request.events.iter().zip(&mine) {
                         if let Some(seq) = seq {
                             // No receivers is fine: nobody is listening.
-                            let _ = stream.send(Arc::new(StreamItem {
-                                seq: *seq,
-                                room_id: event.room_id(),
-                                event: event.clone(),
-                            }));
+                            let _ = stream.send(Arc::new(StreamItem::new(*seq, event.clone())));
                         }
                     }
                     let _ = request.done.send(Ok(mine));
