@@ -114,7 +114,11 @@ pub fn authorize(
     let sender = event.sender();
     let content = event.content();
     if let Content::Create(_) = content {
-        return if state.creator.is_some() { Err(AuthError::DuplicateCreate) } else { Ok(()) };
+        return if state.creator.is_some() {
+            Err(AuthError::DuplicateCreate)
+        } else {
+            Ok(())
+        };
     }
     if state.creator.is_none() {
         return Err(AuthError::NoCreate);
@@ -127,9 +131,19 @@ pub fn authorize(
         return Err(AuthError::NotMember);
     }
     let perms = state.permissions(sender);
-    let need = |p: Permissions| if perms.contains(p) { Ok(()) } else { Err(AuthError::MissingPermission(p)) };
+    let need = |p: Permissions| {
+        if perms.contains(p) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingPermission(p))
+        }
+    };
     let outrank = |target: &UserId| {
-        if state.rank(sender) > state.rank(target) { Ok(()) } else { Err(AuthError::Rank) }
+        if state.rank(sender) > state.rank(target) {
+            Ok(())
+        } else {
+            Err(AuthError::Rank)
+        }
     };
     let not_timed_out = || match state.timeout_until(sender) {
         Some(until) if time_ms < until => Err(AuthError::TimedOut),
@@ -146,7 +160,10 @@ pub fn authorize(
         Content::Role(def) => authorize_role(state, sender, perms, def),
         Content::MemberRoles(mr) => {
             need(Permissions::MANAGE_ROLES)?;
-            if !matches!(state.membership(&mr.target), Some(Membership::Join | Membership::Invite)) {
+            if !matches!(
+                state.membership(&mr.target),
+                Some(Membership::Join | Membership::Invite)
+            ) {
                 return Err(AuthError::Target("roles go to members and invitees"));
             }
             outrank(&mr.target)?;
@@ -154,21 +171,31 @@ pub fn authorize(
                 return Err(AuthError::Value("roles must be sorted and distinct"));
             }
             let old = state.roles_of(&mr.target);
-            let changed = mr.roles.iter().filter(|r| !old.contains(r)).chain(old.iter().filter(|r| !mr.roles.contains(r)));
+            let changed = mr
+                .roles
+                .iter()
+                .filter(|r| !old.contains(r))
+                .chain(old.iter().filter(|r| !mr.roles.contains(r)));
             let sender_rank = state.rank(sender);
             for role_id in changed {
                 if *role_id == RoleId::EVERYONE {
                     return Err(AuthError::Value("@everyone is implicit"));
                 }
                 match state.roles.get(role_id) {
-                    Some(role) if role.rank < sender_rank && perms.contains(role.permissions & Permissions::ALL) => {}
+                    Some(role)
+                        if role.rank < sender_rank
+                            && perms.contains(role.permissions & Permissions::ALL) => {}
                     Some(_) => return Err(AuthError::CannotGrant),
                     // Removing a deleted role is fine; adding an unknown one is not.
                     None if old.contains(role_id) => {}
                     None => return Err(AuthError::Value("unknown role")),
                 }
             }
-            if old == &mr.roles[..] { Err(AuthError::NoChange) } else { Ok(()) }
+            if old == &mr.roles[..] {
+                Err(AuthError::NoChange)
+            } else {
+                Ok(())
+            }
         }
         Content::Timeout(t) => {
             need(Permissions::TIMEOUT)?;
@@ -181,16 +208,26 @@ pub fn authorize(
             }
             Ok(())
         }
-        Content::Name(_) | Content::Topic(_) | Content::Avatar(_) | Content::JoinRule(_) | Content::HistoryVisibility(_) => {
-            need(Permissions::MANAGE_ROOM)
-        }
+        Content::Name(_)
+        | Content::Topic(_)
+        | Content::Avatar(_)
+        | Content::JoinRule(_)
+        | Content::HistoryVisibility(_) => need(Permissions::MANAGE_ROOM),
         Content::Slowmode(s) => {
             need(Permissions::MANAGE_ROOM)?;
-            if s.seconds > MAX_SLOWMODE_SECONDS { Err(AuthError::Value("slowmode longer than 6 hours")) } else { Ok(()) }
+            if s.seconds > MAX_SLOWMODE_SECONDS {
+                Err(AuthError::Value("slowmode longer than 6 hours"))
+            } else {
+                Ok(())
+            }
         }
         Content::Encryption(_) => {
             need(Permissions::MANAGE_ROOM)?;
-            if state.encryption.is_some() { Err(AuthError::Value("encryption cannot change once on")) } else { Ok(()) }
+            if state.encryption.is_some() {
+                Err(AuthError::Value("encryption cannot change once on"))
+            } else {
+                Ok(())
+            }
         }
         Content::SpaceChild(_) => {
             need(Permissions::MANAGE_ROOM)?;
@@ -245,7 +282,9 @@ pub fn authorize(
         Content::Redaction(r) => {
             let t = target(&r.target).ok_or(AuthError::Target("unknown or refused event"))?;
             if t.kind == TargetKind::State || t.kind == TargetKind::Redaction {
-                return Err(AuthError::Target("state events and redactions cannot be redacted"));
+                return Err(AuthError::Target(
+                    "state events and redactions cannot be redacted",
+                ));
             }
             if &t.sender == sender {
                 return Ok(());
@@ -270,8 +309,10 @@ fn authorize_member(state: &RoomState, sender: &UserId, member: &Member) -> Resu
             (_, Some(Ban)) => Err(AuthError::Banned),
             (Join, Some(Join)) | (Knock, Some(Knock)) => Err(AuthError::NoChange),
             (Join, Some(Invite)) => direct_room_has_space(state, sender),
-            // A public direct room is still a direct room: two people at most.
-            (Join, _) if state.join_rule() == JoinRule::Public => direct_room_has_space(state, sender),
+            (Join, _) if state.join_rule() == JoinRule::Public => {
+                // A direct room made public still holds two people.
+                direct_room_has_space(state, sender)
+            }
             (Join, _) => Err(AuthError::JoinRule),
             (Leave, Some(Join | Invite | Knock)) => Ok(()),
             (Leave, _) => Err(AuthError::NotMember),
@@ -285,7 +326,13 @@ fn authorize_member(state: &RoomState, sender: &UserId, member: &Member) -> Resu
         return Err(AuthError::NotMember);
     }
     let perms = state.permissions(sender);
-    let need = |p: Permissions| if perms.contains(p) { Ok(()) } else { Err(AuthError::MissingPermission(p)) };
+    let need = |p: Permissions| {
+        if perms.contains(p) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingPermission(p))
+        }
+    };
     let outranks = state.rank(sender) > state.rank(&member.target);
     match (member.membership, current) {
         (Join | Knock, _) => Err(AuthError::Target("only the user can join or knock")),
@@ -297,17 +344,29 @@ fn authorize_member(state: &RoomState, sender: &UserId, member: &Member) -> Resu
         }
         (Leave, Some(Ban)) => {
             need(Permissions::BAN)?;
-            if outranks { Ok(()) } else { Err(AuthError::Rank) }
+            if outranks {
+                Ok(())
+            } else {
+                Err(AuthError::Rank)
+            }
         }
         (Leave, Some(Join | Invite | Knock)) => {
             need(Permissions::KICK)?;
-            if outranks { Ok(()) } else { Err(AuthError::Rank) }
+            if outranks {
+                Ok(())
+            } else {
+                Err(AuthError::Rank)
+            }
         }
         (Leave, _) => Err(AuthError::NotMember),
         (Ban, Some(Ban)) => Err(AuthError::NoChange),
         (Ban, _) => {
             need(Permissions::BAN)?;
-            if outranks { Ok(()) } else { Err(AuthError::Rank) }
+            if outranks {
+                Ok(())
+            } else {
+                Err(AuthError::Rank)
+            }
         }
     }
 }
@@ -322,10 +381,19 @@ fn direct_room_has_space(state: &RoomState, user: &UserId) -> Result<(), AuthErr
         .iter()
         .filter(|(u, m)| *u != user && matches!(m, Membership::Join | Membership::Invite))
         .count();
-    if others < 2 { Ok(()) } else { Err(AuthError::Value("a direct room has two members")) }
+    if others < 2 {
+        Ok(())
+    } else {
+        Err(AuthError::Value("a direct room has two members"))
+    }
 }
 
-fn authorize_role(state: &RoomState, sender: &UserId, perms: Permissions, def: &RoleDef) -> Result<(), AuthError> {
+fn authorize_role(
+    state: &RoomState,
+    sender: &UserId,
+    perms: Permissions,
+    def: &RoleDef,
+) -> Result<(), AuthError> {
     if !perms.contains(Permissions::MANAGE_ROLES) {
         return Err(AuthError::MissingPermission(Permissions::MANAGE_ROLES));
     }
@@ -333,10 +401,14 @@ fn authorize_role(state: &RoomState, sender: &UserId, perms: Permissions, def: &
     let old = state.roles.get(&def.role);
     if def.role == RoleId::EVERYONE {
         if def.rank != 0 || def.deleted {
-            return Err(AuthError::Value("@everyone has rank 0 and cannot be deleted"));
+            return Err(AuthError::Value(
+                "@everyone has rank 0 and cannot be deleted",
+            ));
         }
     } else if def.rank == 0 || def.rank == OWNER_RANK {
-        return Err(AuthError::Value("a role's rank is between 1 and the owner's"));
+        return Err(AuthError::Value(
+            "a role's rank is between 1 and the owner's",
+        ));
     }
     if let Some(old) = old {
         if old.rank >= sender_rank && def.role != RoleId::EVERYONE {
@@ -351,7 +423,11 @@ fn authorize_role(state: &RoomState, sender: &UserId, perms: Permissions, def: &
         return Err(AuthError::Rank);
     }
     let old_perms = old.map_or(Permissions::NONE, |r| r.permissions);
-    let new_perms = if def.deleted { Permissions::NONE } else { def.permissions };
+    let new_perms = if def.deleted {
+        Permissions::NONE
+    } else {
+        def.permissions
+    };
     // Toggling a bit, on or off, needs the bit.
     let toggled = Permissions((old_perms.0 ^ new_perms.0) & Permissions::ALL.0);
     if !perms.contains(toggled) {
@@ -382,12 +458,14 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
         }
         Content::Member(member) => {
             if matches!(member.membership, Membership::Leave | Membership::Ban) {
-                // Roles do not survive leaving: a returning member starts over.
-                // A timeout does: leaving and rejoining must not lift it early
-                // (it lapses by itself at `until_ms`).
+                // Roles do not survive leaving: a returning member starts
+                // without them. A timeout does survive, or leaving and
+                // rejoining would lift it early.
                 state.member_roles.remove(&member.target);
             }
-            state.members.insert(member.target.clone(), member.membership);
+            state
+                .members
+                .insert(member.target.clone(), member.membership);
         }
         Content::Role(def) if def.deleted => {
             state.roles.remove(&def.role);
@@ -407,7 +485,9 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
             state.member_roles.remove(&mr.target);
         }
         Content::MemberRoles(mr) => {
-            state.member_roles.insert(mr.target.clone(), Arc::from(&mr.roles[..]));
+            state
+                .member_roles
+                .insert(mr.target.clone(), Arc::from(&mr.roles[..]));
         }
         Content::Timeout(t) if t.until_ms == 0 => {
             state.timeouts.remove(&t.target);
@@ -432,10 +512,94 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
     }
 }
 
-fn link_space(links: &mut imbl::OrdMap<crate::ids::RoomId, Arc<[crate::ids::NodeId]>>, link: &SpaceLink) {
+fn link_space(
+    links: &mut imbl::OrdMap<crate::ids::RoomId, Arc<[crate::ids::NodeId]>>,
+    link: &SpaceLink,
+) {
     if link.present {
         links.insert(link.room, Arc::from(&link.via[..]));
     } else {
         links.remove(&link.room);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::EventId;
+
+    #[test]
+    fn target_kinds() {
+        let e = EventId([1; 32]);
+        let cases = [
+            (
+                Content::Message(Message::default()),
+                TargetKind::Message,
+                true,
+            ),
+            (
+                Content::Message(Message {
+                    thread: Some(e),
+                    ..Message::default()
+                }),
+                TargetKind::ThreadReply,
+                true,
+            ),
+            (
+                Content::Message(Message {
+                    reply_to: Some(e),
+                    ..Message::default()
+                }),
+                TargetKind::Message,
+                true,
+            ),
+            (
+                Content::Reaction(Reaction {
+                    target: e,
+                    key: "+".into(),
+                }),
+                TargetKind::Reaction,
+                false,
+            ),
+            (
+                Content::Edit(Edit {
+                    target: e,
+                    body: String::new(),
+                    mentions: Mentions::default(),
+                }),
+                TargetKind::Edit,
+                false,
+            ),
+            (
+                Content::Redaction(Redaction {
+                    target: e,
+                    reason: None,
+                }),
+                TargetKind::Redaction,
+                false,
+            ),
+            (Content::Name(String::new()), TargetKind::State, false),
+            (Content::Pins(vec![]), TargetKind::State, false),
+        ];
+        for (content, kind, is_message) in cases {
+            assert_eq!(TargetKind::of(&content), kind, "{}", content.type_name());
+            assert_eq!(kind.is_message(), is_message);
+        }
+    }
+
+    #[test]
+    fn the_fallback_arm_refuses() {
+        // Unreachable by construction; if it ever were reached, it must refuse.
+        assert_eq!(
+            unreachable_ok(),
+            Err(AuthError::Value("internal: unexpected content"))
+        );
+    }
+
+    #[test]
+    fn limits_match_the_spec() {
+        assert_eq!(MAX_TIMEOUT_MS, 2_419_200_000);
+        assert_eq!(MAX_SLOWMODE_SECONDS, 21_600);
+        assert_eq!(Permissions::ALL.0, 0xfff);
     }
 }

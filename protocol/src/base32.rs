@@ -90,7 +90,10 @@ mod tests {
         // 256 bits fill 51 characters and one bit of the 52nd; its four low
         // bits are padding and must be zero.
         let alphabet = ALPHABET;
-        let last = alphabet.iter().position(|&c| c == text.as_bytes()[51]).unwrap();
+        let last = alphabet
+            .iter()
+            .position(|&c| c == text.as_bytes()[51])
+            .unwrap();
         let mut dirty = text[..51].to_string();
         dirty.push(alphabet[last ^ 1] as char);
         assert_eq!(decode::<32>(&dirty), None);

@@ -256,9 +256,10 @@ impl Content {
             Content::Create(_) => Class::Create,
             Content::Role(_) | Content::MemberRoles(_) | Content::Timeout(_) => Class::Power,
             Content::Member(member) if &member.target != sender => Class::Power,
-            Content::Message(_) | Content::Reaction(_) | Content::Edit(_) | Content::Redaction(_) => {
-                Class::Message
-            }
+            Content::Message(_)
+            | Content::Reaction(_)
+            | Content::Edit(_)
+            | Content::Redaction(_) => Class::Message,
             _ => Class::State,
         }
     }
@@ -285,7 +286,11 @@ impl Content {
             s.as_deref().map_or(Ok(()), |s| text(s, max, what))
         }
         fn list<T>(l: &[T], what: &'static str) -> Result<(), &'static str> {
-            if l.len() > MAX_LIST_LEN { Err(what) } else { Ok(()) }
+            if l.len() > MAX_LIST_LEN {
+                Err(what)
+            } else {
+                Ok(())
+            }
         }
         fn user(u: &UserId) -> Result<(), &'static str> {
             u.validate().map_err(|_| "user id localpart")
@@ -335,6 +340,141 @@ impl Content {
                 mentions(&e.mentions)
             }
             Content::Redaction(r) => opt(&r.reason, MAX_NAME_BYTES, "reason too long"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::new(name, NodeId([1; 32])).unwrap()
+    }
+
+    fn samples() -> Vec<Content> {
+        let e = EventId([1; 32]);
+        let link = SpaceLink {
+            room: RoomId([2; 32]),
+            via: vec![],
+            present: true,
+        };
+        let member = |target: &str| {
+            Content::Member(Member {
+                target: user(target),
+                membership: Membership::Ban,
+                reason: None,
+            })
+        };
+        vec![
+            Content::Create(Create {
+                room_version: 1,
+                kind: RoomKind::Room,
+                join_rule: JoinRule::Public,
+                history_visibility: HistoryVisibility::Shared,
+                nonce: [0; 16],
+            }),
+            member("bob"),
+            member("alice"),
+            Content::Role(RoleDef {
+                role: RoleId(1),
+                name: String::new(),
+                rank: 1,
+                permissions: Permissions::NONE,
+                color: None,
+                deleted: false,
+            }),
+            Content::MemberRoles(MemberRoles {
+                target: user("alice"),
+                roles: vec![],
+            }),
+            Content::Timeout(Timeout {
+                target: user("bob"),
+                until_ms: 0,
+                reason: None,
+            }),
+            Content::Name(String::new()),
+            Content::Topic(String::new()),
+            Content::Avatar(None),
+            Content::JoinRule(JoinRule::Knock),
+            Content::HistoryVisibility(HistoryVisibility::Joined),
+            Content::Slowmode(Slowmode { seconds: 1 }),
+            Content::Encryption(Encryption::Mls128X25519),
+            Content::Pins(vec![e, EventId([3; 32])]),
+            Content::SpaceChild(link.clone()),
+            Content::SpaceParent(link),
+            Content::Message(Message {
+                reply_to: Some(e),
+                thread: Some(EventId([4; 32])),
+                ..Message::default()
+            }),
+            Content::Reaction(Reaction {
+                target: e,
+                key: "+".into(),
+            }),
+            Content::Edit(Edit {
+                target: e,
+                body: String::new(),
+                mentions: Mentions::default(),
+            }),
+            Content::Redaction(Redaction {
+                target: e,
+                reason: None,
+            }),
+        ]
+    }
+
+    #[test]
+    fn classes_kinds_and_names() {
+        // docs/spec/encoding.md, the Content table, as sent by alice.
+        let alice = user("alice");
+        let want: [(&str, bool, Class); 20] = [
+            ("create", true, Class::Create),
+            ("member", true, Class::Power), // alice bans bob
+            ("member", true, Class::State), // alice about herself
+            ("role", true, Class::Power),
+            ("member_roles", true, Class::Power), // even her own
+            ("timeout", true, Class::Power),
+            ("name", true, Class::State),
+            ("topic", true, Class::State),
+            ("avatar", true, Class::State),
+            ("join_rule", true, Class::State),
+            ("history_visibility", true, Class::State),
+            ("slowmode", true, Class::State),
+            ("encryption", true, Class::State),
+            ("pins", true, Class::State),
+            ("space_child", true, Class::State),
+            ("space_parent", true, Class::State),
+            ("message", false, Class::Message),
+            ("reaction", false, Class::Message),
+            ("edit", false, Class::Message),
+            ("redaction", false, Class::Message),
+        ];
+        for (content, (name, state, class)) in samples().iter().zip(want) {
+            assert_eq!(content.type_name(), name);
+            assert_eq!(content.is_state(), state, "{name}");
+            assert_eq!(content.class_for(&alice), class, "{name}");
+            assert!(content.check_limits().is_ok(), "{name}");
+        }
+        assert!(
+            Class::Create < Class::Power
+                && Class::Power < Class::State
+                && Class::State < Class::Message
+        );
+    }
+
+    #[test]
+    fn references_are_what_must_be_ancestors() {
+        let refs: Vec<Vec<EventId>> = samples().iter().map(Content::references).collect();
+        let (e, e3, e4) = (EventId([1; 32]), EventId([3; 32]), EventId([4; 32]));
+        for (i, r) in refs.iter().enumerate() {
+            let want: Vec<EventId> = match i {
+                13 => vec![e, e3],
+                16 => vec![e, e4],
+                17..=19 => vec![e],
+                _ => vec![],
+            };
+            assert_eq!(r, &want, "sample {i}");
         }
     }
 }

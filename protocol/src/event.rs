@@ -132,8 +132,8 @@ impl EventBody {
         }
         let mut bytes = Vec::with_capacity(256);
         bytes.push(VERSION);
-        let mut bytes = postcard::to_extend(&self, bytes)
-            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let mut bytes =
+            postcard::to_extend(&self, bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
         let id = event_id_of(&bytes);
         bytes.extend_from_slice(&key.sign(&signed_message(&id)));
         if bytes.len() > MAX_EVENT_BYTES {
@@ -169,9 +169,13 @@ impl Event {
         let (body, rest) = postcard::take_from_bytes::<EventBody>(&signed[1..])
             .map_err(|e| Rejection::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(Rejection::Malformed(format!("{} trailing bytes", rest.len())));
+            return Err(Rejection::Malformed(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
         }
-        let reencoded = postcard::to_allocvec(&body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let reencoded =
+            postcard::to_allocvec(&body).map_err(|e| Rejection::Malformed(e.to_string()))?;
         if reencoded != signed[1..] {
             return Err(Rejection::NonCanonical);
         }
@@ -194,9 +198,16 @@ impl Event {
 
     fn from_parts(id: EventId, body: EventBody, bytes: Vec<u8>) -> Result<Event, Rejection> {
         check_shape(&body)?;
-        let sender = UserId::new(&body.sender, body.origin).map_err(|_| Rejection::Shape("sender localpart"))?;
+        let sender = UserId::new(&body.sender, body.origin)
+            .map_err(|_| Rejection::Shape("sender localpart"))?;
         let room_id = body.room.unwrap_or(RoomId(id.0));
-        Ok(Event(Arc::new(Inner { id, room_id, sender, body, bytes })))
+        Ok(Event(Arc::new(Inner {
+            id,
+            room_id,
+            sender,
+            body,
+            bytes,
+        })))
     }
 
     pub fn id(&self) -> EventId {
@@ -243,7 +254,12 @@ impl PartialEq for Event {
 impl Eq for Event {}
 
 fn event_id_of(signed: &[u8]) -> EventId {
-    EventId(*blake3::Hasher::new_derive_key(ID_CONTEXT).update(signed).finalize().as_bytes())
+    EventId(
+        *blake3::Hasher::new_derive_key(ID_CONTEXT)
+            .update(signed)
+            .finalize()
+            .as_bytes(),
+    )
 }
 
 fn signed_message(id: &EventId) -> [u8; 48] {
@@ -265,10 +281,78 @@ fn check_shape(body: &EventBody) -> Result<(), Rejection> {
     }
     match (&body.content, &body.room) {
         (Content::Create(_), None) if body.parents.is_empty() && body.depth == 0 => Ok(()),
-        (Content::Create(_), _) => Err(Rejection::Shape("create has no room, no parents and depth 0")),
+        (Content::Create(_), _) => Err(Rejection::Shape(
+            "create has no room, no parents and depth 0",
+        )),
         (_, None) => Err(Rejection::Shape("event names no room")),
         (_, Some(_)) if body.parents.is_empty() => Err(Rejection::Shape("event has no parents")),
         (_, Some(_)) if body.depth == 0 => Err(Rejection::BadDepth),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::{Create, HistoryVisibility, JoinRule, RoomKind};
+
+    #[test]
+    fn constants_match_the_spec() {
+        // docs/spec/encoding.md: 97-byte minimum, 48-byte signed message.
+        assert_eq!(MIN_LEN, 97);
+        assert_eq!(SIGN_CONTEXT.len(), 16);
+        let id = EventId([0xee; 32]);
+        let message = signed_message(&id);
+        assert_eq!(&message[..16], b"spaces/event/v1\n");
+        assert_eq!(&message[16..], &[0xee; 32]);
+        // derive-key mode, not a plain or keyed hash.
+        assert_ne!(event_id_of(b"x").0, *blake3::hash(b"x").as_bytes());
+        assert_eq!(event_id_of(b"x").0, blake3::derive_key(ID_CONTEXT, b"x"));
+    }
+
+    #[test]
+    fn an_event_carries_its_room_and_exact_bytes() {
+        let key = NodeKey::from_seed([3; 32]);
+        let body = EventBody {
+            origin: key.node_id(),
+            room: None,
+            sender: "owner".into(),
+            parents: vec![],
+            depth: 0,
+            origin_ts: 5,
+            content: Content::Create(Create {
+                room_version: 1,
+                kind: RoomKind::Direct,
+                join_rule: JoinRule::Invite,
+                history_visibility: HistoryVisibility::Joined,
+                nonce: [9; 16],
+            }),
+        };
+        let event = body.clone().sign(&key).unwrap();
+        assert_eq!(
+            event.room_id().0,
+            event.id().0,
+            "a create event names its own room"
+        );
+        assert_eq!(event.bytes()[0], VERSION);
+        assert_eq!(&event.bytes()[1..33], &key.node_id().0);
+        assert_eq!(event.body(), &body);
+        assert_eq!(event.class(), Class::Create);
+        // Clones share the bytes; equality is by id.
+        let clone = event.clone();
+        assert!(Arc::ptr_eq(&clone.0, &event.0));
+        assert_eq!(Event::decode(event.bytes()).unwrap(), event);
+        // The store path skips the signature but not the shape.
+        let mut tampered = event.bytes().to_vec();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            Event::decode_trusted(&tampered).unwrap().id(),
+            event.id(),
+            "the id does not cover the signature"
+        );
+        assert_eq!(
+            Event::decode(&tampered).unwrap_err(),
+            Rejection::BadSignature
+        );
     }
 }

@@ -155,6 +155,8 @@ impl FromStr for UserId {
     fn from_str(text: &str) -> Result<Self, IdError> {
         let rest = text.strip_prefix('@').ok_or(IdError::Prefix('@'))?;
         let (localpart, node) = rest.split_once(':').ok_or(IdError::UserShape)?;
+        // Localpart first, then the node (docs/spec/identities.md#user-ids).
+        validate_localpart(localpart)?;
         UserId::new(localpart, node.parse()?)
     }
 }
@@ -185,7 +187,10 @@ mod tests {
         assert_eq!(text.parse::<NodeId>(), Ok(node));
         let event = EventId([9; 32]);
         assert_eq!(event.to_string().parse::<EventId>(), Ok(event));
-        assert_eq!(RoomId::from(event).to_string().parse::<RoomId>(), Ok(RoomId([9; 32])));
+        assert_eq!(
+            RoomId::from(event).to_string().parse::<RoomId>(),
+            Ok(RoomId([9; 32]))
+        );
         let user = UserId::new("alice", node).unwrap();
         assert_eq!(user.to_string().parse::<UserId>(), Ok(user));
     }
@@ -193,20 +198,21 @@ mod tests {
     #[test]
     fn bad_text_is_refused() {
         let node = NodeId([7; 32]).to_string();
-        let cases: &[(&str, IdError)] = &[
-            ("$abc", IdError::Prefix('~')),
-            ("~abc", IdError::Encoding),
-            ("alice", IdError::Prefix('@')),
-            ("@alice", IdError::UserShape),
-            ("@:x", IdError::Localpart),
+        let user = |text: &str| text.parse::<UserId>().err();
+        let node_id = |text: &str| text.parse::<NodeId>().err();
+        let cases: [(&str, Option<IdError>, Option<IdError>); 8] = [
+            ("$abc", node_id("$abc"), Some(IdError::Prefix('~'))),
+            ("~abc", node_id("~abc"), Some(IdError::Encoding)),
+            ("alice", user("alice"), Some(IdError::Prefix('@'))),
+            ("@alice", user("@alice"), Some(IdError::UserShape)),
+            // The localpart is checked before the node part.
+            ("@:x", user("@:x"), Some(IdError::Localpart)),
+            ("@Alice:x", user("@Alice:x"), Some(IdError::Localpart)),
+            ("@alice:x", user("@alice:x"), Some(IdError::Prefix('~'))),
+            ("@alice:~abc", user("@alice:~abc"), Some(IdError::Encoding)),
         ];
-        for (text, want) in cases {
-            let got = if text.starts_with('@') {
-                text.parse::<UserId>().err()
-            } else {
-                text.parse::<NodeId>().err()
-            };
-            assert_eq!(got.as_ref(), Some(want), "{text}");
+        for (text, got, want) in cases {
+            assert_eq!(got, want, "{text}");
         }
         for bad in ["Alice", "al ice", &"a".repeat(33), "ünï"] {
             assert_eq!(

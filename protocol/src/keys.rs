@@ -36,3 +36,23 @@ impl fmt::Debug for NodeKey {
         f.debug_tuple("NodeKey").field(&self.node_id()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_round_trips_and_debug_hides_it() {
+        let key = NodeKey::from_seed([0x42; 32]);
+        assert_eq!(key.seed(), [0x42; 32]);
+        assert_eq!(NodeKey::from_seed(key.seed()).node_id(), key.node_id());
+        let debug = format!("{key:?}");
+        assert!(debug.starts_with("NodeKey(~"), "{debug}");
+        // Neither the seed's bytes nor its base32 form appear.
+        assert!(!debug.contains(&crate::base32::encode(&key.seed())[..10]));
+        assert!(!debug.contains("42, 42"));
+        // Deterministic ed25519 (RFC 8032): same key, same message, same signature.
+        assert_eq!(key.sign(b"m"), key.sign(b"m"));
+        assert_ne!(key.sign(b"m"), key.sign(b"n"));
+    }
+}

@@ -77,7 +77,10 @@ impl Permissions {
 
     /// Parses a permission name as used by the HTTP API.
     pub fn from_name(name: &str) -> Option<Permissions> {
-        Self::NAMES.into_iter().find(|(_, n)| *n == name).map(|(p, _)| p)
+        Self::NAMES
+            .into_iter()
+            .find(|(_, n)| *n == name)
+            .map(|(p, _)| p)
     }
 }
 

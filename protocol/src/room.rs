@@ -134,9 +134,7 @@ impl Room {
             end: Cursor::default(),
         };
         auth::authorize(&room.end.state, &create, create.origin_ts(), &|_| None)?;
-        // The create event has no parents: its effective time is its own clock.
-        let time_ms = create.origin_ts();
-        room.push_entry(create, time_ms);
+        room.push_entry(create, 0);
         room.replay_from(0);
         Ok(room)
     }
@@ -145,15 +143,24 @@ impl Room {
     /// earlier (its own store), in any order: one sort and one fold, no
     /// signature checks. Events whose parents are absent are skipped and
     /// returned, so a damaged store degrades instead of failing.
-    pub fn load(create: Event, events: impl IntoIterator<Item = Event>) -> Result<(Room, Vec<EventId>), Rejection> {
+    pub fn load(
+        create: Event,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Result<(Room, Vec<EventId>), Rejection> {
         let mut room = Room::new(create)?;
-        let mut rest: Vec<Event> = events.into_iter().filter(|e| e.id() != room.room_id.create_event()).collect();
+        let mut rest: Vec<Event> = events
+            .into_iter()
+            .filter(|e| e.id() != room.room_id.create_event())
+            .collect();
         rest.sort_by_key(|e| (e.depth(), e.class(), e.id()));
         rest.dedup_by_key(|e| e.id());
         let mut skipped = Vec::new();
         for event in rest {
             let parents_known = event.parents().iter().all(|p| room.entries.contains_key(p));
-            if event.room_id() != room.room_id || !parents_known || room.check_depth(&event).is_err() {
+            if event.room_id() != room.room_id
+                || !parents_known
+                || room.check_depth(&event).is_err()
+            {
                 skipped.push(event.id());
                 continue;
             }
@@ -189,10 +196,29 @@ impl Room {
     }
 
     /// A new event's body on the current heads: the caller signs it.
-    pub fn draft(&self, origin: NodeId, sender: &str, origin_ts: u64, content: Content) -> EventBody {
+    pub fn draft(
+        &self,
+        origin: NodeId,
+        sender: &str,
+        origin_ts: u64,
+        content: Content,
+    ) -> EventBody {
         let parents = self.heads();
-        let depth = parents.iter().map(|id| self.entries[id].key.depth).max().unwrap_or(0) + 1;
-        EventBody { origin, room: Some(self.room_id), sender: sender.to_owned(), parents, depth, origin_ts, content }
+        let depth = parents
+            .iter()
+            .map(|id| self.entries[id].key.depth)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        EventBody {
+            origin,
+            room: Some(self.room_id),
+            sender: sender.to_owned(),
+            parents,
+            depth,
+            origin_ts,
+            content,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -217,7 +243,9 @@ impl Room {
     }
 
     pub fn is_accepted(&self, id: &EventId) -> bool {
-        self.entries.get(id).is_some_and(|e| self.slots[e.pos].accepted)
+        self.entries
+            .get(id)
+            .is_some_and(|e| self.slots[e.pos].accepted)
     }
 
     /// Effective time of an event (see [`Entry::time_ms`]).
@@ -227,7 +255,10 @@ impl Room {
 
     /// Every event in canonical order with whether resolution accepted it.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Event, bool)> + ExactSizeIterator + '_ {
-        self.order.iter().zip(&self.slots).map(|(id, slot)| (&self.entries[id].event, slot.accepted))
+        self.order
+            .iter()
+            .zip(&self.slots)
+            .map(|(id, slot)| (&self.entries[id].event, slot.accepted))
     }
 
     /// The event at a canonical position.
@@ -238,7 +269,12 @@ impl Room {
 
     /// Parents of `event` this replica does not hold.
     pub fn missing_parents(&self, event: &Event) -> Vec<EventId> {
-        event.parents().iter().filter(|p| !self.entries.contains_key(p)).copied().collect()
+        event
+            .parents()
+            .iter()
+            .filter(|p| !self.entries.contains_key(p))
+            .copied()
+            .collect()
     }
 
     /// Would `event` be admitted and accepted if inserted now? Checks
@@ -269,9 +305,21 @@ impl Room {
                 entry.pos += 1;
             }
         }
-        self.entries.insert(id, Entry { event, key, time_ms, pos });
+        self.entries.insert(
+            id,
+            Entry {
+                event,
+                key,
+                time_ms,
+                pos,
+            },
+        );
         let before: Vec<bool> = self.slots[pos + 1..].iter().map(|s| s.accepted).collect();
-        let refusal = if appended { self.apply_at_end(pos) } else { self.replay_from(pos) };
+        let refusal = if appended {
+            self.apply_at_end(pos)
+        } else {
+            self.replay_from(pos)
+        };
         let changed = self.order[pos + 1..]
             .iter()
             .zip(&self.slots[pos + 1..])
@@ -279,7 +327,12 @@ impl Room {
             .filter(|((_, slot), was)| slot.accepted != *was)
             .map(|((id, slot), _)| (*id, slot.accepted))
             .collect();
-        Ok(Inserted::New { accepted: self.slots[pos].accepted, refusal, position: pos, changed })
+        Ok(Inserted::New {
+            accepted: self.slots[pos].accepted,
+            refusal,
+            position: pos,
+            changed,
+        })
     }
 
     /// Admission checks; returns the event's effective time.
@@ -305,7 +358,12 @@ impl Room {
     }
 
     fn check_depth(&self, event: &Event) -> Result<(), Rejection> {
-        let parent_depth = event.parents().iter().filter_map(|p| self.entries.get(p)).map(|e| e.key.depth).max();
+        let parent_depth = event
+            .parents()
+            .iter()
+            .filter_map(|p| self.entries.get(p))
+            .map(|e| e.key.depth)
+            .max();
         match parent_depth {
             Some(depth) if event.depth() == depth + 1 => Ok(()),
             _ => Err(Rejection::BadDepth),
@@ -326,7 +384,15 @@ impl Room {
         let id = event.id();
         self.order.push(id);
         self.slots.push(Slot::default());
-        self.entries.insert(id, Entry { key: key_of(&event), event, time_ms, pos });
+        self.entries.insert(
+            id,
+            Entry {
+                key: key_of(&event),
+                event,
+                time_ms,
+                pos,
+            },
+        );
     }
 
     /// What resolution knows about `id` for an event at `pos`.
@@ -381,7 +447,10 @@ impl Room {
             cursor.tips.remove(parent);
         }
         cursor.tips.insert(entry.event.id());
-        self.slots[pos] = Slot { accepted: verdict.is_ok(), cut: cursor.tips.len() == 1 };
+        self.slots[pos] = Slot {
+            accepted: verdict.is_ok(),
+            cut: cursor.tips.len() == 1,
+        };
         verdict.err()
     }
 
@@ -400,7 +469,9 @@ impl Room {
         let mut above: Vec<usize> = Vec::new();
         let cut = loop {
             let Some(top) = heap.pop() else { break None };
-            if heap.is_empty() && self.slots[top].cut {
+            // Everything before a cut is its ancestor, so the rest of the
+            // frontier is already covered.
+            if self.slots[top].cut {
                 break Some(top);
             }
             above.push(top);
@@ -424,7 +495,11 @@ impl Room {
             let entry = &self.entries[&self.order[pos]];
             let targets = |id: &EventId| {
                 let e = self.entries.get(id)?;
-                let ok = if e.pos < cut_pos { self.slots[e.pos].accepted } else { accepted_above.contains(&e.pos) };
+                let ok = if e.pos < cut_pos {
+                    self.slots[e.pos].accepted
+                } else {
+                    accepted_above.contains(&e.pos)
+                };
                 (ok && e.pos < pos).then(|| target_of(&e.event))
             };
             if auth::authorize(&state, &entry.event, entry.time_ms, &targets).is_ok() {
@@ -432,7 +507,12 @@ impl Room {
                 accepted_above.insert(pos);
             }
         }
-        AtParents { state, cut_end: cut_pos, above: above.into_iter().collect(), accepted_above }
+        AtParents {
+            state,
+            cut_end: cut_pos,
+            above: above.into_iter().collect(),
+            accepted_above,
+        }
     }
 
     /// The main fold before position `end` (which must be at most `len`).
@@ -464,20 +544,349 @@ struct AtParents {
 
 impl AtParents {
     fn is_ancestor(&self, room: &Room, id: &EventId) -> bool {
-        room.entries.get(id).is_some_and(|e| e.pos < self.cut_end || self.above.contains(&e.pos))
+        room.entries
+            .get(id)
+            .is_some_and(|e| e.pos < self.cut_end || self.above.contains(&e.pos))
     }
 
     fn target(&self, room: &Room, id: &EventId) -> Option<Target> {
         let e = room.entries.get(id)?;
-        let accepted = if e.pos < self.cut_end { room.slots[e.pos].accepted } else { self.accepted_above.contains(&e.pos) };
+        let accepted = if e.pos < self.cut_end {
+            room.slots[e.pos].accepted
+        } else {
+            self.accepted_above.contains(&e.pos)
+        };
         accepted.then(|| target_of(&e.event))
     }
 }
 
 fn key_of(event: &Event) -> OrderKey {
-    OrderKey { depth: event.depth(), class: event.class(), id: event.id() }
+    OrderKey {
+        depth: event.depth(),
+        class: event.class(),
+        id: event.id(),
+    }
 }
 
 fn target_of(event: &Event) -> Target {
-    Target { sender: event.sender().clone(), kind: TargetKind::of(event.content()) }
+    Target {
+        sender: event.sender().clone(),
+        kind: TargetKind::of(event.content()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The optimised paths (checkpoints, cuts, the walk back in `state_at`)
+    //! against their definitions, computed naively, on random DAGs.
+
+    use super::*;
+    use crate::content::{
+        Create, HistoryVisibility, JoinRule, Member, MemberRoles, Membership, Message, Reaction,
+        RoomKind,
+    };
+    use crate::ids::{RoleId, UserId};
+    use crate::keys::NodeKey;
+    use crate::permissions::Permissions;
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    const T0: u64 = 1_800_000_000_000;
+
+    /// A room grown by random events on random (known) parents; inadmissible
+    /// ones are dropped.
+    fn random_room(seed: u64, n_events: usize) -> Room {
+        let mut rng = Rng(seed | 1);
+        let keys = [NodeKey::from_seed([1; 32]), NodeKey::from_seed([2; 32])];
+        let names = ["owner", "ann", "ben", "cat"];
+        let users: Vec<(usize, UserId)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i % 2, UserId::new(n, keys[i % 2].node_id()).unwrap()))
+            .collect();
+        let create = EventBody {
+            origin: keys[0].node_id(),
+            room: None,
+            sender: "owner".into(),
+            parents: vec![],
+            depth: 0,
+            origin_ts: T0,
+            content: Content::Create(Create {
+                room_version: 1,
+                kind: RoomKind::Room,
+                join_rule: JoinRule::Public,
+                history_visibility: HistoryVisibility::Shared,
+                nonce: [0; 16],
+            }),
+        }
+        .sign(&keys[0])
+        .unwrap();
+        let mut room = Room::new(create).unwrap();
+        let mut clock = T0;
+        while room.len() < n_events {
+            let sender = rng.below(users.len());
+            let (node, user) = &users[sender];
+            let target = users[rng.below(users.len())].1.clone();
+            let ids: Vec<EventId> = room.order.clone();
+            let recent = |rng: &mut Rng| ids[ids.len() - 1 - rng.below(ids.len().min(12))];
+            let mut parents: Vec<EventId> =
+                (0..1 + rng.below(3)).map(|_| recent(&mut rng)).collect();
+            parents.sort();
+            parents.dedup();
+            let content = match rng.below(9) {
+                0 => Content::Member(Member {
+                    target: user.clone(),
+                    membership: Membership::Join,
+                    reason: None,
+                }),
+                1 => Content::Member(Member {
+                    target,
+                    membership: Membership::Ban,
+                    reason: None,
+                }),
+                2 => Content::Member(Member {
+                    target,
+                    membership: Membership::Leave,
+                    reason: None,
+                }),
+                3 => Content::Role(crate::content::RoleDef {
+                    role: RoleId(1),
+                    name: "r".into(),
+                    rank: 1 + rng.below(9) as u32,
+                    permissions: Permissions(rng.below(1 << 12) as u64),
+                    color: None,
+                    deleted: false,
+                }),
+                4 => Content::MemberRoles(MemberRoles {
+                    target,
+                    roles: vec![RoleId(1)][..rng.below(2)].to_vec(),
+                }),
+                5 => Content::Reaction(Reaction {
+                    target: recent(&mut rng),
+                    key: "+".into(),
+                }),
+                6 => Content::Slowmode(crate::content::Slowmode {
+                    seconds: rng.below(2) as u32,
+                }),
+                _ => Content::Message(Message {
+                    body: "m".into(),
+                    ..Message::default()
+                }),
+            };
+            clock += rng.below(3_000) as u64;
+            let depth = parents
+                .iter()
+                .map(|p| room.entries[p].key.depth)
+                .max()
+                .unwrap()
+                + 1;
+            let body = EventBody {
+                origin: keys[*node].node_id(),
+                room: Some(room.room_id),
+                sender: names[sender].into(),
+                parents,
+                depth,
+                origin_ts: clock,
+                content,
+            };
+            let _ = room.insert(body.sign(&keys[*node]).unwrap());
+        }
+        room
+    }
+
+    fn ancestors(room: &Room, id: &EventId) -> HashSet<EventId> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<EventId> = room.entries[id].event.parents().to_vec();
+        while let Some(next) = stack.pop() {
+            if seen.insert(next) {
+                stack.extend_from_slice(room.entries[&next].event.parents());
+            }
+        }
+        seen
+    }
+
+    /// The fold of the events at `positions` (ascending), by definition.
+    fn naive_fold(room: &Room, positions: &[usize]) -> (RoomState, HashSet<usize>) {
+        let mut state = RoomState::default();
+        let mut accepted = HashSet::new();
+        for &pos in positions {
+            let entry = &room.entries[&room.order[pos]];
+            let targets = |id: &EventId| {
+                let e = room.entries.get(id)?;
+                (accepted.contains(&e.pos) && e.pos < pos).then(|| target_of(&e.event))
+            };
+            if auth::authorize(&state, &entry.event, entry.time_ms, &targets).is_ok() {
+                auth::apply(&mut state, &entry.event, entry.time_ms);
+                accepted.insert(pos);
+            }
+        }
+        (state, accepted)
+    }
+
+    fn check_room(room: &Room) {
+        let n = room.len();
+        // Positions and the main fold.
+        for (pos, id) in room.order.iter().enumerate() {
+            assert_eq!(room.entries[id].pos, pos);
+        }
+        let all: Vec<usize> = (0..n).collect();
+        let (state, accepted) = naive_fold(room, &all);
+        assert_eq!(&state, room.state());
+        for pos in 0..n {
+            assert_eq!(
+                room.slots[pos].accepted,
+                accepted.contains(&pos),
+                "acceptance at {pos}"
+            );
+        }
+        // Checkpoints are the fold before their position.
+        assert_eq!(room.checkpoints.len(), n.div_ceil(CHECKPOINT_EVERY));
+        for (k, checkpoint) in room.checkpoints.iter().enumerate() {
+            let (state, _) = naive_fold(room, &all[..k * CHECKPOINT_EVERY]);
+            assert_eq!(checkpoint.state, state, "checkpoint {k}");
+        }
+        let mut n_cuts = 0;
+        for pos in 0..n {
+            let id = room.order[pos];
+            let ancestors = ancestors(room, &id);
+            // A cut: everything before it is its ancestor.
+            let cut = room.order[..pos]
+                .iter()
+                .all(|earlier| ancestors.contains(earlier));
+            assert_eq!(room.slots[pos].cut, cut, "cut flag at {pos}");
+            n_cuts += usize::from(cut);
+            // The state at an event's parents is the fold of its ancestors alone.
+            let parents = room.entries[&id].event.parents();
+            let at = room.state_at(parents);
+            let mut positions: Vec<usize> = ancestors.iter().map(|a| room.entries[a].pos).collect();
+            positions.sort_unstable();
+            let (state, accepted) = naive_fold(room, &positions);
+            assert_eq!(at.state, state, "state at the parents of {pos}");
+            for other in &room.order {
+                assert_eq!(
+                    at.is_ancestor(room, other),
+                    ancestors.contains(other),
+                    "ancestry of {other:?} for {pos}"
+                );
+                let resolves = at.target(room, other).is_some();
+                assert_eq!(
+                    resolves,
+                    accepted.contains(&room.entries[other].pos),
+                    "target {other:?} for {pos}"
+                );
+            }
+        }
+        assert!(n_cuts > 1, "the DAGs should have some cuts");
+    }
+
+    #[test]
+    fn optimised_fold_matches_its_definition_on_random_dags() {
+        for seed in [1, 2, 3] {
+            let room = random_room(seed, 3 * CHECKPOINT_EVERY + 10);
+            check_room(&room);
+            assert!(
+                room.iter().any(|(_, accepted)| !accepted),
+                "some events should be refused"
+            );
+            // A reload reproduces every private structure, not just the outcome.
+            let (loaded, skipped) = Room::load(
+                room.at(0).unwrap().0.clone(),
+                room.iter().map(|(e, _)| e.clone()),
+            )
+            .unwrap();
+            assert!(skipped.is_empty());
+            assert_eq!(loaded.order, room.order);
+            assert_eq!(loaded.checkpoints.len(), room.checkpoints.len());
+            for (a, b) in loaded.checkpoints.iter().zip(&room.checkpoints) {
+                assert_eq!((&a.state, &a.tips), (&b.state, &b.tips));
+            }
+            for (a, b) in loaded.slots.iter().zip(&room.slots) {
+                assert_eq!((a.accepted, a.cut), (b.accepted, b.cut));
+            }
+        }
+    }
+
+    #[test]
+    fn heads_keep_the_deepest_tips_when_there_are_too_many() {
+        let key = NodeKey::from_seed([1; 32]);
+        let create = EventBody {
+            origin: key.node_id(),
+            room: None,
+            sender: "owner".into(),
+            parents: vec![],
+            depth: 0,
+            origin_ts: T0,
+            content: Content::Create(Create {
+                room_version: 1,
+                kind: RoomKind::Room,
+                join_rule: JoinRule::Public,
+                history_visibility: HistoryVisibility::Shared,
+                nonce: [0; 16],
+            }),
+        }
+        .sign(&key)
+        .unwrap();
+        let mut room = Room::new(create.clone()).unwrap();
+        // 25 single-event branches off the create event, 5 of them one deeper.
+        let mut deep = Vec::new();
+        for i in 0..25u64 {
+            let body = room.draft(
+                key.node_id(),
+                "owner",
+                T0 + i,
+                Content::Message(Message::default()),
+            );
+            let body = EventBody {
+                parents: vec![create.id()],
+                depth: 1,
+                ..body
+            };
+            let event = body.sign(&key).unwrap();
+            room.insert(event.clone()).unwrap();
+            if i < 5 {
+                let child = EventBody {
+                    parents: vec![event.id()],
+                    depth: 2,
+                    ..room.draft(
+                        key.node_id(),
+                        "owner",
+                        T0 + 100 + i,
+                        Content::Message(Message::default()),
+                    )
+                };
+                let child = child.sign(&key).unwrap();
+                room.insert(child.clone()).unwrap();
+                deep.push(child.id());
+            }
+        }
+        assert_eq!(room.end.tips.len(), 25);
+        let heads = room.heads();
+        assert_eq!(heads.len(), MAX_PARENTS);
+        assert!(
+            heads.windows(2).all(|w| w[0] < w[1]),
+            "sorted, as parents must be"
+        );
+        assert!(
+            deep.iter().all(|id| heads.contains(id)),
+            "the deepest tips are kept"
+        );
+        // A draft on them is a valid event, and merging shrinks the tips.
+        let body = room.draft(
+            key.node_id(),
+            "owner",
+            T0 + 1_000,
+            Content::Message(Message::default()),
+        );
+        assert_eq!(body.depth, 3);
+        room.insert(body.sign(&key).unwrap()).unwrap();
+        assert_eq!(room.end.tips.len(), 25 - MAX_PARENTS + 1);
+    }
 }

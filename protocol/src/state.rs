@@ -74,10 +74,14 @@ impl RoomState {
         &self.pins
     }
     pub fn space_children(&self) -> impl Iterator<Item = (&RoomId, &[NodeId])> {
-        self.space_children.iter().map(|(room, via)| (room, &via[..]))
+        self.space_children
+            .iter()
+            .map(|(room, via)| (room, &via[..]))
     }
     pub fn space_parents(&self) -> impl Iterator<Item = (&RoomId, &[NodeId])> {
-        self.space_parents.iter().map(|(room, via)| (room, &via[..]))
+        self.space_parents
+            .iter()
+            .map(|(room, via)| (room, &via[..]))
     }
 
     pub fn membership(&self, user: &UserId) -> Option<Membership> {
@@ -151,11 +155,96 @@ impl RoomState {
         if self.is_owner(user) {
             return Permissions::ALL;
         }
-        let everyone = self.roles.get(&RoleId::EVERYONE).map_or(Permissions::NONE, |r| r.permissions);
+        let everyone = self
+            .roles
+            .get(&RoleId::EVERYONE)
+            .map_or(Permissions::NONE, |r| r.permissions);
         self.roles_of(user)
             .iter()
             .filter_map(|role| self.roles.get(role))
             .fold(everyone, |acc, role| acc | role.permissions)
             & Permissions::ALL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::new(name, NodeId([1; 32])).unwrap()
+    }
+
+    fn role(rank: Rank, permissions: Permissions) -> Role {
+        Role {
+            name: String::new(),
+            rank,
+            permissions,
+            color: None,
+        }
+    }
+
+    #[test]
+    fn rank_and_permissions_follow_the_defined_roles() {
+        let (owner, alice, bob) = (user("owner"), user("alice"), user("bob"));
+        let mut state = RoomState {
+            creator: Some(owner.clone()),
+            ..RoomState::default()
+        };
+        state
+            .roles
+            .insert(RoleId::EVERYONE, role(0, Permissions::SEND_MESSAGES));
+        state
+            .roles
+            .insert(RoleId(1), role(5, Permissions::KICK | Permissions(1 << 50)));
+        state.roles.insert(RoleId(2), role(9, Permissions::BAN));
+        state.member_roles.insert(
+            alice.clone(),
+            Arc::from(&[RoleId(1), RoleId(2), RoleId(7)][..]),
+        );
+        // The highest rank; the union of permissions within ALL; undefined role 7 counts for nothing.
+        assert_eq!(state.rank(&alice), 9);
+        assert_eq!(
+            state.permissions(&alice),
+            Permissions::SEND_MESSAGES | Permissions::KICK | Permissions::BAN
+        );
+        // No roles: @everyone only, rank 0.
+        assert_eq!(state.rank(&bob), 0);
+        assert_eq!(state.permissions(&bob), Permissions::SEND_MESSAGES);
+        // The owner: everything, whatever the roles say.
+        assert_eq!(state.rank(&owner), OWNER_RANK);
+        assert_eq!(state.permissions(&owner), Permissions::ALL);
+        // No @everyone definition: nothing.
+        state.roles.remove(&RoleId::EVERYONE);
+        assert_eq!(state.permissions(&bob), Permissions::NONE);
+        // Deleting role 2 lowers alice's rank.
+        state.roles.remove(&RoleId(2));
+        assert_eq!(state.rank(&alice), 5);
+    }
+
+    #[test]
+    fn member_lists_are_sorted_and_nodes_deduplicated() {
+        let mut state = RoomState::default();
+        let far = UserId::new("zed", NodeId([9; 32])).unwrap();
+        for (u, m) in [
+            (user("carol"), Membership::Join),
+            (user("alice"), Membership::Join),
+            (far.clone(), Membership::Join),
+            (user("bob"), Membership::Invite),
+            (
+                UserId::new("gone", NodeId([5; 32])).unwrap(),
+                Membership::Leave,
+            ),
+        ] {
+            state.members.insert(u, m);
+        }
+        assert_eq!(
+            state.joined(),
+            vec![user("alice"), user("carol"), far.clone()]
+        );
+        assert_eq!(state.nodes(), vec![NodeId([1; 32]), NodeId([9; 32])]);
+        assert_eq!(state.members().len(), 5);
+        assert!(state.members().windows(2).all(|w| w[0] < w[1]));
+        assert!(state.is_joined(&far) && !state.is_joined(&user("bob")));
     }
 }

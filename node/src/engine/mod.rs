@@ -262,6 +262,12 @@ impl Engine {
     /// predate the user's join: it must also be within the history they may
     /// read (the room's history visibility).
     pub async fn backlog_delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
+        if let Content::Member(m) = item.event.content()
+            && &m.target == user
+        {
+            // Their own invite, kick or ban is always theirs to see.
+            return true;
+        }
         if !self.delivers_to(user, item) {
             return false;
         }
@@ -274,8 +280,7 @@ impl Engine {
             view.room.position(&item.event.id()),
         ) {
             (Some(floor), Some(pos)) => pos >= floor,
-            // Their own membership event is always theirs to see.
-            _ => matches!(item.event.content(), Content::Member(m) if &m.target == user),
+            _ => false,
         }
     }
 
