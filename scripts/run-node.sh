@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs a Spaces node from a fresh clone: builds the web client
-# (installing Node.js from Debian's packages if it is missing and we are
-# root), builds the node in release mode, and serves it. The data directory
+# (with Node.js from PyPI if the machine has none), builds the node in
+# release mode, and serves it. The data directory
 # (./spaces-data by default) with the node key, token secret and store is
 # created on first start. Extra arguments go to `spaces serve`, e.g.
 #   scripts/run-node.sh --http-listen 0.0.0.0:8080 --data-dir /var/lib/spaces

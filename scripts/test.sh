@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: formatting, lints, unit, property and
-# integration tests. Reuses a target directory outside the checkout when one
+# Runs every test: formatting, lints, unit, property and integration tests of
+# the workspace, then the web client's tests in a real browser. Reuses a target directory outside the checkout when one
 # exists (CI machines may keep /work/target between runs); never needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,3 +13,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== web client: unit and end-to-end tests in headless Chromium"
+scripts/web-e2e.sh

@@ -131,21 +131,15 @@ pub fn check_room(data: &[u8]) {
         .iter()
         .map(|(node, name)| UserId::new(name, keys[*node].node_id()).unwrap())
         .collect();
-    let create = EventBody {
-        origin: keys[0].node_id(),
-        room: None,
-        sender: "owner".into(),
-        parents: vec![],
-        depth: 0,
-        origin_ts: T0,
-        content: Content::Create(Create {
-            room_version: 1,
-            kind: RoomKind::Space,
-            join_rule: JoinRule::Public,
-            history_visibility: HistoryVisibility::Shared,
-            nonce: [0; 16],
-        }),
-    }
+    let create = EventBody::create(
+        keys[0].node_id(),
+        "owner",
+        T0,
+        RoomKind::Space,
+        JoinRule::Public,
+        HistoryVisibility::Shared,
+        [0; 16],
+    )
     .sign(&keys[0])
     .expect("the create event signs");
     let mut room = Room::new(create.clone()).expect("a room starts from its create event");

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use spaces_protocol::content::{
-    Create, HistoryVisibility, JoinRule, Member, Membership, Message, RoomKind,
+    HistoryVisibility, JoinRule, Member, Membership, Message, RoomKind,
 };
 use spaces_protocol::{Content, Event, EventBody, NodeKey, Room, UserId};
 
@@ -71,21 +71,15 @@ fn message(body: String) -> Content {
 fn fixture() -> Fixture {
     let owner = NodeKey::from_seed([1; 32]);
     let alice = NodeKey::from_seed([2; 32]);
-    let create = EventBody {
-        origin: owner.node_id(),
-        room: None,
-        sender: "owner".into(),
-        parents: vec![],
-        depth: 0,
-        origin_ts: T0,
-        content: Content::Create(Create {
-            room_version: 1,
-            kind: RoomKind::Room,
-            join_rule: JoinRule::Public,
-            history_visibility: HistoryVisibility::Shared,
-            nonce: [0; 16],
-        }),
-    }
+    let create = EventBody::create(
+        owner.node_id(),
+        "owner",
+        T0,
+        RoomKind::Room,
+        JoinRule::Public,
+        HistoryVisibility::Shared,
+        [0; 16],
+    )
     .sign(&owner)
     .unwrap();
     let room_id = create.room_id();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::content::{Class, Content};
+use crate::content::{Class, Content, Create, HistoryVisibility, JoinRule, RoomKind};
 use crate::ids::{EventId, NodeId, RoomId, UserId, validate_localpart};
 use crate::keys::NodeKey;
 use crate::limits::{MAX_EVENT_BYTES, MAX_PARENTS};
@@ -123,6 +123,35 @@ struct Inner {
 }
 
 impl EventBody {
+    /// The body of a new room's create event (room version 1): no room, no
+    /// parents, depth 0. `nonce` is the caller's randomness, so one user's
+    /// rooms created in the same millisecond still differ.
+    pub fn create(
+        origin: NodeId,
+        sender: &str,
+        origin_ts: u64,
+        kind: RoomKind,
+        join_rule: JoinRule,
+        history_visibility: HistoryVisibility,
+        nonce: [u8; 16],
+    ) -> EventBody {
+        EventBody {
+            origin,
+            room: None,
+            sender: sender.to_owned(),
+            parents: Vec::new(),
+            depth: 0,
+            origin_ts,
+            content: Content::Create(Create {
+                room_version: 1,
+                kind,
+                join_rule,
+                history_visibility,
+                nonce,
+            }),
+        }
+    }
+
     /// Encodes, checks and signs. Fails if the body breaks a limit or shape
     /// rule, so a node can never sign an event its peers would refuse for
     /// its form. `key` must be the origin's.
@@ -294,7 +323,7 @@ fn check_shape(body: &EventBody) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::{Create, HistoryVisibility, JoinRule, RoomKind};
+    use crate::content::{HistoryVisibility, JoinRule, RoomKind};
 
     #[test]
     fn constants_match_the_spec() {
@@ -313,21 +342,15 @@ mod tests {
     #[test]
     fn an_event_carries_its_room_and_exact_bytes() {
         let key = NodeKey::from_seed([3; 32]);
-        let body = EventBody {
-            origin: key.node_id(),
-            room: None,
-            sender: "owner".into(),
-            parents: vec![],
-            depth: 0,
-            origin_ts: 5,
-            content: Content::Create(Create {
-                room_version: 1,
-                kind: RoomKind::Direct,
-                join_rule: JoinRule::Invite,
-                history_visibility: HistoryVisibility::Joined,
-                nonce: [9; 16],
-            }),
-        };
+        let body = EventBody::create(
+            key.node_id(),
+            "owner",
+            5,
+            RoomKind::Direct,
+            JoinRule::Invite,
+            HistoryVisibility::Joined,
+            [9; 16],
+        );
         let event = body.clone().sign(&key).unwrap();
         assert_eq!(
             event.room_id().0,

@@ -582,8 +582,7 @@ mod tests {
 
     use super::*;
     use crate::content::{
-        Create, HistoryVisibility, JoinRule, Member, MemberRoles, Membership, Message, Reaction,
-        RoomKind,
+        HistoryVisibility, JoinRule, Member, MemberRoles, Membership, Message, Reaction, RoomKind,
     };
     use crate::ids::{RoleId, UserId};
     use crate::keys::NodeKey;
@@ -612,21 +611,15 @@ mod tests {
             .enumerate()
             .map(|(i, n)| (i % 2, UserId::new(n, keys[i % 2].node_id()).unwrap()))
             .collect();
-        let create = EventBody {
-            origin: keys[0].node_id(),
-            room: None,
-            sender: "owner".into(),
-            parents: vec![],
-            depth: 0,
-            origin_ts: T0,
-            content: Content::Create(Create {
-                room_version: 1,
-                kind: RoomKind::Room,
-                join_rule: JoinRule::Public,
-                history_visibility: HistoryVisibility::Shared,
-                nonce: [0; 16],
-            }),
-        }
+        let create = EventBody::create(
+            keys[0].node_id(),
+            "owner",
+            T0,
+            RoomKind::Room,
+            JoinRule::Public,
+            HistoryVisibility::Shared,
+            [0; 16],
+        )
         .sign(&keys[0])
         .unwrap();
         let mut room = Room::new(create).unwrap();
@@ -817,21 +810,15 @@ mod tests {
     #[test]
     fn heads_keep_the_deepest_tips_when_there_are_too_many() {
         let key = NodeKey::from_seed([1; 32]);
-        let create = EventBody {
-            origin: key.node_id(),
-            room: None,
-            sender: "owner".into(),
-            parents: vec![],
-            depth: 0,
-            origin_ts: T0,
-            content: Content::Create(Create {
-                room_version: 1,
-                kind: RoomKind::Room,
-                join_rule: JoinRule::Public,
-                history_visibility: HistoryVisibility::Shared,
-                nonce: [0; 16],
-            }),
-        }
+        let create = EventBody::create(
+            key.node_id(),
+            "owner",
+            T0,
+            RoomKind::Room,
+            JoinRule::Public,
+            HistoryVisibility::Shared,
+            [0; 16],
+        )
         .sign(&key)
         .unwrap();
         let mut room = Room::new(create.clone()).unwrap();

@@ -1,7 +1,7 @@
 //! Health, metrics, the OpenAPI document, and the web client's files.
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -39,7 +39,7 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 /// Serves the built web client for anything that is not an API route;
 /// unknown paths get the client's index (it routes itself), unknown API
 /// paths a JSON 404.
-pub async fn fallback(State(state): State<AppState>, uri: Uri) -> Response {
+pub async fn fallback(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") || path == "/ws" {
         return ApiError::not_found("unknown_route", format!("no route {path}")).into_response();
@@ -56,41 +56,60 @@ pub async fn fallback(State(state): State<AppState>, uri: Uri) -> Response {
     let safe = relative
         .split('/')
         .all(|part| !part.is_empty() && part != ".." && part != "." && !part.contains('\\'));
-    let file = if relative.is_empty() || !safe {
-        dir.join("index.html")
+    let requested = dir.join(relative);
+    // Unknown paths get the client's index: it routes itself.
+    let (file, is_asset) = if safe && !relative.is_empty() && requested.is_file() {
+        (requested, relative.starts_with("assets/"))
     } else {
-        dir.join(relative)
+        (dir.join("index.html"), false)
     };
-    let file = if file.is_file() {
-        file
+    let mime = match file.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") | Some("webmanifest") => "application/json",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    };
+    // Hashed asset names never change content: cache them for a year.
+    let cache = if is_asset {
+        "public, max-age=31536000, immutable"
     } else {
-        dir.join("index.html")
+        "no-cache"
     };
+    // The build leaves a gzip copy beside each text file; send it to clients
+    // that take gzip.
+    let gzip_ok = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut gz = file.clone().into_os_string();
+    gz.push(".gz");
+    if gzip_ok && let Ok(bytes) = tokio::fs::read(&gz).await {
+        return (
+            [
+                (header::CONTENT_TYPE, mime),
+                (header::CACHE_CONTROL, cache),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            bytes,
+        )
+            .into_response();
+    }
     match tokio::fs::read(&file).await {
-        Ok(bytes) => {
-            let mime = match file.extension().and_then(|e| e.to_str()) {
-                Some("html") => "text/html; charset=utf-8",
-                Some("js") => "text/javascript; charset=utf-8",
-                Some("css") => "text/css; charset=utf-8",
-                Some("svg") => "image/svg+xml",
-                Some("png") => "image/png",
-                Some("ico") => "image/x-icon",
-                Some("json") | Some("webmanifest") => "application/json",
-                Some("woff2") => "font/woff2",
-                _ => "application/octet-stream",
-            };
-            // Hashed asset names never change content: cache them for a year.
-            let cache = if relative.starts_with("assets/") {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
-            (
-                [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, cache)],
-                bytes,
-            )
-                .into_response()
-        }
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, mime),
+                (header::CACHE_CONTROL, cache),
+                (header::VARY, "accept-encoding"),
+            ],
+            bytes,
+        )
+            .into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }

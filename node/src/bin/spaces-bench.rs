@@ -110,6 +110,11 @@ impl NodeProcess {
         Ok(NodeProcess { child, base, dir })
     }
 
+    /// CPU seconds (user + system) the node has used so far.
+    fn cpu_secs(&self) -> f64 {
+        cpu_secs_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
@@ -120,6 +125,26 @@ impl NodeProcess {
             })
             .unwrap_or(0)
     }
+}
+
+/// utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15, in
+/// clock ticks; Linux uses 100 ticks per second on every platform it ships).
+fn cpu_secs_of(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return f64::NAN;
+    };
+    // The command name (field 2) may hold spaces: fields count from its ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 struct User {
@@ -200,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
     let rss_setup = node.rss_kib();
 
     // 1. Throughput: every user sends as fast as acknowledgements come back.
+    let (node_cpu_0, bench_cpu_0) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
     let mut handles = Vec::new();
@@ -237,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let throughput = acked as f64 / elapsed;
+    let (node_cpu_1, bench_cpu_1) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
 
     // 2. Latency: every member on a WebSocket; one sender at a fixed rate.
     let ws_url = base.replacen("http", "ws", 1) + "/ws";
@@ -306,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
     }
     latencies.sort_by(f64::total_cmp);
     let rss_load = node.rss_kib();
+    let (node_cpu_2, bench_cpu_2) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
 
     println!("| measure | value |");
     println!("|---|---|");
@@ -322,6 +350,17 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| CPU seconds, throughput run: node / load generator | {:.2} / {:.2} (of {:.2} wall × 2 cores) |",
+        node_cpu_1 - node_cpu_0,
+        bench_cpu_1 - bench_cpu_0,
+        elapsed
+    );
+    println!(
+        "| CPU seconds, latency run: node / load generator | {:.2} / {:.2} |",
+        node_cpu_2 - node_cpu_1,
+        bench_cpu_2 - bench_cpu_1
     );
     println!(
         "| **node RSS idle** | **{:.1} MiB** |",

@@ -290,21 +290,15 @@ impl Engine {
         creator: &UserId,
         options: NewRoom,
     ) -> Result<RoomId, EngineError> {
-        let create = EventBody {
-            origin: self.inner.node_id,
-            room: None,
-            sender: creator.localpart().to_owned(),
-            parents: Vec::new(),
-            depth: 0,
-            origin_ts: now_ms(),
-            content: Content::Create(Create {
-                room_version: 1,
-                kind: options.kind,
-                join_rule: options.join_rule,
-                history_visibility: options.history_visibility,
-                nonce: rand::random(),
-            }),
-        }
+        let create = EventBody::create(
+            self.inner.node_id,
+            creator.localpart(),
+            now_ms(),
+            options.kind,
+            options.join_rule,
+            options.history_visibility,
+            rand::random(),
+        )
         .sign(&self.inner.key)
         .map_err(EngineError::Invalid)?;
         let room_id = create.room_id();

@@ -1,0 +1,122 @@
+// JSON shapes of the node's HTTP API and WebSocket, as rendered by
+// node/src/api/render.rs (the code is the reference; docs/spec/api.md
+// describes it).
+
+export type Membership = 'join' | 'invite' | 'leave' | 'knock' | 'ban';
+export type JoinRule = 'public' | 'invite' | 'knock';
+export type HistoryVisibility = 'world_readable' | 'shared' | 'invited' | 'joined';
+
+export interface Tokens {
+  user_id: string;
+  session_id: string;
+  access_token: string;
+  token_type: string;
+  /** Seconds. */
+  expires_in: number;
+  refresh_token: string;
+  is_admin: boolean;
+}
+
+export interface Me {
+  user_id: string;
+  username: string;
+  node_id: string;
+  is_admin: boolean;
+  session_id: string;
+}
+
+export interface Room {
+  room_id: string;
+  kind: 'room' | 'space' | 'direct' | null;
+  name: string | null;
+  topic: string | null;
+  creator: string | null;
+  join_rule: JoinRule;
+  history_visibility: HistoryVisibility;
+  encrypted: boolean;
+  slowmode_seconds: number;
+  pins: string[];
+  n_members: number;
+  membership: Membership | null;
+  permissions: string[];
+  rank: number;
+  is_owner: boolean;
+  unread: number | null;
+  n_events: number;
+  /** Only in GET /rooms: stream seq of the room's newest message. */
+  last_seq?: number;
+}
+
+export interface MentionsJson {
+  users: string[];
+  roles: number[];
+  room: boolean;
+}
+
+export interface ReactionJson {
+  key: string;
+  count: number;
+  me: boolean;
+  users: string[];
+}
+
+/** An event. History and thread pages add the aggregate fields. */
+export interface EventJson {
+  event_id: string;
+  room_id: string;
+  sender: string;
+  type: string;
+  origin_ts: number;
+  depth: number;
+  // Content differs per type; read through the helpers in store/.
+  content: Record<string, unknown>;
+  redacted?: boolean;
+  edited?: { edit_id: string; body: string } | null;
+  reactions?: ReactionJson[];
+  thread_count?: number;
+}
+
+export interface HistoryPage {
+  events: EventJson[];
+  has_more: boolean;
+}
+
+export interface ThreadPage {
+  root: EventJson;
+  replies: EventJson[];
+}
+
+export interface MemberJson {
+  user_id: string;
+  membership: Membership;
+  roles: number[];
+  rank: number;
+  is_owner: boolean;
+  timeout_until_ms: number | null;
+  display_name: string | null;
+}
+
+export interface RoleJson {
+  role: number;
+  name: string;
+  rank: number;
+  permissions: string[];
+  color: number | null;
+}
+
+export interface MembersPage {
+  members: MemberJson[];
+  roles: RoleJson[];
+}
+
+export interface Profile {
+  display_name: string | null;
+  avatar: string | null;
+  bio: string | null;
+}
+
+/** Frames the node sends on /ws. */
+export type ServerFrame =
+  | { type: 'ready'; user_id: string; seq: number }
+  | { type: 'event'; seq: number; event: EventJson }
+  | { type: 'pong' };

@@ -1,0 +1,121 @@
+// Log in and sign up.
+
+import { useState } from 'preact/hooks';
+import { ApiError, login, register, type EndReason } from '../api/client';
+import { FieldError, value } from './common';
+import { ThemeToggle } from './theme';
+
+const REASONS: Record<EndReason, string | null> = {
+  logout: null,
+  expired: 'Your session ended. Log in again.',
+  elsewhere: 'You were logged out in another tab.',
+};
+
+export function AuthScreen({ reason }: { reason?: EndReason }) {
+  const [mode, setMode] = useState<'login' | 'register'>('login');
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [invite, setInvite] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const notice = reason ? REASONS[reason] : null;
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      if (mode === 'login') await login(username.trim(), password);
+      else await register(username.trim().toLowerCase(), password, invite.trim() || undefined);
+    } catch (err) {
+      setError(
+        err instanceof ApiError && err.code === 'bad_credentials'
+          ? 'Wrong username or password.'
+          : err instanceof Error
+            ? err.message
+            : String(err),
+      );
+      setBusy(false);
+    }
+  };
+
+  const registering = mode === 'register';
+  return (
+    <main class="auth">
+      <div class="auth-card">
+        <div class="auth-top">
+          <h1 class="brand">Spaces</h1>
+          <ThemeToggle />
+        </div>
+        <div class="tabs" role="tablist" aria-label="Account">
+          <button
+            type="button"
+            role="tab"
+            id="tab-login"
+            aria-selected={!registering}
+            aria-controls="auth-form"
+            onClick={() => setMode('login')}
+          >
+            Log in
+          </button>
+          <button
+            type="button"
+            role="tab"
+            id="tab-register"
+            aria-selected={registering}
+            aria-controls="auth-form"
+            onClick={() => setMode('register')}
+          >
+            Sign up
+          </button>
+        </div>
+        {notice && (
+          <p class="notice" role="status">
+            {notice}
+          </p>
+        )}
+        <div id="auth-form" role="tabpanel" aria-labelledby={registering ? 'tab-register' : 'tab-login'}>
+        <form onSubmit={submit} aria-label={registering ? 'Sign up' : 'Log in'}>
+          <label>
+            Username
+            <input
+              name="username"
+              autocomplete="username"
+              autocapitalize="none"
+              spellcheck={false}
+              required
+              maxLength={32}
+              pattern={registering ? '[a-z0-9._\\-]+' : undefined}
+              title={registering ? 'Lowercase letters, digits, dot, dash and underscore' : undefined}
+              value={username}
+              onInput={(e) => setUsername(value(e))}
+            />
+          </label>
+          <label>
+            Password
+            <input
+              name="password"
+              type="password"
+              autocomplete={registering ? 'new-password' : 'current-password'}
+              required
+              minLength={registering ? 8 : undefined}
+              value={password}
+              onInput={(e) => setPassword(value(e))}
+            />
+          </label>
+          {registering && (
+            <label>
+              Invite token <span class="muted">(if this node asks for one)</span>
+              <input name="invite" value={invite} onInput={(e) => setInvite(value(e))} />
+            </label>
+          )}
+          <FieldError error={error} />
+          <button class="primary" type="submit" disabled={busy}>
+            {registering ? 'Create account' : 'Log in'}
+          </button>
+        </form>
+        </div>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,217 @@
+// A room: header, timeline, composer; the invitation banner for invitees.
+
+import { useMemo, useRef, useState } from 'preact/hooks';
+import { navigate } from '../router';
+import {
+  can,
+  joinRoom,
+  leaveRoom,
+  loadLatest,
+  loadOlder,
+  nameOf,
+  openThread,
+  roomName,
+  setAtBottom,
+  store,
+  useStore,
+} from '../store';
+import { Composer } from './Composer';
+import { FieldError, Icon } from './common';
+import { InviteDialog } from './Dialogs';
+import type { PanelState } from './Panel';
+import { RoomContext, type RoomActions } from './room-context';
+import { Timeline } from './Timeline';
+
+export function RoomView(props: {
+  room: string;
+  panel: PanelState;
+  setPanel: (p: PanelState) => void;
+}) {
+  const { room, setPanel } = props;
+  const entry = useStore(() => store.rooms.get(room))!;
+  useStore(() => store.names);
+  const [replyTo, setReplyTo] = useState<string | null>(null);
+  const [editing, setEditing] = useState<string | null>(null);
+  const [inviting, setInviting] = useState(false);
+  const composer = useRef<HTMLTextAreaElement>(null);
+  const name = roomName(entry);
+  const t = entry.timeline;
+
+  const actions = useMemo<RoomActions>(
+    () => ({
+      room,
+      editing,
+      inThread: false,
+      startEdit: (id) => {
+        setEditing(id);
+        if (!id) composer.current?.focus();
+      },
+      startReply: (id) => setReplyTo(id),
+      openThread: (root) => {
+        setPanel({ kind: 'thread', room, root });
+        void openThread(room, root);
+      },
+      focusComposer: () => composer.current?.focus(),
+    }),
+    [room, editing, setPanel],
+  );
+
+  const editLast = () => {
+    const me = store.me?.user_id;
+    for (let i = t.ids.length - 1; i >= 0; i--) {
+      const msg = store.msgs.get(t.ids[i]);
+      if (msg?.type === 'message' && msg.sender === me && !msg.redacted && !msg.pending) {
+        setEditing(msg.id);
+        return;
+      }
+    }
+  };
+
+  const togglePanel = (kind: 'members' | 'settings') =>
+    setPanel(props.panel?.kind === kind ? null : { kind });
+
+  if (entry.info.membership === 'invite') return <Invitation room={room} />;
+
+  return (
+    <RoomContext.Provider value={actions}>
+      <section class="room" aria-labelledby="room-title" key={room}>
+        <header class="room-head">
+          <button
+            type="button"
+            class="icon-button back"
+            aria-label="Back to rooms"
+            onClick={() => navigate('/')}
+          >
+            <Icon name="back" />
+          </button>
+          <div class="room-title">
+            <h1 id="room-title">
+              <Icon
+                name={entry.info.kind === 'direct' ? 'chat' : entry.info.join_rule === 'public' ? 'hash' : 'lock'}
+                size={18}
+              />
+              <span>{name}</span>
+            </h1>
+            {entry.info.topic && <p class="topic">{entry.info.topic}</p>}
+          </div>
+          <div class="row">
+            {can(entry, 'invite') && entry.info.kind !== 'direct' && (
+              <button
+                type="button"
+                class="icon-button"
+                aria-label="Invite people"
+                title="Invite people"
+                onClick={() => setInviting(true)}
+              >
+                <Icon name="userPlus" />
+              </button>
+            )}
+            <button
+              type="button"
+              class="icon-button"
+              aria-label={`Members (${entry.info.n_members})`}
+              aria-pressed={props.panel?.kind === 'members'}
+              title="Members"
+              onClick={() => togglePanel('members')}
+            >
+              <Icon name="users" />
+              <span class="count" aria-hidden="true">
+                {entry.info.n_members}
+              </span>
+            </button>
+            <button
+              type="button"
+              class="icon-button"
+              aria-label="Room settings"
+              aria-pressed={props.panel?.kind === 'settings'}
+              title="Room settings"
+              onClick={() => togglePanel('settings')}
+            >
+              <Icon name="sliders" />
+            </button>
+          </div>
+        </header>
+        {t.error && (
+          <div class="banner error" role="alert">
+            Could not load messages: {t.error}{' '}
+            <button type="button" class="link" onClick={() => void loadLatest(room)}>
+              Retry
+            </button>
+          </div>
+        )}
+        <Timeline
+          key={room}
+          ids={t.ids}
+          label={`Messages in ${name}`}
+          hasMore={t.hasMore}
+          loading={t.loading}
+          loadOlder={t.loaded ? () => void loadOlder(room) : undefined}
+          onBottom={setAtBottom}
+          head={
+            <p class="room-start">
+              This is the beginning of <strong>{name}</strong>.
+            </p>
+          }
+        />
+        <Composer
+          key={room}
+          room={room}
+          label={`Message ${entry.info.kind === 'direct' ? name : '#' + name}`}
+          replyTo={replyTo}
+          onCancelReply={() => setReplyTo(null)}
+          onEditLast={editLast}
+          inputRef={composer}
+        />
+        {inviting && <InviteDialog room={room} onClose={() => setInviting(false)} />}
+      </section>
+    </RoomContext.Provider>
+  );
+}
+
+function Invitation({ room }: { room: string }) {
+  const entry = useStore(() => store.rooms.get(room))!;
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (work: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await work();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+      setBusy(false);
+    }
+  };
+  const inviter = entry.info.creator;
+  return (
+    <section class="join-view" aria-labelledby="invite-title">
+      <button type="button" class="icon-button back" aria-label="Back to rooms" onClick={() => navigate('/')}>
+        <Icon name="back" />
+      </button>
+      <h2 id="invite-title">You are invited to {roomName(entry)}</h2>
+      {entry.info.topic && <p>{entry.info.topic}</p>}
+      <p class="muted">
+        {inviter ? `Created by ${nameOf(inviter)} · ` : ''}
+        {entry.info.n_members} {entry.info.n_members === 1 ? 'member' : 'members'}
+      </p>
+      <FieldError error={error} />
+      <div class="row">
+        <button type="button" class="primary" disabled={busy} onClick={() => void run(() => joinRoom(room))}>
+          Accept invitation
+        </button>
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() =>
+            void run(async () => {
+              await leaveRoom(room);
+              navigate('/');
+            })
+          }
+        >
+          Decline
+        </button>
+      </div>
+    </section>
+  );
+}
