@@ -24,6 +24,7 @@ pub struct Node {
     engine: Engine,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    writer: std::thread::JoinHandle<()>,
 }
 
 impl Node {
@@ -34,7 +35,7 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let node_key = data_dir.node_key.clone();
         let lag = config.limits.ws_lag_events;
-        let (engine, _writer) = {
+        let (engine, writer) = {
             let store = store.clone();
             let metrics = metrics.clone();
             tokio::task::spawn_blocking(move || Engine::open(store, node_key, metrics, lag))
@@ -88,6 +89,7 @@ impl Node {
             engine,
             stop,
             server,
+            writer,
         })
     }
 
@@ -98,6 +100,18 @@ impl Node {
         self.server.await.context("HTTP server task")??;
         let store = self.engine.store().clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
+        // The writer stops when the last engine handle is gone (the server's
+        // state went with the server; WebSockets closed on the stop signal).
+        drop(self.engine);
+        let writer = self.writer;
+        let joined = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || writer.join()),
+        )
+        .await;
+        if joined.is_err() {
+            tracing::warn!("the writer did not stop within 10 s; its data is already flushed");
+        }
         tracing::info!(node = %self.node_id, "node stopped");
         Ok(())
     }
@@ -111,4 +125,30 @@ fn web_dir(config: &Config) -> Option<PathBuf> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web-ui/dist"));
     dir.join("index.html").is_file().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `shutdown` stops every task: the same process can start a node on the
+    /// same data directory again (sled would refuse a second open otherwise),
+    /// with the same identity.
+    #[tokio::test]
+    async fn shutdown_releases_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            http: crate::config::HttpConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            ..Config::default()
+        };
+        let first = Node::spawn(config.clone()).await.unwrap();
+        let node_id = first.node_id;
+        first.shutdown().await.unwrap();
+        let second = Node::spawn(config).await.unwrap();
+        assert_eq!(second.node_id, node_id, "the node key persists");
+        second.shutdown().await.unwrap();
+    }
 }

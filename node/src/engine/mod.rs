@@ -60,7 +60,19 @@ pub enum Ingested {
     Duplicate,
     /// Fetch these parents from the sender, then ingest again.
     MissingParents(Vec<EventId>),
+    /// The event's clock is too far ahead of ours: hold it and offer it
+    /// again once our clock reaches `until_ms` (docs/spec/auth.md §Effective
+    /// time). Not a refusal: every node admits it once its time comes.
+    Deferred {
+        until_ms: u64,
+    },
 }
+
+/// How far ahead of this node's clock an event's `origin_ts` may be before
+/// the event waits. Effective time only moves forward, so one far-future
+/// clock would end every timeout and slowmode in the room; five minutes of
+/// tolerated skew bounds that to five minutes early.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 5 * 60 * 1000;
 
 /// Options for a new room.
 #[derive(Clone, Debug)]
@@ -351,6 +363,12 @@ impl Engine {
     /// Takes an event from another node (federation). Its signature was
     /// checked by [`Event::decode`]; everything else is checked here.
     pub async fn ingest(&self, event: Event) -> Result<Ingested, EngineError> {
+        let horizon = now_ms().saturating_add(MAX_CLOCK_AHEAD_MS);
+        if event.origin_ts() > horizon {
+            return Ok(Ingested::Deferred {
+                until_ms: event.origin_ts() - MAX_CLOCK_AHEAD_MS,
+            });
+        }
         if matches!(event.content(), Content::Create(_)) {
             if self.room(&event.room_id()).is_ok() {
                 return Ok(Ingested::Duplicate);
@@ -475,5 +493,192 @@ impl Engine {
 
     fn write_rooms(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, RoomSlot>> {
         self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The receive path (`ingest`), which federation will drive: events
+    //! signed by another node's key, on a real store.
+
+    use super::*;
+    use spaces_protocol::content::{Member, Membership, Message};
+
+    fn open_with_writer(dir: &std::path::Path) -> (Engine, std::thread::JoinHandle<()>) {
+        let store = Store::open(dir, &spaces_store::Options::default()).unwrap();
+        let key = NodeKey::from_seed([1; 32]);
+        Engine::open(store, key, Arc::new(Metrics::default()), 64).unwrap()
+    }
+
+    fn open(dir: &std::path::Path) -> Engine {
+        open_with_writer(dir).0
+    }
+
+    async fn public_room(engine: &Engine, owner: &UserId) -> RoomId {
+        let options = NewRoom {
+            kind: RoomKind::Room,
+            join_rule: JoinRule::Public,
+            history_visibility: HistoryVisibility::Shared,
+            name: Some("lobby".into()),
+            topic: None,
+            invite: Vec::new(),
+        };
+        engine.create_room(owner, options).await.unwrap()
+    }
+
+    /// A body by `sender` on the room's current heads, signed by `key`.
+    async fn remote(
+        engine: &Engine,
+        room_id: &RoomId,
+        key: &NodeKey,
+        sender: &str,
+        ts: u64,
+        content: Content,
+    ) -> Event {
+        let slot = engine.room(room_id).unwrap();
+        let view = slot.lock().await;
+        view.room
+            .draft(key.node_id(), sender, ts, content)
+            .sign(key)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn remote_events_are_admitted_resolved_and_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, writer) = open_with_writer(dir.path());
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let room_id = public_room(&engine, &owner).await;
+        let far = NodeKey::from_seed([2; 32]);
+        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let join = Content::Member(Member {
+            target: bob.clone(),
+            membership: Membership::Join,
+            reason: None,
+        });
+        let join = remote(&engine, &room_id, &far, "bob", now_ms(), join).await;
+        assert_eq!(
+            engine.ingest(join.clone()).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
+        assert_eq!(engine.ingest(join).await.unwrap(), Ingested::Duplicate);
+        let hello = Content::Message(Message {
+            body: "hi from afar".into(),
+            ..Default::default()
+        });
+        let hello = remote(&engine, &room_id, &far, "bob", now_ms(), hello).await;
+        assert_eq!(
+            engine.ingest(hello.clone()).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
+        // Stored durably: a reopened engine has both, in the room's state.
+        // The writer holds the store until the last engine handle is gone.
+        drop(engine);
+        writer.join().unwrap();
+        let engine = open(dir.path());
+        let slot = engine.room(&room_id).unwrap();
+        let view = slot.lock().await;
+        assert!(view.room.state().is_joined(&bob));
+        assert!(view.room.is_accepted(&hello.id()));
+    }
+
+    #[tokio::test]
+    async fn unknown_parents_are_asked_for_and_unauthorized_events_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path());
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let room_id = public_room(&engine, &owner).await;
+        let far = NodeKey::from_seed([2; 32]);
+        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let join = Content::Member(Member {
+            target: bob.clone(),
+            membership: Membership::Join,
+            reason: None,
+        });
+        let join = remote(&engine, &room_id, &far, "bob", now_ms(), join).await;
+        // A child of the (not yet delivered) join: its parent is missing.
+        let mut body = remote(
+            &engine,
+            &room_id,
+            &far,
+            "bob",
+            now_ms(),
+            Content::Name("x".into()),
+        )
+        .await
+        .body()
+        .clone();
+        body.parents = vec![join.id()];
+        body.depth = join.depth() + 1;
+        body.content = Content::Message(Message {
+            body: "early".into(),
+            ..Default::default()
+        });
+        let child = body.sign(&far).unwrap();
+        assert_eq!(
+            engine.ingest(child.clone()).await.unwrap(),
+            Ingested::MissingParents(vec![join.id()])
+        );
+        // Bob, not a member, renaming the room: refused, not stored.
+        let rename = remote(
+            &engine,
+            &room_id,
+            &far,
+            "bob",
+            now_ms(),
+            Content::Name("mine".into()),
+        )
+        .await;
+        match engine.ingest(rename.clone()).await {
+            Err(EngineError::Invalid(Rejection::Unauthorized(AuthError::NotMember))) => {}
+            other => panic!("expected not_member, got {other:?}"),
+        }
+        assert!(!engine.store().has_event(&rename.id().0).unwrap());
+        // Delivered in order, both are admitted.
+        assert_eq!(
+            engine.ingest(join).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
+        assert_eq!(
+            engine.ingest(child).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clock_far_ahead_is_deferred_not_admitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path());
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let room_id = public_room(&engine, &owner).await;
+        let far = NodeKey::from_seed([2; 32]);
+        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let year_3000 = 32_503_680_000_000;
+        let join = Content::Member(Member {
+            target: bob,
+            membership: Membership::Join,
+            reason: None,
+        });
+        let join = remote(&engine, &room_id, &far, "bob", year_3000, join).await;
+        assert_eq!(
+            engine.ingest(join.clone()).await.unwrap(),
+            Ingested::Deferred {
+                until_ms: year_3000 - MAX_CLOCK_AHEAD_MS
+            }
+        );
+        assert!(!engine.store().has_event(&join.id().0).unwrap());
+        // Within the tolerated skew it is admitted.
+        let soon = now_ms() + MAX_CLOCK_AHEAD_MS / 2;
+        let far_user = UserId::new("carol", far.node_id()).unwrap();
+        let join = Content::Member(Member {
+            target: far_user,
+            membership: Membership::Join,
+            reason: None,
+        });
+        let join = remote(&engine, &room_id, &far, "carol", soon, join).await;
+        assert_eq!(
+            engine.ingest(join).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
     }
 }
