@@ -505,6 +505,8 @@ impl User {
 #[derive(Debug)]
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Backlog frames read while waiting for `caught_up`, not yet taken.
+    pending: std::collections::VecDeque<Value>,
 }
 
 /// What the server did with a connection: sent a frame or closed it.
@@ -521,16 +523,30 @@ impl Ws {
             .await
             .expect("WebSocket connect timed out")
             .expect("WebSocket connect");
-        Ws { stream }
+        Ws {
+            stream,
+            pending: Default::default(),
+        }
     }
 
-    /// Connects, authenticates with `since`, and returns the `ready` frame.
+    /// Connects, authenticates with `since`, waits until the server has sent
+    /// the whole backlog (`caught_up`), and returns the `ready` frame. The
+    /// backlog's frames are returned by the next reads, in order.
     pub async fn auth(node: &Node, token: &str, since: u64) -> (Ws, Value) {
         let mut ws = Ws::connect(node).await;
         ws.send_text(&json!({ "type": "auth", "token": token, "since": since }).to_string())
             .await;
         let ready = ws.next_json().await;
         assert_eq!(ready["type"], "ready", "first server frame: {ready}");
+        let mut backlog = std::collections::VecDeque::new();
+        loop {
+            let frame = ws.next_json().await;
+            if frame["type"] == "caught_up" {
+                break;
+            }
+            backlog.push_back(frame);
+        }
+        ws.pending = backlog;
         (ws, ready)
     }
 
@@ -543,6 +559,9 @@ impl Ws {
 
     /// The next text frame or close, skipping pings and pongs.
     pub async fn next_frame(&mut self) -> Frame {
+        if let Some(frame) = self.pending.pop_front() {
+            return Frame::Json(frame);
+        }
         loop {
             let message = tokio::time::timeout(WS_TIMEOUT, self.stream.next())
                 .await

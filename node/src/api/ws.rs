@@ -4,7 +4,8 @@
 //! Protocol (docs/spec/api.md §WebSocket): the client's first message is
 //! `{"type":"auth","token":"<access token>","since":<seq>}`. The server
 //! subscribes to the live stream *before* reading the backlog after `since`
-//! from the store, sends the backlog, then live events with a higher seq —
+//! from the store, sends the backlog, then `{"type":"caught_up","seq":N}`,
+//! then live events with a higher seq —
 //! so a reconnecting client gets no gap and no duplicate. Each event frame
 //! carries its `seq`; the client keeps the last one as its cursor.
 //!
@@ -168,6 +169,13 @@ async fn run(
             break;
         }
     }
+    // The backlog is sent: from here on, live events. Clients that must
+    // not act before they have caught up (and tests) wait for this frame.
+    let caught_up = json!({ "type": "caught_up", "seq": cursor });
+    socket
+        .send(Message::Text(caught_up.to_string().into()))
+        .await
+        .ok()?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();

@@ -119,4 +119,5 @@ export interface Profile {
 export type ServerFrame =
   | { type: 'ready'; user_id: string; seq: number }
   | { type: 'event'; seq: number; event: EventJson }
+  | { type: 'caught_up'; seq: number }
   | { type: 'pong' };
