@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use spaces_protocol::NodeId;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -76,6 +77,13 @@ impl Node {
         let app = api::router(state);
         let mut stop_signal = stopped;
         let server = tokio::spawn(async move {
+            // No Nagle: a chat server writes many small frames, and waiting
+            // for the peer's delayed ACK added ~40 ms to delivery tails.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "TCP_NODELAY");
+                }
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop_signal.wait_for(|stop| *stop).await;

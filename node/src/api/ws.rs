@@ -20,10 +20,11 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
 use spaces_protocol::Event;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{ApiError, AppState, Authed, render, session};
 use crate::engine::StreamItem;
@@ -36,6 +37,10 @@ const HEARTBEAT: Duration = Duration::from_secs(20);
 const DEAD_AFTER: Duration = Duration::from_secs(60);
 /// Backlog events read from the store per page.
 const BACKLOG_PAGE: usize = 512;
+/// Frames written before one flush when a client has a queue to catch up
+/// on: enough to cut syscalls, few enough that one client cannot hog a
+/// worker thread.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
 /// Largest client frame: clients send small control messages only.
 const MAX_CLIENT_FRAME: usize = 16 * 1024;
 
@@ -183,21 +188,41 @@ async fn run(
     loop {
         tokio::select! {
             _ = stopped.changed() => return Some((1001, "node shutting down")),
-            item = live.recv() => match item {
-                Ok(item) => {
-                    if item.seq <= cursor {
-                        continue; // already sent from the backlog
+            item = live.recv() => {
+                // Take what is already queued too (bounded), and write it
+                // with one flush: a client that fell behind catches up in
+                // few syscalls instead of one per event.
+                let mut item = item;
+                let mut n_fed = 0;
+                loop {
+                    match item {
+                        Ok(item) if item.seq > cursor => {
+                            cursor = item.seq;
+                            if state.engine.delivers_to(&authed.user, &item) {
+                                let text = frame(&item).to_owned();
+                                socket.feed(Message::Text(text.into())).await.ok()?;
+                                n_fed += 1;
+                            }
+                        }
+                        Ok(_) => {} // already sent from the backlog
+                        Err(RecvError::Lagged(_)) => {
+                            state.metrics.ws_dropped_lagging.add(1);
+                            return Some((CLOSE_LAGGED, "lagged: reconnect with your last seq"));
+                        }
+                        Err(RecvError::Closed) => return Some((1001, "node shutting down")),
                     }
-                    cursor = item.seq;
-                    if state.engine.delivers_to(&authed.user, &item) {
-                        socket.send(Message::Text(frame(&item).to_owned().into())).await.ok()?;
+                    if n_fed >= MAX_FRAMES_PER_FLUSH {
+                        break;
+                    }
+                    match live.try_recv() {
+                        Ok(next) => item = Ok(next),
+                        Err(TryRecvError::Lagged(n)) => item = Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    state.metrics.ws_dropped_lagging.add(1);
-                    return Some((CLOSE_LAGGED, "lagged: reconnect with your last seq"));
+                if n_fed > 0 {
+                    socket.flush().await.ok()?;
                 }
-                Err(RecvError::Closed) => return Some((1001, "node shutting down")),
             },
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => {
