@@ -45,6 +45,10 @@ pub enum AuthError {
     Value(&'static str),
     #[error("no change")]
     NoChange,
+    /// Refused after the fold: a message sent concurrently with a ban or kick
+    /// of its sender (docs/spec/state-resolution.md §Revocation).
+    #[error("sent concurrently with the sender's ban or kick")]
+    Revoked,
 }
 
 impl AuthError {
@@ -63,6 +67,7 @@ impl AuthError {
             AuthError::Target(_) => "bad_target",
             AuthError::Value(_) => "bad_value",
             AuthError::NoChange => "no_change",
+            AuthError::Revoked => "revoked",
         }
     }
 }

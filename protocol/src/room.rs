@@ -34,8 +34,9 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use imbl::OrdSet;
 
 use crate::auth::{self, AuthError, Target, TargetKind};
-use crate::content::{Class, Content};
+use crate::content::{Class, Content, Membership};
 use crate::event::{Event, EventBody, Rejection};
+use crate::ids::UserId;
 use crate::ids::{EventId, NodeId, RoomId};
 use crate::limits::MAX_PARENTS;
 use crate::state::RoomState;
@@ -69,6 +70,9 @@ struct Slot {
     /// The prefix up to and including this position has this event as its
     /// only tip: every earlier event is its ancestor.
     cut: bool,
+    /// An accepted ban, or kick of a joined member: it revokes the target's
+    /// concurrent messages (see [`Room::revoked`]).
+    revokes: bool,
 }
 
 /// The running fold at one position.
@@ -117,6 +121,11 @@ pub struct Room {
     /// `checkpoints[k]`: the fold before position `k * CHECKPOINT_EVERY`.
     checkpoints: Vec<Cursor>,
     end: Cursor,
+    /// Bans and kicks by someone else: the events that may revoke.
+    revocations: HashSet<EventId>,
+    /// Messages refused after the fold because a ban or kick of their sender
+    /// was concurrent with them (docs/spec/state-resolution.md §Revocation).
+    revoked: HashSet<EventId>,
 }
 
 impl Room {
@@ -132,6 +141,8 @@ impl Room {
             slots: Vec::new(),
             checkpoints: Vec::new(),
             end: Cursor::default(),
+            revocations: HashSet::new(),
+            revoked: HashSet::new(),
         };
         auth::authorize(&room.end.state, &create, create.origin_ts(), &|_| None)?;
         room.push_entry(create, 0);
@@ -170,6 +181,13 @@ impl Room {
         room.checkpoints.clear();
         room.end = Cursor::default();
         room.replay_from(0);
+        room.revocations = room
+            .order
+            .iter()
+            .filter(|id| revocation_target(&room.entries[*id].event).is_some())
+            .copied()
+            .collect();
+        room.revoked = room.compute_revoked();
         Ok((room, skipped))
     }
 
@@ -242,10 +260,17 @@ impl Room {
         self.entries.get(id).map(|e| e.pos)
     }
 
+    /// Accepted by the fold and not revoked: part of state and timeline.
     pub fn is_accepted(&self, id: &EventId) -> bool {
         self.entries
             .get(id)
-            .is_some_and(|e| self.slots[e.pos].accepted)
+            .is_some_and(|e| self.slots[e.pos].accepted && !self.revoked.contains(id))
+    }
+
+    /// Whether an event was refused after the fold: a message sent
+    /// concurrently with its sender's ban or kick.
+    pub fn is_revoked(&self, id: &EventId) -> bool {
+        self.revoked.contains(id)
     }
 
     /// Effective time of an event (see [`Entry::time_ms`]).
@@ -255,16 +280,21 @@ impl Room {
 
     /// Every event in canonical order with whether resolution accepted it.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Event, bool)> + ExactSizeIterator + '_ {
-        self.order
-            .iter()
-            .zip(&self.slots)
-            .map(|(id, slot)| (&self.entries[id].event, slot.accepted))
+        self.order.iter().zip(&self.slots).map(|(id, slot)| {
+            (
+                &self.entries[id].event,
+                slot.accepted && !self.revoked.contains(id),
+            )
+        })
     }
 
     /// The event at a canonical position.
     pub fn at(&self, pos: usize) -> Option<(&Event, bool)> {
         let id = self.order.get(pos)?;
-        Some((&self.entries[id].event, self.slots[pos].accepted))
+        Some((
+            &self.entries[id].event,
+            self.slots[pos].accepted && !self.revoked.contains(id),
+        ))
     }
 
     /// Parents of `event` this replica does not hold.
@@ -314,21 +344,47 @@ impl Room {
                 pos,
             },
         );
+        let is_revocation = revocation_target(&self.entries[&id].event).is_some();
+        if is_revocation {
+            self.revocations.insert(id);
+        }
         let before: Vec<bool> = self.slots[pos + 1..].iter().map(|s| s.accepted).collect();
-        let refusal = if appended {
+        let mut refusal = if appended {
             self.apply_at_end(pos)
         } else {
             self.replay_from(pos)
         };
-        let changed = self.order[pos + 1..]
+        let mut changed: HashMap<EventId, bool> = self.order[pos + 1..]
             .iter()
             .zip(&self.slots[pos + 1..])
             .zip(before)
             .filter(|((_, slot), was)| slot.accepted != *was)
             .map(|((id, slot), _)| (*id, slot.accepted))
             .collect();
+        // An event appended at the end is concurrent with no revocation
+        // before it and revokes nothing unless it is one.
+        if !appended || is_revocation || !changed.is_empty() {
+            let old = std::mem::take(&mut self.revoked);
+            self.revoked = self.compute_revoked();
+            for gone in old.difference(&self.revoked) {
+                changed.insert(*gone, true);
+            }
+            for new in self.revoked.difference(&old) {
+                changed.insert(*new, false);
+            }
+        }
+        changed.remove(&id);
+        // Report the effective outcome of each event whose outcome moved.
+        let mut changed: Vec<(EventId, bool)> = changed
+            .into_keys()
+            .map(|other| (other, self.is_accepted(&other)))
+            .collect();
+        changed.sort_by_key(|(other, _)| self.entries[other].pos);
+        if self.revoked.contains(&id) {
+            refusal = Some(AuthError::Revoked);
+        }
         Ok(Inserted::New {
-            accepted: self.slots[pos].accepted,
+            accepted: self.is_accepted(&id),
             refusal,
             position: pos,
             changed,
@@ -440,6 +496,11 @@ impl Room {
             let targets = |id: &EventId| self.main_target(id, pos);
             auth::authorize(&cursor.state, &entry.event, entry.time_ms, &targets)
         };
+        let revokes = verdict.is_ok()
+            && revocation_target(&entry.event).is_some_and(|(target, membership)| {
+                membership == Membership::Ban
+                    || cursor.state.membership(target) == Some(Membership::Join)
+            });
         if verdict.is_ok() {
             auth::apply(&mut cursor.state, &entry.event, entry.time_ms);
         }
@@ -450,13 +511,51 @@ impl Room {
         self.slots[pos] = Slot {
             accepted: verdict.is_ok(),
             cut: cursor.tips.len() == 1,
+            revokes,
         };
         verdict.err()
     }
 
-    /// The state at a set of parents: the fold of their ancestors alone.
-    fn state_at(&self, parents: &[EventId]) -> AtParents {
-        // Walk back in descending position until the frontier is one cut.
+    /// Every message-class event by the target of an accepted ban or kick
+    /// that sorts before the ban or kick without being its ancestor: sent
+    /// concurrently, so the revocation wins. Computed from the fold; it never
+    /// changes the fold (messages carry no state but the sender's slowmode
+    /// clock, and a revoked sender's clock is theirs alone).
+    fn compute_revoked(&self) -> HashSet<EventId> {
+        let mut revoked = HashSet::new();
+        for id in &self.revocations {
+            let entry = &self.entries[id];
+            if !self.slots[entry.pos].revokes {
+                continue;
+            }
+            let Some((target, _)) = revocation_target(&entry.event) else {
+                continue;
+            };
+            let (cut_end, above) = self.ancestry(entry.event.parents());
+            for pos in cut_end..entry.pos {
+                let other = &self.entries[&self.order[pos]];
+                if !above.contains(&pos)
+                    && other.event.sender() == target
+                    && other.event.class() == Class::Message
+                    && self.slots[pos].accepted
+                {
+                    revoked.insert(other.event.id());
+                }
+            }
+        }
+        revoked
+    }
+
+    /// The ancestors of a set of parents: every position below the first
+    /// returned, plus the positions in the set.
+    fn ancestry(&self, parents: &[EventId]) -> (usize, HashSet<usize>) {
+        let (cut, above) = self.walk_to_cut(parents);
+        (cut.map_or(0, |c| c + 1), above.into_iter().collect())
+    }
+
+    /// Walks back from `parents` in descending position until the frontier
+    /// is one cut: returns the cut and the ancestors above it.
+    fn walk_to_cut(&self, parents: &[EventId]) -> (Option<usize>, Vec<usize>) {
         let mut heap: BinaryHeap<usize> = BinaryHeap::new();
         let mut seen: HashSet<usize> = HashSet::new();
         for parent in parents {
@@ -483,6 +582,12 @@ impl Room {
                 }
             }
         };
+        (cut, above)
+    }
+
+    /// The state at a set of parents: the fold of their ancestors alone.
+    fn state_at(&self, parents: &[EventId]) -> AtParents {
+        let (cut, mut above) = self.walk_to_cut(parents);
         let mut state = match cut {
             Some(cut) => self.fold_prefix(cut + 1),
             None => RoomState::default(),
@@ -557,6 +662,20 @@ impl AtParents {
             self.accepted_above.contains(&e.pos)
         };
         accepted.then(|| target_of(&e.event))
+    }
+}
+
+/// The target and membership of a ban or of a `leave` sent by someone else
+/// (a kick, an unban, or a revoked invite): the events that may revoke.
+fn revocation_target(event: &Event) -> Option<(&UserId, Membership)> {
+    match event.content() {
+        Content::Member(m)
+            if &m.target != event.sender()
+                && matches!(m.membership, Membership::Ban | Membership::Leave) =>
+        {
+            Some((&m.target, m.membership))
+        }
+        _ => None,
     }
 }
 
@@ -746,6 +865,35 @@ mod tests {
             let (state, _) = naive_fold(room, &all[..k * CHECKPOINT_EVERY]);
             assert_eq!(checkpoint.state, state, "checkpoint {k}");
         }
+        // Revocation, by its definition: for each accepted ban, or kick of a
+        // joined member, the target's accepted messages that sort before it
+        // and are not its ancestors.
+        let mut revoked = HashSet::new();
+        for pos in 0..n {
+            let event = &room.entries[&room.order[pos]].event;
+            let Some((target, membership)) = revocation_target(event) else {
+                continue;
+            };
+            let (before, _) = naive_fold(room, &all[..pos]);
+            let revokes = accepted.contains(&pos)
+                && (membership == Membership::Ban
+                    || before.membership(target) == Some(Membership::Join));
+            if !revokes {
+                continue;
+            }
+            let its_ancestors = ancestors(room, &event.id());
+            for earlier in &room.order[..pos] {
+                let e = &room.entries[earlier];
+                if !its_ancestors.contains(earlier)
+                    && e.event.sender() == target
+                    && e.event.class() == Class::Message
+                    && accepted.contains(&e.pos)
+                {
+                    revoked.insert(*earlier);
+                }
+            }
+        }
+        assert_eq!(room.revoked, revoked, "revoked messages");
         let mut n_cuts = 0;
         for pos in 0..n {
             let id = room.order[pos];
@@ -782,9 +930,11 @@ mod tests {
 
     #[test]
     fn optimised_fold_matches_its_definition_on_random_dags() {
+        let mut n_revoked = 0;
         for seed in [1, 2, 3] {
             let room = random_room(seed, 3 * CHECKPOINT_EVERY + 10);
             check_room(&room);
+            n_revoked += room.revoked.len();
             assert!(
                 room.iter().any(|(_, accepted)| !accepted),
                 "some events should be refused"
@@ -802,9 +952,14 @@ mod tests {
                 assert_eq!((&a.state, &a.tips), (&b.state, &b.tips));
             }
             for (a, b) in loaded.slots.iter().zip(&room.slots) {
-                assert_eq!((a.accepted, a.cut), (b.accepted, b.cut));
+                assert_eq!(
+                    (a.accepted, a.cut, a.revokes),
+                    (b.accepted, b.cut, b.revokes)
+                );
             }
+            assert_eq!(loaded.revoked, room.revoked);
         }
+        assert!(n_revoked > 0, "the random rooms should exercise revocation");
     }
 
     #[test]

@@ -1015,3 +1015,121 @@ fn simulation_produces_races() {
     );
     assert!(concurrent > 0, "no merges: the nodes never raced");
 }
+
+/// The backdating attack: a banned user's node builds messages on parents
+/// from before the ban, so they sort before it and the fold accepts them.
+/// Revocation refuses them anyway, in every arrival order, and so does a
+/// reload; a message that really came before the ban (its ancestor) stays.
+#[test]
+fn backdated_messages_of_a_banned_user_are_revoked() {
+    let (mut chain, owner, alice, moderator) = base();
+    let before = chain.push(&alice, text("said before the ban"));
+    let fork = chain.last();
+    let room_id = chain.room_id();
+    // Ten more events on the main line, then the ban, far deeper than the fork.
+    for i in 0..10 {
+        chain.push(&owner, text(&format!("chatter {i}")));
+    }
+    chain.push(&moderator, member(&alice.user(), Membership::Ban));
+    let ban = chain.last();
+    // Alice's node, after the ban, backdates two messages onto the fork.
+    let first = alice.on(room_id, &[&fork], T0 + 1_000_000, text("spam 1"));
+    let second = alice.on(room_id, &[&first], T0 + 1_000_001, text("spam 2"));
+    assert!(first.depth() < ban.depth(), "they sort before the ban");
+    let honest: Vec<Event> = chain.room.iter().map(|(e, _)| e.clone()).collect();
+
+    let mut outcomes = Vec::new();
+    // (`second` names `first` as a parent, so it cannot arrive before it.)
+    {
+        let mut room = Room::load(chain.create.clone(), honest.iter().cloned())
+            .unwrap()
+            .0;
+        for event in [&first, &second] {
+            let Inserted::New {
+                accepted, refusal, ..
+            } = room.insert(event.clone()).unwrap()
+            else {
+                panic!("new event")
+            };
+            assert!(
+                !accepted,
+                "a message concurrent with its sender's ban is refused"
+            );
+            assert_eq!(refusal, Some(AuthError::Revoked));
+            assert_eq!(refusal.as_ref().map(AuthError::code), Some("revoked"));
+        }
+        assert!(room.is_revoked(&first.id()) && room.is_revoked(&second.id()));
+        assert!(
+            room.is_accepted(&before.id()),
+            "what came before the ban stays"
+        );
+        assert!(room.iter().all(|(e, ok)| !ok
+            || e.sender() != &alice.user()
+            || e.id() == before.id()
+            || !matches!(e.content(), Content::Message(_))));
+        // Rebuilt from the same events: the same verdicts.
+        let all: Vec<Event> = room.iter().map(|(e, _)| e.clone()).collect();
+        let reloaded = Room::load(chain.create.clone(), all).unwrap().0;
+        assert!(reloaded.is_revoked(&first.id()) && reloaded.is_revoked(&second.id()));
+        outcomes.push(outcome(&room));
+        outcomes.push(outcome(&reloaded));
+    }
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]));
+
+    // The ban arriving last flips the already-accepted spam and says so.
+    let without_ban: Vec<Event> = honest
+        .iter()
+        .filter(|e| e.id() != ban.id())
+        .cloned()
+        .collect();
+    let mut room = Room::load(chain.create.clone(), without_ban).unwrap().0;
+    room.insert(first.clone()).unwrap();
+    room.insert(second.clone()).unwrap();
+    assert!(room.is_accepted(&first.id()), "no ban known yet");
+    let Inserted::New { changed, .. } = room.insert(ban.clone()).unwrap() else {
+        panic!("new event")
+    };
+    assert_eq!(changed, vec![(first.id(), false), (second.id(), false)]);
+    assert_eq!(outcome(&room), outcomes[0]);
+}
+
+/// A kick revokes like a ban; an unban revokes nothing.
+#[test]
+fn kicks_revoke_concurrent_messages_and_unbans_do_not() {
+    let (mut chain, owner, alice, moderator) = base();
+    let fork = chain.last();
+    let room_id = chain.room_id();
+    chain.push(&owner, text("a"));
+    chain.push(&moderator, member(&alice.user(), Membership::Leave));
+    let late = alice.on(
+        room_id,
+        &[&fork],
+        T0 + 2_000_000,
+        text("after the kick, backdated"),
+    );
+    let mut room = Room::load(
+        chain.create.clone(),
+        chain.room.iter().map(|(e, _)| e.clone()),
+    )
+    .unwrap()
+    .0;
+    room.insert(late.clone()).unwrap();
+    assert!(room.is_revoked(&late.id()));
+
+    let (mut chain, owner, alice, moderator) = base();
+    chain.push(&moderator, member(&alice.user(), Membership::Ban));
+    chain.push(&moderator, member(&alice.user(), Membership::Leave)); // unban
+    chain.push(&alice, member(&alice.user(), Membership::Join));
+    let rejoined = chain.last();
+    chain.push(&owner, text("welcome back"));
+    let room_id = chain.room_id();
+    let hello = alice.on(room_id, &[&rejoined], T0 + 3_000_000, text("hello again"));
+    let mut room = Room::load(
+        chain.create.clone(),
+        chain.room.iter().map(|(e, _)| e.clone()),
+    )
+    .unwrap()
+    .0;
+    room.insert(hello.clone()).unwrap();
+    assert!(room.is_accepted(&hello.id()), "an unban revokes nothing");
+}
