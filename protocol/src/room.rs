@@ -1,12 +1,14 @@
 //! A room replica: the DAG of its events, their canonical order, and the
 //! state they resolve to (docs/spec/state-resolution.md).
 //!
-//! **Canonical order.** Events are sorted by `(depth, class, id)`. Depth is
-//! 1 + the greatest parent depth, so the order is topological; class puts
-//! changes to someone's standing before other state and state before
-//! messages among events of one depth; the id only breaks the remaining
-//! ties. Nothing a sender chooses freely — its clock, or a timestamp — moves
-//! an event. Every replica that holds the same events holds the same order.
+//! **Canonical order.** Events are sorted by `(depth, class, rank, id)`.
+//! Depth is 1 + the greatest parent depth, so the order is topological;
+//! class puts changes to someone's standing before other state and state
+//! before messages among events of one depth; among those, the sender with
+//! the higher rank at the event's parents goes first; the id only breaks
+//! ties between equals. Nothing a sender chooses freely — its clock, or a
+//! ground id — moves an event past a higher authority. Every replica that
+//! holds the same events holds the same order.
 //!
 //! **Resolution.** The room's state is the fold of the events in canonical
 //! order, each *applied* only if it passes the auth rules against the state
@@ -39,6 +41,7 @@ use crate::event::{Event, EventBody, Rejection};
 use crate::ids::UserId;
 use crate::ids::{EventId, NodeId, RoomId};
 use crate::limits::MAX_PARENTS;
+use crate::permissions::{OWNER_RANK, Rank};
 use crate::state::RoomState;
 
 /// Positions between checkpoints. Smaller costs memory (a checkpoint is a few
@@ -50,6 +53,10 @@ pub const CHECKPOINT_EVERY: usize = 64;
 struct OrderKey {
     depth: u64,
     class: Class,
+    /// The sender's rank at the event's parents, highest first: among
+    /// concurrent events of one depth and class, authority decides, not an
+    /// id the sender could grind.
+    rank: Reverse<Rank>,
     id: EventId,
 }
 
@@ -145,15 +152,17 @@ impl Room {
             revoked: HashSet::new(),
         };
         auth::authorize(&room.end.state, &create, create.origin_ts(), &|_| None)?;
-        room.push_entry(create, 0);
+        room.push_entry(create, 0, OWNER_RANK);
         room.replay_from(0);
         Ok(room)
     }
 
     /// Rebuilds a replica from events this node verified and admitted
-    /// earlier (its own store), in any order: one sort and one fold, no
-    /// signature checks. Events whose parents are absent are skipped and
-    /// returned, so a damaged store degrades instead of failing.
+    /// earlier (its own store), in any order, without checking signatures
+    /// again: one sort, then insertion in depth order, which for a linear
+    /// history appends every time. Events whose parents are absent, or that
+    /// are no longer admissible, are skipped and returned, so a damaged store
+    /// degrades instead of failing.
     pub fn load(
         create: Event,
         events: impl IntoIterator<Item = Event>,
@@ -165,29 +174,16 @@ impl Room {
             .collect();
         rest.sort_by_key(|e| (e.depth(), e.class(), e.id()));
         rest.dedup_by_key(|e| e.id());
+        // The order needs each sender's rank at its event's parents, which is
+        // what admission computes: insert in depth order (parents first).
+        // For a linear history every insertion is an append.
         let mut skipped = Vec::new();
         for event in rest {
-            let parents_known = event.parents().iter().all(|p| room.entries.contains_key(p));
-            if event.room_id() != room.room_id
-                || !parents_known
-                || room.check_depth(&event).is_err()
-            {
-                skipped.push(event.id());
-                continue;
+            let id = event.id();
+            if room.insert(event).is_err() {
+                skipped.push(id);
             }
-            let time_ms = room.effective_time(&event);
-            room.push_entry(event, time_ms);
         }
-        room.checkpoints.clear();
-        room.end = Cursor::default();
-        room.replay_from(0);
-        room.revocations = room
-            .order
-            .iter()
-            .filter(|id| revocation_target(&room.entries[*id].event).is_some())
-            .copied()
-            .collect();
-        room.revoked = room.compute_revoked();
         Ok((room, skipped))
     }
 
@@ -323,8 +319,8 @@ impl Room {
         if self.entries.contains_key(&event.id()) {
             return Ok(Inserted::Duplicate);
         }
-        let time_ms = self.admit(&event)?;
-        let key = key_of(&event);
+        let (time_ms, rank) = self.admit(&event)?;
+        let key = key_of(&event, rank);
         let pos = self.order.partition_point(|id| self.entries[id].key < key);
         let id = event.id();
         let appended = pos == self.order.len();
@@ -391,8 +387,9 @@ impl Room {
         })
     }
 
-    /// Admission checks; returns the event's effective time.
-    fn admit(&self, event: &Event) -> Result<u64, InsertError> {
+    /// Admission checks; returns the event's effective time and its sender's
+    /// rank at its parents.
+    fn admit(&self, event: &Event) -> Result<(u64, Rank), InsertError> {
         if event.room_id() != self.room_id {
             return Err(Rejection::WrongRoom.into());
         }
@@ -410,7 +407,7 @@ impl Room {
         }
         let targets = |id: &EventId| at_parents.target(self, id);
         auth::authorize(&at_parents.state, event, time_ms, &targets).map_err(Rejection::from)?;
-        Ok(time_ms)
+        Ok((time_ms, at_parents.state.rank(event.sender())))
     }
 
     fn check_depth(&self, event: &Event) -> Result<(), Rejection> {
@@ -435,7 +432,7 @@ impl Room {
             .fold(event.origin_ts(), u64::max)
     }
 
-    fn push_entry(&mut self, event: Event, time_ms: u64) {
+    fn push_entry(&mut self, event: Event, time_ms: u64, rank: Rank) {
         let pos = self.order.len();
         let id = event.id();
         self.order.push(id);
@@ -443,7 +440,7 @@ impl Room {
         self.entries.insert(
             id,
             Entry {
-                key: key_of(&event),
+                key: key_of(&event, rank),
                 event,
                 time_ms,
                 pos,
@@ -679,10 +676,11 @@ fn revocation_target(event: &Event) -> Option<(&UserId, Membership)> {
     }
 }
 
-fn key_of(event: &Event) -> OrderKey {
+fn key_of(event: &Event, rank: Rank) -> OrderKey {
     OrderKey {
         depth: event.depth(),
         class: event.class(),
+        rank: Reverse(rank),
         id: event.id(),
     }
 }
