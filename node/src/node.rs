@@ -66,6 +66,7 @@ impl Node {
                 config.limits.registrations_per_sec,
                 config.limits.registration_burst,
             ),
+            link_redemptions: tokio::sync::Mutex::new(()),
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),

@@ -590,3 +590,115 @@ async fn direct_conversations_are_one_room_per_pair() {
         .expect(200);
     assert_eq!(directory, json!([]), "direct rooms are never listed");
 }
+
+#[tokio::test]
+async fn invite_links_open_private_rooms_within_their_creators_rights() {
+    let (_dir, node) = node(FAST_SENDS).await;
+    let alice = node.register("alice").await;
+    let bob = node.register("bob").await;
+    let carol = node.register("carol").await;
+    let dave = node.register("dave").await;
+    let room = node.create_room(&alice, json!({ "name": "Secret" })).await;
+    node.send(&alice, &room, "for members only").await;
+
+    // Carol, never invited, cannot join a private room by its id.
+    node.post(
+        &format!("/api/v1/rooms/{room}/join"),
+        Some(&carol.access),
+        json!({}),
+    )
+    .await
+    .error(403, "join_rule");
+
+    // Alice makes a two-use link; carol previews and redeems it.
+    let link = node
+        .post(
+            &format!("/api/v1/rooms/{room}/invite-links"),
+            Some(&alice.access),
+            json!({ "uses": 2 }),
+        )
+        .await
+        .expect(201);
+    let code = link["code"].as_str().unwrap().to_owned();
+    assert_eq!(link["path"], format!("/join/{code}"));
+    assert_eq!(link["uses_left"], 2);
+    let preview = node
+        .get(&format!("/api/v1/invite-links/{code}"), Some(&carol.access))
+        .await
+        .expect(200);
+    assert_eq!(preview["name"], "Secret");
+    assert_eq!(preview["inviter"], alice.id.as_str());
+    let join = format!("/api/v1/invite-links/{code}/join");
+    let joined = node
+        .post(&join, Some(&carol.access), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(joined["content"]["membership"], "join");
+    let history = node.history(&carol, &room, 50).await;
+    assert!(
+        history
+            .iter()
+            .any(|e| e["content"]["body"] == "for members only")
+    );
+    // Redeeming again: already in, and no use is spent.
+    node.post(&join, Some(&carol.access), json!({}))
+        .await
+        .error(403, "no_change");
+
+    // Without `invite`, a member cannot make links.
+    node.put(
+        &format!("/api/v1/rooms/{room}/roles/0"),
+        Some(&alice.access),
+        json!({ "name": "everyone", "rank": 0, "permissions": ["send_messages"] }),
+    )
+    .await
+    .expect(200);
+    node.post(
+        &format!("/api/v1/rooms/{room}/invite-links"),
+        Some(&carol.access),
+        json!({}),
+    )
+    .await
+    .error(403, "missing_permission");
+
+    // Bob takes the second and last use; dave finds it used up.
+    node.post(&join, Some(&bob.access), json!({}))
+        .await
+        .expect(200);
+    node.post(&join, Some(&dave.access), json!({}))
+        .await
+        .error(404, "unknown_invite_link");
+
+    // A banned user cannot come back through a fresh link: the creator's
+    // invite is refused by the auth rules.
+    node.post(
+        &format!("/api/v1/rooms/{room}/ban"),
+        Some(&alice.access),
+        json!({ "user_id": bob.id }),
+    )
+    .await
+    .expect(200);
+    let fresh = node
+        .post(
+            &format!("/api/v1/rooms/{room}/invite-links"),
+            Some(&alice.access),
+            json!({}),
+        )
+        .await
+        .expect(201);
+    let fresh = fresh["code"].as_str().unwrap();
+    node.post(
+        &format!("/api/v1/invite-links/{fresh}/join"),
+        Some(&bob.access),
+        json!({}),
+    )
+    .await
+    .error(403, "banned");
+
+    // Garbage codes are 404, never a crash.
+    for bad in ["nope", "a.b", &"x".repeat(80)] {
+        node.get(&format!("/api/v1/invite-links/{bad}"), Some(&dave.access))
+            .await
+            .error(404, "unknown_invite_link");
+    }
+}

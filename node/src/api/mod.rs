@@ -7,6 +7,7 @@
 
 mod account;
 mod error;
+mod links;
 mod messages;
 mod meta;
 mod ratelimit;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub logins: RateLimiter,
     pub registrations: RateLimiter,
     pub hasher: crate::hasher::Hasher,
+    /// Serialises invite-link redemptions (use counts).
+    pub link_redemptions: tokio::sync::Mutex<()>,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
     pub stopped: tokio::sync::watch::Receiver<bool>,
@@ -118,6 +121,9 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/api/v1/rooms/{room_id}/messages/{event_id}/reactions/{key}",
     ),
     ("POST", "/api/v1/rooms/{room_id}/read"),
+    ("POST", "/api/v1/rooms/{room_id}/invite-links"),
+    ("GET", "/api/v1/invite-links/{code}"),
+    ("POST", "/api/v1/invite-links/{code}/join"),
     ("GET", "/ws"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -202,6 +208,9 @@ pub fn router(state: AppState) -> Router {
             delete(messages::unreact),
         )
         .route("/api/v1/rooms/{room_id}/read", post(messages::read))
+        .route("/api/v1/rooms/{room_id}/invite-links", post(links::create))
+        .route("/api/v1/invite-links/{code}", get(links::preview))
+        .route("/api/v1/invite-links/{code}/join", post(links::redeem))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
