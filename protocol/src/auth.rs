@@ -278,7 +278,13 @@ pub fn authorize(
             message_target(&r.target).map(drop)
         }
         Content::Edit(e) => {
+            // An edit is a new version of a message: the same rights as
+            // sending one, so it cannot add an @room its sender may not send.
+            need(Permissions::SEND_MESSAGES)?;
             not_timed_out()?;
+            if e.mentions.room {
+                need(Permissions::MENTION_ROOM)?;
+            }
             if &message_target(&e.target)?.sender != sender {
                 return Err(AuthError::Target("only the sender edits a message"));
             }
@@ -421,6 +427,10 @@ fn authorize_role(
         }
     } else if def.deleted {
         return Err(AuthError::Value("unknown role"));
+    } else if state.deleted_roles.contains(&def.role) {
+        // Its old holders still list it: a new role under the same id would
+        // silently return to them.
+        return Err(AuthError::Value("a deleted role's id is not reused"));
     } else if state.roles.len() >= MAX_ROLES {
         return Err(AuthError::Value("too many roles"));
     }
@@ -474,6 +484,7 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
         }
         Content::Role(def) if def.deleted => {
             state.roles.remove(&def.role);
+            state.deleted_roles.insert(def.role);
         }
         Content::Role(def) => {
             state.roles.insert(

@@ -27,6 +27,8 @@ pub struct RoomState {
     pub(crate) members: HashMap<UserId, Membership>,
     pub(crate) member_roles: HashMap<UserId, Arc<[RoleId]>>,
     pub(crate) roles: OrdMap<RoleId, Role>,
+    /// Ids of deleted roles, never defined again.
+    pub(crate) deleted_roles: imbl::OrdSet<RoleId>,
     pub(crate) timeouts: HashMap<UserId, u64>,
     /// Effective time of each member's last accepted message, for slowmode.
     pub(crate) last_message_ms: HashMap<UserId, u64>,

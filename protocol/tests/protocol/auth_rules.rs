@@ -784,7 +784,7 @@ fn a26_to_a31_member_roles() {
 }
 
 #[test]
-fn s3_deleted_roles_grant_nothing_until_redefined() {
+fn s3_deleted_roles_grant_nothing_and_their_ids_are_not_reused() {
     let (mut chain, owner, _, alice) = role_setup();
     chain.grant(&owner, &alice, 8, 7, Permissions::MANAGE_MESSAGES);
     assert_eq!(chain.room.state().rank(&alice.user()), 7);
@@ -802,14 +802,16 @@ fn s3_deleted_roles_grant_nothing_until_redefined() {
         &[RoleId(8)],
         "the list keeps it"
     );
-    chain.push(&owner, role(8, 6, Permissions::TIMEOUT));
-    assert_eq!(chain.room.state().rank(&alice.user()), 6);
-    assert!(
-        chain
-            .room
-            .state()
-            .permissions(&alice.user())
-            .contains(Permissions::TIMEOUT)
+    // Redefining id 8 would hand the new role back to alice: refused (A22).
+    assert_eq!(
+        chain.attempt(&owner, role(8, 6, Permissions::TIMEOUT)),
+        Err(AuthError::Value("a deleted role's id is not reused"))
+    );
+    assert_eq!(chain.room.state().rank(&alice.user()), 0);
+    // A fresh id is fine.
+    assert_eq!(
+        chain.attempt(&owner, role(9, 6, Permissions::TIMEOUT)),
+        Ok(())
     );
 }
 
@@ -1364,9 +1366,22 @@ fn a50_edits_only_own_messages() {
         };
         assert_eq!(got, want, "{what}");
     }
-    // An edit needs no permission bit (A50): even without send_messages.
+    // An edit needs what sending would (A50): an @room needs mention_room,
+    // and without send_messages there is no editing either.
+    let mut loud = match edit(mine.id(), "everyone look") {
+        Content::Edit(e) => e,
+        _ => unreachable!(),
+    };
+    loud.mentions.room = true;
+    assert_eq!(
+        chain.attempt(&alice, Content::Edit(loud)),
+        Err(AuthError::MissingPermission(Permissions::MENTION_ROOM))
+    );
     chain.push(&owner, everyone(Permissions::NONE));
-    assert_eq!(chain.attempt(&alice, edit(mine.id(), "still mine")), Ok(()));
+    assert_eq!(
+        chain.attempt(&alice, edit(mine.id(), "still mine")),
+        Err(AuthError::MissingPermission(Permissions::SEND_MESSAGES))
+    );
 }
 
 #[test]
