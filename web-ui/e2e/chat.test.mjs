@@ -26,6 +26,8 @@ let proxy;
 /** alice: straight to the node. bob: through a proxy we can cut. */
 let alice;
 let bob;
+/** carol: a newcomer who arrives with an invite link. */
+let carol;
 let roomId;
 let publicRoomId;
 /** alice's first access token, to see that it gets renewed. */
@@ -87,7 +89,7 @@ function step(name, fn) {
     } catch (error) {
       broken = name;
       // What each person saw when it went wrong.
-      for (const [who, side] of [['alice', alice], ['bob', bob]]) {
+      for (const [who, side] of [['alice', alice], ['bob', bob], ['carol', carol]]) {
         if (side) await shot(side.page, `failure-${who}`).catch(() => {});
         if (side && process.env.E2E_DEBUG) console.log(who, await side.page.evaluate(() => { const t = document.querySelector('.timeline'); return { rows: document.querySelectorAll('.rows > *').length, st: t?.scrollTop, sh: t?.scrollHeight, ch: t?.clientHeight, top: t?.querySelector('.timeline-top')?.outerHTML, first: document.querySelector('.rows')?.firstElementChild?.outerHTML?.slice(0, 300) }; }), side.page.errors);
       }
@@ -401,13 +403,18 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await a.getByRole('heading', { level: 1, name: 'Town square' }).waitFor();
     publicRoomId = decodeURIComponent(new URL(a.url()).pathname.split('/').pop());
     await a.getByRole('button', { name: 'Invite people' }).click();
-    const link = await a.getByRole('dialog').getByLabel('Invite link').inputValue();
-    assert.equal(link, `${BASE}/join/${encodeURIComponent(publicRoomId)}`);
-    await a.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    const invite = a.getByRole('dialog', { name: 'Invite to Town square' });
+    await invite.getByRole('button', { name: 'Create invite link' }).click();
+    const link = await invite.getByLabel('Invite link').inputValue();
+    assert.match(link, new RegExp(`^${BASE}/join/[\\w-]+$`));
+    await invite.getByRole('button', { name: 'Close' }).click();
 
-    // bob follows the link (through his own way to the node).
-    await b.goto(link.replace(BASE, proxy.url));
+    // A public room's own address shows it too (through bob's way to the node).
+    await b.goto(`${proxy.url}/join/${encodeURIComponent(publicRoomId)}`);
     await b.getByRole('heading', { name: 'Join Town square' }).waitFor();
+    // bob follows the link.
+    await b.goto(link.replace(BASE, proxy.url));
+    await b.getByRole('heading', { name: 'alice invites you to Town square' }).waitFor();
     await b.getByRole('button', { name: 'Join room' }).click();
     await log(b, 'Town square').waitFor();
 
@@ -436,6 +443,62 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await a.getByRole('link', { name: /^Town square/ }).click();
     await message(a, 'Town square', 'Hello?').waitFor();
     await a.getByRole('link', { name: 'Town square' , exact: true }).waitFor();
+  });
+
+  step('a private room through an invite link: a stranger logs in, previews it, joins', async () => {
+    const a = alice.page;
+    await a.getByRole('button', { name: 'New room' }).click();
+    const dialog = a.getByRole('dialog', { name: 'Create a room' });
+    await dialog.getByLabel('Name').fill('Night owls');
+    await dialog.getByLabel('Topic').fill('After hours');
+    await dialog.getByLabel(/Private/).check();
+    await dialog.getByRole('button', { name: 'Create room' }).click();
+    await a.getByRole('heading', { level: 1, name: 'Night owls' }).waitFor();
+    const nightOwls = decodeURIComponent(new URL(a.url()).pathname.split('/').pop());
+    await say(a, 'Night owls', 'Who is still up?');
+
+    // A link for one person, for a day.
+    await a.getByRole('button', { name: 'Invite people' }).click();
+    const invite = a.getByRole('dialog', { name: 'Invite to Night owls' });
+    await invite.getByLabel('Expires after').selectOption({ label: '1 day' });
+    await invite.getByLabel('Uses').selectOption('1');
+    await invite.getByRole('button', { name: 'Create invite link' }).click();
+    await invite.getByText(/can join with it until .* \(1 use\)\./).waitFor();
+    const link = await invite.getByLabel('Invite link').inputValue();
+    assert.match(link, new RegExp(`^${BASE}/join/[\\w-]+$`));
+    await shot(a, 'invite-link-light');
+    await invite.getByRole('button', { name: 'Close' }).click();
+
+    // carol has no account yet: she signs up from the link, and is back at it.
+    carol = await openPage(browser, { colorScheme: 'light' });
+    const c = carol.page;
+    await c.goto(link);
+    await c.getByText('Log in or sign up to accept the invitation.').waitFor();
+    await c.getByRole('tab', { name: 'Sign up' }).click();
+    await c.getByLabel('Username').fill('carol');
+    await c.getByLabel('Password').fill(PASSWORD);
+    await c.getByRole('button', { name: 'Create account' }).click();
+    const preview = c.getByRole('region', { name: 'alice invites you to Night owls' });
+    await preview.waitFor();
+    await preview.getByText('After hours').waitFor();
+    await preview.getByText('1 member', { exact: true }).waitFor();
+    assert.equal(c.url(), link);
+    await shot(c, 'join-link-light');
+    await preview.getByRole('button', { name: 'Join room' }).click();
+
+    await message(c, 'Night owls', 'Who is still up?').waitFor();
+    assert.equal(decodeURIComponent(new URL(c.url()).pathname), `/room/${nightOwls}`);
+    await c.getByRole('link', { name: /^Night owls/ }).waitFor();
+    await log(a, 'Night owls').getByText('carol joined').waitFor();
+    await say(c, 'Night owls', 'Me, with a cup of tea');
+    await message(a, 'Night owls', 'Me, with a cup of tea').waitFor();
+
+    // Its one use is spent: bob is turned away.
+    await bob.page.goto(link.replace(BASE, proxy.url));
+    await bob.page.getByText('This invite link is not valid').waitFor();
+    assert.deepEqual(c.errors, []);
+    await carol.context.close();
+    carol = null;
   });
 
   step('direct messages', async () => {
@@ -476,6 +539,8 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await settings.getByLabel('Topic').fill('The place to be');
     await settings.getByRole('button', { name: 'Save changes' }).click();
     await settings.getByText('Saved.').waitFor();
+    // The text went where it was typed, not into a field focused meanwhile.
+    assert.equal(await settings.getByLabel('Name').inputValue(), 'Town square');
     await shot(a, 'settings-light');
     // bob sees the new topic live, and may not change it.
     await b.getByRole('main').getByText('The place to be').first().waitFor();

@@ -1,23 +1,25 @@
 // Path routes; the node serves index.html for any path that is not a file,
-// so links like /room/!abc… and /join/!abc… work when opened directly.
+// so links like /room/!abc…, /join/!abc… (a room) and /join/<code> (an
+// invite link) work when opened directly.
 
 import { useEffect, useState } from 'preact/hooks';
 
 export type Route =
   | { name: 'home' }
   | { name: 'room'; room: string }
-  | { name: 'join'; room: string };
+  /** `target`: a room id (starts with `!`) or an invite link's code. */
+  | { name: 'join'; target: string };
 
 export function parseRoute(path: string): Route {
   const match = /^\/(room|join)\/([^/]+)\/?$/.exec(path);
   if (match) {
-    let room = match[2];
+    let id = match[2];
     try {
-      room = decodeURIComponent(room);
+      id = decodeURIComponent(id);
     } catch {
       return { name: 'home' };
     }
-    return { name: match[1] as 'room' | 'join', room };
+    return match[1] === 'room' ? { name: 'room', room: id } : { name: 'join', target: id };
   }
   return { name: 'home' };
 }
@@ -26,8 +28,14 @@ export function roomPath(room: string): string {
   return `/room/${encodeURIComponent(room)}`;
 }
 
+/** A public room's link: works for anyone on the node, and for invitees. */
 export function joinLink(room: string): string {
   return `${location.origin}/join/${encodeURIComponent(room)}`;
+}
+
+/** The full address of a path the node gave (an invite link's `path`). */
+export function fullUrl(path: string): string {
+  return location.origin + path;
 }
 
 const listeners = new Set<() => void>();

@@ -19,6 +19,7 @@ import { Live, type LiveStatus } from './api/live';
 import type {
   EventJson,
   HistoryPage,
+  InviteLink,
   Me,
   MembersPage,
   MentionsJson,
@@ -701,6 +702,24 @@ export async function directory(): Promise<Room[]> {
 
 export async function joinRoom(room: string): Promise<void> {
   await api('POST', `/api/v1/rooms/${seg(room)}/join`);
+  await joined(room);
+}
+
+/** Redeems an invite link; resolves to the room joined. */
+export async function joinWithLink(code: string): Promise<string> {
+  const event = await api<EventJson>('POST', `/api/v1/invite-links/${seg(code)}/join`);
+  await joined(event.room_id);
+  return event.room_id;
+}
+
+export function createInviteLink(
+  room: string,
+  options: { uses?: number; expires_in_secs?: number },
+): Promise<InviteLink> {
+  return api<InviteLink>('POST', `/api/v1/rooms/${seg(room)}/invite-links`, options);
+}
+
+async function joined(room: string): Promise<void> {
   const info = await api<Room>('GET', `/api/v1/rooms/${seg(room)}`);
   const previous = store.rooms.get(room);
   // A fresh timeline: what an invitee could read before joining may differ.

@@ -47,6 +47,28 @@ export interface Room {
   last_seq?: number;
 }
 
+/** POST /rooms/{id}/invite-links (node/src/api/links.rs). */
+export interface InviteLink {
+  code: string;
+  /** `/join/<code>`, relative to the node's web address. */
+  path: string;
+  room_id: string;
+  uses_left: number;
+  expires_at_ms: number | null;
+}
+
+/** GET /invite-links/{code}: what a link leads to. */
+export interface InvitePreview {
+  room_id: string;
+  name: string | null;
+  topic: string | null;
+  kind: Room['kind'];
+  n_members: number;
+  inviter: string;
+  uses_left: number;
+  expires_at_ms: number | null;
+}
+
 export interface MentionsJson {
   users: string[];
   roles: number[];

@@ -78,7 +78,7 @@ function Shell() {
         {route.name === 'room' && store.rooms.has(route.room) ? (
           <RoomView room={route.room} panel={panel} setPanel={setPanel} />
         ) : route.name === 'join' ? (
-          <JoinView room={route.room} />
+          <JoinView target={route.target} />
         ) : (
           <Home openDialog={setDialog} />
         )}

@@ -18,7 +18,10 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
   const [invite, setInvite] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const notice = reason ? REASONS[reason] : null;
+  // Opened at an invite link: after logging in, the app is still at it.
+  const notice =
+    (reason && REASONS[reason]) ||
+    (location.pathname.startsWith('/join/') ? 'Log in or sign up to accept the invitation.' : null);
 
   const submit = async (e: Event) => {
     e.preventDefault();

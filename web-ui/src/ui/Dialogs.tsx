@@ -2,9 +2,11 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api/client';
-import type { Room } from '../api/types';
-import { joinLink, navigate, roomPath } from '../router';
+import type { InviteLink, Room } from '../api/types';
+import { fullUrl, joinLink, navigate, roomPath } from '../router';
 import {
+  can,
+  createInviteLink,
   createRoom,
   directory,
   invite,
@@ -15,7 +17,7 @@ import {
   toUserId,
   useStore,
 } from '../store';
-import { Dialog, FieldError, Icon, value } from './common';
+import { Dialog, FieldError, formatFull, Icon, value } from './common';
 
 function message(error: unknown): string {
   if (error instanceof ApiError && error.code === 'unknown_user') return 'No such user on this node.';
@@ -237,8 +239,6 @@ export function InviteDialog({ room, onClose }: { room: string; onClose: () => v
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
-  const link = joinLink(room);
   const submit = async (e: Event) => {
     e.preventDefault();
     const user = toUserId(who);
@@ -257,14 +257,6 @@ export function InviteDialog({ room, onClose }: { room: string; onClose: () => v
       setError(message(err));
     }
     setBusy(false);
-  };
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(link);
-      setCopied(true);
-    } catch {
-      // No clipboard permission: the field is selectable.
-    }
   };
   return (
     <Dialog title={`Invite to ${entry ? roomName(entry) : 'room'}`} onClose={onClose}>
@@ -294,20 +286,127 @@ export function InviteDialog({ room, onClose }: { room: string; onClose: () => v
           </button>
         </div>
       </form>
-      <div class="invite-link stack">
+      <InviteLinkBox room={room} />
+    </Dialog>
+  );
+}
+
+const EXPIRES: [string, string][] = [
+  ['3600', '1 hour'],
+  ['86400', '1 day'],
+  ['604800', '7 days'],
+  ['2592000', '30 days'],
+  ['', 'Never'],
+];
+const USES = ['', '1', '5', '10', '25', '100'];
+/** The node's most uses per link: a link with this many has no set limit. */
+const MAX_USES = 10_000;
+
+/**
+ * A room's invite link. Those who may invite make one on the node (it opens
+ * private rooms too, for as long and as often as they chose); others get a
+ * public room's own address, which works for anyone on the node.
+ */
+export function InviteLinkBox({ room }: { room: string }) {
+  const entry = useStore(() => store.rooms.get(room));
+  const [made, setMade] = useState<InviteLink | null>(null);
+  const [expires, setExpires] = useState('604800');
+  const [uses, setUses] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [copied, setCopied] = useState(false);
+  if (!entry) return null;
+  const mayInvite = can(entry, 'invite');
+  const open = entry.info.join_rule === 'public';
+  if (!mayInvite && !open) {
+    return <p class="muted small">Only members allowed to invite people can make an invite link.</p>;
+  }
+  const link = made ? fullUrl(made.path) : mayInvite ? null : joinLink(room);
+
+  const create = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      setMade(
+        await createInviteLink(room, {
+          uses: uses ? Number(uses) : undefined,
+          expires_in_secs: expires ? Number(expires) : undefined,
+        }),
+      );
+      setCopied(false);
+    } catch (err) {
+      setError(message(err));
+    }
+    setBusy(false);
+  };
+  const copy = async () => {
+    if (!link) return;
+    try {
+      await navigator.clipboard.writeText(link);
+      setCopied(true);
+    } catch {
+      // No clipboard permission: the field is selectable.
+    }
+  };
+
+  let note = 'Anyone with an account on this node can join with this link.';
+  if (made) {
+    note = 'Anyone with an account on this node can join with it';
+    if (made.expires_at_ms) note += ` until ${formatFull(made.expires_at_ms)}`;
+    if (made.uses_left < MAX_USES) note += ` (${made.uses_left} ${made.uses_left === 1 ? 'use' : 'uses'})`;
+    note += '.';
+  } else if (mayInvite) {
+    note = open
+      ? 'A link to share: anyone with an account on this node can join with it.'
+      : 'The room is private: an invite link lets anyone who has it join.';
+  }
+
+  return (
+    <div class="invite-link stack">
+      {mayInvite && (
+        <div class="invite-options">
+          <label>
+            Expires after
+            <select value={expires} onChange={(e) => setExpires(e.currentTarget.value)}>
+              {EXPIRES.map(([secs, label]) => (
+                <option key={secs} value={secs}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Uses
+            <select value={uses} onChange={(e) => setUses(e.currentTarget.value)}>
+              {USES.map((n) => (
+                <option key={n} value={n}>
+                  {n || 'No limit'}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+      )}
+      {link && (
         <label>
           Invite link
           <input readOnly value={link} onFocus={(e) => e.currentTarget.select()} />
         </label>
-        <p class="muted small">
-          {entry?.info.join_rule === 'public'
-            ? 'Anyone with an account on this node can join with this link.'
-            : 'This room is private: the link works for people you invited.'}
-        </p>
-        <button type="button" onClick={() => void copy()}>
-          <Icon name="link" /> {copied ? 'Copied' : 'Copy link'}
-        </button>
+      )}
+      <p class="muted small">{note}</p>
+      <FieldError error={error} />
+      <div class="row">
+        {mayInvite && (
+          <button type="button" class={made ? '' : 'primary'} disabled={busy} onClick={() => void create()}>
+            {made ? 'New link' : 'Create invite link'}
+          </button>
+        )}
+        {link && (
+          <button type="button" onClick={() => void copy()}>
+            <Icon name="link" /> {copied ? 'Copied' : 'Copy link'}
+          </button>
+        )}
       </div>
-    </Dialog>
+    </div>
   );
 }

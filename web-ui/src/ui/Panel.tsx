@@ -1,8 +1,8 @@
 // The side panel: a thread, the member list, or the room's settings.
 
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { HistoryVisibility, JoinRule, MemberJson, RoleJson } from '../api/types';
-import { joinLink, navigate } from '../router';
+import { navigate } from '../router';
 import {
   can,
   leaveRoom,
@@ -17,6 +17,7 @@ import {
 } from '../store';
 import { Avatar, FieldError, Icon, value } from './common';
 import { Composer } from './Composer';
+import { InviteLinkBox } from './Dialogs';
 import { Row } from './Message';
 import { RoomContext, type RoomActions } from './room-context';
 import { Timeline } from './Timeline';
@@ -33,8 +34,13 @@ export function Panel(props: { state: PanelState; room: string; setPanel: (p: Pa
   const close = () => setPanel(null);
   const title =
     state?.kind === 'thread' ? 'Thread' : state?.kind === 'members' ? 'Members' : 'Room settings';
-  useEffect(() => {
-    ref.current?.querySelector<HTMLElement>('[data-autofocus], textarea, input')?.focus();
+  // At once (a layout effect), and not away from a field already chosen: a
+  // quick click or keystroke in the panel must not land in another field.
+  useLayoutEffect(() => {
+    const panel = ref.current;
+    if (panel && !panel.contains(document.activeElement)) {
+      panel.querySelector<HTMLElement>('[data-autofocus], textarea, input')?.focus();
+    }
   }, [state?.kind]);
   if (!state) return null;
   return (
@@ -367,14 +373,7 @@ function SettingsPanel({ room }: { room: string }) {
           </p>
         )}
       </form>
-      {!direct && (
-        <div class="stack">
-          <label>
-            Invite link
-            <input readOnly value={joinLink(room)} onFocus={(e) => e.currentTarget.select()} />
-          </label>
-        </div>
-      )}
+      {!direct && <InviteLinkBox room={room} />}
       <div class="stack danger-zone">
         <button type="button" class="danger" onClick={() => void leave()}>
           Leave room
