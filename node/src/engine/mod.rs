@@ -526,6 +526,14 @@ mod tests {
         engine.create_room(owner, options).await.unwrap()
     }
 
+    fn join_of(user: &UserId) -> Content {
+        Content::Member(Member {
+            target: user.clone(),
+            membership: Membership::Join,
+            reason: None,
+        })
+    }
+
     /// A body by `sender` on the room's current heads, signed by `key`.
     async fn remote(
         engine: &Engine,
@@ -551,11 +559,7 @@ mod tests {
         let room_id = public_room(&engine, &owner).await;
         let far = NodeKey::from_seed([2; 32]);
         let bob = UserId::new("bob", far.node_id()).unwrap();
-        let join = Content::Member(Member {
-            target: bob.clone(),
-            membership: Membership::Join,
-            reason: None,
-        });
+        let join = join_of(&bob);
         let join = remote(&engine, &room_id, &far, "bob", now_ms(), join).await;
         assert_eq!(
             engine.ingest(join.clone()).await.unwrap(),
@@ -590,11 +594,7 @@ mod tests {
         let room_id = public_room(&engine, &owner).await;
         let far = NodeKey::from_seed([2; 32]);
         let bob = UserId::new("bob", far.node_id()).unwrap();
-        let join = Content::Member(Member {
-            target: bob.clone(),
-            membership: Membership::Join,
-            reason: None,
-        });
+        let join = join_of(&bob);
         let join = remote(&engine, &room_id, &far, "bob", now_ms(), join).await;
         // A child of the (not yet delivered) join: its parent is missing.
         let mut body = remote(
@@ -654,11 +654,7 @@ mod tests {
         let far = NodeKey::from_seed([2; 32]);
         let bob = UserId::new("bob", far.node_id()).unwrap();
         let year_3000 = 32_503_680_000_000;
-        let join = Content::Member(Member {
-            target: bob,
-            membership: Membership::Join,
-            reason: None,
-        });
+        let join = join_of(&bob);
         let join = remote(&engine, &room_id, &far, "bob", year_3000, join).await;
         assert_eq!(
             engine.ingest(join.clone()).await.unwrap(),
@@ -670,11 +666,7 @@ mod tests {
         // Within the tolerated skew it is admitted.
         let soon = now_ms() + MAX_CLOCK_AHEAD_MS / 2;
         let far_user = UserId::new("carol", far.node_id()).unwrap();
-        let join = Content::Member(Member {
-            target: far_user,
-            membership: Membership::Join,
-            reason: None,
-        });
+        let join = join_of(&far_user);
         let join = remote(&engine, &room_id, &far, "carol", soon, join).await;
         assert_eq!(
             engine.ingest(join).await.unwrap(),
