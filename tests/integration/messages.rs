@@ -401,8 +401,8 @@ async fn outsiders_and_former_members_cannot_read_a_private_room() {
     node.join(&bob, &room).await;
     let secret = node.send(&alice, &room, "the secret").await;
 
-    // `read_error`: what reads get. Someone never in the room is told it
-    // does not exist; a former member that they are no longer in it.
+    // `read_error`: what reads and writes get. Someone never in the room is
+    // told it does not exist; a former member that they are no longer in it.
     let outsider_cannot = |user: User, read_error: (u16, &'static str)| {
         let node = &node;
         let room = room.clone();
@@ -422,20 +422,21 @@ async fn outsiders_and_former_members_cannot_read_a_private_room() {
             node.get(&format!("/api/v1/rooms/{room}/threads/{secret}"), token)
                 .await
                 .error(status, code);
+            // Writes answer as reads do: no hint the room exists.
             node.post(
                 &format!("/api/v1/rooms/{room}/messages"),
                 token,
                 json!({ "body": "let me in" }),
             )
             .await
-            .error(403, "not_member");
+            .error(status, code);
             node.post(
                 &format!("/api/v1/rooms/{room}/messages/{secret}/reactions"),
                 token,
                 json!({ "key": "👀" }),
             )
             .await
-            .error(403, "not_member");
+            .error(status, code);
             node.post(
                 &format!("/api/v1/rooms/{room}/read"),
                 token,

@@ -414,6 +414,15 @@ impl Engine {
             Ok(None) => Err(EngineError::Invalid(Rejection::Shape("duplicate event"))),
             Err(InsertError::Rejected(Rejection::Unauthorized(e))) => {
                 self.inner.metrics.events_refused.add(1);
+                let state = view.room.state();
+                if e == AuthError::NotMember
+                    && state.membership(sender).is_none()
+                    && state.join_rule() != JoinRule::Public
+                {
+                    // Invariant 4: to someone never in it, a private room
+                    // does not exist, for writes as for reads.
+                    return Err(EngineError::UnknownRoom);
+                }
                 Err(EngineError::Forbidden(e))
             }
             Err(InsertError::Rejected(rejection)) => Err(EngineError::Invalid(rejection)),
