@@ -65,15 +65,37 @@ pub struct Store {
     pub(crate) seqs: Arc<Seqs>,
 }
 
+/// How long `open` waits for the directory's lock. sled closes its file on a
+/// background IO thread, so right after the last handle in this process is
+/// dropped the lock can still be held for a moment; another process that
+/// really holds it is reported after this wait.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_db(path: &Path, options: &Options) -> Result<sled::Db, Error> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_capacity_bytes);
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database in the directory `path`.
     ///
-    /// Fails if another process, or another `Store` in this one, holds it open.
+    /// Fails if another process, or another `Store` in this one, holds it open
+    /// (after waiting up to two seconds for a just-dropped one to let go).
     pub fn open(path: &Path, options: &Options) -> Result<Store, Error> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_capacity_bytes)
-            .open()?;
+        let db = open_db(path, options)?;
         let stream = db.open_tree(tree::STREAM)?;
         let last_seq = match stream.last()? {
             Some((key, _)) => crate::keys::decode_seq(tree::STREAM, &key, &key)?,
