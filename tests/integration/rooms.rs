@@ -702,3 +702,42 @@ async fn invite_links_open_private_rooms_within_their_creators_rights() {
             .error(404, "unknown_invite_link");
     }
 }
+
+#[tokio::test]
+async fn a_room_settings_change_is_all_or_nothing() {
+    let (_dir, node) = node(FAST_SENDS).await;
+    let alice = node.register("alice").await;
+    let room = node.create_room(&alice, json!({ "name": "Before" })).await;
+    let path = format!("/api/v1/rooms/{room}");
+    let events_before = node.get(&path, Some(&alice.access)).await.expect(200)["n_events"].clone();
+    // A valid name with a slowmode beyond 6 hours: refused as a whole.
+    node.patch(
+        &path,
+        Some(&alice.access),
+        json!({ "name": "After", "slowmode_seconds": 100_000 }),
+    )
+    .await
+    .error(403, "bad_value");
+    let room_now = node.get(&path, Some(&alice.access)).await.expect(200);
+    assert_eq!(
+        room_now["name"], "Before",
+        "the valid field was not applied alone"
+    );
+    assert_eq!(room_now["n_events"], events_before, "nothing was stored");
+    // Both valid: both applied.
+    let changed = node
+        .patch(
+            &path,
+            Some(&alice.access),
+            json!({ "name": "After", "slowmode_seconds": 30 }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            changed["name"].as_str(),
+            changed["slowmode_seconds"].as_u64()
+        ),
+        (Some("After"), Some(30))
+    );
+}

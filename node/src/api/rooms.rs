@@ -277,9 +277,11 @@ pub async fn update(
     if contents.is_empty() {
         return Err(ApiError::bad_request("bad_value", "nothing to change"));
     }
-    for content in contents {
-        state.engine.send(&authed.user, &room_id, content).await?;
-    }
+    // All or nothing: a bad field leaves the room as it was.
+    state
+        .engine
+        .send_all(&authed.user, &room_id, contents)
+        .await?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
     Ok(Json(render::room(&view, &authed.user, None)))

@@ -360,6 +360,47 @@ impl Engine {
         Ok(event)
     }
 
+    /// Sends several independent changes (room settings) as one request:
+    /// each is checked against the current state first, and none is sent
+    /// unless all pass. All go in one commit.
+    pub async fn send_all(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        contents: Vec<Content>,
+    ) -> Result<Vec<Event>, EngineError> {
+        let slot = self.room(room_id)?;
+        let mut view = slot.lock_owned().await;
+        for content in &contents {
+            let body = view.room.draft(
+                self.inner.node_id,
+                sender.localpart(),
+                now_ms(),
+                content.clone(),
+            );
+            let event = body.sign(&self.inner.key).map_err(EngineError::Invalid)?;
+            match view.room.check(&event) {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(InsertError::Rejected(Rejection::Unauthorized(e))) => {
+                    self.inner.metrics.events_refused.add(1);
+                    return Err(forbidden(&view, sender, e));
+                }
+                Err(InsertError::Rejected(rejection)) => {
+                    return Err(EngineError::Invalid(rejection));
+                }
+                Err(InsertError::MissingParents(_)) => {
+                    return Err(EngineError::Invalid(Rejection::Shape("heads unknown")));
+                }
+            }
+        }
+        let mut events = Vec::with_capacity(contents.len());
+        for content in contents {
+            events.push(self.draft_insert(&mut view, sender, content)?.0);
+        }
+        self.persist(view, events.clone()).await?;
+        Ok(events)
+    }
+
     /// Takes an event from another node (federation). Its signature was
     /// checked by [`Event::decode`]; everything else is checked here.
     pub async fn ingest(&self, event: Event) -> Result<Ingested, EngineError> {
@@ -414,16 +455,7 @@ impl Engine {
             Ok(None) => Err(EngineError::Invalid(Rejection::Shape("duplicate event"))),
             Err(InsertError::Rejected(Rejection::Unauthorized(e))) => {
                 self.inner.metrics.events_refused.add(1);
-                let state = view.room.state();
-                if e == AuthError::NotMember
-                    && state.membership(sender).is_none()
-                    && state.join_rule() != JoinRule::Public
-                {
-                    // Invariant 4: to someone never in it, a private room
-                    // does not exist, for writes as for reads.
-                    return Err(EngineError::UnknownRoom);
-                }
-                Err(EngineError::Forbidden(e))
+                Err(forbidden(view, sender, e))
             }
             Err(InsertError::Rejected(rejection)) => Err(EngineError::Invalid(rejection)),
             Err(InsertError::MissingParents(_)) => {
@@ -503,6 +535,19 @@ impl Engine {
     fn write_rooms(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, RoomSlot>> {
         self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The error for an auth refusal. Invariant 4: to someone never in it, a
+/// private room does not exist, for writes as for reads.
+fn forbidden(view: &RoomView, sender: &UserId, error: AuthError) -> EngineError {
+    let state = view.room.state();
+    if error == AuthError::NotMember
+        && state.membership(sender).is_none()
+        && state.join_rule() != JoinRule::Public
+    {
+        return EngineError::UnknownRoom;
+    }
+    EngineError::Forbidden(error)
 }
 
 #[cfg(test)]
