@@ -79,7 +79,15 @@ impl Writer {
         let thread_failed = failed.clone();
         let handle = std::thread::Builder::new()
             .name("spaces-writer".into())
-            .spawn(move || run(store, rx, stream, metrics, thread_failed))
+            .spawn(move || {
+                run(
+                    |events| store.append_events(events),
+                    rx,
+                    stream,
+                    metrics,
+                    thread_failed,
+                )
+            })
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (Writer { queue, failed }, handle)
     }
@@ -105,8 +113,10 @@ impl Writer {
     }
 }
 
+/// The writer loop. `append` is the store's `append_events`; a parameter so
+/// the fail-stop path can be tested with a store that fails.
 fn run(
-    store: Store,
+    mut append: impl FnMut(&[NewEvent]) -> Result<Vec<Option<u64>>, spaces_store::Error>,
     mut rx: mpsc::Receiver<WriteRequest>,
     stream: broadcast::Sender<Arc<StreamItem>>,
     metrics: Arc<Metrics>,
@@ -134,7 +144,7 @@ fn run(
                 bytes: e.bytes().to_vec(),
             })
             .collect();
-        match store.append_events(&new_events) {
+        match append(&new_events) {
             Ok(seqs) => {
                 metrics
                     .events_stored
@@ -158,8 +168,133 @@ fn run(
                 for request in batch {
                     let _ = request.done.send(Err(WriteFailed));
                 }
+                // What is still queued may descend from what just failed:
+                // stored without its parents, it would be acknowledged and
+                // then skipped at the next start. Fail it all, write nothing.
                 rx.close();
+                while let Some(request) = rx.blocking_recv() {
+                    let _ = request.done.send(Err(WriteFailed));
+                }
+                return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spaces_protocol::content::{HistoryVisibility, JoinRule, RoomKind};
+    use spaces_protocol::{EventBody, NodeKey};
+
+    fn events(key: &NodeKey, n: usize, first: u64) -> Vec<Event> {
+        (first..first + n as u64)
+            .map(|i| {
+                let mut nonce = [0u8; 16];
+                nonce[..8].copy_from_slice(&i.to_be_bytes());
+                EventBody::create(
+                    key.node_id(),
+                    "owner",
+                    i,
+                    RoomKind::Room,
+                    JoinRule::Public,
+                    HistoryVisibility::Shared,
+                    nonce,
+                )
+                .sign(key)
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// Fail-stop: once a commit fails, nothing queued behind it is written
+    /// (it may descend from what failed), and every waiting sender is told.
+    #[test]
+    fn after_a_failed_commit_nothing_queued_is_written() {
+        let key = NodeKey::from_seed([5; 32]);
+        let (queue, rx) = mpsc::channel(8);
+        let (done_1, mut reply_1) = oneshot::channel();
+        let (done_2, mut reply_2) = oneshot::channel();
+        // The first request fills a whole batch, so the second waits in the queue.
+        let full = events(&key, MAX_BATCH_EVENTS, 0);
+        queue
+            .try_send(WriteRequest {
+                events: full,
+                done: done_1,
+            })
+            .unwrap();
+        queue
+            .try_send(WriteRequest {
+                events: events(&key, 1, 1_000_000),
+                done: done_2,
+            })
+            .unwrap();
+        drop(queue);
+        let (stream, mut live) = broadcast::channel(4);
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut calls = 0;
+        run(
+            |batch| {
+                calls += 1;
+                assert_eq!(
+                    batch.len(),
+                    MAX_BATCH_EVENTS,
+                    "only the first batch is tried"
+                );
+                Err(spaces_store::Error::NotFound)
+            },
+            rx,
+            stream,
+            Arc::new(Metrics::default()),
+            failed.clone(),
+        );
+        assert_eq!(calls, 1);
+        assert!(failed.load(Ordering::Acquire));
+        assert!(matches!(reply_1.try_recv(), Ok(Err(WriteFailed))));
+        assert!(matches!(reply_2.try_recv(), Ok(Err(WriteFailed))));
+        assert!(live.try_recv().is_err(), "nothing was published");
+    }
+
+    /// And on success, every request hears its seqs and the stream carries
+    /// each event once, in order.
+    #[test]
+    fn a_commit_replies_and_publishes_in_order() {
+        let key = NodeKey::from_seed([6; 32]);
+        let (queue, rx) = mpsc::channel(8);
+        let (done, mut reply) = oneshot::channel();
+        let batch = events(&key, 3, 0);
+        let ids: Vec<_> = batch.iter().map(Event::id).collect();
+        queue
+            .try_send(WriteRequest {
+                events: batch,
+                done,
+            })
+            .unwrap();
+        drop(queue);
+        let (stream, mut live) = broadcast::channel(8);
+        let mut next_seq = 0;
+        run(
+            |batch| {
+                Ok(batch
+                    .iter()
+                    .map(|_| {
+                        next_seq += 1;
+                        Some(next_seq)
+                    })
+                    .collect())
+            },
+            rx,
+            stream,
+            Arc::new(Metrics::default()),
+            Arc::new(AtomicBool::new(false)),
+        );
+        assert!(
+            matches!(reply.try_recv(), Ok(Ok(seqs)) if seqs == vec![Some(1), Some(2), Some(3)])
+        );
+        let published: Vec<_> = (0..3)
+            .map(|_| live.try_recv().unwrap())
+            .map(|item| (item.seq, item.event.id()))
+            .collect();
+        assert_eq!(published, vec![(1, ids[0]), (2, ids[1]), (3, ids[2])]);
     }
 }
