@@ -1,5 +1,5 @@
 //! Hard limits. An event outside any of them is rejected by every node with
-//! a reason naming the limit (see docs/spec/events.md §Limits). They bound
+//! a reason naming the limit (see docs/spec/encoding.md §Limits). They bound
 //! the memory and time one event can cost a node that did not ask for it.
 
 /// Whole encoded event, signature included. 64 KiB keeps a gossip frame
