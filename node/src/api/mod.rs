@@ -226,8 +226,6 @@ pub fn router(state: AppState) -> Router {
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let span =
         tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
-    let _enter = span.enter();
-    drop(_enter);
     let response = tracing::Instrument::instrument(next.run(request), span).await;
     state.metrics.http_requests.add(1);
     if response.status().is_client_error() {

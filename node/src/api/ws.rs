@@ -157,19 +157,28 @@ async fn run(
             }
         };
         let done = page.len() < BACKLOG_PAGE;
-        for stored in page {
-            cursor = stored.seq;
-            let Ok(event) = Event::decode_trusted(&stored.bytes) else {
-                continue;
-            };
-            let item = StreamItem::new(stored.seq, event);
-            if state.engine.backlog_delivers_to(&authed.user, &item).await {
+        if let Some(last) = page.last() {
+            cursor = last.seq;
+        }
+        let items: Vec<StreamItem> = page
+            .into_iter()
+            .filter_map(|stored| {
+                Some(StreamItem::new(
+                    stored.seq,
+                    Event::decode_trusted(&stored.bytes).ok()?,
+                ))
+            })
+            .collect();
+        let verdicts = state.engine.backlog_filter(&authed.user, &items).await;
+        for (item, deliver) in items.iter().zip(verdicts) {
+            if deliver {
                 socket
-                    .send(Message::Text(frame(&item).to_owned().into()))
+                    .feed(Message::Text(frame(item).to_owned().into()))
                     .await
                     .ok()?;
             }
         }
+        socket.flush().await.ok()?;
         if done {
             break;
         }

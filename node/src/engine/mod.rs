@@ -158,10 +158,7 @@ impl Engine {
                     "stored events without their parents were skipped"
                 );
             }
-            let mut view = RoomView::new(room);
-            view.seqs = seqs;
-            view.rebuild();
-            rooms.insert(room_id, view);
+            rooms.insert(room_id, RoomView::new(room, seqs));
         }
         let (stream, _) = broadcast::channel(stream_capacity);
         let (writer, handle) = Writer::spawn(store.clone(), stream.clone(), metrics.clone());
@@ -257,9 +254,7 @@ impl Engine {
     /// or the event is about them (their invite, kick or ban). Invitees and
     /// knockers see only their own membership until they join (invariant 4).
     pub fn delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
-        if let Content::Member(m) = item.event.content()
-            && &m.target == user
-        {
+        if is_about(user, item) {
             return true;
         }
         let index = self
@@ -270,30 +265,37 @@ impl Engine {
         index.get(user).and_then(|rooms| rooms.get(&item.room_id)) == Some(&Membership::Join)
     }
 
-    /// [`Engine::delivers_to`] for an event from the stored backlog, which may
-    /// predate the user's join: it must also be within the history they may
-    /// read (the room's history visibility).
-    pub async fn backlog_delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
-        if let Content::Member(m) = item.event.content()
-            && &m.target == user
-        {
-            // Their own invite, kick or ban is always theirs to see.
-            return true;
+    /// [`Engine::delivers_to`] for a page of events from the stored backlog,
+    /// which may predate the user's join: each must also be within the
+    /// history they may read (the room's history visibility). Each room of
+    /// the page is locked, and its floor computed, once.
+    pub async fn backlog_filter(&self, user: &UserId, items: &[StreamItem]) -> Vec<bool> {
+        let mut verdicts = vec![false; items.len()];
+        let mut by_room: HashMap<RoomId, Vec<usize>> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            if is_about(user, item) {
+                // Their own invite, kick or ban is always theirs to see.
+                verdicts[i] = true;
+            } else if self.delivers_to(user, item) {
+                by_room.entry(item.room_id).or_default().push(i);
+            }
         }
-        if !self.delivers_to(user, item) {
-            return false;
+        for (room_id, indexes) in by_room {
+            let Ok(slot) = self.room(&room_id) else {
+                continue;
+            };
+            let view = slot.lock().await;
+            let Some(floor) = view.readable_from(user) else {
+                continue;
+            };
+            for i in indexes {
+                verdicts[i] = view
+                    .room
+                    .position(&items[i].event.id())
+                    .is_some_and(|p| p >= floor);
+            }
         }
-        let Ok(slot) = self.room(&item.room_id) else {
-            return false;
-        };
-        let view = slot.lock().await;
-        match (
-            view.readable_from(user),
-            view.room.position(&item.event.id()),
-        ) {
-            (Some(floor), Some(pos)) => pos >= floor,
-            _ => false,
-        }
+        verdicts
     }
 
     /// Creates a room owned by `creator` (a local user).
@@ -315,7 +317,7 @@ impl Engine {
         .map_err(EngineError::Invalid)?;
         let room_id = create.room_id();
         let room = Room::new(create.clone()).map_err(EngineError::Invalid)?;
-        let slot = Arc::new(Mutex::new(RoomView::new(room)));
+        let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
         let mut view = slot.clone().lock_owned().await;
         let mut events = vec![create];
         let mut contents: Vec<Content> = Vec::new();
@@ -415,7 +417,7 @@ impl Engine {
                 return Ok(Ingested::Duplicate);
             }
             let room = Room::new(event.clone()).map_err(EngineError::Invalid)?;
-            let slot = Arc::new(Mutex::new(RoomView::new(room)));
+            let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
             let view = slot.clone().lock_owned().await;
             self.write_rooms().entry(event.room_id()).or_insert(slot);
             self.persist(view, vec![event]).await?;
@@ -537,6 +539,11 @@ impl Engine {
     }
 }
 
+/// Whether the event is a membership change of `user`.
+fn is_about(user: &UserId, item: &StreamItem) -> bool {
+    matches!(item.event.content(), Content::Member(m) if &m.target == user)
+}
+
 /// The error for an auth refusal. Invariant 4: to someone never in it, a
 /// private room does not exist, for writes as for reads.
 fn forbidden(view: &RoomView, sender: &UserId, error: AuthError) -> EngineError {
@@ -580,6 +587,19 @@ mod tests {
         engine.create_room(owner, options).await.unwrap()
     }
 
+    /// An engine on `dir` with a public room created by a local owner, and
+    /// a second node's key with its user bob.
+    async fn fixture(
+        dir: &std::path::Path,
+    ) -> (Engine, std::thread::JoinHandle<()>, RoomId, NodeKey, UserId) {
+        let (engine, writer) = open_with_writer(dir);
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let room_id = public_room(&engine, &owner).await;
+        let far = NodeKey::from_seed([2; 32]);
+        let bob = UserId::new("bob", far.node_id()).unwrap();
+        (engine, writer, room_id, far, bob)
+    }
+
     fn join_of(user: &UserId) -> Content {
         Content::Member(Member {
             target: user.clone(),
@@ -608,11 +628,7 @@ mod tests {
     #[tokio::test]
     async fn remote_events_are_admitted_resolved_and_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, writer) = open_with_writer(dir.path());
-        let owner = UserId::new("owner", engine.node_id()).unwrap();
-        let room_id = public_room(&engine, &owner).await;
-        let far = NodeKey::from_seed([2; 32]);
-        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let (engine, writer, room_id, far, bob) = fixture(dir.path()).await;
         let join = join_of(&bob);
         let join = remote(&engine, &room_id, &far, "bob", now_ms(), join).await;
         assert_eq!(
@@ -643,11 +659,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_parents_are_asked_for_and_unauthorized_events_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open(dir.path());
-        let owner = UserId::new("owner", engine.node_id()).unwrap();
-        let room_id = public_room(&engine, &owner).await;
-        let far = NodeKey::from_seed([2; 32]);
-        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let (engine, _writer, room_id, far, bob) = fixture(dir.path()).await;
         let join = join_of(&bob);
         let join = remote(&engine, &room_id, &far, "bob", now_ms(), join).await;
         // A child of the (not yet delivered) join: its parent is missing.
@@ -702,11 +714,7 @@ mod tests {
     #[tokio::test]
     async fn a_clock_far_ahead_is_deferred_not_admitted() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = open(dir.path());
-        let owner = UserId::new("owner", engine.node_id()).unwrap();
-        let room_id = public_room(&engine, &owner).await;
-        let far = NodeKey::from_seed([2; 32]);
-        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let (engine, _writer, room_id, far, bob) = fixture(dir.path()).await;
         let year_3000 = 32_503_680_000_000;
         let join = join_of(&bob);
         let join = remote(&engine, &room_id, &far, "bob", year_3000, join).await;

@@ -33,11 +33,12 @@ pub struct RoomView {
 }
 
 impl RoomView {
-    pub fn new(room: Room) -> RoomView {
+    /// A view of `room`, whose stored events have the arrival `seqs`.
+    pub fn new(room: Room, seqs: HashMap<EventId, u64>) -> RoomView {
         let mut view = RoomView {
             room,
             agg: Aggregates::default(),
-            seqs: HashMap::new(),
+            seqs,
             message_seqs: Vec::new(),
         };
         view.rebuild();
