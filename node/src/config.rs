@@ -38,6 +38,36 @@ pub struct P2pConfig {
     /// Discover peers by multicast DNS on the local network. Off: a node
     /// makes no connection it was not configured to make.
     pub mdns: bool,
+    /// Seconds between reconciliations of each room with one of its other
+    /// nodes (a safety net: events normally arrive by gossip or push).
+    pub sync_interval_secs: u64,
+    /// Node ids (`~...`) this node refuses to talk to.
+    pub blocked: Vec<String>,
+}
+
+impl P2pConfig {
+    /// The settings as federation takes them; an address or node id that
+    /// does not parse is an error naming it.
+    pub fn federation(&self) -> anyhow::Result<spaces_federation::Config> {
+        let addr = |text: &String| {
+            text.parse::<spaces_federation::Multiaddr>()
+                .with_context(|| format!("p2p: {text:?} is not a multiaddr"))
+        };
+        Ok(spaces_federation::Config {
+            listen: self.listen.iter().map(addr).collect::<Result<_, _>>()?,
+            bootstrap: self.bootstrap.iter().map(addr).collect::<Result<_, _>>()?,
+            mdns: self.mdns,
+            sync_interval: std::time::Duration::from_secs(self.sync_interval_secs.max(1)),
+            blocked: self
+                .blocked
+                .iter()
+                .map(|n| {
+                    n.parse::<spaces_protocol::NodeId>()
+                        .map_err(|e| anyhow::anyhow!("p2p.blocked: {n:?}: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +146,8 @@ impl Default for P2pConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/4040".into()],
             bootstrap: Vec::new(),
             mdns: false,
+            sync_interval_secs: 30,
+            blocked: Vec::new(),
         }
     }
 }
@@ -191,6 +223,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.p2p.federation()?;
         if self.limits.access_token_secs == 0 || self.limits.session_days == 0 {
             bail!("limits.access_token_secs and limits.session_days must be positive");
         }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
+pub mod federation;
 pub mod hasher;
 pub mod metrics;
 mod node;

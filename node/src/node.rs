@@ -14,6 +14,7 @@ use crate::api::{self, AppState, Shared};
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::engine::Engine;
+use crate::federation::{self, Federation, NodeHost};
 use crate::metrics::Metrics;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -26,6 +27,8 @@ pub struct Node {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
+    /// The swarm task and the publisher: stopped after the HTTP server.
+    federation: [JoinHandle<()>; 2],
 }
 
 impl Node {
@@ -43,11 +46,16 @@ impl Node {
                 .await??
         };
         let node_id = engine.node_id();
-        if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
-            tracing::info!(
-                "federation is not part of this build yet: p2p settings are kept but unused"
-            );
-        }
+        let link_redemptions = Arc::new(tokio::sync::Mutex::new(()));
+        let host = Arc::new(NodeHost::new(
+            engine.clone(),
+            store.clone(),
+            link_redemptions.clone(),
+        ));
+        let (handle, swarm_task) =
+            spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
+                .context("starting federation")?;
+        let publisher = tokio::spawn(federation::run_publisher(engine.clone(), handle.clone()));
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -66,7 +74,8 @@ impl Node {
                 config.limits.registrations_per_sec,
                 config.limits.registration_burst,
             ),
-            link_redemptions: tokio::sync::Mutex::new(()),
+            link_redemptions,
+            federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -99,6 +108,7 @@ impl Node {
             stop,
             server,
             writer,
+            federation: [swarm_task, publisher],
         })
     }
 
@@ -107,6 +117,10 @@ impl Node {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.server.await.context("HTTP server task")??;
+        for task in self.federation {
+            task.abort();
+            let _ = task.await;
+        }
         let store = self.engine.store().clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
         // The writer stops when the last engine handle is gone (the server's

@@ -12,6 +12,7 @@ mod accounts;
 mod admin_cli;
 mod durability;
 mod errors;
+mod federation;
 mod messages;
 mod rooms;
 mod websocket;

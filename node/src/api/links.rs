@@ -20,7 +20,8 @@ use spaces_protocol::{Permissions, RoomId, UserId};
 use super::error::{ApiError, ApiResult, Json};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, render};
-use crate::engine::now_ms;
+use crate::engine::{Engine, now_ms};
+use spaces_store::Store;
 
 /// Most uses one link may grant; 0 asks for this many.
 const MAX_USES: u32 = 10_000;
@@ -103,7 +104,7 @@ pub async fn create(
 }
 
 /// A live link, or why not.
-fn load(state: &AppState, code: &str) -> ApiResult<Link> {
+fn load(store: &Store, code: &str) -> ApiResult<Link> {
     let gone = || {
         ApiError::not_found(
             "unknown_invite_link",
@@ -119,7 +120,7 @@ fn load(state: &AppState, code: &str) -> ApiResult<Link> {
     {
         return Err(gone());
     }
-    let bytes = state.store.meta(&key(code))?.ok_or_else(gone)?;
+    let bytes = store.meta(&key(code))?.ok_or_else(gone)?;
     let link: Link = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
     if link.uses_left == 0 || link.expires_at_ms.is_some_and(|t| t <= now_ms()) {
         return Err(gone());
@@ -139,7 +140,7 @@ pub async fn preview(
     _authed: Authed,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let link = load(&state, &code)?;
+    let link = load(&state.store, &code)?;
     let (room_id, creator) = ids(&link)?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
@@ -164,14 +165,42 @@ pub async fn redeem(
     Path(code): Path<String>,
 ) -> ApiResult<Json<Value>> {
     rate(&state, &authed)?;
-    let _one_at_a_time = state.link_redemptions.lock().await;
-    let mut link = load(&state, &code)?;
+    let room_id = admit(
+        &state.engine,
+        &state.store,
+        &state.link_redemptions,
+        &code,
+        &authed.user,
+    )
+    .await?;
+    let join = Content::Member(Member {
+        target: authed.user.clone(),
+        membership: Membership::Join,
+        reason: None,
+    });
+    let event = state.engine.send(&authed.user, &room_id, join).await?;
+    Ok(Json(render::event(&event, None, &authed.user)))
+}
+
+/// Lets `user` (of this node or another) into a link's room: the link's
+/// creator invites them, unless the room is public or they are invited
+/// already, and one use is spent. The user then joins through their own
+/// node. `lock` serialises admissions so a link's uses are never exceeded.
+pub(crate) async fn admit(
+    engine: &Engine,
+    store: &Store,
+    lock: &tokio::sync::Mutex<()>,
+    code: &str,
+    user: &UserId,
+) -> ApiResult<RoomId> {
+    let _one_at_a_time = lock.lock().await;
+    let mut link = load(store, code)?;
     let (room_id, creator) = ids(&link)?;
     let (join_rule, membership) = {
-        let slot = state.engine.room(&room_id)?;
+        let slot = engine.room(&room_id)?;
         let view = slot.lock().await;
         let room_state = view.room.state();
-        (room_state.join_rule(), room_state.membership(&authed.user))
+        (room_state.join_rule(), room_state.membership(user))
     };
     if membership == Some(Membership::Join) {
         return Err(ApiError::forbidden(
@@ -179,33 +208,16 @@ pub async fn redeem(
             "you are already in this room",
         ));
     }
-    let member = |target: UserId, membership| {
-        Content::Member(Member {
-            target,
-            membership,
-            reason: None,
-        })
-    };
     if join_rule != JoinRule::Public && membership != Some(Membership::Invite) {
-        state
-            .engine
-            .send(
-                &creator,
-                &room_id,
-                member(authed.user.clone(), Membership::Invite),
-            )
-            .await?;
+        let invite = Content::Member(Member {
+            target: user.clone(),
+            membership: Membership::Invite,
+            reason: None,
+        });
+        engine.send(&creator, &room_id, invite).await?;
     }
-    let event = state
-        .engine
-        .send(
-            &authed.user,
-            &room_id,
-            member(authed.user.clone(), Membership::Join),
-        )
-        .await?;
     link.uses_left -= 1;
     let bytes = serde_json::to_vec(&link).map_err(ApiError::internal)?;
-    state.store.put_meta(&key(&code), &bytes)?;
-    Ok(Json(render::event(&event, None, &authed.user)))
+    store.put_meta(&key(code), &bytes)?;
+    Ok(room_id)
 }

@@ -7,7 +7,8 @@
 
 mod account;
 mod error;
-mod links;
+mod federation;
+pub(crate) mod links;
 mod messages;
 mod meta;
 mod ratelimit;
@@ -52,7 +53,8 @@ pub struct Shared {
     pub registrations: RateLimiter,
     pub hasher: crate::hasher::Hasher,
     /// Serialises invite-link redemptions (use counts).
-    pub link_redemptions: tokio::sync::Mutex<()>,
+    pub link_redemptions: Arc<tokio::sync::Mutex<()>>,
+    pub federation: crate::federation::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
     pub stopped: tokio::sync::watch::Receiver<bool>,
@@ -90,6 +92,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/contacts/{user_id}"),
     ("DELETE", "/api/v1/contacts/{user_id}"),
     ("POST", "/api/v1/admin/invite-tokens"),
+    ("GET", "/api/v1/admin/federation"),
+    ("POST", "/api/v1/admin/federation/dial"),
+    ("PUT", "/api/v1/admin/federation/blocks/{node_id}"),
+    ("DELETE", "/api/v1/admin/federation/blocks/{node_id}"),
     ("GET", "/api/v1/rooms"),
     ("POST", "/api/v1/rooms"),
     ("POST", "/api/v1/dms"),
@@ -160,6 +166,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/invite-tokens",
             post(session::create_invite_token),
+        )
+        .route("/api/v1/admin/federation", get(federation::status))
+        .route("/api/v1/admin/federation/dial", post(federation::dial))
+        .route(
+            "/api/v1/admin/federation/blocks/{node_id}",
+            put(federation::block).delete(federation::unblock),
         )
         .route("/api/v1/rooms", get(rooms::list).post(rooms::create))
         .route("/api/v1/dms", post(rooms::create_dm))

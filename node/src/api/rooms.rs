@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_protocol::content::*;
-use spaces_protocol::{Permissions, RoleId, RoomId, UserId};
+use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json};
 use super::{AppState, Authed, render};
 use crate::engine::{NewRoom, now_ms};
+use crate::federation::JoinError;
 
 pub fn parse_room(text: &str) -> ApiResult<RoomId> {
     text.parse()
@@ -362,13 +363,81 @@ async fn membership_change(
     Ok(Json(render::event(&event, None, &authed.user)))
 }
 
+/// Where to find a room held on other nodes, and the invite link's code
+/// that lets the user in when the room is not public.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// Node ids (`~...`) of nodes in the room. Empty: ask the DHT.
+    #[serde(default)]
+    via: Vec<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// Joins a room. A room this node does not hold yet (or a link minted on
+/// another node) is first fetched over federation from `via`.
 pub async fn join(
     State(state): State<AppState>,
     authed: Authed,
     Path(room_id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
+    let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        JoinRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?
+    };
+    let room = parse_room(&room_id)?;
+    let via = req
+        .via
+        .iter()
+        .map(|n| {
+            n.parse::<NodeId>()
+                .map_err(|e| ApiError::bad_request("bad_value", format!("via: {n:?}: {e}")))
+        })
+        .collect::<ApiResult<Vec<NodeId>>>()?;
+    let held = state.engine.room(&room).is_ok();
+    if !held || (req.code.is_some() && !via.is_empty()) {
+        rate(&state, &authed)?;
+        state
+            .federation
+            .fetch_room(&authed.user, room, via, req.code)
+            .await
+            .map_err(join_error)?;
+    }
     let me = authed.user.clone();
     membership_change(&state, &authed, &room_id, me, Membership::Join, None).await
+}
+
+fn join_error(error: JoinError) -> ApiError {
+    match error {
+        JoinError::NoPeers => ApiError::not_found(
+            "unknown_room",
+            "no such room here, and no node that holds it was found",
+        ),
+        JoinError::Refused { code, message } => {
+            let code = match code.as_str() {
+                "unknown_room" => "unknown_room",
+                "unknown_invite_link" => "unknown_invite_link",
+                "no_change" => "no_change",
+                "banned" => "banned",
+                _ => "join_refused",
+            };
+            let status = if code == "unknown_room" || code == "unknown_invite_link" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            ApiError::new(status, code, format!("the room's node refused: {message}"))
+        }
+        JoinError::Failed(e) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "federation_failed",
+            format!("could not reach the room's nodes: {e}"),
+        ),
+    }
 }
 
 pub async fn leave(

@@ -74,6 +74,16 @@ pub enum Ingested {
 /// tolerated skew bounds that to five minutes early.
 pub const MAX_CLOCK_AHEAD_MS: u64 = 5 * 60 * 1000;
 
+/// Where a room's events travel from this node (federation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub public: bool,
+    /// Other nodes with a joined or invited member.
+    pub nodes: Vec<NodeId>,
+    /// Whether a local user is joined or invited.
+    pub local: bool,
+}
+
 /// Options for a new room.
 #[derive(Clone, Debug)]
 pub struct NewRoom {
@@ -406,38 +416,218 @@ impl Engine {
     /// Takes an event from another node (federation). Its signature was
     /// checked by [`Event::decode`]; everything else is checked here.
     pub async fn ingest(&self, event: Event) -> Result<Ingested, EngineError> {
+        self.ingest_batch(vec![event])
+            .await
+            .pop()
+            .unwrap_or(Err(EngineError::UnknownEvent))
+    }
+
+    /// Takes events from another node in order (a sync batch or a push),
+    /// each checked as [`Engine::ingest`] does; the new ones of a room are
+    /// stored in one commit. One result per event.
+    pub async fn ingest_batch(&self, events: Vec<Event>) -> Vec<Result<Ingested, EngineError>> {
+        let mut results = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().peekable();
+        while let Some(first) = events.next() {
+            let room_id = first.room_id();
+            let mut group = vec![first];
+            while let Some(next) = events.next_if(|e| e.room_id() == room_id) {
+                group.push(next);
+            }
+            match self.ingest_room(room_id, group.clone()).await {
+                Ok(outcomes) => results.extend(outcomes),
+                Err(e) => {
+                    tracing::debug!(room = %room_id, error = %e, "batch not taken");
+                    results.extend(group.iter().map(|_| {
+                        Err(match &e {
+                            EngineError::UnknownRoom => EngineError::UnknownRoom,
+                            EngineError::Invalid(rejection) => {
+                                EngineError::Invalid(rejection.clone())
+                            }
+                            // The store failed: nothing more is taken.
+                            _ => EngineError::Unavailable(WriteFailed),
+                        })
+                    }));
+                }
+            }
+        }
+        results
+    }
+
+    /// [`Engine::ingest_batch`] for events of one room.
+    async fn ingest_room(
+        &self,
+        room_id: RoomId,
+        events: Vec<Event>,
+    ) -> Result<Vec<Result<Ingested, EngineError>>, EngineError> {
         let horizon = now_ms().saturating_add(MAX_CLOCK_AHEAD_MS);
-        if event.origin_ts() > horizon {
-            return Ok(Ingested::Deferred {
-                until_ms: event.origin_ts() - MAX_CLOCK_AHEAD_MS,
+        let slot = match self.room(&room_id) {
+            Ok(slot) => slot,
+            Err(_) if matches!(events[0].content(), Content::Create(_)) => {
+                let room = Room::new(events[0].clone()).map_err(EngineError::Invalid)?;
+                let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
+                // Locked before it is visible, so the create is queued first.
+                let view = slot.clone().lock_owned().await;
+                let slot = {
+                    let mut rooms = self.write_rooms();
+                    rooms.entry(room_id).or_insert(slot).clone()
+                };
+                if Arc::ptr_eq(OwnedMutexGuard::mutex(&view), &slot) {
+                    self.persist(view, vec![events[0].clone()]).await?;
+                }
+                slot
+            }
+            Err(e) => return Err(e),
+        };
+        let mut view = slot.lock_owned().await;
+        let mut results = Vec::with_capacity(events.len());
+        let mut new = Vec::new();
+        for event in events {
+            if event.origin_ts() > horizon {
+                results.push(Ok(Ingested::Deferred {
+                    until_ms: event.origin_ts() - MAX_CLOCK_AHEAD_MS,
+                }));
+                continue;
+            }
+            if matches!(event.content(), Content::Create(_)) {
+                // The room exists: its create is held (or this is another
+                // room's, which the room id rules out).
+                results.push(Ok(Ingested::Duplicate));
+                continue;
+            }
+            results.push(match self.insert(&mut view, event.clone()) {
+                Ok(Some(accepted)) => {
+                    new.push(event);
+                    Ok(Ingested::New { accepted })
+                }
+                Ok(None) => Ok(Ingested::Duplicate),
+                Err(InsertError::MissingParents(missing)) => Ok(Ingested::MissingParents(missing)),
+                Err(InsertError::Rejected(rejection)) => {
+                    self.inner.metrics.events_refused.add(1);
+                    Err(EngineError::Invalid(rejection))
+                }
             });
         }
-        if matches!(event.content(), Content::Create(_)) {
-            if self.room(&event.room_id()).is_ok() {
-                return Ok(Ingested::Duplicate);
-            }
-            let room = Room::new(event.clone()).map_err(EngineError::Invalid)?;
-            let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
-            let view = slot.clone().lock_owned().await;
-            self.write_rooms().entry(event.room_id()).or_insert(slot);
-            self.persist(view, vec![event]).await?;
-            return Ok(Ingested::New { accepted: true });
+        if !new.is_empty() {
+            self.persist(view, new).await?;
         }
-        let slot = self.room(&event.room_id())?;
-        let mut view = slot.lock_owned().await;
-        let accepted = match self.insert(&mut view, event.clone()) {
-            Ok(Some(accepted)) => accepted,
-            Ok(None) => return Ok(Ingested::Duplicate),
-            Err(InsertError::MissingParents(missing)) => {
-                return Ok(Ingested::MissingParents(missing));
+        Ok(results)
+    }
+
+    /// Whether `node` may be sent this room's events: the room is public,
+    /// or one of the node's users is joined or invited (invariant: a
+    /// private room's events reach only nodes with a member in it).
+    fn may_serve(view: &RoomView, node: NodeId) -> bool {
+        let state = view.room.state();
+        state.join_rule() == JoinRule::Public
+            || state.members().iter().any(|(user, membership)| {
+                user.node() == node && matches!(membership, Membership::Join | Membership::Invite)
+            })
+    }
+
+    /// The events of a room that `node` lacks, given its heads `known`:
+    /// everything that is neither one of them nor their ancestor, parents
+    /// first, at most `limit` events and about `max_bytes`. `true` when
+    /// more remain. A room `node` may not see is an unknown room.
+    pub async fn backfill(
+        &self,
+        room_id: &RoomId,
+        node: NodeId,
+        known: &[EventId],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), EngineError> {
+        let slot = self.room(room_id)?;
+        let view = slot.lock().await;
+        if !Self::may_serve(&view, node) {
+            return Err(EngineError::UnknownRoom);
+        }
+        let room = &view.room;
+        let known: Vec<EventId> = known
+            .iter()
+            .filter(|id| room.contains(id))
+            .copied()
+            .collect();
+        let heads = room.heads();
+        if heads.iter().all(|h| known.contains(h)) {
+            return Ok((Vec::new(), false));
+        }
+        // Everything the asker holds: its heads and their ancestors.
+        let mut shared = std::collections::HashSet::new();
+        let mut stack = known;
+        while let Some(id) = stack.pop() {
+            if shared.insert(id)
+                && let Some(event) = room.event(&id)
+            {
+                stack.extend(event.parents().iter().copied());
             }
-            Err(InsertError::Rejected(rejection)) => {
-                self.inner.metrics.events_refused.add(1);
-                return Err(EngineError::Invalid(rejection));
+        }
+        // The canonical order sorts by depth first, so parents come first.
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for (event, _) in room.iter() {
+            if shared.contains(&event.id()) {
+                continue;
             }
-        };
-        self.persist(view, vec![event]).await?;
-        Ok(Ingested::New { accepted })
+            if events.len() >= limit || bytes >= max_bytes {
+                return Ok((events, true));
+            }
+            bytes += event.bytes().len();
+            events.push(event.bytes().to_vec());
+        }
+        Ok((events, false))
+    }
+
+    /// The events of a room with these ids that this node holds, for a node
+    /// that may see the room.
+    pub async fn events_by_id(
+        &self,
+        room_id: &RoomId,
+        node: NodeId,
+        ids: &[EventId],
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        let slot = self.room(room_id)?;
+        let view = slot.lock().await;
+        if !Self::may_serve(&view, node) {
+            return Err(EngineError::UnknownRoom);
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| view.room.event(id))
+            .map(|e| e.bytes().to_vec())
+            .collect())
+    }
+
+    /// Where a room's events go from here, as of its current state.
+    pub async fn reach(&self, room_id: &RoomId) -> Option<Reach> {
+        let slot = self.room(room_id).ok()?;
+        let view = slot.lock().await;
+        let state = view.room.state();
+        let mut nodes = Vec::new();
+        let mut local = false;
+        for (user, membership) in state.members() {
+            if !matches!(membership, Membership::Join | Membership::Invite) {
+                continue;
+            }
+            if user.node() == self.inner.node_id {
+                local = true;
+            } else if !nodes.contains(&user.node()) {
+                nodes.push(user.node());
+            }
+        }
+        Some(Reach {
+            public: state.join_rule() == JoinRule::Public,
+            nodes,
+            local,
+        })
+    }
+
+    /// The room's heads; empty when this node does not hold it.
+    pub async fn heads(&self, room_id: &RoomId) -> Vec<EventId> {
+        match self.room(room_id) {
+            Ok(slot) => slot.lock().await.room.heads(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Drafts an event on the room's heads, signs it and inserts it.

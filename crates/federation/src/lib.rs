@@ -1,0 +1,25 @@
+//! Federation: the libp2p side of a Spaces node.
+//!
+//! One task owns the swarm (TCP + noise + yamux, and QUIC; identify,
+//! kademlia, gossipsub, and the request-response protocol of
+//! [`wire::SYNC_PROTOCOL`]); the rest of the node talks to it through a
+//! [`Handle`] and answers it through the [`Host`] trait. Federation moves
+//! bytes and keeps score; the node verifies, authorizes and stores. Nothing
+//! is forwarded by gossip before the node has accepted it (gossipsub's
+//! validation mode), and a private room's events never travel by gossip,
+//! only by push and sync to nodes with a member in the room.
+//!
+//! The protocol is specified in docs/spec/federation.md.
+
+mod peer;
+pub mod score;
+mod swarm;
+mod sync;
+pub mod wire;
+
+pub use libp2p::{Multiaddr, PeerId};
+pub use peer::{keypair, node_id, peer_id};
+pub use swarm::{
+    Config, FedError, Handle, Host, Offer, PeerStatus, Route, Status, anyhow_like, start,
+};
+pub use sync::{SyncReport, sync_room};

@@ -1,0 +1,245 @@
+//! What nodes say to each other (docs/spec/federation.md).
+//!
+//! Two channels: gossipsub messages, whose data is one signed event's bytes
+//! exactly as [`spaces_protocol::Event::decode`] reads them, and the
+//! request-response protocol [`SYNC_PROTOCOL`], whose frames are a 4-byte
+//! big-endian length and a postcard-encoded [`Request`] or [`Response`].
+//! Every size is bounded before anything is allocated.
+
+use std::io;
+
+use futures_util::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::gossipsub::IdentTopic;
+use serde::{Deserialize, Serialize};
+use spaces_protocol::{EventId, RoomId};
+
+/// The request-response protocol of node-to-node sync.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/spaces/sync/1");
+/// The kademlia protocol, kept apart from the public IPFS DHT.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spaces/kad/1");
+/// What identify announces: peers with another value are not Spaces nodes.
+pub const IDENTIFY_PROTOCOL: &str = "/spaces/1";
+
+/// Largest request frame: a push of [`MAX_PUSH_EVENTS`] full-size events.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Largest response frame.
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
+/// Most events one push may carry.
+pub const MAX_PUSH_EVENTS: usize = 16;
+/// Most events one backfill response carries, whatever the request asks.
+pub const MAX_BATCH_EVENTS: u32 = 1_000;
+/// A backfill response stops adding events past this many bytes.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Most ids a request may name (heads it knows, events it wants).
+pub const MAX_IDS: usize = 256;
+/// Largest gossip message: one event of the largest size, and room to spare.
+pub const MAX_GOSSIP_BYTES: usize = spaces_protocol::limits::MAX_EVENT_BYTES + 1024;
+
+/// The gossipsub topic of a public room.
+pub fn room_topic(room: &RoomId) -> IdentTopic {
+    IdentTopic::new(format!("/spaces/room/{room}"))
+}
+
+/// A request from one node to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Events the sender stored, for a room the receiver has a member in:
+    /// how events of private rooms travel (never by gossip), and how an
+    /// event reaches a node before the gossip mesh has formed.
+    Push { events: Vec<Vec<u8>> },
+    /// Events of `room` that are not `known` or ancestors of `known` (the
+    /// asker's heads), parents before children, at most `limit` of them.
+    Backfill {
+        room: RoomId,
+        known: Vec<EventId>,
+        limit: u32,
+    },
+    /// The events with these ids, those the answerer holds.
+    Events { room: RoomId, ids: Vec<EventId> },
+    /// Let the asker's user into `room`: with `code`, an invite link's code
+    /// minted on the answering node, which then invites the user; without,
+    /// the room must be public. The user then joins through its own node.
+    Join {
+        room: RoomId,
+        user: String,
+        code: Option<String>,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// A push was taken: how many of its events were new here.
+    Pushed { new: u32 },
+    /// Events in an order where parents come first; `more`: the answerer
+    /// held more than fit.
+    Events { events: Vec<Vec<u8>>, more: bool },
+    /// The join may go ahead.
+    Joined,
+    /// Not served: `code` says why (`unknown_room` also for a private room
+    /// the asker has no member in, so its existence does not leak).
+    Refused { code: String, message: String },
+}
+
+impl Response {
+    pub fn refused(code: &str, message: impl Into<String>) -> Response {
+        Response::Refused {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Request {
+    /// Refuses what no well-behaved node sends, before any work is done.
+    pub fn check(&self) -> Result<(), &'static str> {
+        match self {
+            Request::Push { events } if events.len() > MAX_PUSH_EVENTS => Err("too many events"),
+            Request::Push { events } if events.is_empty() => Err("empty push"),
+            Request::Backfill { known, .. } if known.len() > MAX_IDS => Err("too many ids"),
+            Request::Events { ids, .. } if ids.len() > MAX_IDS => Err("too many ids"),
+            Request::Join {
+                code: Some(code), ..
+            } if code.len() > 64 => Err("code too long"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Length-prefixed postcard frames with a size limit per direction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Codec;
+
+async fn read_frame<T, M>(io: &mut T, max: usize) -> io::Result<M>
+where
+    T: AsyncRead + Unpin + Send,
+    M: for<'de> Deserialize<'de>,
+{
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {max}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    postcard::from_bytes(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+async fn write_frame<T, M>(io: &mut T, message: &M, max: usize) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin + Send,
+    M: Serialize,
+{
+    let buf =
+        postcard::to_stdvec(message).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if buf.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {} bytes exceeds {max}", buf.len()),
+        ));
+    }
+    io.write_all(&(buf.len() as u32).to_be_bytes()).await?;
+    io.write_all(&buf).await?;
+    io.close().await
+}
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_REQUEST_BYTES).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req, MAX_REQUEST_BYTES).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res, MAX_RESPONSE_BYTES).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::io::Cursor;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_ones_are_refused_before_allocation() {
+        let request = Request::Backfill {
+            room: RoomId([3; 32]),
+            known: vec![EventId([4; 32])],
+            limit: 10,
+        };
+        let mut buf = Cursor::new(Vec::new());
+        write_frame(&mut buf, &request, MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        let mut read = Cursor::new(buf.into_inner());
+        let back: Request = read_frame(&mut read, MAX_REQUEST_BYTES).await.unwrap();
+        assert_eq!(back, request);
+
+        // A length prefix of 4 GiB is refused from the prefix alone.
+        let mut huge = Cursor::new(u32::MAX.to_be_bytes().to_vec());
+        let err = read_frame::<_, Request>(&mut huge, MAX_REQUEST_BYTES)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+        // Garbage of a permitted length does not decode.
+        let mut junk = 5u32.to_be_bytes().to_vec();
+        junk.extend_from_slice(&[0xff; 5]);
+        let err = read_frame::<_, Request>(&mut Cursor::new(junk), MAX_REQUEST_BYTES)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn requests_beyond_the_limits_fail_their_check() {
+        let push = |n| Request::Push {
+            events: vec![vec![1]; n],
+        };
+        assert!(push(1).check().is_ok());
+        assert!(push(0).check().is_err());
+        assert!(push(MAX_PUSH_EVENTS + 1).check().is_err());
+        let ids = Request::Events {
+            room: RoomId([0; 32]),
+            ids: vec![EventId([0; 32]); MAX_IDS + 1],
+        };
+        assert!(ids.check().is_err());
+    }
+}

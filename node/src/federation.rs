@@ -1,0 +1,338 @@
+//! The node's side of federation: verifying and storing what other nodes
+//! send ([`NodeHost`], the receive path), answering their sync and join
+//! requests, publishing this node's own events as they become durable, and
+//! joining rooms held elsewhere.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use spaces_federation::wire::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Request, Response};
+use spaces_federation::{FedError, Handle, Host, Offer, Route};
+use spaces_protocol::content::{Content, Membership};
+use spaces_protocol::{Event, EventId, NodeId, RoomId, UserId};
+use spaces_store::Store;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::links;
+use crate::engine::{Engine, EngineError, Ingested};
+
+/// Most rooms this node may be fetching at once for invites and joins.
+const MAX_WANTED: usize = 1024;
+
+/// The node as federation sees it.
+#[derive(Debug)]
+pub struct NodeHost {
+    engine: Engine,
+    store: Store,
+    links: Arc<tokio::sync::Mutex<()>>,
+    /// Rooms not held here that this node asked for (a join) or was
+    /// invited to: only these may be created by a sync. Anything else
+    /// about an unknown room is ignored, so nobody can make a node store
+    /// rooms it never asked for.
+    wanted: Mutex<HashSet<RoomId>>,
+}
+
+impl NodeHost {
+    pub fn new(engine: Engine, store: Store, links: Arc<tokio::sync::Mutex<()>>) -> NodeHost {
+        NodeHost {
+            engine,
+            store,
+            links,
+            wanted: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn want(&self, room: RoomId) -> bool {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        wanted.len() < MAX_WANTED && wanted.insert(room) || wanted.contains(&room)
+    }
+
+    fn is_wanted(&self, room: &RoomId) -> bool {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(room)
+    }
+
+    fn unwant(&self, room: &RoomId) {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room);
+    }
+
+    /// An invite of one of our users, which makes the room worth fetching.
+    fn invites_local_user(&self, event: &Event) -> bool {
+        matches!(event.content(), Content::Member(m)
+            if m.membership == Membership::Invite && self.engine.is_local(&m.target))
+    }
+}
+
+fn offer_of(result: Result<Ingested, EngineError>, room: RoomId) -> Offer {
+    match result {
+        Ok(Ingested::New { .. }) => Offer::New,
+        Ok(Ingested::Duplicate) => Offer::Duplicate,
+        Ok(Ingested::MissingParents(_)) => Offer::MissingParents { room },
+        Ok(Ingested::Deferred { until_ms }) => Offer::Deferred { until_ms },
+        Err(EngineError::Invalid(rejection)) => Offer::Rejected(rejection.code()),
+        Err(EngineError::Forbidden(e)) => Offer::Rejected(e.code()),
+        Err(EngineError::UnknownRoom) => Offer::UnknownRoom { room, fetch: false },
+        Err(_) => Offer::Unavailable,
+    }
+}
+
+impl Host for NodeHost {
+    async fn offer(&self, _from: NodeId, events: Vec<Vec<u8>>) -> Vec<Offer> {
+        let mut offers: Vec<Option<Offer>> = Vec::with_capacity(events.len());
+        let mut decoded: Vec<(usize, Event)> = Vec::new();
+        for (i, bytes) in events.iter().enumerate() {
+            match Event::decode(bytes) {
+                Ok(event) => {
+                    decoded.push((i, event));
+                    offers.push(None);
+                }
+                Err(rejection) => offers.push(Some(Offer::Rejected(rejection.code()))),
+            }
+        }
+        // Events of rooms not held here: only a wanted room may start (with
+        // its create event); an invite of a local user makes a room wanted.
+        let mut take = Vec::new();
+        for (i, event) in decoded {
+            let room = event.room_id();
+            if self.engine.room(&room).is_err() {
+                let creates = matches!(event.content(), Content::Create(_));
+                let starts = creates && self.is_wanted(&room);
+                if !starts {
+                    let fetch = self.invites_local_user(&event) && self.want(room);
+                    offers[i] = Some(Offer::UnknownRoom { room, fetch });
+                    continue;
+                }
+            }
+            take.push((i, event));
+        }
+        let (indexes, events): (Vec<usize>, Vec<Event>) = take.into_iter().unzip();
+        let rooms: Vec<RoomId> = events.iter().map(Event::room_id).collect();
+        let results = self.engine.ingest_batch(events).await;
+        for ((i, result), room) in indexes.into_iter().zip(results).zip(rooms) {
+            if self.is_wanted(&room) && self.engine.room(&room).is_ok() {
+                self.unwant(&room);
+            }
+            offers[i] = Some(offer_of(result, room));
+        }
+        offers
+            .into_iter()
+            .map(|o| o.unwrap_or(Offer::Unavailable))
+            .collect()
+    }
+
+    async fn answer(&self, from: NodeId, request: Request) -> Response {
+        let refused = |e: EngineError| match e {
+            EngineError::UnknownRoom => Response::refused("unknown_room", "no such room here"),
+            other => Response::refused("unavailable", other.to_string()),
+        };
+        match request {
+            Request::Backfill { room, known, limit } => {
+                let limit = limit.min(MAX_BATCH_EVENTS) as usize;
+                match self
+                    .engine
+                    .backfill(&room, from, &known, limit, MAX_BATCH_BYTES)
+                    .await
+                {
+                    Ok((events, more)) => Response::Events { events, more },
+                    Err(e) => refused(e),
+                }
+            }
+            Request::Events { room, ids } => {
+                match self.engine.events_by_id(&room, from, &ids).await {
+                    Ok(events) => Response::Events {
+                        events,
+                        more: false,
+                    },
+                    Err(e) => refused(e),
+                }
+            }
+            Request::Join { room, user, code } => self.answer_join(from, room, &user, code).await,
+            Request::Push { .. } => Response::refused("bad_request", "pushes are offered"),
+        }
+    }
+
+    async fn heads(&self, room: RoomId) -> Vec<EventId> {
+        self.engine.heads(&room).await
+    }
+}
+
+impl NodeHost {
+    async fn answer_join(
+        &self,
+        from: NodeId,
+        room: RoomId,
+        user: &str,
+        code: Option<String>,
+    ) -> Response {
+        let Ok(user) = user.parse::<UserId>() else {
+            return Response::refused("bad_request", "not a user id");
+        };
+        if user.node() != from {
+            return Response::refused("forbidden", "a node asks only for its own users");
+        }
+        let unknown = || Response::refused("unknown_room", "no such room here");
+        if let Some(code) = code {
+            return match links::admit(&self.engine, &self.store, &self.links, &code, &user).await {
+                Ok(linked) if linked == room => Response::Joined,
+                Ok(_) => Response::refused("bad_request", "the link is for another room"),
+                Err(e) => Response::refused(e.code, e.message),
+            };
+        }
+        let Ok(slot) = self.engine.room(&room) else {
+            return unknown();
+        };
+        let view = slot.lock().await;
+        let state = view.room.state();
+        let public = state.join_rule() == spaces_protocol::content::JoinRule::Public;
+        if public || state.membership(&user) == Some(Membership::Invite) {
+            Response::Joined
+        } else {
+            unknown()
+        }
+    }
+}
+
+/// The running federation, as the API sees it.
+#[derive(Clone, Debug)]
+pub struct Federation {
+    pub handle: Handle,
+    pub host: Arc<NodeHost>,
+}
+
+/// Why a room held elsewhere could not be joined.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("no node that holds the room could be reached")]
+    NoPeers,
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("{0}")]
+    Failed(FedError),
+}
+
+impl Federation {
+    /// Gets `room` onto this node so `user` can join it: asks each of
+    /// `via` (or, when empty, the room's providers in the DHT) to let the
+    /// user in, then syncs the room from the first that agrees.
+    pub async fn fetch_room(
+        &self,
+        user: &UserId,
+        room: RoomId,
+        via: Vec<NodeId>,
+        code: Option<String>,
+    ) -> Result<(), JoinError> {
+        let candidates = if via.is_empty() {
+            self.handle
+                .find_providers(room)
+                .await
+                .map_err(JoinError::Failed)?
+        } else {
+            via
+        };
+        let mut last = JoinError::NoPeers;
+        self.host.want(room);
+        for node in candidates {
+            let request = Request::Join {
+                room,
+                user: user.to_string(),
+                code: code.clone(),
+            };
+            match self.handle.request(node, request).await {
+                Ok(Response::Joined) => {}
+                Ok(Response::Refused { code, message }) => {
+                    last = JoinError::Refused { code, message };
+                    continue;
+                }
+                Ok(_) => {
+                    last = JoinError::Failed(FedError::Unexpected);
+                    continue;
+                }
+                Err(e) => {
+                    last = JoinError::Failed(e);
+                    continue;
+                }
+            }
+            match spaces_federation::sync_room(&self.handle, &*self.host, room, node).await {
+                Ok(_) if self.host.engine.room(&room).is_ok() => return Ok(()),
+                Ok(_) => {
+                    last = JoinError::Failed(FedError::Failed("the room did not arrive".into()))
+                }
+                Err(e) => last = JoinError::Failed(e),
+            }
+        }
+        self.host.unwant(&room);
+        Err(last)
+    }
+}
+
+/// Publishes this node's events as they become durable, and keeps
+/// federation's routes in line with rooms' membership.
+pub async fn run_publisher(engine: Engine, handle: Handle) {
+    let mut stream = engine.subscribe();
+    for room in engine.room_ids() {
+        update_route(&engine, &handle, room).await;
+    }
+    loop {
+        let item = match stream.recv().await {
+            Ok(item) => item,
+            Err(RecvError::Lagged(n)) => {
+                // Missed events reach other nodes by their next sync.
+                tracing::warn!(missed = n, "publisher lagged; routes rebuilt");
+                for room in engine.room_ids() {
+                    update_route(&engine, &handle, room).await;
+                }
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        let event = &item.event;
+        let changes_route = matches!(
+            event.content(),
+            Content::Member(_) | Content::JoinRule(_) | Content::Create(_)
+        );
+        if changes_route {
+            update_route(&engine, &handle, item.room_id).await;
+        }
+        if event.origin() != engine.node_id() {
+            continue;
+        }
+        let Some(reach) = engine.reach(&item.room_id).await else {
+            continue;
+        };
+        let mut nodes = reach.nodes;
+        // Whoever a membership change is about hears of it, even when it
+        // takes them out of the room (a kick, a ban, a declined invite).
+        if let Content::Member(m) = event.content()
+            && !engine.is_local(&m.target)
+            && !nodes.contains(&m.target.node())
+        {
+            nodes.push(m.target.node());
+        }
+        let route = Route {
+            public: reach.public,
+            nodes,
+        };
+        if handle
+            .publish(item.room_id, event.bytes().to_vec(), route)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+async fn update_route(engine: &Engine, handle: &Handle, room: RoomId) {
+    let route = engine.reach(&room).await.and_then(|reach| {
+        reach.local.then_some(Route {
+            public: reach.public,
+            nodes: reach.nodes,
+        })
+    });
+    let _ = handle.set_room(room, route).await;
+}
