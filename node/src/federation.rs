@@ -97,12 +97,15 @@ impl Host for NodeHost {
         // Events of rooms not held here: only a wanted room may start (with
         // its create event); an invite of a local user makes a room wanted.
         let mut take = Vec::new();
+        let mut starting = HashSet::new();
         for (i, event) in decoded {
             let room = event.room_id();
-            if self.engine.room(&room).is_err() {
+            if !starting.contains(&room) && self.engine.room(&room).is_err() {
                 let creates = matches!(event.content(), Content::Create(_));
-                let starts = creates && self.is_wanted(&room);
-                if !starts {
+                if creates && self.is_wanted(&room) {
+                    // The rest of the batch may build on it.
+                    starting.insert(room);
+                } else {
                     let fetch = self.invites_local_user(&event) && self.want(room);
                     offers[i] = Some(Offer::UnknownRoom { room, fetch });
                     continue;
