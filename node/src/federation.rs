@@ -3,13 +3,15 @@
 //! requests, publishing this node's own events as they become durable, and
 //! joining rooms held elsewhere.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use spaces_federation::wire::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Request, Response};
 use spaces_federation::{FedError, Handle, Host, Offer, Route};
 use spaces_protocol::content::{Content, Membership};
-use spaces_protocol::{Event, EventId, NodeId, RoomId, UserId};
+use spaces_protocol::ephemeral::EPHEMERAL_TAG;
+use spaces_protocol::{Ephemeral, EphemeralKind, Event, EventId, NodeId, RoomId, UserId};
 use spaces_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -29,8 +31,11 @@ pub struct NodeHost {
     /// invited to: only these may be created by a sync. Anything else
     /// about an unknown room is ignored, so nobody can make a node store
     /// rooms it never asked for.
-    wanted: Mutex<HashSet<RoomId>>,
+    wanted: Mutex<HashMap<RoomId, Instant>>,
 }
+
+/// How long a room stays wanted without arriving.
+const WANTED_FOR: Duration = Duration::from_secs(600);
 
 impl NodeHost {
     pub fn new(engine: Engine, store: Store, links: Arc<tokio::sync::Mutex<()>>) -> NodeHost {
@@ -38,20 +43,29 @@ impl NodeHost {
             engine,
             store,
             links,
-            wanted: Mutex::new(HashSet::new()),
+            wanted: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Marks a room as wanted (for [`WANTED_FOR`]); false when too many
+    /// rooms already are.
     fn want(&self, room: RoomId) -> bool {
+        let now = Instant::now();
         let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
-        wanted.len() < MAX_WANTED && wanted.insert(room) || wanted.contains(&room)
+        wanted.retain(|_, since| now.duration_since(*since) < WANTED_FOR);
+        if wanted.len() >= MAX_WANTED && !wanted.contains_key(&room) {
+            return false;
+        }
+        wanted.insert(room, now);
+        true
     }
 
     fn is_wanted(&self, room: &RoomId) -> bool {
         self.wanted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(room)
+            .get(room)
+            .is_some_and(|since| since.elapsed() < WANTED_FOR)
     }
 
     fn unwant(&self, room: &RoomId) {
@@ -86,6 +100,10 @@ impl Host for NodeHost {
         let mut offers: Vec<Option<Offer>> = Vec::with_capacity(events.len());
         let mut decoded: Vec<(usize, Event)> = Vec::new();
         for (i, bytes) in events.iter().enumerate() {
+            if bytes.first() == Some(&EPHEMERAL_TAG) {
+                offers.push(Some(self.take_ephemeral(bytes).await));
+                continue;
+            }
             match Event::decode(bytes) {
                 Ok(event) => {
                     decoded.push((i, event));
@@ -165,6 +183,18 @@ impl Host for NodeHost {
 }
 
 impl NodeHost {
+    async fn take_ephemeral(&self, bytes: &[u8]) -> Offer {
+        let ephemeral = match Ephemeral::decode(bytes, crate::engine::now_ms()) {
+            Ok(ephemeral) => ephemeral,
+            Err(rejection) => return Offer::Rejected(rejection.code()),
+        };
+        let room = ephemeral.body.room;
+        match self.engine.take_ephemeral(ephemeral).await {
+            Ok(()) => Offer::New,
+            Err(e) => offer_of(Err(e), room),
+        }
+    }
+
     async fn answer_join(
         &self,
         from: NodeId,
@@ -219,6 +249,29 @@ pub enum JoinError {
 }
 
 impl Federation {
+    /// A local user's typing notice or receipt: to local clients, and to
+    /// the room's other nodes (gossip for a public room, push otherwise).
+    pub async fn ephemeral(
+        &self,
+        user: &UserId,
+        room: RoomId,
+        kind: EphemeralKind,
+    ) -> Result<(), EngineError> {
+        let engine = &self.host.engine;
+        let bytes = engine.ephemeral(user, &room, kind).await?;
+        if let Some(reach) = engine.reach(&room).await
+            && !reach.nodes.is_empty()
+        {
+            let route = Route {
+                public: reach.public,
+                nodes: reach.nodes,
+            };
+            // Lossy by nature: a notice that does not get out is not retried.
+            let _ = self.handle.publish(room, bytes, route).await;
+        }
+        Ok(())
+    }
+
     /// Gets `room` onto this node so `user` can join it: asks each of
     /// `via` (or, when empty, the room's providers in the DHT) to let the
     /// user in, then syncs the room from the first that agrees.
@@ -268,7 +321,7 @@ impl Federation {
                 Err(e) => last = JoinError::Failed(e),
             }
         }
-        self.host.unwant(&room);
+        // The room stays wanted a while: an invite may still bring it.
         Err(last)
     }
 }

@@ -15,6 +15,7 @@
 pub mod auth;
 mod base32;
 pub mod content;
+pub mod ephemeral;
 pub mod event;
 pub mod ids;
 pub mod keys;
@@ -25,6 +26,7 @@ pub mod state;
 
 pub use auth::AuthError;
 pub use content::Content;
+pub use ephemeral::{Ephemeral, EphemeralBody, EphemeralKind};
 pub use event::{Event, EventBody, Rejection};
 pub use ids::{EventId, NodeId, RoleId, RoomId, UserId};
 pub use keys::NodeKey;

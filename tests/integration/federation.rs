@@ -714,3 +714,95 @@ async fn a_hostile_peer_gets_nothing_accepted_or_forwarded_and_is_banned() {
         }
     }
 }
+
+/// The next frame of `kind` on a WebSocket, skipping others.
+async fn next_of_kind(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = ws.next_json().await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn typing_and_read_receipts_cross_nodes_without_being_stored() {
+    let a = Peer::start(&[]).await;
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let public = a
+        .node
+        .create_room(&alice, json!({ "name": "lobby", "visibility": "public" }))
+        .await;
+    join_via(&b, &bob, &public, &[a.id()]).await;
+    let private = a
+        .node
+        .create_room(&alice, json!({ "name": "pair", "visibility": "private" }))
+        .await;
+    a.node.invite(&alice, &private, &bob).await;
+    until("the invite reaches B", || async {
+        b.node
+            .post(
+                &format!("/api/v1/rooms/{private}/join"),
+                Some(&bob.access),
+                json!({}),
+            )
+            .await
+            .code()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let (mut ws_a, _) = Ws::auth(&a.node, &alice.access, 0).await;
+    let (mut ws_b, _) = Ws::auth(&b.node, &bob.access, 0).await;
+
+    // By gossip (public) and by push (private), both ways.
+    for room in [&public, &private] {
+        let n_events = |peer: &Peer, user: &User| {
+            let path = format!("/api/v1/rooms/{room}");
+            let get = peer.node.get(&path, Some(&user.access));
+            async move { get.await.expect(200)["n_events"].as_u64().unwrap() }
+        };
+        let before = n_events(&a, &alice).await;
+        a.node
+            .post(
+                &format!("/api/v1/rooms/{room}/typing"),
+                Some(&alice.access),
+                json!({ "typing": true }),
+            )
+            .await
+            .expect(204);
+        let typing = next_of_kind(&mut ws_b, "typing").await;
+        assert_eq!(typing["room_id"], room.as_str());
+        assert_eq!(typing["user_id"], alice.id.as_str());
+        assert_eq!(typing["typing"], true);
+
+        let message = a.node.send(&alice, room, "read me").await;
+        until_history_has(&b, &bob, room, std::slice::from_ref(&message)).await;
+        b.node
+            .post(
+                &format!("/api/v1/rooms/{room}/read"),
+                Some(&bob.access),
+                json!({ "event_id": message }),
+            )
+            .await
+            .expect(204);
+        let receipt = next_of_kind(&mut ws_a, "receipt").await;
+        assert_eq!(receipt["room_id"], room.as_str());
+        assert_eq!(receipt["user_id"], bob.id.as_str());
+        assert_eq!(receipt["event_id"], message.as_str());
+        // Only the message became an event: notices are not stored.
+        assert_eq!(n_events(&a, &alice).await, before + 1);
+    }
+    // An outsider may not type into a room.
+    let carol = a.node.register("carol").await;
+    a.node
+        .post(
+            &format!("/api/v1/rooms/{public}/typing"),
+            Some(&carol.access),
+            json!({ "typing": true }),
+        )
+        .await
+        .error(403, "not_member");
+}

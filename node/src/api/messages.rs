@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_protocol::content::*;
-use spaces_protocol::{EventId, RoleId};
+use spaces_protocol::{EphemeralKind, EventId, RoleId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, Query};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, render};
-use crate::engine::RoomView;
+use crate::engine::{EngineError, RoomView};
 
 fn parse_event(text: &str) -> ApiResult<EventId> {
     text.parse()
@@ -397,5 +397,39 @@ pub async fn read(
     state
         .store
         .set_read_marker(&authed.username, &room_id.0, seq)?;
+    // Others in the room see the receipt; a member who has left or was
+    // never joined (reading a public room) sends none.
+    match state
+        .federation
+        .ephemeral(&authed.user, room_id, EphemeralKind::Receipt(event_id))
+        .await
+    {
+        Ok(()) | Err(EngineError::Forbidden(_) | EngineError::UnknownRoom) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypingBody {
+    typing: bool,
+}
+
+/// The user started or stopped typing: shown to the room's other members
+/// on every node, never stored. Clients repeat `true` every few seconds
+/// while typing; receivers expire a notice after about 10 s.
+pub async fn typing(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room_id): Path<String>,
+    Json(req): Json<TypingBody>,
+) -> ApiResult<StatusCode> {
+    rate(&state, &authed)?;
+    let room_id = parse_room(&room_id)?;
+    state
+        .federation
+        .ephemeral(&authed.user, room_id, EphemeralKind::Typing(req.typing))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

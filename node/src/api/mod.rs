@@ -127,6 +127,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/api/v1/rooms/{room_id}/messages/{event_id}/reactions/{key}",
     ),
     ("POST", "/api/v1/rooms/{room_id}/read"),
+    ("POST", "/api/v1/rooms/{room_id}/typing"),
     ("POST", "/api/v1/rooms/{room_id}/invite-links"),
     ("GET", "/api/v1/invite-links/{code}"),
     ("POST", "/api/v1/invite-links/{code}/join"),
@@ -220,6 +221,7 @@ pub fn router(state: AppState) -> Router {
             delete(messages::unreact),
         )
         .route("/api/v1/rooms/{room_id}/read", post(messages::read))
+        .route("/api/v1/rooms/{room_id}/typing", post(messages::typing))
         .route("/api/v1/rooms/{room_id}/invite-links", post(links::create))
         .route("/api/v1/invite-links/{code}", get(links::preview))
         .route("/api/v1/invite-links/{code}/join", post(links::redeem))

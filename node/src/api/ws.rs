@@ -190,6 +190,7 @@ async fn run(
         .send(Message::Text(caught_up.to_string().into()))
         .await
         .ok()?;
+    let mut ephemeral = state.engine.subscribe_ephemeral();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
@@ -232,6 +233,19 @@ async fn run(
                 if n_fed > 0 {
                     socket.flush().await.ok()?;
                 }
+            },
+            item = ephemeral.recv() => match item {
+                Ok(item) => {
+                    // Typing and receipts of others, in rooms the user is in.
+                    if item.user != authed.user
+                        && state.engine.is_joined_local(&authed.user, &item.room_id)
+                    {
+                        socket.send(Message::Text(item.frame.clone().into())).await.ok()?;
+                    }
+                }
+                // Lossy by design: missed notices are simply skipped.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Some((1001, "node shutting down")),
             },
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => {

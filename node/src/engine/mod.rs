@@ -21,8 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use spaces_protocol::content::*;
 use spaces_protocol::{
-    AuthError, Event, EventBody, EventId, InsertError, Inserted, NodeId, NodeKey, Rejection, Room,
-    RoomId, UserId,
+    AuthError, Ephemeral, EphemeralBody, EphemeralKind, Event, EventBody, EventId, InsertError,
+    Inserted, NodeId, NodeKey, Rejection, Room, RoomId, UserId,
 };
 use spaces_store::Store;
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
@@ -114,7 +114,38 @@ struct Inner {
     memberships: RwLock<HashMap<UserId, HashMap<RoomId, Membership>>>,
     writer: Writer,
     stream: broadcast::Sender<Arc<StreamItem>>,
+    /// Typing notices and receipts for local clients: lossy, never stored.
+    ephemeral: broadcast::Sender<Arc<EphemeralItem>>,
     metrics: Arc<Metrics>,
+}
+
+/// A typing notice or read receipt, as local clients receive it.
+#[derive(Debug)]
+pub struct EphemeralItem {
+    pub room_id: RoomId,
+    pub user: UserId,
+    /// The WebSocket frame.
+    pub frame: String,
+}
+
+impl EphemeralItem {
+    fn new(room_id: RoomId, user: UserId, kind: &EphemeralKind) -> EphemeralItem {
+        let frame = match kind {
+            EphemeralKind::Typing(typing) => serde_json::json!({
+                "type": "typing", "room_id": room_id.to_string(),
+                "user_id": user.to_string(), "typing": typing,
+            }),
+            EphemeralKind::Receipt(event) => serde_json::json!({
+                "type": "receipt", "room_id": room_id.to_string(),
+                "user_id": user.to_string(), "event_id": event.to_string(),
+            }),
+        };
+        EphemeralItem {
+            room_id,
+            user,
+            frame: frame.to_string(),
+        }
+    }
 }
 
 /// Unix milliseconds now.
@@ -171,6 +202,7 @@ impl Engine {
             rooms.insert(room_id, RoomView::new(room, seqs));
         }
         let (stream, _) = broadcast::channel(stream_capacity);
+        let (ephemeral, _) = broadcast::channel(1024);
         let (writer, handle) = Writer::spawn(store.clone(), stream.clone(), metrics.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -181,6 +213,7 @@ impl Engine {
                 memberships: RwLock::new(HashMap::new()),
                 writer,
                 stream,
+                ephemeral,
                 metrics,
             }),
         };
@@ -221,6 +254,51 @@ impl Engine {
     /// The live stream of stored events, in seq order.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamItem>> {
         self.inner.stream.subscribe()
+    }
+
+    /// Live typing notices and receipts (lossy: a lagging subscriber
+    /// misses some, which is harmless).
+    pub fn subscribe_ephemeral(&self) -> broadcast::Receiver<Arc<EphemeralItem>> {
+        self.inner.ephemeral.subscribe()
+    }
+
+    /// A local user's typing notice or receipt: shown to local members now,
+    /// and returned signed for the room's other nodes.
+    pub async fn ephemeral(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        kind: EphemeralKind,
+    ) -> Result<Vec<u8>, EngineError> {
+        let slot = self.room(room_id)?;
+        let view = slot.lock().await;
+        if !view.room.state().is_joined(user) {
+            return Err(forbidden(&view, user, AuthError::NotMember));
+        }
+        let bytes = EphemeralBody {
+            origin: self.inner.node_id,
+            room: *room_id,
+            sender: user.localpart().to_owned(),
+            ts: now_ms(),
+            kind: kind.clone(),
+        }
+        .sign(&self.inner.key);
+        let item = EphemeralItem::new(*room_id, user.clone(), &kind);
+        let _ = self.inner.ephemeral.send(Arc::new(item));
+        Ok(bytes)
+    }
+
+    /// One from another node (verified): its sender must be joined here.
+    pub async fn take_ephemeral(&self, ephemeral: Ephemeral) -> Result<(), EngineError> {
+        let room_id = ephemeral.body.room;
+        let slot = self.room(&room_id)?;
+        let view = slot.lock().await;
+        if !view.room.state().is_joined(&ephemeral.sender) {
+            return Err(EngineError::Forbidden(AuthError::NotMember));
+        }
+        let item = EphemeralItem::new(room_id, ephemeral.sender, &ephemeral.body.kind);
+        let _ = self.inner.ephemeral.send(Arc::new(item));
+        Ok(())
     }
 
     pub fn is_local(&self, user: &UserId) -> bool {
@@ -273,6 +351,16 @@ impl Engine {
             .read()
             .unwrap_or_else(|p| p.into_inner());
         index.get(user).and_then(|rooms| rooms.get(&item.room_id)) == Some(&Membership::Join)
+    }
+
+    /// Whether a local user is joined to a room.
+    pub fn is_joined_local(&self, user: &UserId, room_id: &RoomId) -> bool {
+        let index = self
+            .inner
+            .memberships
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        index.get(user).and_then(|rooms| rooms.get(room_id)) == Some(&Membership::Join)
     }
 
     /// [`Engine::delivers_to`] for a page of events from the stored backlog,
