@@ -1,7 +1,9 @@
-//! `spaces-bench`: a load benchmark against a real `spaces` process.
+//! `spaces-bench`: benchmarks against real `spaces` processes.
 //!
-//! It starts the node binary (next to this one) on a temporary data
-//! directory, registers users, puts them all in one room, and measures:
+//! `spaces-bench [--users 100] [--messages-per-sender 200] [--rate 500] [--seconds 10]`
+//! is the single-node load benchmark. It starts the node binary (next to
+//! this one) on a temporary data directory, registers users, puts them all
+//! in one room, and measures:
 //!
 //! 1. throughput — acknowledged (durable) messages per second from N
 //!    concurrent senders;
@@ -10,8 +12,12 @@
 //! 3. the node's resident memory (VmRSS from /proc) idle, after setup and
 //!    after load.
 //!
-//! Every loop is bounded in count and time. Usage:
-//! `spaces-bench [--users 100] [--messages-per-sender 200] [--rate 500] [--seconds 10]`
+//! `spaces-bench federation ...` and `spaces-bench join ...` measure
+//! several nodes joined by libp2p on loopback: see [`federation`].
+//!
+//! Every loop is bounded in count and time.
+
+mod federation;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +30,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The password of every user the benchmarks register.
+const PASSWORD: &str = "benchmark password";
+
 struct Args {
     users: usize,
     messages_per_sender: usize,
@@ -31,17 +40,26 @@ struct Args {
     seconds: u64,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
+/// `--flag value` pairs, in order.
+fn flags(args: &[String]) -> anyhow::Result<Vec<(&str, &str)>> {
+    let mut pairs = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        pairs.push((flag.as_str(), value.as_str()));
+    }
+    Ok(pairs)
+}
+
+fn parse_args(argv: &[String]) -> anyhow::Result<Args> {
     let mut args = Args {
         users: 100,
         messages_per_sender: 200,
         rate: 500,
         seconds: 10,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
+    for (flag, value) in flags(argv)? {
+        match flag {
             "--users" => args.users = value.parse()?,
             "--messages-per-sender" => args.messages_per_sender = value.parse()?,
             "--rate" => args.rate = value.parse()?,
@@ -64,7 +82,10 @@ fn parse_args() -> anyhow::Result<Args> {
 /// The node process; killed when dropped.
 struct NodeProcess {
     child: Child,
+    /// `http://<addr>`.
     base: String,
+    /// `~...`, as printed on start.
+    node_id: String,
     dir: std::path::PathBuf,
 }
 
@@ -77,13 +98,26 @@ impl Drop for NodeProcess {
 }
 
 impl NodeProcess {
-    fn start() -> anyhow::Result<NodeProcess> {
+    /// Starts `spaces serve` on a fresh data directory named after `name`,
+    /// with the benchmark's limits and no federation, then `env` on top.
+    fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<NodeProcess> {
         let exe = std::env::current_exe()?.with_file_name("spaces");
-        let dir = std::env::temp_dir().join(format!("spaces-bench-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("spaces-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args(["serve", "--http-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        // The benchmark states every setting it runs with.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SPACES__") {
+                command.env_remove(key);
+            }
+        }
+        command
             .env("RUST_LOG", "warn")
             // The benchmark measures the node, not its per-user rate limit.
             .env("SPACES__LIMITS__SENDS_PER_SEC", "1000000")
@@ -91,23 +125,39 @@ impl NodeProcess {
             .env("SPACES__LIMITS__REGISTRATIONS_PER_SEC", "1000000")
             .env("SPACES__LIMITS__REGISTRATION_BURST", "1000000")
             .env("SPACES__LIMITS__WS_LAG_EVENTS", "65536")
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (build it: cargo build --release -p spaces-node)",
-                    exe.display()
-                )
-            })?;
+            // No federation unless asked: the default would bind port 4040.
+            .env("SPACES__P2P__LISTEN", "[]");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().with_context(|| {
+            format!(
+                "starting {} (build it: cargo build --release -p spaces-node --bins)",
+                exe.display()
+            )
+        })?;
         let stdout = child.stdout.take().context("no stdout")?;
+        // From here on, dropping `node` kills the child.
+        let mut node = NodeProcess {
+            child,
+            base: String::new(),
+            node_id: String::new(),
+            dir,
+        };
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let base = line
-            .split_whitespace()
-            .last()
-            .context("no address printed")?
-            .to_owned();
-        Ok(NodeProcess { child, base, dir })
+        reader.read_line(&mut line)?;
+        // Keep draining, so the node never blocks on (or dies writing to)
+        // its stdout.
+        std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
+        // `Spaces node <id> on http://<addr>`
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ["Spaces", "node", node_id, "on", base] = words[..] else {
+            bail!("unexpected start line {line:?}");
+        };
+        node.node_id = node_id.to_owned();
+        node.base = base.to_owned();
+        Ok(node)
     }
 
     /// CPU seconds (user + system) the node has used so far.
@@ -170,6 +220,16 @@ async fn post(
     Ok(value)
 }
 
+async fn get(client: &reqwest::Client, url: String, token: &str) -> anyhow::Result<Value> {
+    let response = client.get(url).bearer_auth(token).send().await?;
+    let status = response.status();
+    let value: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {value}");
+    }
+    Ok(value)
+}
+
 /// The `latency N` body of an event frame, if it is one of ours.
 fn latency_body(frame: &str) -> Option<&str> {
     let start = frame.find("\"body\":\"latency ")? + "\"body\":\"".len();
@@ -186,12 +246,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let node = NodeProcess::start()?;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match argv.first().map(String::as_str) {
+        Some("federation") => {
+            federation::latency(federation::LatencyArgs::parse(&argv[1..])?).await
+        }
+        Some("join") => federation::join(federation::JoinArgs::parse(&argv[1..])?).await,
+        _ => load(parse_args(&argv)?).await,
+    }
+}
+
+/// The single-node load benchmark.
+async fn load(args: Args) -> anyhow::Result<()> {
+    let node = NodeProcess::start("load", &[])?;
     // Let start-up allocation settle before reading idle memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = node.rss_kib();
     let client = reqwest::Client::builder()
+        .no_proxy()
         .pool_max_idle_per_host(args.users)
         .build()?;
     let base = node.base.clone();
@@ -201,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.users {
         let (client, base) = (client.clone(), base.clone());
         handles.push(tokio::spawn(async move {
-            let body = json!({ "username": format!("user{i}"), "password": "benchmark password" });
+            let body = json!({ "username": format!("user{i}"), "password": PASSWORD });
             let v = post(&client, format!("{base}/api/v1/auth/register"), None, body).await?;
             anyhow::Ok(User {
                 token: v["access_token"].as_str().context("token")?.to_owned(),
