@@ -11,7 +11,9 @@ use spaces_federation::wire::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Request, Respon
 use spaces_federation::{FedError, Handle, Host, Offer, Route};
 use spaces_protocol::content::{Content, Membership};
 use spaces_protocol::ephemeral::EPHEMERAL_TAG;
-use spaces_protocol::{Ephemeral, EphemeralKind, Event, EventId, NodeId, RoomId, UserId};
+use spaces_protocol::{
+    Ephemeral, EphemeralKind, Event, EventId, NodeId, Rejection, RoomId, UserId,
+};
 use spaces_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -186,11 +188,15 @@ impl NodeHost {
     async fn take_ephemeral(&self, bytes: &[u8]) -> Offer {
         let ephemeral = match Ephemeral::decode(bytes, crate::engine::now_ms()) {
             Ok(ephemeral) => ephemeral,
+            // Late (a slow relay or a skewed clock) is not hostile: dropped.
+            Err(Rejection::Shape(_)) => return Offer::Duplicate,
             Err(rejection) => return Offer::Rejected(rejection.code()),
         };
         let room = ephemeral.body.room;
         match self.engine.take_ephemeral(ephemeral).await {
             Ok(()) => Offer::New,
+            // A sender who just left, or a room not held here: dropped.
+            Err(EngineError::Forbidden(_) | EngineError::UnknownRoom) => Offer::Duplicate,
             Err(e) => offer_of(Err(e), room),
         }
     }
@@ -210,9 +216,16 @@ impl NodeHost {
         }
         let unknown = || Response::refused("unknown_room", "no such room here");
         if let Some(code) = code {
-            return match links::admit(&self.engine, &self.store, &self.links, &code, &user).await {
-                Ok(linked) if linked == room => Response::Joined,
-                Ok(_) => Response::refused("bad_request", "the link is for another room"),
+            let admitted = links::admit(
+                &self.engine,
+                &self.store,
+                &self.links,
+                &code,
+                &user,
+                Some(room),
+            );
+            return match admitted.await {
+                Ok(_) => Response::Joined,
                 Err(e) => Response::refused(e.code, e.message),
             };
         }

@@ -94,7 +94,9 @@ impl Ephemeral {
         if postcard::to_allocvec(&body).ok().as_deref() != Some(body_bytes) {
             return Err(Rejection::NonCanonical);
         }
-        if body.ts + EPHEMERAL_MAX_AGE_MS < now_ms || body.ts > now_ms + EPHEMERAL_MAX_AGE_MS {
+        if body.ts.saturating_add(EPHEMERAL_MAX_AGE_MS) < now_ms
+            || body.ts > now_ms.saturating_add(EPHEMERAL_MAX_AGE_MS)
+        {
             return Err(Rejection::Shape("ephemeral message out of date"));
         }
         let sender = UserId::new(&body.sender, body.origin)

@@ -668,11 +668,19 @@ async fn a_hostile_peer_gets_nothing_accepted_or_forwarded_and_is_banned() {
         events: vec![vec![0x01; 8]; MAX_PUSH_EVENTS + 1],
     };
     mallory.handle.request(a_node, too_many).await.unwrap();
-    // Then a flood of junk, bounded.
+    // Then a flood of junk, bounded: by gossip, and by push (which gossip
+    // scoring cannot silence first).
     for i in 0..2_000u32 {
         let mut junk = vec![0x01; 64];
         junk[1..5].copy_from_slice(&i.to_be_bytes());
         publish(junk).await;
+    }
+    for i in 0..20u32 {
+        let mut junk = vec![0x01; 64];
+        junk[1..5].copy_from_slice(&i.to_be_bytes());
+        let push = Request::Push { events: vec![junk] };
+        // Once banned, mallory's requests fail: that is the point.
+        let _ = mallory.handle.request(a_node, push).await;
     }
 
     // A scores mallory down to a ban.

@@ -24,8 +24,15 @@ pub const HALF_LIFE: Duration = Duration::from_secs(60);
 pub fn penalty(code: &str) -> f64 {
     match code {
         // Forgery or garbage: no honest node produces these.
-        "bad_signature" | "malformed" | "not_canonical" | "bad_version" | "bad_frame"
-        | "too_large" | "bad_request" => 20.0,
+        "bad_signature"
+        | "bad_key"
+        | "malformed"
+        | "non_canonical"
+        | "unsupported_version"
+        | "truncated"
+        | "too_large"
+        | "bad_frame"
+        | "bad_request" => 20.0,
         // Valid signature, but not allowed: an honest node may relay one
         // it admitted under a state we have not seen, rarely.
         _ => 5.0,

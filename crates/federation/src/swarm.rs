@@ -755,6 +755,19 @@ impl<H: Host> Task<H> {
 
     fn every_second(&mut self) {
         let now = Instant::now();
+        // Gossipsub's view follows the decaying penalty, so an honest peer
+        // charged now and then climbs back above the gossip threshold.
+        let scores: Vec<(PeerId, f64)> = self
+            .ledger
+            .peers()
+            .filter_map(|p| Some((p, self.ledger.get(&p)?.penalty(now))))
+            .collect();
+        for (peer, penalty) in scores {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, -penalty);
+        }
         for peer in self.ledger.expired_bans(now) {
             if !self.operator_blocks.contains(&peer) {
                 tracing::info!(%peer, "ban lifted");

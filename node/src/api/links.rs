@@ -171,6 +171,7 @@ pub async fn redeem(
         &state.link_redemptions,
         &code,
         &authed.user,
+        None,
     )
     .await?;
     let join = Content::Member(Member {
@@ -192,10 +193,18 @@ pub(crate) async fn admit(
     lock: &tokio::sync::Mutex<()>,
     code: &str,
     user: &UserId,
+    for_room: Option<RoomId>,
 ) -> ApiResult<RoomId> {
     let _one_at_a_time = lock.lock().await;
     let mut link = load(store, code)?;
     let (room_id, creator) = ids(&link)?;
+    if for_room.is_some_and(|r| r != room_id) {
+        // Nothing spent: a link opens only its own room.
+        return Err(ApiError::not_found(
+            "unknown_invite_link",
+            "this invite link does not exist or has run out",
+        ));
+    }
     let (join_rule, membership) = {
         let slot = engine.room(&room_id)?;
         let view = slot.lock().await;

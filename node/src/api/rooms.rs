@@ -390,6 +390,26 @@ pub async fn join(
             .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?
     };
     let room = parse_room(&room_id)?;
+    // Checked here, so a user's typo never costs their node standing with
+    // the room's nodes.
+    if req.via.len() > MAX_VIA {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            format!("via: at most {MAX_VIA} nodes"),
+        ));
+    }
+    if req.code.as_ref().is_some_and(|c| {
+        c.is_empty()
+            || c.len() > 64
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(ApiError::not_found(
+            "unknown_invite_link",
+            "this invite link does not exist or has run out",
+        ));
+    }
     let via = req
         .via
         .iter()
@@ -410,6 +430,9 @@ pub async fn join(
     let me = authed.user.clone();
     membership_change(&state, &authed, &room_id, me, Membership::Join, None).await
 }
+
+/// Most nodes a join may name: each may take a request timeout to fail.
+const MAX_VIA: usize = 8;
 
 fn join_error(error: JoinError) -> ApiError {
     match error {
