@@ -197,6 +197,30 @@ fn cpu_secs_of(path: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds the whole machine has been busy so far (every core, every
+/// process): the `cpu` line of /proc/stat less idle and iowait. Against a
+/// benchmark's own processes it shows how much else was running.
+fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return f64::NAN;
+    };
+    // cpu user nice system idle iowait irq softirq steal (guest time is
+    // already counted in user)
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|t| t.parse().unwrap_or(f64::NAN))
+        .collect();
+    if ticks.len() < 8 {
+        return f64::NAN;
+    }
+    (ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0
+}
+
 struct User {
     token: String,
 }
