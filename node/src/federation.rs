@@ -364,13 +364,15 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
             event.content(),
             Content::Member(_) | Content::JoinRule(_) | Content::Create(_)
         );
-        if changes_route {
-            update_route(&engine, &handle, item.room_id).await;
-        }
-        if event.origin() != engine.node_id() {
+        let ours = event.origin() == engine.node_id();
+        if !changes_route && !ours {
             continue;
         }
-        let Some(reach) = engine.reach(&item.room_id).await else {
+        let reach = engine.reach(&item.room_id).await;
+        if changes_route {
+            set_route(&handle, item.room_id, reach.clone()).await;
+        }
+        let (true, Some(reach)) = (ours, reach) else {
             continue;
         };
         let mut nodes = reach.nodes;
@@ -397,7 +399,12 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
 }
 
 async fn update_route(engine: &Engine, handle: &Handle, room: RoomId) {
-    let route = engine.reach(&room).await.and_then(|reach| {
+    set_route(handle, room, engine.reach(&room).await).await;
+}
+
+/// Federation's route for a room: none when no local user is in it.
+async fn set_route(handle: &Handle, room: RoomId, reach: Option<crate::engine::Reach>) {
+    let route = reach.and_then(|reach| {
         reach.local.then_some(Route {
             public: reach.public,
             nodes: reach.nodes,

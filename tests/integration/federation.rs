@@ -199,6 +199,21 @@ async fn members(peer: &Peer, user: &User, room: &str) -> Vec<(String, String, V
     rows
 }
 
+/// Sets up A and B (bootstrapped from A) with a public room owned by alice
+/// on A that bob on B joined.
+async fn two_in_a_room() -> ([Peer; 2], [User; 2], String) {
+    let a = Peer::start(&[]).await;
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let room = a
+        .node
+        .create_room(&alice, json!({ "name": "lobby", "visibility": "public" }))
+        .await;
+    join_via(&b, &bob, &room, &[a.id()]).await;
+    ([a, b], [alice, bob], room)
+}
+
 /// Sets up A, B and C (C bootstrapped from both) with a public room owned
 /// by alice on A that bob (B) and carol (C) joined.
 async fn three_in_a_room() -> ([Peer; 3], [User; 3], String) {
@@ -592,15 +607,7 @@ async fn a_hostile_peer_gets_nothing_accepted_or_forwarded_and_is_banned() {
     use spaces_federation::wire::{MAX_PUSH_EVENTS, Request};
     use spaces_protocol::content::Content;
 
-    let a = Peer::start(&[]).await;
-    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
-    let alice = a.node.register("alice").await;
-    let bob = b.node.register("bob").await;
-    let room = a
-        .node
-        .create_room(&alice, json!({ "name": "lobby", "visibility": "public" }))
-        .await;
-    join_via(&b, &bob, &room, &[a.id()]).await;
+    let ([a, b], [alice, bob], room) = two_in_a_room().await;
     let room_id: spaces_protocol::RoomId = room.parse().unwrap();
 
     let mallory = Raw::start(&a.addr).await;
@@ -735,15 +742,7 @@ async fn next_of_kind(ws: &mut Ws, kind: &str) -> Value {
 
 #[tokio::test]
 async fn typing_and_read_receipts_cross_nodes_without_being_stored() {
-    let a = Peer::start(&[]).await;
-    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
-    let alice = a.node.register("alice").await;
-    let bob = b.node.register("bob").await;
-    let public = a
-        .node
-        .create_room(&alice, json!({ "name": "lobby", "visibility": "public" }))
-        .await;
-    join_via(&b, &bob, &public, &[a.id()]).await;
+    let ([a, b], [alice, bob], public) = two_in_a_room().await;
     let private = a
         .node
         .create_room(&alice, json!({ "name": "pair", "visibility": "private" }))

@@ -73,8 +73,8 @@ impl Node {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         clean_env(&mut command);
-        // Federation is not wired in this build, but keep a future one from
-        // binding the default port 4040 in parallel tests.
+        // No federation listener unless a test asks for one: parallel tests
+        // must not all bind the default port 4040.
         command.env("SPACES__P2P__LISTEN", "[]");
         for (key, value) in env {
             command.env(key, value);

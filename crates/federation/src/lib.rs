@@ -20,6 +20,6 @@ pub mod wire;
 pub use libp2p::{Multiaddr, PeerId};
 pub use peer::{keypair, node_id, peer_id};
 pub use swarm::{
-    Config, FedError, Handle, Host, Offer, PeerStatus, Route, Status, anyhow_like, start,
+    Config, FedError, Handle, Host, Offer, PeerStatus, Route, StartError, Status, start,
 };
 pub use sync::{SyncReport, sync_room};

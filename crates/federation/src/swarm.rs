@@ -294,7 +294,7 @@ pub fn start<H: Host>(
     config: Config,
     key: &NodeKey,
     host: Arc<H>,
-) -> anyhow_like::Result<(Handle, tokio::task::JoinHandle<()>)> {
+) -> Result<(Handle, tokio::task::JoinHandle<()>), StartError> {
     let identity = keypair(key);
     let local_peer = identity.public().to_peer_id();
     let mdns_on = config.mdns;
@@ -305,7 +305,7 @@ pub fn start<H: Host>(
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| anyhow_like::Error(format!("tcp transport: {e}")))?
+        .map_err(|e| StartError(format!("tcp transport: {e}")))?
         .with_quic()
         .with_behaviour(|key| {
             let gossip_config = gossipsub::ConfigBuilder::default()
@@ -357,14 +357,14 @@ pub fn start<H: Host>(
                 mdns: mdns.into(),
             })
         })
-        .map_err(|e| anyhow_like::Error(format!("behaviour: {e}")))?
+        .map_err(|e| StartError(format!("behaviour: {e}")))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
 
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| anyhow_like::Error(format!("listen on {addr}: {e}")))?;
+            .map_err(|e| StartError(format!("listen on {addr}: {e}")))?;
     }
     let mut operator_blocks = HashSet::new();
     for node in &config.blocked {
@@ -408,13 +408,10 @@ pub fn start<H: Host>(
     Ok((handle, join))
 }
 
-/// A tiny error type so the crate does not pull in anyhow.
-pub mod anyhow_like {
-    #[derive(Debug, thiserror::Error)]
-    #[error("{0}")]
-    pub struct Error(pub String);
-    pub type Result<T> = std::result::Result<T, Error>;
-}
+/// Why federation could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("federation: {0}")]
+pub struct StartError(String);
 
 fn peer_of_addr(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {

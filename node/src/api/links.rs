@@ -103,21 +103,26 @@ pub async fn create(
     ))
 }
 
-/// A live link, or why not.
-fn load(store: &Store, code: &str) -> ApiResult<Link> {
-    let gone = || {
-        ApiError::not_found(
-            "unknown_invite_link",
-            "this invite link does not exist or has run out",
-        )
-    };
-    // Codes are base64url: anything else cannot be one (and stays out of keys).
-    if code.is_empty()
-        || code.len() > 64
-        || !code
+/// Codes are base64url: anything else cannot be one (and stays out of keys).
+pub(crate) fn is_code_shaped(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+}
+
+pub(crate) fn unknown_link() -> ApiError {
+    ApiError::not_found(
+        "unknown_invite_link",
+        "this invite link does not exist or has run out",
+    )
+}
+
+/// A live link, or why not.
+fn load(store: &Store, code: &str) -> ApiResult<Link> {
+    let gone = unknown_link;
+    if !is_code_shaped(code) {
         return Err(gone());
     }
     let bytes = store.meta(&key(code))?.ok_or_else(gone)?;
@@ -200,10 +205,7 @@ pub(crate) async fn admit(
     let (room_id, creator) = ids(&link)?;
     if for_room.is_some_and(|r| r != room_id) {
         // Nothing spent: a link opens only its own room.
-        return Err(ApiError::not_found(
-            "unknown_invite_link",
-            "this invite link does not exist or has run out",
-        ));
+        return Err(unknown_link());
     }
     let (join_rule, membership) = {
         let slot = engine.room(&room_id)?;

@@ -11,6 +11,7 @@ use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json};
+use super::links;
 use super::{AppState, Authed, render};
 use crate::engine::{NewRoom, now_ms};
 use crate::federation::JoinError;
@@ -398,17 +399,12 @@ pub async fn join(
             format!("via: at most {MAX_VIA} nodes"),
         ));
     }
-    if req.code.as_ref().is_some_and(|c| {
-        c.is_empty()
-            || c.len() > 64
-            || !c
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) {
-        return Err(ApiError::not_found(
-            "unknown_invite_link",
-            "this invite link does not exist or has run out",
-        ));
+    if req
+        .code
+        .as_deref()
+        .is_some_and(|c| !links::is_code_shaped(c))
+    {
+        return Err(links::unknown_link());
     }
     let via = req
         .via
