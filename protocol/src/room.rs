@@ -350,30 +350,38 @@ impl Room {
         } else {
             self.replay_from(pos)
         };
-        let mut changed: HashMap<EventId, bool> = self.order[pos + 1..]
+        // Every event whose slot or revocation may have moved, with its
+        // effective outcome before this insertion.
+        let mut was_accepted: HashMap<EventId, bool> = self.order[pos + 1..]
             .iter()
             .zip(&self.slots[pos + 1..])
             .zip(before)
             .filter(|((_, slot), was)| slot.accepted != *was)
-            .map(|((id, slot), _)| (*id, slot.accepted))
+            .map(|((id, _), was)| (*id, was && !self.revoked.contains(id)))
             .collect();
         // An event appended at the end is concurrent with no revocation
         // before it and revokes nothing unless it is one.
-        if !appended || is_revocation || !changed.is_empty() {
+        if !appended || is_revocation || !was_accepted.is_empty() {
             let old = std::mem::take(&mut self.revoked);
             self.revoked = self.compute_revoked();
             for gone in old.difference(&self.revoked) {
-                changed.insert(*gone, true);
+                // It was revoked, so it was refused.
+                was_accepted.entry(*gone).or_insert(false);
             }
             for new in self.revoked.difference(&old) {
-                changed.insert(*new, false);
+                // Only accepted slots are revoked; an unflipped slot was
+                // accepted before too.
+                was_accepted.entry(*new).or_insert(true);
             }
         }
-        changed.remove(&id);
-        // Report the effective outcome of each event whose outcome moved.
-        let mut changed: Vec<(EventId, bool)> = changed
-            .into_keys()
-            .map(|other| (other, self.is_accepted(&other)))
+        was_accepted.remove(&id);
+        // Report the effective outcome of each event whose outcome moved: a
+        // slot flip cancelled by a revocation flip is no change.
+        let mut changed: Vec<(EventId, bool)> = was_accepted
+            .into_iter()
+            .map(|(other, was)| (other, was, self.is_accepted(&other)))
+            .filter(|(_, was, now)| was != now)
+            .map(|(other, _, now)| (other, now))
             .collect();
         changed.sort_by_key(|(other, _)| self.entries[other].pos);
         if self.revoked.contains(&id) {

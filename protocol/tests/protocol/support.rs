@@ -3,7 +3,7 @@
 //! for table-driven auth tests, and a `Replica` that takes events in any
 //! order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ed25519_dalek::Signer;
 use spaces_protocol::content::*;
@@ -459,7 +459,8 @@ impl Chain {
 #[derive(Debug)]
 pub struct Replica {
     pub room: Room,
-    pending: HashMap<EventId, Event>,
+    // Ordered, so a proptest seed replays the same delivery order.
+    pending: BTreeMap<EventId, Event>,
     /// Acceptance as learnt from `Inserted` reports alone.
     pub reported: HashMap<EventId, bool>,
     /// Events refused at admission, with the reason code.
@@ -474,7 +475,7 @@ impl Replica {
         reported.insert(create.id(), true);
         Replica {
             room,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
             reported,
             rejected: HashMap::new(),
             n_duplicates: 0,
