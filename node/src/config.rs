@@ -17,6 +17,7 @@ pub struct Config {
     pub p2p: P2pConfig,
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
+    pub presence: PresenceConfig,
     pub web: WebConfig,
 }
 
@@ -110,6 +111,41 @@ pub struct LimitsConfig {
     pub registration_burst: u32,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Track, announce and show who is online. Off: users see no presence,
+    /// and this node tells others nothing about its users.
+    pub enabled: bool,
+    /// Seconds after a user's last client leaves before they show offline,
+    /// so a reconnect does not flicker.
+    pub grace_secs: u64,
+    /// Seconds between repeats of this node's users' presence to other
+    /// nodes; another node's announcement is forgotten after three of these.
+    pub refresh_secs: u64,
+}
+
+impl PresenceConfig {
+    pub fn options(&self) -> crate::engine::PresenceOptions {
+        crate::engine::PresenceOptions {
+            enabled: self.enabled,
+            grace: std::time::Duration::from_secs(self.grace_secs),
+            refresh: std::time::Duration::from_secs(self.refresh_secs.max(1)),
+        }
+    }
+}
+
+impl Default for PresenceConfig {
+    fn default() -> PresenceConfig {
+        let options = crate::engine::PresenceOptions::default();
+        PresenceConfig {
+            enabled: options.enabled,
+            grace_secs: options.grace.as_secs(),
+            refresh_secs: options.refresh.as_secs(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -126,6 +162,7 @@ impl Default for Config {
             p2p: P2pConfig::default(),
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
+            presence: PresenceConfig::default(),
             web: WebConfig::default(),
         }
     }

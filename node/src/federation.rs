@@ -12,7 +12,7 @@ use spaces_federation::{FedError, Handle, Host, Offer, Route};
 use spaces_protocol::content::{Content, Membership};
 use spaces_protocol::ephemeral::EPHEMERAL_TAG;
 use spaces_protocol::{
-    Ephemeral, EphemeralKind, Event, EventId, NodeId, Rejection, RoomId, UserId,
+    Ephemeral, EphemeralKind, Event, EventId, NodeId, Presence, Rejection, RoomId, UserId,
 };
 use spaces_store::Store;
 use tokio::sync::broadcast::error::RecvError;
@@ -272,13 +272,7 @@ impl Federation {
     ) -> Result<(), EngineError> {
         let engine = &self.host.engine;
         let bytes = engine.ephemeral(user, &room, kind).await?;
-        if let Some(reach) = engine.reach(&room).await
-            && !reach.nodes.is_empty()
-        {
-            let route = Route {
-                public: reach.public,
-                nodes: reach.nodes,
-            };
+        if let Some(route) = ephemeral_route(engine, &room).await {
             // Lossy by nature: a notice that does not get out is not retried.
             let _ = self.handle.publish(room, bytes, route).await;
         }
@@ -339,6 +333,87 @@ impl Federation {
     }
 }
 
+/// Where a room's ephemeral messages go: its other nodes, by gossip for a
+/// public room and push otherwise; `None` when no other node is in it.
+async fn ephemeral_route(engine: &Engine, room: &RoomId) -> Option<Route> {
+    let reach = engine.reach(room).await?;
+    (!reach.nodes.is_empty()).then_some(Route {
+        public: reach.public,
+        nodes: reach.nodes,
+    })
+}
+
+/// Announces local users' presence to the other nodes of their rooms: each
+/// change (coalesced over [`PRESENCE_COALESCE`], so a flapping client
+/// costs one announcement), and every `refresh` those who are not offline
+/// again, which keeps other nodes from expiring them. Also expires other
+/// nodes' announcements that were not repeated.
+pub async fn run_presence(engine: Engine, handle: Handle) {
+    let options = engine.presence_options();
+    if !options.enabled {
+        return;
+    }
+    let mut changes = engine.presence_changes();
+    let mut refresh = tokio::time::interval(options.refresh);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: HashMap<UserId, Presence> = HashMap::new();
+    let flush = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(flush);
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Ok((user, state)) => {
+                    if pending.is_empty() {
+                        flush.as_mut().reset(tokio::time::Instant::now() + PRESENCE_COALESCE);
+                    }
+                    pending.insert(user, state);
+                }
+                // Missed changes go out with the next refresh.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            },
+            () = &mut flush, if !pending.is_empty() => {
+                for (user, state) in std::mem::take(&mut pending) {
+                    announce(&engine, &handle, &user, state).await;
+                }
+            },
+            _ = refresh.tick() => {
+                engine.expire_presence();
+                for (user, state) in engine.local_presence() {
+                    announce(&engine, &handle, &user, state).await;
+                }
+            },
+        }
+    }
+}
+
+/// How long presence changes gather before they are announced.
+const PRESENCE_COALESCE: Duration = Duration::from_millis(200);
+
+async fn announce(engine: &Engine, handle: &Handle, user: &UserId, state: Presence) {
+    for room in engine.joined_rooms(user) {
+        announce_in(engine, handle, user, room, state).await;
+    }
+}
+
+async fn announce_in(
+    engine: &Engine,
+    handle: &Handle,
+    user: &UserId,
+    room: RoomId,
+    state: Presence,
+) {
+    // Signed only when some other node is in the room to hear it.
+    let Some(route) = ephemeral_route(engine, &room).await else {
+        return;
+    };
+    let kind = EphemeralKind::Presence(state);
+    // The user may have left since: then there is nothing to say.
+    if let Ok(bytes) = engine.sign_ephemeral(user, &room, kind).await {
+        let _ = handle.publish(room, bytes, route).await;
+    }
+}
+
 /// Publishes this node's events as they become durable, and keeps
 /// federation's routes in line with rooms' membership.
 pub async fn run_publisher(engine: Engine, handle: Handle) {
@@ -371,6 +446,14 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
         let reach = engine.reach(&item.room_id).await;
         if changes_route {
             set_route(&handle, item.room_id, reach.clone()).await;
+        }
+        if let Content::Member(m) = event.content()
+            && m.membership == Membership::Join
+            && engine.is_local(&m.target)
+            && let Some(state) = engine.presence_joined(&m.target, item.room_id)
+        {
+            // Told to the room's other nodes now, not at the next refresh.
+            announce_in(&engine, &handle, &m.target, item.room_id, state).await;
         }
         let (true, Some(reach)) = (ours, reach) else {
             continue;

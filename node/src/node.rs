@@ -27,8 +27,9 @@ pub struct Node {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
-    /// The swarm task and the publisher: stopped after the HTTP server.
-    federation: [JoinHandle<()>; 2],
+    /// The swarm task, the publisher and the presence announcer: stopped
+    /// after the HTTP server.
+    federation: [JoinHandle<()>; 3],
 }
 
 impl Node {
@@ -39,11 +40,14 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let node_key = data_dir.node_key.clone();
         let lag = config.limits.ws_lag_events;
+        let presence = config.presence.options();
         let (engine, writer) = {
             let store = store.clone();
             let metrics = metrics.clone();
-            tokio::task::spawn_blocking(move || Engine::open(store, node_key, metrics, lag))
-                .await??
+            tokio::task::spawn_blocking(move || {
+                Engine::open(store, node_key, metrics, lag, presence)
+            })
+            .await??
         };
         let node_id = engine.node_id();
         let link_redemptions = Arc::new(tokio::sync::Mutex::new(()));
@@ -56,6 +60,7 @@ impl Node {
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
                 .context("starting federation")?;
         let publisher = tokio::spawn(federation::run_publisher(engine.clone(), handle.clone()));
+        let presence = tokio::spawn(federation::run_presence(engine.clone(), handle.clone()));
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -108,7 +113,7 @@ impl Node {
             stop,
             server,
             writer,
-            federation: [swarm_task, publisher],
+            federation: [swarm_task, publisher, presence],
         })
     }
 

@@ -1,4 +1,4 @@
-//! Ephemeral messages: typing notices and read receipts. Signed by the
+//! Ephemeral messages: typing notices, read receipts and presence. Signed by the
 //! sender's home node like events, but never stored and never part of a
 //! room's DAG (docs/spec/federation.md §Ephemeral messages).
 //!
@@ -31,6 +31,31 @@ pub enum EphemeralKind {
     Typing(bool),
     /// The user has read the room up to this event.
     Receipt(EventId),
+    /// The user's presence, announced when it changes and repeated while
+    /// it is not offline (docs/spec/federation.md §Presence).
+    Presence(Presence),
+}
+
+/// Whether a user is around.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Presence {
+    /// A client of theirs is connected and in use.
+    Online,
+    /// Connected, but their clients report them idle.
+    Away,
+    /// No client connected.
+    Offline,
+}
+
+impl Presence {
+    /// The name the HTTP API and WebSocket use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Away => "away",
+            Presence::Offline => "offline",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,5 +181,28 @@ mod tests {
             Ephemeral::decode(&[2; 10], now).unwrap_err().code(),
             "truncated"
         );
+    }
+
+    #[test]
+    fn presence_round_trips_with_its_frozen_variant_index() {
+        let key = NodeKey::from_seed([9; 32]);
+        let now = 1_800_000_000_000;
+        for (state, index) in [
+            (Presence::Online, 0),
+            (Presence::Away, 1),
+            (Presence::Offline, 2),
+        ] {
+            let body = EphemeralBody {
+                origin: key.node_id(),
+                room: RoomId([5; 32]),
+                sender: "alice".into(),
+                ts: now,
+                kind: EphemeralKind::Presence(state),
+            };
+            let bytes = body.sign(&key);
+            // The body ends with the kind's index (2) and the state's.
+            assert_eq!(bytes[bytes.len() - 66..bytes.len() - 64], [2, index]);
+            assert_eq!(Ephemeral::decode(&bytes, now).unwrap().body, body);
+        }
     }
 }

@@ -26,7 +26,7 @@ pub mod state;
 
 pub use auth::AuthError;
 pub use content::Content;
-pub use ephemeral::{Ephemeral, EphemeralBody, EphemeralKind};
+pub use ephemeral::{Ephemeral, EphemeralBody, EphemeralKind, Presence};
 pub use event::{Event, EventBody, Rejection};
 pub use ids::{EventId, NodeId, RoleId, RoomId, UserId};
 pub use keys::NodeKey;

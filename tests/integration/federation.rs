@@ -68,6 +68,9 @@ async fn start_node(dir: &tempfile::TempDir, bootstrap: &[String]) -> Node {
             ("SPACES__P2P__LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]"),
             ("SPACES__P2P__BOOTSTRAP", &bootstrap),
             ("SPACES__P2P__SYNC_INTERVAL_SECS", "2"),
+            // Presence settles at once and lapses after 3 s unrepeated.
+            ("SPACES__PRESENCE__GRACE_SECS", "0"),
+            ("SPACES__PRESENCE__REFRESH_SECS", "1"),
             // Load tests send faster than a person may.
             ("SPACES__LIMITS__SENDS_PER_SEC", "100000"),
             ("SPACES__LIMITS__SEND_BURST", "100000"),
@@ -812,4 +815,49 @@ async fn typing_and_read_receipts_cross_nodes_without_being_stored() {
         )
         .await
         .error(403, "not_member");
+}
+
+#[tokio::test]
+async fn presence_crosses_nodes_and_lapses_with_a_node_that_vanished() {
+    let ([a, mut b], [alice, bob], room) = two_in_a_room().await;
+    let (mut alice_ws, _) = Ws::auth(&a.node, &alice.access, 0).await;
+    let (mut bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
+    // Each hears of the other, whichever connected first: the later one
+    // by the other's repeat.
+    alice_ws.presence_of(&bob.id, "online").await;
+    bob_ws.presence_of(&alice.id, "online").await;
+    let listed = |peer: &Peer, viewer: &User| {
+        let get = peer.node.get(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&viewer.access),
+        );
+        let bob_id = bob.id.clone();
+        async move {
+            let members = get.await.expect(200);
+            members["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["user_id"] == bob_id.as_str())
+                .map(|m| m["presence"].clone())
+                .unwrap()
+        }
+    };
+    assert_eq!(listed(&a, &alice).await, "online");
+
+    bob_ws
+        .send_text(r#"{"type":"presence","state":"away"}"#)
+        .await;
+    alice_ws.presence_of(&bob.id, "away").await;
+    assert_eq!(listed(&a, &alice).await, "away");
+    bob_ws.close().await;
+    alice_ws.presence_of(&bob.id, "offline").await;
+
+    // A node that dies says nothing: its users lapse to offline when their
+    // presence is not repeated.
+    let (_bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
+    alice_ws.presence_of(&bob.id, "online").await;
+    b.node.kill();
+    alice_ws.presence_of(&bob.id, "offline").await;
+    assert_eq!(listed(&a, &alice).await, "offline");
 }

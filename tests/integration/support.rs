@@ -587,11 +587,31 @@ impl Ws {
         }
     }
 
-    /// The next `event` frame.
+    /// The next `event` frame, skipping ephemeral frames (typing, receipts,
+    /// presence), which may come between events at any time.
     pub async fn next_event(&mut self) -> Value {
-        let frame = self.next_json().await;
-        assert_eq!(frame["type"], "event", "expected an event frame: {frame}");
-        frame
+        loop {
+            let frame = self.next_json().await;
+            if !matches!(
+                frame["type"].as_str(),
+                Some("typing" | "receipt" | "presence")
+            ) {
+                assert_eq!(frame["type"], "event", "expected an event frame: {frame}");
+                return frame;
+            }
+        }
+    }
+
+    /// Waits for a `presence` frame saying `user_id` is `state`, skipping
+    /// everything else.
+    pub async fn presence_of(&mut self, user_id: &str, state: &str) {
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == "presence" && frame["user_id"] == user_id && frame["state"] == state
+            {
+                return;
+            }
+        }
     }
 
     /// Event frames up to and including the one carrying `event_id`.

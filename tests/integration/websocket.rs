@@ -233,3 +233,98 @@ async fn bad_first_messages_and_bad_tokens_close_with_their_codes() {
         Some(4001)
     );
 }
+
+/// A member's `presence` in a room's member list, as `viewer` sees it.
+async fn listed_presence(node: &Node, viewer: &User, room: &str, user: &User) -> Value {
+    let members = node
+        .get(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&viewer.access),
+        )
+        .await
+        .expect(200);
+    members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == user.id.as_str())
+        .map(|m| m["presence"].clone())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn presence_follows_connections_and_reaches_only_roommates() {
+    let (_dir, node) = node(&[("SPACES__PRESENCE__GRACE_SECS", "1")]).await;
+    let alice = node.register("alice").await;
+    let bob = node.register("bob").await;
+    let carol = node.register("carol").await;
+    let room = node
+        .create_room(
+            &alice,
+            json!({ "name": "A", "visibility": "public", "history_visibility": "world_readable" }),
+        )
+        .await;
+    node.join(&bob, &room).await;
+
+    let (mut alice_ws, _) = Ws::auth(&node, &alice.access, 0).await;
+    assert_eq!(listed_presence(&node, &bob, &room, &alice).await, "online");
+    assert_eq!(listed_presence(&node, &alice, &room, &bob).await, "offline");
+
+    // Bob connects: alice hears it; bob's first frames after catching up
+    // say who is already around.
+    let (mut bob_ws, _) = Ws::auth(&node, &bob.access, 0).await;
+    alice_ws.presence_of(&bob.id, "online").await;
+    bob_ws.presence_of(&alice.id, "online").await;
+
+    // Idle on his only client: away. A second client in use: online again.
+    bob_ws
+        .send_text(r#"{"type":"presence","state":"away"}"#)
+        .await;
+    alice_ws.presence_of(&bob.id, "away").await;
+    assert_eq!(listed_presence(&node, &alice, &room, &bob).await, "away");
+    let (bob_phone, _) = Ws::auth(&node, &bob.access, 0).await;
+    alice_ws.presence_of(&bob.id, "online").await;
+    bob_phone.close().await;
+    alice_ws.presence_of(&bob.id, "away").await;
+
+    // Carol shares no room with either: she hears nothing of them, and a
+    // world-readable member list shows her no presence.
+    let (mut carol_ws, _) = Ws::auth(&node, &carol.access, 0).await;
+    carol_ws.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(carol_ws.next_json().await["type"], "pong");
+    let members = node
+        .get(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&carol.access),
+        )
+        .await
+        .expect(200);
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["presence"].is_null()),
+        "{members}"
+    );
+
+    // Bob leaves: offline once the grace period is over, not before a
+    // reconnect could come.
+    bob_ws.close().await;
+    alice_ws.presence_of(&bob.id, "offline").await;
+    assert_eq!(listed_presence(&node, &alice, &room, &bob).await, "offline");
+
+    // Carol saw none of it.
+    carol_ws.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(carol_ws.next_json().await["type"], "pong");
+
+    // Joining a room makes one's presence known there at once.
+    node.join(&carol, &room).await;
+    alice_ws.presence_of(&carol.id, "online").await;
+
+    // A presence a client cannot claim is a protocol error.
+    alice_ws
+        .send_text(r#"{"type":"presence","state":"offline"}"#)
+        .await;
+    assert_eq!(alice_ws.closed().await, Some(4002));
+}

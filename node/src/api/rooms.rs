@@ -299,11 +299,17 @@ pub async fn members(
     let view = slot.lock().await;
     super::messages::readable(&view, &authed)?;
     let room_state = view.room.state();
+    // Presence is for those who share the room, not for readers of a
+    // world-readable one.
+    let sees_presence =
+        state.engine.presence_options().enabled && room_state.is_joined(&authed.user);
     let members: Vec<Value> = room_state
         .members()
         .into_iter()
         .filter(|(_, m)| *m != Membership::Leave)
         .map(|(user, membership)| {
+            let presence = (sees_presence && membership == Membership::Join)
+                .then(|| state.engine.presence(&room_id, &user).as_str());
             let display_name = if state.engine.is_local(&user) {
                 state
                     .store
@@ -321,6 +327,7 @@ pub async fn members(
                 "is_owner": room_state.is_owner(&user),
                 "timeout_until_ms": room_state.timeout_until(&user),
                 "display_name": display_name,
+                "presence": presence,
             })
         })
         .collect();

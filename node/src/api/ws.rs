@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
-use spaces_protocol::Event;
+use spaces_protocol::{Event, Presence};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{ApiError, AppState, Authed, render, session};
@@ -57,6 +57,17 @@ enum ClientMessage {
         since: u64,
     },
     Ping,
+    /// The client is in use (`online`) or idle (`away`).
+    Presence {
+        state: ClientState,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ClientState {
+    Online,
+    Away,
 }
 
 pub async fn upgrade(
@@ -142,6 +153,8 @@ async fn run(
         // silently hide every event up to it.
         return Some((CLOSE_PROTOCOL, "since is ahead of this node's stream"));
     }
+    // The user is online while this connection lasts (and it says so).
+    let mut presence = state.engine.client_connected(&authed.user);
     let ready = json!({ "type": "ready", "user_id": authed.user.to_string(), "seq": last_seq });
     socket
         .send(Message::Text(ready.to_string().into()))
@@ -190,7 +203,16 @@ async fn run(
         .send(Message::Text(caught_up.to_string().into()))
         .await
         .ok()?;
+    // Presence: who shares a room with the user and is around. Subscribed
+    // first, so a change after the snapshot is not missed.
     let mut ephemeral = state.engine.subscribe_ephemeral();
+    for item in state.engine.presence_snapshot(&authed.user) {
+        socket
+            .feed(Message::Text(item.frame.clone().into()))
+            .await
+            .ok()?;
+    }
+    socket.flush().await.ok()?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
@@ -236,9 +258,10 @@ async fn run(
             },
             item = ephemeral.recv() => match item {
                 Ok(item) => {
-                    // Typing and receipts of others, in rooms the user is in.
+                    // Typing, receipts and presence of others, in rooms the
+                    // user is in.
                     if item.user != authed.user
-                        && state.engine.is_joined_local(&authed.user, &item.room_id)
+                        && item.rooms.iter().any(|room| state.engine.is_joined_local(&authed.user, room))
                     {
                         socket.send(Message::Text(item.frame.clone().into())).await.ok()?;
                     }
@@ -253,6 +276,14 @@ async fn run(
                     match serde_json::from_str::<ClientMessage>(&text) {
                         Ok(ClientMessage::Ping) => {
                             socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.ok()?;
+                        }
+                        Ok(ClientMessage::Presence { state: reported }) => {
+                            if let Some(presence) = &mut presence {
+                                presence.set(match reported {
+                                    ClientState::Online => Presence::Online,
+                                    ClientState::Away => Presence::Away,
+                                });
+                            }
                         }
                         _ => return Some((CLOSE_PROTOCOL, "unknown message")),
                     }

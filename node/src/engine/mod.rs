@@ -12,6 +12,7 @@
 //! What the engine does not know: HTTP, tokens, sockets. The API talks to it
 //! in user ids and protocol content.
 
+mod presence;
 mod view;
 mod writer;
 
@@ -27,6 +28,7 @@ use spaces_protocol::{
 use spaces_store::Store;
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
+pub use presence::{ClientPresence, PresenceOptions};
 pub use view::{Aggregates, Reactions, RoomView};
 use writer::Writer;
 pub use writer::{StreamItem, WriteFailed};
@@ -114,15 +116,20 @@ struct Inner {
     memberships: RwLock<HashMap<UserId, HashMap<RoomId, Membership>>>,
     writer: Writer,
     stream: broadcast::Sender<Arc<StreamItem>>,
-    /// Typing notices and receipts for local clients: lossy, never stored.
+    /// Typing notices, receipts and presence for local clients: lossy,
+    /// never stored.
     ephemeral: broadcast::Sender<Arc<EphemeralItem>>,
+    presence: presence::State,
     metrics: Arc<Metrics>,
 }
 
-/// A typing notice or read receipt, as local clients receive it.
+/// A typing notice, read receipt or presence change, as local clients
+/// receive it.
 #[derive(Debug)]
 pub struct EphemeralItem {
-    pub room_id: RoomId,
+    /// Local users joined to any of these rooms get it.
+    pub rooms: Vec<RoomId>,
+    /// Whom it is about; they do not get it themselves.
     pub user: UserId,
     /// The WebSocket frame.
     pub frame: String,
@@ -131,6 +138,9 @@ pub struct EphemeralItem {
 impl EphemeralItem {
     fn new(room_id: RoomId, user: UserId, kind: &EphemeralKind) -> EphemeralItem {
         let frame = match kind {
+            EphemeralKind::Presence(state) => {
+                return EphemeralItem::presence(user, *state, vec![room_id]);
+            }
             EphemeralKind::Typing(typing) => serde_json::json!({
                 "type": "typing", "room_id": room_id.to_string(),
                 "user_id": user.to_string(), "typing": typing,
@@ -141,7 +151,22 @@ impl EphemeralItem {
             }),
         };
         EphemeralItem {
-            room_id,
+            rooms: vec![room_id],
+            user,
+            frame: frame.to_string(),
+        }
+    }
+
+    fn presence(
+        user: UserId,
+        state: spaces_protocol::Presence,
+        rooms: Vec<RoomId>,
+    ) -> EphemeralItem {
+        let frame = serde_json::json!({
+            "type": "presence", "user_id": user.to_string(), "state": state.as_str(),
+        });
+        EphemeralItem {
+            rooms,
             user,
             frame: frame.to_string(),
         }
@@ -163,6 +188,7 @@ impl Engine {
         key: NodeKey,
         metrics: Arc<Metrics>,
         stream_capacity: usize,
+        presence: PresenceOptions,
     ) -> anyhow::Result<(Engine, std::thread::JoinHandle<()>)> {
         let node_id = key.node_id();
         let mut rooms = HashMap::new();
@@ -214,6 +240,7 @@ impl Engine {
                 writer,
                 stream,
                 ephemeral,
+                presence: presence::State::new(presence),
                 metrics,
             }),
         };
@@ -270,22 +297,33 @@ impl Engine {
         room_id: &RoomId,
         kind: EphemeralKind,
     ) -> Result<Vec<u8>, EngineError> {
+        let bytes = self.sign_ephemeral(user, room_id, kind.clone()).await?;
+        let item = EphemeralItem::new(*room_id, user.clone(), &kind);
+        let _ = self.inner.ephemeral.send(Arc::new(item));
+        Ok(bytes)
+    }
+
+    /// A local user's ephemeral message, signed for other nodes; the user
+    /// must be joined (F29).
+    pub async fn sign_ephemeral(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        kind: EphemeralKind,
+    ) -> Result<Vec<u8>, EngineError> {
         let slot = self.room(room_id)?;
         let view = slot.lock().await;
         if !view.room.state().is_joined(user) {
             return Err(forbidden(&view, user, AuthError::NotMember));
         }
-        let bytes = EphemeralBody {
+        Ok(EphemeralBody {
             origin: self.inner.node_id,
             room: *room_id,
             sender: user.localpart().to_owned(),
             ts: now_ms(),
-            kind: kind.clone(),
+            kind,
         }
-        .sign(&self.inner.key);
-        let item = EphemeralItem::new(*room_id, user.clone(), &kind);
-        let _ = self.inner.ephemeral.send(Arc::new(item));
-        Ok(bytes)
+        .sign(&self.inner.key))
     }
 
     /// One from another node (verified): its sender must be joined here.
@@ -295,6 +333,11 @@ impl Engine {
         let view = slot.lock().await;
         if !view.room.state().is_joined(&ephemeral.sender) {
             return Err(EngineError::Forbidden(AuthError::NotMember));
+        }
+        drop(view);
+        if let EphemeralKind::Presence(state) = ephemeral.body.kind {
+            self.take_presence(ephemeral.sender, room_id, state);
+            return Ok(());
         }
         let item = EphemeralItem::new(room_id, ephemeral.sender, &ephemeral.body.kind);
         let _ = self.inner.ephemeral.send(Arc::new(item));
@@ -846,7 +889,14 @@ mod tests {
     fn open_with_writer(dir: &std::path::Path) -> (Engine, std::thread::JoinHandle<()>) {
         let store = Store::open(dir, &spaces_store::Options::default()).unwrap();
         let key = NodeKey::from_seed([1; 32]);
-        Engine::open(store, key, Arc::new(Metrics::default()), 64).unwrap()
+        Engine::open(
+            store,
+            key,
+            Arc::new(Metrics::default()),
+            64,
+            PresenceOptions::default(),
+        )
+        .unwrap()
     }
 
     fn open(dir: &std::path::Path) -> Engine {
