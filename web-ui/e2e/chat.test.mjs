@@ -531,7 +531,10 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     const members = a.getByRole('complementary', { name: 'Members' });
     const aliceRow = members.getByRole('listitem').filter({ hasText: 'alice' });
     await aliceRow.getByText('Owner').waitFor();
-    await members.getByRole('listitem').filter({ hasText: 'bob' }).waitFor();
+    const bobRow = members.getByRole('listitem').filter({ hasText: 'bob' });
+    // Both have the app open: each shows as online to the other.
+    await bobRow.getByRole('img', { name: 'online' }).waitFor();
+    await aliceRow.getByRole('img', { name: 'online' }).waitFor();
     await shot(a, 'members-light');
 
     await a.getByRole('button', { name: 'Room settings' }).click();

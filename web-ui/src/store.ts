@@ -23,6 +23,7 @@ import type {
   Me,
   MembersPage,
   MentionsJson,
+  Presence,
   Room,
   ThreadPage,
 } from './api/types';
@@ -91,6 +92,8 @@ export interface Store {
   msgs: Map<string, Msg>;
   threads: Map<string, ThreadView>;
   names: Map<string, string>;
+  /** Presence of people who share a room with us; absent means offline. */
+  presence: Map<string, Presence>;
   status: LiveStatus;
   active: string | null;
   /** The active timeline is scrolled to its newest message. */
@@ -105,6 +108,7 @@ export const store: Store = {
   msgs: new Map(),
   threads: new Map(),
   names: new Map(),
+  presence: new Map(),
   status: 'connecting',
   active: null,
   atBottom: true,
@@ -475,6 +479,9 @@ export async function boot(): Promise<void> {
     live?.stop();
     live = new Live(since, {
       event: ingestLive,
+      presence(user, state) {
+        setPresence([[user, state]]);
+      },
       status(status) {
         store.status = status;
         changed();
@@ -504,6 +511,7 @@ export function reset(): void {
   store.msgs = new Map();
   store.threads = new Map();
   store.names = new Map();
+  store.presence = new Map();
   store.active = null;
   reactionIndex.clear();
   for (const timer of pending.values()) clearTimeout(timer);
@@ -647,12 +655,22 @@ async function refreshAggregates(room: string): Promise<void> {
   }
 }
 
+/** Who is around, by user id, as the node last told us. */
+function setPresence(changes: ReadonlyArray<readonly [string, Presence]>): void {
+  if (changes.every(([user, state]) => store.presence.get(user) === state)) return;
+  const presence = new Map(store.presence);
+  for (const [user, state] of changes) presence.set(user, state);
+  store.presence = presence;
+  changed();
+}
+
 export async function loadMembers(room: string): Promise<void> {
   try {
     const page = await api<MembersPage>('GET', `/api/v1/rooms/${seg(room)}/members`);
     const names = new Map(store.names);
     for (const m of page.members) if (m.display_name) names.set(m.user_id, m.display_name);
     store.names = names;
+    setPresence(page.members.flatMap((m) => (m.presence ? [[m.user_id, m.presence] as const] : [])));
     const me = store.me?.user_id;
     updateRoom(room, (entry) => ({
       members: page,

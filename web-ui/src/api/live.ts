@@ -15,7 +15,7 @@
 // becomes visible.
 
 import { accessToken, refresh } from './client';
-import type { EventJson, ServerFrame } from './types';
+import type { EventJson, Presence, ServerFrame } from './types';
 
 const PING_EVERY_MS = 25_000;
 const PONG_TIMEOUT_MS = 10_000;
@@ -29,6 +29,8 @@ export type LiveStatus = 'connecting' | 'live' | 'offline';
 
 export interface LiveHandlers {
   event(event: EventJson, seq: number): void;
+  /** Someone who shares a room with us is now online, away or offline. */
+  presence(user: string, state: Presence): void;
   status(status: LiveStatus): void;
   /** Caught up with the node after (re)connecting. */
   synced(): void;
@@ -43,12 +45,15 @@ export class Live {
   private pinger: ReturnType<typeof setInterval> | undefined;
   private pongDue: ReturnType<typeof setTimeout> | undefined;
   private readySeq = -1;
+  /** What this connection last told the node (it starts online). */
+  private presence: Presence = 'online';
   private stopped = false;
   /** Between deciding to connect and having a socket (the token may be renewed first). */
   private opening = false;
   private readonly onOnline = () => this.reconnectNow();
   private readonly onVisible = () => {
     if (document.visibilityState === 'visible') this.reconnectNow();
+    this.sendPresence();
   };
   private readonly onOffline = () => this.drop();
 
@@ -144,6 +149,8 @@ export class Live {
         clearTimeout(this.pongDue);
         this.pongDue = undefined;
         this.handlers.status('live');
+        this.presence = 'online';
+        this.sendPresence();
         this.ping();
         clearInterval(this.pinger);
         this.pinger = setInterval(() => this.ping(), PING_EVERY_MS);
@@ -152,6 +159,9 @@ export class Live {
         if (frame.seq <= this.cursor) return;
         this.cursor = frame.seq;
         this.handlers.event(frame.event, frame.seq);
+        break;
+      case 'presence':
+        this.handlers.presence(frame.user_id, frame.state);
         break;
       case 'pong':
         clearTimeout(this.pongDue);
@@ -163,6 +173,17 @@ export class Live {
         }
         break;
     }
+  }
+
+  /** A connection starts online; a hidden page (another tab, the app in
+   * the background) is away until it is shown again. */
+  private sendPresence(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const state = document.visibilityState === 'hidden' ? 'away' : 'online';
+    if (state === this.presence) return;
+    this.presence = state;
+    ws.send(JSON.stringify({ type: 'presence', state }));
   }
 
   private ping(): void {

@@ -116,7 +116,11 @@ export interface MemberJson {
   is_owner: boolean;
   timeout_until_ms: number | null;
   display_name: string | null;
+  /** Set when both the member and we are joined. */
+  presence: Presence | null;
 }
+
+export type Presence = 'online' | 'away' | 'offline';
 
 export interface RoleJson {
   role: number;
@@ -142,4 +146,5 @@ export type ServerFrame =
   | { type: 'ready'; user_id: string; seq: number }
   | { type: 'event'; seq: number; event: EventJson }
   | { type: 'caught_up'; seq: number }
+  | { type: 'presence'; user_id: string; state: Presence }
   | { type: 'pong' };

@@ -186,9 +186,15 @@ function MemberItem(props: {
   const run = (work: Promise<void>) =>
     work.catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)));
   const roleNames = member.roles.map((id) => roles.get(id)?.name).filter(Boolean);
+  const presence = useStore(() => store.presence.get(member.user_id) ?? member.presence);
   return (
     <li class="member">
-      <Avatar user={member.user_id} size={30} />
+      <span class="member-avatar">
+        <Avatar user={member.user_id} size={30} />
+        {presence && member.membership === 'join' && (
+          <span class={`presence ${presence}`} role="img" aria-label={presence} title={presence} />
+        )}
+      </span>
       <div class="member-info">
         <span class="member-name" title={member.user_id}>
           {nameOf(member.user_id)}
