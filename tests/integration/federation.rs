@@ -820,12 +820,20 @@ async fn typing_and_read_receipts_cross_nodes_without_being_stored() {
 #[tokio::test]
 async fn presence_crosses_nodes_and_lapses_with_a_node_that_vanished() {
     let ([a, mut b], [alice, bob], room) = two_in_a_room().await;
+    let n_events = || {
+        let get = a
+            .node
+            .get(&format!("/api/v1/rooms/{room}"), Some(&alice.access));
+        async move { get.await.expect(200)["n_events"].as_u64().unwrap() }
+    };
     let (mut alice_ws, _) = Ws::auth(&a.node, &alice.access, 0).await;
     let (mut bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
     // Each hears of the other, whichever connected first: the later one
     // by the other's repeat.
     alice_ws.presence_of(&bob.id, "online").await;
     bob_ws.presence_of(&alice.id, "online").await;
+    // A took bob's presence, so it holds his join: the room is complete.
+    let before = n_events().await;
     let listed = |peer: &Peer, viewer: &User| {
         let get = peer.node.get(
             &format!("/api/v1/rooms/{room}/members"),
@@ -860,4 +868,6 @@ async fn presence_crosses_nodes_and_lapses_with_a_node_that_vanished() {
     b.node.kill();
     alice_ws.presence_of(&bob.id, "offline").await;
     assert_eq!(listed(&a, &alice).await, "offline");
+    // None of it was stored.
+    assert_eq!(n_events().await, before);
 }
