@@ -12,7 +12,10 @@ use libp2p::kad::{self, store::MemoryStore};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, mdns, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, identify, mdns, noise, tcp,
+    yamux,
+};
 use spaces_protocol::{EventId, NodeId, NodeKey, RoomId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -100,6 +103,8 @@ pub struct PeerStatus {
     pub node: Option<NodeId>,
     pub peer: String,
     pub connected: bool,
+    /// Open connections with the peer (at most [`MAX_CONNECTIONS_PER_PEER`]).
+    pub connections: u32,
     /// Gossipsub's score, when scoring has seen the peer.
     pub gossip_score: Option<f64>,
     /// Our penalty for what it sent that we refused (decaying).
@@ -273,6 +278,7 @@ impl Handle {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     blocks: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     kad: kad::Behaviour<MemoryStore>,
     gossipsub: gossipsub::Behaviour,
@@ -287,6 +293,15 @@ const MAX_VALIDATING: usize = 512;
 const MAX_DEFERRED: usize = 1024;
 /// Timeout of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections with one peer: an honest one needs one, two when both
+/// dialed at once, and may add QUIC beside TCP.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Connections being set up from outside (the noise handshake costs CPU).
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// Established connections from outside, and in all: each holds buffers
+/// and up to 64 streams, so their number bounds memory.
+pub const MAX_INCOMING: u32 = 512;
+pub const MAX_CONNECTIONS: u32 = 1024;
 
 /// Starts federation: builds the swarm, listens, dials the bootstrap peers
 /// and runs until every handle is dropped.
@@ -341,6 +356,13 @@ pub fn start<H: Host>(
             };
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
                 blocks: Default::default(),
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                        .with_max_established_incoming(Some(MAX_INCOMING))
+                        .with_max_established(Some(MAX_CONNECTIONS)),
+                ),
                 identify: identify::Behaviour::new(identify::Config::new(
                     wire::IDENTIFY_PROTOCOL.into(),
                     key.public(),
@@ -399,6 +421,7 @@ pub fn start<H: Host>(
         providers: HashMap::new(),
         ledger: Ledger::default(),
         operator_blocks,
+        connections: HashMap::new(),
         deferred: BinaryHeap::new(),
         validating: 0,
         sync_interval: config.sync_interval,
@@ -433,6 +456,8 @@ struct Task<H> {
     providers: HashMap<kad::QueryId, (HashSet<NodeId>, oneshot::Sender<Vec<NodeId>>)>,
     ledger: Ledger,
     operator_blocks: HashSet<PeerId>,
+    /// Open connections per connected peer.
+    connections: HashMap<PeerId, u32>,
     deferred: BinaryHeap<Reverse<(u64, NodeId, Vec<u8>)>>,
     validating: usize,
     sync_interval: Duration,
@@ -815,6 +840,7 @@ impl<H: Host> Task<H> {
             node: node_id(&peer),
             peer: peer.to_string(),
             connected: self.swarm.is_connected(&peer),
+            connections: self.connections.get(&peer).copied().unwrap_or(0),
             gossip_score: self.swarm.behaviour().gossipsub.peer_score(&peer),
             penalty: record.map_or(0.0, |r| r.penalty(now)),
             rejected: record.map_or(0, |r| r.rejected),
@@ -835,6 +861,7 @@ impl<H: Host> Task<H> {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, "connected");
+                self.connections.insert(peer_id, num_established.get());
                 if num_established.get() == 1
                     && let Some(node) = node_id(&peer_id)
                 {
@@ -852,8 +879,17 @@ impl<H: Host> Task<H> {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
                 tracing::debug!(peer = %peer_id, "disconnected");
+                if num_established == 0 {
+                    self.connections.remove(&peer_id);
+                } else {
+                    self.connections.insert(peer_id, num_established);
+                }
             }
             _ => {}
         }
@@ -1052,4 +1088,116 @@ async fn push<H: Host>(host: &H, handle: &Handle, from: NodeId, events: Vec<Vec<
 
 fn rand_index(n: usize) -> usize {
     rand::random_range(0..n.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    use libp2p::swarm::dummy;
+
+    use super::*;
+
+    /// A node that holds nothing.
+    struct Empty;
+
+    impl Host for Empty {
+        async fn offer(&self, _from: NodeId, events: Vec<Vec<u8>>) -> Vec<Offer> {
+            vec![Offer::Duplicate; events.len()]
+        }
+        async fn answer(&self, _from: NodeId, _request: Request) -> Response {
+            Response::refused("unknown_room", "nothing here")
+        }
+        async fn heads(&self, _room: RoomId) -> Vec<EventId> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn one_peer_gets_only_so_many_connections() {
+        let key = NodeKey::from_seed([3; 32]);
+        let config = Config {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap: Vec::new(),
+            mdns: false,
+            sync_interval: Duration::from_secs(3600),
+            blocked: Vec::new(),
+        };
+        let (handle, _task) = start(config, &key, Arc::new(Empty)).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let addr: Multiaddr = loop {
+            if let Some(addr) = handle.status().await.unwrap().listen.first() {
+                break addr.parse().unwrap();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+
+        // A peer that opens ten connections at once and keeps them.
+        let mut dialer = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| dummy::Behaviour)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let me = *dialer.local_peer_id();
+        let node = peer_id(&key.node_id()).unwrap();
+        for _ in 0..10 {
+            let dial = DialOpts::peer_id(node)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Always)
+                .build();
+            dialer.dial(dial).unwrap();
+        }
+        let (open, ended) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (open_in, ended_in) = (open.clone(), ended.clone());
+        let driver = tokio::spawn(async move {
+            loop {
+                match dialer.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { .. } => {
+                        open_in.fetch_add(1, Ordering::SeqCst);
+                    }
+                    SwarmEvent::ConnectionClosed { .. } => {
+                        open_in.fetch_sub(1, Ordering::SeqCst);
+                        ended_in.fetch_add(1, Ordering::SeqCst);
+                    }
+                    SwarmEvent::OutgoingConnectionError { .. } => {
+                        ended_in.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        // The node turns away all but its limit; the rest stay open.
+        let extra = 10 - MAX_CONNECTIONS_PER_PEER;
+        while ended.load(Ordering::SeqCst) < extra
+            || open.load(Ordering::SeqCst) != MAX_CONNECTIONS_PER_PEER
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} open, {} ended: the node kept more than its limit",
+                open.load(Ordering::SeqCst),
+                ended.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = handle.status().await.unwrap();
+        let peer = status
+            .peers
+            .iter()
+            .find(|p| p.peer == me.to_string())
+            .expect("the node lists the peer");
+        assert_eq!(peer.connections, MAX_CONNECTIONS_PER_PEER);
+        driver.abort();
+    }
 }

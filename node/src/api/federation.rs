@@ -55,6 +55,7 @@ pub async fn status(State(state): State<AppState>, authed: Authed) -> ApiResult<
             "node_id": p.node.map(|n| n.to_string()),
             "peer_id": p.peer,
             "connected": p.connected,
+            "connections": p.connections,
             "gossip_score": p.gossip_score,
             "penalty": p.penalty,
             "rejected": p.rejected,
