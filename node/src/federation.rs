@@ -20,8 +20,13 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::api::links;
 use crate::engine::{Engine, EngineError, Ingested};
 
-/// Most rooms this node may be fetching at once for invites and joins.
+/// Most rooms this node may be fetching at once for invites.
 const MAX_WANTED: usize = 1024;
+/// Most of those one node's invites, or invites of one local user, may
+/// hold: a node that invites without end (its own rooms, validly signed)
+/// fills its share, not the whole set.
+const MAX_WANTED_PER_INVITER: usize = 16;
+const MAX_WANTED_PER_INVITEE: usize = 16;
 
 /// The node as federation sees it.
 #[derive(Debug)]
@@ -33,7 +38,55 @@ pub struct NodeHost {
     /// invited to: only these may be created by a sync. Anything else
     /// about an unknown room is ignored, so nobody can make a node store
     /// rooms it never asked for.
-    wanted: Mutex<HashMap<RoomId, Instant>>,
+    wanted: Mutex<WantedRooms>,
+}
+
+/// Rooms not held here that a local user is joining or was invited to.
+#[derive(Debug, Default)]
+struct WantedRooms {
+    rooms: HashMap<RoomId, Wanted>,
+}
+
+#[derive(Debug)]
+struct Wanted {
+    since: Instant,
+    /// The inviting node and the invited local user; `None` for a join by
+    /// a local user, which is never turned away.
+    invite: Option<(NodeId, UserId)>,
+}
+
+impl WantedRooms {
+    /// Marks `room` as wanted until [`WANTED_FOR`] after `now`; false when
+    /// the set, or the inviter's or invitee's share of it, is full.
+    fn want(&mut self, room: RoomId, invite: Option<(NodeId, UserId)>, now: Instant) -> bool {
+        self.rooms
+            .retain(|_, wanted| now.duration_since(wanted.since) < WANTED_FOR);
+        if let Some(wanted) = self.rooms.get_mut(&room) {
+            wanted.since = now;
+            // A local join outranks an invite: it is never dropped.
+            if invite.is_none() {
+                wanted.invite = None;
+            }
+            return true;
+        }
+        if let Some((inviter, invitee)) = &invite {
+            let invites = || self.rooms.values().filter_map(|w| w.invite.as_ref());
+            if self.rooms.len() >= MAX_WANTED
+                || invites().filter(|(node, _)| node == inviter).count() >= MAX_WANTED_PER_INVITER
+                || invites().filter(|(_, user)| user == invitee).count() >= MAX_WANTED_PER_INVITEE
+            {
+                return false;
+            }
+        }
+        self.rooms.insert(room, Wanted { since: now, invite });
+        true
+    }
+
+    fn is_wanted(&self, room: &RoomId, now: Instant) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|wanted| now.duration_since(wanted.since) < WANTED_FOR)
+    }
 }
 
 /// How long a room stays wanted without arriving.
@@ -45,42 +98,33 @@ impl NodeHost {
             engine,
             store,
             links,
-            wanted: Mutex::new(HashMap::new()),
+            wanted: Mutex::new(WantedRooms::default()),
         }
     }
 
-    /// Marks a room as wanted (for [`WANTED_FOR`]); false when too many
-    /// rooms already are.
-    fn want(&self, room: RoomId) -> bool {
-        let now = Instant::now();
-        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
-        wanted.retain(|_, since| now.duration_since(*since) < WANTED_FOR);
-        if wanted.len() >= MAX_WANTED && !wanted.contains_key(&room) {
-            return false;
-        }
-        wanted.insert(room, now);
-        true
+    fn wanted(&self) -> std::sync::MutexGuard<'_, WantedRooms> {
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn is_wanted(&self, room: &RoomId) -> bool {
-        self.wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(room)
-            .is_some_and(|since| since.elapsed() < WANTED_FOR)
+        self.wanted().is_wanted(room, Instant::now())
     }
 
     fn unwant(&self, room: &RoomId) {
-        self.wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(room);
+        self.wanted().rooms.remove(room);
     }
 
-    /// An invite of one of our users, which makes the room worth fetching.
-    fn invites_local_user(&self, event: &Event) -> bool {
-        matches!(event.content(), Content::Member(m)
-            if m.membership == Membership::Invite && self.engine.is_local(&m.target))
+    /// An invite of one of our users makes the room worth fetching, within
+    /// the inviter's and the invitee's shares.
+    fn want_invited(&self, event: &Event) -> bool {
+        let Content::Member(m) = event.content() else {
+            return false;
+        };
+        if m.membership != Membership::Invite || !self.engine.is_local(&m.target) {
+            return false;
+        }
+        let invite = Some((event.origin(), m.target.clone()));
+        self.wanted().want(event.room_id(), invite, Instant::now())
     }
 }
 
@@ -126,7 +170,7 @@ impl Host for NodeHost {
                     // The rest of the batch may build on it.
                     starting.insert(room);
                 } else {
-                    let fetch = self.invites_local_user(&event) && self.want(room);
+                    let fetch = self.want_invited(&event);
                     offers[i] = Some(Offer::UnknownRoom { room, fetch });
                     continue;
                 }
@@ -298,7 +342,7 @@ impl Federation {
             via
         };
         let mut last = JoinError::NoPeers;
-        self.host.want(room);
+        self.host.wanted().want(room, None, Instant::now());
         for node in candidates {
             let request = Request::Join {
                 room,
@@ -494,4 +538,43 @@ async fn set_route(handle: &Handle, room: RoomId, reach: Option<crate::engine::R
         })
     });
     let _ = handle.set_room(room, route).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(n: u8) -> NodeId {
+        spaces_protocol::NodeKey::from_seed([n; 32]).node_id()
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::new(name, node(0)).unwrap()
+    }
+
+    #[test]
+    fn an_inviter_or_invitee_fills_only_its_share_of_wanted_rooms() {
+        let mut wanted = WantedRooms::default();
+        let now = Instant::now();
+        let room = |n: u32| {
+            let mut id = [0; 32];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            RoomId(id)
+        };
+        // One node inviting alice to room after room gets its share.
+        for n in 0..MAX_WANTED_PER_INVITER as u32 {
+            assert!(wanted.want(room(n), Some((node(1), user("alice"))), now));
+        }
+        assert!(!wanted.want(room(100), Some((node(1), user("bob"))), now));
+        // Another node's invites of alice: her share is used up too.
+        assert!(!wanted.want(room(101), Some((node(2), user("alice"))), now));
+        assert!(wanted.want(room(102), Some((node(2), user("bob"))), now));
+        // A local join is never turned away, and a repeat refreshes.
+        assert!(wanted.want(room(103), None, now));
+        assert!(wanted.want(room(0), Some((node(1), user("alice"))), now));
+        // Shares free up as wanted rooms lapse.
+        let later = now + WANTED_FOR;
+        assert!(!wanted.is_wanted(&room(1), later));
+        assert!(wanted.want(room(100), Some((node(1), user("bob"))), later));
+    }
 }
