@@ -554,6 +554,19 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await bobSettings.getByRole('button', { name: 'Close room settings' }).click();
   });
 
+  step('bob sees alice typing, until her message comes', async () => {
+    const a = alice.page;
+    const b = bob.page;
+    const box = a.getByRole('textbox', { name: 'Message #Town square' });
+    await box.fill('typed while bob watched');
+    const notice = b.getByRole('main').getByRole('status').filter({ hasText: 'alice is typing…' });
+    await notice.waitFor();
+    await shot(b, 'typing-dark');
+    await box.press('Enter');
+    await log(b, 'Town square').getByText('typed while bob watched').waitFor();
+    await until(async () => (await notice.count()) === 0, 'the typing notice to end');
+  });
+
   step('phone-sized screen, light and dark', async () => {
     for (const scheme of ['light', 'dark']) {
       const { context, page } = await openPage(browser, {

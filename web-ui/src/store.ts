@@ -94,6 +94,8 @@ export interface Store {
   names: Map<string, string>;
   /** Presence of people who share a room with us; absent means offline. */
   presence: Map<string, Presence>;
+  /** Who is typing, by room: user ids, oldest first. */
+  typing: Map<string, string[]>;
   status: LiveStatus;
   active: string | null;
   /** The active timeline is scrolled to its newest message. */
@@ -109,6 +111,7 @@ export const store: Store = {
   threads: new Map(),
   names: new Map(),
   presence: new Map(),
+  typing: new Map(),
   status: 'connecting',
   active: null,
   atBottom: true,
@@ -327,6 +330,7 @@ function ingestLive(event: EventJson, seq: number): void {
       } else {
         appendToTimeline(room, msg.id);
       }
+      if (store.typing.get(room)?.includes(msg.sender)) setTyping(room, msg.sender, false);
       const entry = store.rooms.get(room);
       if (!entry) return;
       const fromOther = msg.sender !== me;
@@ -482,6 +486,7 @@ export async function boot(): Promise<void> {
       presence(user, state) {
         setPresence([[user, state]]);
       },
+      typing: setTyping,
       status(status) {
         store.status = status;
         changed();
@@ -512,6 +517,9 @@ export function reset(): void {
   store.threads = new Map();
   store.names = new Map();
   store.presence = new Map();
+  store.typing = new Map();
+  for (const timer of typingTimers.values()) clearTimeout(timer);
+  typingTimers.clear();
   store.active = null;
   reactionIndex.clear();
   for (const timer of pending.values()) clearTimeout(timer);
@@ -653,6 +661,42 @@ async function refreshAggregates(room: string): Promise<void> {
     if (covered || !page.has_more || page.events.length === 0) return;
     from = page.events[0].event_id;
   }
+}
+
+// ---- typing ----------------------------------------------------------------
+
+/** A notice lapses this long after the last `true` (senders repeat it). */
+const TYPING_LAPSE_MS = 10_000;
+/** While the user types, `true` is sent again this often. */
+const TYPING_REPEAT_MS = 4_000;
+const typingTimers = new Map<string, ReturnType<typeof setTimeout>>();
+
+function setTyping(room: string, user: string, on: boolean): void {
+  const key = `${room} ${user}`;
+  clearTimeout(typingTimers.get(key));
+  typingTimers.delete(key);
+  if (on) typingTimers.set(key, setTimeout(() => setTyping(room, user, false), TYPING_LAPSE_MS));
+  const now = store.typing.get(room) ?? [];
+  if (now.includes(user) === on) return;
+  const next = on ? [...now, user] : now.filter((u) => u !== user);
+  const typing = new Map(store.typing);
+  if (next.length) typing.set(room, next);
+  else typing.delete(room);
+  store.typing = typing;
+  changed();
+}
+
+/** Our own typing, per room: when we last said `true`. */
+const typingSent = new Map<string, number>();
+
+/** Tells the room's members we are typing (`true`, repeated while it lasts)
+ * or stopped. Best effort: a notice that fails is not retried. */
+export function noteTyping(room: string, on: boolean): void {
+  const last = typingSent.get(room);
+  if (on ? last !== undefined && Date.now() - last < TYPING_REPEAT_MS : last === undefined) return;
+  if (on) typingSent.set(room, Date.now());
+  else typingSent.delete(room);
+  api('POST', `/api/v1/rooms/${seg(room)}/typing`, { typing: on }).catch(() => {});
 }
 
 /** Who is around, by user id, as the node last told us. */

@@ -31,6 +31,8 @@ export interface LiveHandlers {
   event(event: EventJson, seq: number): void;
   /** Someone who shares a room with us is now online, away or offline. */
   presence(user: string, state: Presence): void;
+  /** Someone started or stopped typing in one of our rooms. */
+  typing(room: string, user: string, typing: boolean): void;
   status(status: LiveStatus): void;
   /** Caught up with the node after (re)connecting. */
   synced(): void;
@@ -162,6 +164,9 @@ export class Live {
         break;
       case 'presence':
         this.handlers.presence(frame.user_id, frame.state);
+        break;
+      case 'typing':
+        this.handlers.typing(frame.room_id, frame.user_id, frame.typing);
         break;
       case 'pong':
         clearTimeout(this.pongDue);

@@ -147,4 +147,5 @@ export type ServerFrame =
   | { type: 'event'; seq: number; event: EventJson }
   | { type: 'caught_up'; seq: number }
   | { type: 'presence'; user_id: string; state: Presence }
+  | { type: 'typing'; room_id: string; user_id: string; typing: boolean }
   | { type: 'pong' };

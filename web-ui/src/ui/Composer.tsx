@@ -5,7 +5,7 @@
 import type { Ref } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { plainPreview } from '../markdown';
-import { can, localpart, nameOf, send, store, useStore } from '../store';
+import { can, localpart, nameOf, noteTyping, send, store, useStore } from '../store';
 import { Icon } from './common';
 
 const drafts = new Map<string, string>();
@@ -86,7 +86,11 @@ export function Composer(props: Props) {
     setChoice(0);
     if (value) drafts.set(key, value);
     else drafts.delete(key);
+    if (canSend) noteTyping(props.room, value.trim() !== '');
   };
+
+  // Leaving the room (or the page) with a draft is not typing any more.
+  useEffect(() => () => noteTyping(props.room, false), [props.room]);
 
   const complete = (value: string) => {
     if (!partial) return;

@@ -153,6 +153,7 @@ export function RoomView(props: {
             </p>
           }
         />
+        <TypingLine room={room} />
         <Composer
           key={room}
           room={room}
@@ -213,5 +214,26 @@ function Invitation({ room }: { room: string }) {
         </button>
       </div>
     </section>
+  );
+}
+
+/** "alice is typing…" under the timeline; an empty line keeps the layout
+ * still when nobody is. */
+function TypingLine({ room }: { room: string }) {
+  const typing = useStore(() => store.typing.get(room));
+  useStore(() => store.names);
+  const names = (typing ?? []).map(nameOf);
+  const text =
+    names.length === 0
+      ? ''
+      : names.length === 1
+        ? `${names[0]} is typing…`
+        : names.length <= 3
+          ? `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are typing…`
+          : 'Several people are typing…';
+  return (
+    <p class="typing muted small" role="status" aria-live="polite">
+      {text}
+    </p>
   );
 }
