@@ -80,7 +80,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A server logs its life at info; an admin command speaks only when it must.
     let default_filter = match cli.command {
-        Command::Serve { .. } => "info,sled=warn",
+        // Kademlia warns "No known peers" whenever a node without peers
+        // gains a listen address (every start of a first node): not news.
+        Command::Serve { .. } => "info,sled=warn,libp2p_kad::behaviour=error",
         Command::Admin { .. } => "warn",
     };
     tracing_subscriber::fmt()

@@ -293,6 +293,9 @@ const MAX_VALIDATING: usize = 512;
 const MAX_DEFERRED: usize = 1024;
 /// Timeout of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the Kademlia routing table is refreshed (a bootstrap query),
+/// besides on each new connection.
+const KAD_REFRESH: Duration = Duration::from_secs(300);
 /// Connections with one peer: an honest one needs one, two when both
 /// dialed at once, and may add QUIC beside TCP.
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
@@ -341,11 +344,11 @@ pub fn start<H: Host>(
             };
             gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
             let peer = key.public().to_peer_id();
-            let mut kad = kad::Behaviour::with_config(
-                peer,
-                MemoryStore::new(peer),
-                kad::Config::new(wire::KAD_PROTOCOL),
-            );
+            let mut kad_config = kad::Config::new(wire::KAD_PROTOCOL);
+            // Refreshed by the task instead, only when there is someone to
+            // ask: kademlia's own timer warns on a node with no peers yet.
+            kad_config.set_periodic_bootstrap_interval(None);
+            let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad_config);
             // Answer queries even without a confirmed public address:
             // loopback and LAN nodes are servers too.
             kad.set_mode(Some(kad::Mode::Server));
@@ -470,6 +473,8 @@ impl<H: Host> Task<H> {
         anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut second = tokio::time::interval(Duration::from_secs(1));
         second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut kad_refresh = tokio::time::interval(KAD_REFRESH);
+        kad_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = rx.recv() => match command {
@@ -479,6 +484,11 @@ impl<H: Host> Task<H> {
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 _ = anti_entropy.tick() => self.reconcile(),
                 _ = second.tick() => self.every_second(),
+                _ = kad_refresh.tick() => {
+                    if self.swarm.connected_peers().next().is_some() {
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
             }
         }
         tracing::info!("federation stopped");
