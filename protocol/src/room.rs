@@ -293,6 +293,18 @@ impl Room {
         ))
     }
 
+    /// The events that are neither among `known` nor ancestors of one, in
+    /// canonical order (so parents come first): what a replica whose heads
+    /// are `known` lacks. Ids this replica does not hold are ignored. Costs
+    /// the walk from `known` back to the last cut below them, then the
+    /// events after that cut — not the whole room.
+    pub fn missing_for<'a>(&'a self, known: &[EventId]) -> impl Iterator<Item = &'a Event> + 'a {
+        let (floor, above) = self.ancestry(known);
+        (floor..self.order.len())
+            .filter(move |pos| !above.contains(pos))
+            .map(|pos| &self.entries[&self.order[pos]].event)
+    }
+
     /// Parents of `event` this replica does not hold.
     pub fn missing_parents(&self, event: &Event) -> Vec<EventId> {
         event
@@ -966,6 +978,37 @@ mod tests {
             assert_eq!(loaded.revoked, room.revoked);
         }
         assert!(n_revoked > 0, "the random rooms should exercise revocation");
+    }
+
+    #[test]
+    fn missing_for_is_everything_but_the_known_and_their_ancestors() {
+        let room = random_room(4, 2 * CHECKPOINT_EVERY);
+        let ids: Vec<EventId> = room.order.clone();
+        let mut rng = Rng(99);
+        for round in 0..40 {
+            // Known sets of one to four events anywhere, and some the room
+            // has never seen.
+            let mut known: Vec<EventId> = (0..=rng.below(4))
+                .map(|_| ids[rng.below(ids.len())])
+                .collect();
+            if round % 5 == 0 {
+                known.push(EventId([round as u8; 32]));
+            }
+            let mut shared: HashSet<EventId> = HashSet::new();
+            for id in known.iter().filter(|id| room.contains(id)) {
+                shared.insert(*id);
+                shared.extend(ancestors(&room, id));
+            }
+            let want: Vec<EventId> = ids
+                .iter()
+                .filter(|id| !shared.contains(id))
+                .copied()
+                .collect();
+            let got: Vec<EventId> = room.missing_for(&known).map(Event::id).collect();
+            assert_eq!(got, want, "known {known:?}");
+        }
+        assert_eq!(room.missing_for(&[]).count(), room.len());
+        assert_eq!(room.missing_for(&ids).count(), 0);
     }
 
     #[test]

@@ -683,23 +683,12 @@ impl Engine {
         if heads.iter().all(|h| known.contains(h)) {
             return Ok((Vec::new(), false));
         }
-        // Everything the asker holds: its heads and their ancestors.
-        let mut shared = std::collections::HashSet::new();
-        let mut stack = known;
-        while let Some(id) = stack.pop() {
-            if shared.insert(id)
-                && let Some(event) = room.event(&id)
-            {
-                stack.extend(event.parents().iter().copied());
-            }
-        }
-        // The canonical order sorts by depth first, so parents come first.
+        // What the asker lacks: not its heads nor their ancestors, parents
+        // first, found from the last cut below its heads rather than by
+        // walking the whole room.
         let mut events = Vec::new();
         let mut bytes = 0;
-        for (event, _) in room.iter() {
-            if shared.contains(&event.id()) {
-                continue;
-            }
+        for event in room.missing_for(&known) {
             if events.len() >= limit || bytes >= max_bytes {
                 return Ok((events, true));
             }
