@@ -22,9 +22,11 @@ use crate::engine::{Engine, EngineError, Ingested};
 
 /// Most rooms this node may be fetching at once for invites.
 const MAX_WANTED: usize = 1024;
-/// Most of those one node's invites, or invites of one local user, may
-/// hold: a node that invites without end (its own rooms, validly signed)
-/// fills its share, not the whole set.
+/// Most of those one node's invites may hold, and one local user's: a node
+/// that invites without end (to rooms of its own making, validly signed)
+/// fills its share, not the whole set; an invitee whose share is full
+/// loses their oldest invite, not the newest, so a flood cannot shut out
+/// the next real one.
 const MAX_WANTED_PER_INVITER: usize = 16;
 const MAX_WANTED_PER_INVITEE: usize = 16;
 
@@ -57,25 +59,41 @@ struct Wanted {
 
 impl WantedRooms {
     /// Marks `room` as wanted until [`WANTED_FOR`] after `now`; false when
-    /// the set, or the inviter's or invitee's share of it, is full.
+    /// the set, or the inviter's share of it, is full.
     fn want(&mut self, room: RoomId, invite: Option<(NodeId, UserId)>, now: Instant) -> bool {
         self.rooms
             .retain(|_, wanted| now.duration_since(wanted.since) < WANTED_FOR);
         if let Some(wanted) = self.rooms.get_mut(&room) {
-            wanted.since = now;
-            // A local join outranks an invite: it is never dropped.
+            // A local join renews the wait and outranks an invite; a
+            // repeated invite changes nothing.
             if invite.is_none() {
+                wanted.since = now;
                 wanted.invite = None;
             }
             return true;
         }
         if let Some((inviter, invitee)) = &invite {
-            let invites = || self.rooms.values().filter_map(|w| w.invite.as_ref());
+            let invites = || {
+                self.rooms
+                    .iter()
+                    .filter_map(|(r, w)| Some((r, w.since, w.invite.as_ref()?)))
+            };
             if self.rooms.len() >= MAX_WANTED
-                || invites().filter(|(node, _)| node == inviter).count() >= MAX_WANTED_PER_INVITER
-                || invites().filter(|(_, user)| user == invitee).count() >= MAX_WANTED_PER_INVITEE
+                || invites()
+                    .filter(|(_, _, (node, _))| node == inviter)
+                    .count()
+                    >= MAX_WANTED_PER_INVITER
             {
                 return false;
+            }
+            let theirs: Vec<(RoomId, Instant)> = invites()
+                .filter(|(_, _, (_, user))| user == invitee)
+                .map(|(room, since, _)| (*room, since))
+                .collect();
+            if theirs.len() >= MAX_WANTED_PER_INVITEE
+                && let Some((oldest, _)) = theirs.iter().min_by_key(|(_, since)| *since)
+            {
+                self.rooms.remove(oldest);
             }
         }
         self.rooms.insert(room, Wanted { since: now, invite });
@@ -388,19 +406,24 @@ async fn ephemeral_route(engine: &Engine, room: &RoomId) -> Option<Route> {
 }
 
 /// Announces local users' presence to the other nodes of their rooms: each
-/// change (coalesced over [`PRESENCE_COALESCE`], so a flapping client
-/// costs one announcement), and every `refresh` those who are not offline
-/// again, which keeps other nodes from expiring them. Also expires other
-/// nodes' announcements that were not repeated.
+/// change, gathered for [`PRESENCE_COALESCE`] and at most one per user per
+/// [`PRESENCE_MIN_GAP`] (the latest state wins, so a flapping client costs
+/// little), and every `refresh` those who are not offline again, which
+/// keeps other nodes from lapsing them. Also lapses other nodes'
+/// announcements that were not repeated in time.
 pub async fn run_presence(engine: Engine, handle: Handle) {
     let options = engine.presence_options();
     if !options.enabled {
         return;
     }
+    let ttl = options.ttl();
     let mut changes = engine.presence_changes();
     let mut refresh = tokio::time::interval(options.refresh);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: HashMap<UserId, Presence> = HashMap::new();
+    let mut last: HashMap<UserId, tokio::time::Instant> = HashMap::new();
     let flush = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(flush);
     loop {
@@ -412,31 +435,46 @@ pub async fn run_presence(engine: Engine, handle: Handle) {
                     }
                     pending.insert(user, state);
                 }
-                // Missed changes go out with the next refresh.
+                // A missed change lapses into the truth: the next refresh
+                // repeats who is around, and a missed offline runs out.
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
             () = &mut flush, if !pending.is_empty() => {
-                for (user, state) in std::mem::take(&mut pending) {
-                    announce(&engine, &handle, &user, state).await;
+                let now = tokio::time::Instant::now();
+                last.retain(|_, at| now.duration_since(*at) < PRESENCE_MIN_GAP);
+                let due: Vec<UserId> = pending
+                    .keys()
+                    .filter(|user| !last.contains_key(*user))
+                    .cloned()
+                    .collect();
+                for user in due {
+                    let state = pending.remove(&user).expect("pending");
+                    announce(&engine, &handle, &user, state, ttl).await;
+                    last.insert(user, now);
+                }
+                if let Some(next) = pending.keys().filter_map(|user| last.get(user)).min() {
+                    flush.as_mut().reset(*next + PRESENCE_MIN_GAP);
                 }
             },
             _ = refresh.tick() => {
-                engine.expire_presence();
                 for (user, state) in engine.local_presence() {
-                    announce(&engine, &handle, &user, state).await;
+                    announce(&engine, &handle, &user, state, ttl).await;
                 }
             },
+            _ = sweep.tick() => engine.expire_presence(),
         }
     }
 }
 
 /// How long presence changes gather before they are announced.
 const PRESENCE_COALESCE: Duration = Duration::from_millis(200);
+/// Least time between two announced changes of one user's presence.
+const PRESENCE_MIN_GAP: Duration = Duration::from_secs(2);
 
-async fn announce(engine: &Engine, handle: &Handle, user: &UserId, state: Presence) {
+async fn announce(engine: &Engine, handle: &Handle, user: &UserId, state: Presence, ttl: Duration) {
     for room in engine.joined_rooms(user) {
-        announce_in(engine, handle, user, room, state).await;
+        announce_in(engine, handle, user, room, state, ttl).await;
     }
 }
 
@@ -446,12 +484,16 @@ async fn announce_in(
     user: &UserId,
     room: RoomId,
     state: Presence,
+    ttl: Duration,
 ) {
     // Signed only when some other node is in the room to hear it.
     let Some(route) = ephemeral_route(engine, &room).await else {
         return;
     };
-    let kind = EphemeralKind::Presence(state);
+    let kind = EphemeralKind::Presence {
+        state,
+        ttl_secs: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
+    };
     // The user may have left since: then there is nothing to say.
     if let Ok(bytes) = engine.sign_ephemeral(user, &room, kind).await {
         let _ = handle.publish(room, bytes, route).await;
@@ -497,7 +539,8 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
             && let Some(state) = engine.presence_joined(&m.target, item.room_id)
         {
             // Told to the room's other nodes now, not at the next refresh.
-            announce_in(&engine, &handle, &m.target, item.room_id, state).await;
+            let ttl = engine.presence_options().ttl();
+            announce_in(&engine, &handle, &m.target, item.room_id, state, ttl).await;
         }
         let (true, Some(reach)) = (ours, reach) else {
             continue;
@@ -542,6 +585,8 @@ async fn set_route(handle: &Handle, room: RoomId, reach: Option<crate::engine::R
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn node(n: u8) -> NodeId {
@@ -561,20 +606,36 @@ mod tests {
             id[..4].copy_from_slice(&n.to_be_bytes());
             RoomId(id)
         };
+        let second = Duration::from_secs(1);
         // One node inviting alice to room after room gets its share.
         for n in 0..MAX_WANTED_PER_INVITER as u32 {
-            assert!(wanted.want(room(n), Some((node(1), user("alice"))), now));
+            let at = now + second * n;
+            assert!(wanted.want(room(n), Some((node(1), user("alice"))), at));
         }
+        let now = now + second * 100;
         assert!(!wanted.want(room(100), Some((node(1), user("bob"))), now));
-        // Another node's invites of alice: her share is used up too.
-        assert!(!wanted.want(room(101), Some((node(2), user("alice"))), now));
-        assert!(wanted.want(room(102), Some((node(2), user("bob"))), now));
-        // A local join is never turned away, and a repeat refreshes.
-        assert!(wanted.want(room(103), None, now));
-        assert!(wanted.want(room(0), Some((node(1), user("alice"))), now));
-        // Shares free up as wanted rooms lapse.
-        let later = now + WANTED_FOR;
+        // Another node's invite of alice gets in, in place of her oldest.
+        assert!(wanted.want(room(101), Some((node(2), user("alice"))), now));
+        assert!(!wanted.is_wanted(&room(0), now));
+        assert!(wanted.is_wanted(&room(1), now));
+        // A repeated invite does not renew the wait; a local join does.
+        assert!(wanted.want(room(1), Some((node(1), user("alice"))), now));
+        assert!(wanted.want(room(2), None, now));
+        let later = now + WANTED_FOR - second * 50;
         assert!(!wanted.is_wanted(&room(1), later));
+        assert!(wanted.is_wanted(&room(2), later));
+        // Shares free up as wanted rooms lapse.
         assert!(wanted.want(room(100), Some((node(1), user("bob"))), later));
+
+        // The whole set: 1024 invites from 64 nodes to 64 users fill it; a
+        // further invite is turned away, a local join is not.
+        let mut wanted = WantedRooms::default();
+        for n in 0..MAX_WANTED as u32 {
+            let who = (n / MAX_WANTED_PER_INVITER as u32) as u8;
+            let invite = (node(who + 1), user(&format!("u{who}")));
+            assert!(wanted.want(room(n), Some(invite), now), "invite {n}");
+        }
+        assert!(!wanted.want(room(5000), Some((node(200), user("new"))), now));
+        assert!(wanted.want(room(5001), None, now));
     }
 }

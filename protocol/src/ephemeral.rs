@@ -32,12 +32,16 @@ pub enum EphemeralKind {
     /// The user has read the room up to this event.
     Receipt(EventId),
     /// The user's presence, announced when it changes and repeated while
-    /// it is not offline (docs/spec/federation.md §Presence).
-    Presence(Presence),
+    /// it is not offline (docs/spec/federation.md §Presence). It holds for
+    /// `ttl_secs` unless repeated: a node that vanishes takes its users
+    /// offline with it.
+    Presence { state: Presence, ttl_secs: u32 },
 }
 
-/// Whether a user is around.
+/// Whether a user is around. (JSON names are lowercase; postcard encodes
+/// the variant index.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Presence {
     /// A client of theirs is connected and in use.
     Online,
@@ -197,11 +201,16 @@ mod tests {
                 room: RoomId([5; 32]),
                 sender: "alice".into(),
                 ts: now,
-                kind: EphemeralKind::Presence(state),
+                kind: EphemeralKind::Presence {
+                    state,
+                    ttl_secs: 180,
+                },
             };
             let bytes = body.sign(&key);
-            // The body ends with the kind's index (2) and the state's.
-            assert_eq!(bytes[bytes.len() - 66..bytes.len() - 64], [2, index]);
+            // The body ends with the kind's index (2), the state's, and the
+            // time-to-live as a varint (180 = 0xb4 0x01).
+            let end = bytes.len() - 64;
+            assert_eq!(bytes[end - 4..end], [2, index, 0xb4, 0x01]);
             assert_eq!(Ephemeral::decode(&bytes, now).unwrap().body, body);
         }
     }

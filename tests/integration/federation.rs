@@ -28,8 +28,13 @@ impl Peer {
     /// Starts a node listening for federation on an ephemeral loopback
     /// port, bootstrapped from `bootstrap`.
     pub async fn start(bootstrap: &[String]) -> Peer {
+        Peer::start_with(bootstrap, &[]).await
+    }
+
+    /// [`Peer::start`] with more settings.
+    pub async fn start_with(bootstrap: &[String], env: &[(&str, &str)]) -> Peer {
         let dir = data_dir();
-        let node = start_node(&dir, bootstrap).await;
+        let node = start_node(&dir, bootstrap, env).await;
         let admin = node.register("admin").await;
         let addr = federation_addr(&node, &admin).await;
         Peer {
@@ -43,7 +48,7 @@ impl Peer {
     /// Starts the node again (after it was stopped) on the same data
     /// directory, bootstrapped from `bootstrap`.
     pub async fn restart(&mut self, bootstrap: &[String]) {
-        self.node = start_node(&self.dir, bootstrap).await;
+        self.node = start_node(&self.dir, bootstrap, &[]).await;
         self.admin = self.node.login("admin", crate::support::PASSWORD).await;
         self.addr = federation_addr(&self.node, &self.admin).await;
     }
@@ -60,23 +65,20 @@ impl Peer {
     }
 }
 
-async fn start_node(dir: &tempfile::TempDir, bootstrap: &[String]) -> Node {
+async fn start_node(dir: &tempfile::TempDir, bootstrap: &[String], more: &[(&str, &str)]) -> Node {
     let bootstrap = env_list(bootstrap);
-    Node::start(
-        dir.path(),
-        &[
-            ("SPACES__P2P__LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]"),
-            ("SPACES__P2P__BOOTSTRAP", &bootstrap),
-            ("SPACES__P2P__SYNC_INTERVAL_SECS", "2"),
-            // Presence settles at once and lapses after 3 s unrepeated.
-            ("SPACES__PRESENCE__GRACE_SECS", "0"),
-            ("SPACES__PRESENCE__REFRESH_SECS", "1"),
-            // Load tests send faster than a person may.
-            ("SPACES__LIMITS__SENDS_PER_SEC", "100000"),
-            ("SPACES__LIMITS__SEND_BURST", "100000"),
-        ],
-    )
-    .await
+    let mut env = vec![
+        ("SPACES__P2P__LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]"),
+        ("SPACES__P2P__BOOTSTRAP", bootstrap.as_str()),
+        ("SPACES__P2P__SYNC_INTERVAL_SECS", "2"),
+        // A closed client is offline at once.
+        ("SPACES__PRESENCE__GRACE_SECS", "0"),
+        // Load tests send faster than a person may.
+        ("SPACES__LIMITS__SENDS_PER_SEC", "100000"),
+        ("SPACES__LIMITS__SEND_BURST", "100000"),
+    ];
+    env.extend_from_slice(more);
+    Node::start(dir.path(), &env).await
 }
 
 async fn federation_addr(node: &Node, admin: &User) -> String {
@@ -818,56 +820,61 @@ async fn typing_and_read_receipts_cross_nodes_without_being_stored() {
 }
 
 #[tokio::test]
-async fn presence_crosses_nodes_and_lapses_with_a_node_that_vanished() {
-    let ([a, mut b], [alice, bob], room) = two_in_a_room().await;
+async fn presence_crosses_nodes_both_ways() {
+    let ([a, b], [alice, bob], room) = two_in_a_room().await;
+    let (mut alice_ws, _) = Ws::auth(&a.node, &alice.access, 0).await;
+    let (mut bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
+    // Each hears of the other, whichever connected first: alice's online
+    // reached B before bob connected, and B shows it to him on connecting.
+    alice_ws.presence_of(&bob.id, "online").await;
+    bob_ws.presence_of(&alice.id, "online").await;
+    // A took bob's presence, so it holds his join: the room is complete.
     let n_events = || {
         let get = a
             .node
             .get(&format!("/api/v1/rooms/{room}"), Some(&alice.access));
         async move { get.await.expect(200)["n_events"].as_u64().unwrap() }
     };
-    let (mut alice_ws, _) = Ws::auth(&a.node, &alice.access, 0).await;
-    let (mut bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
-    // Each hears of the other, whichever connected first: the later one
-    // by the other's repeat.
-    alice_ws.presence_of(&bob.id, "online").await;
-    bob_ws.presence_of(&alice.id, "online").await;
-    // A took bob's presence, so it holds his join: the room is complete.
     let before = n_events().await;
-    let listed = |peer: &Peer, viewer: &User| {
-        let get = peer.node.get(
-            &format!("/api/v1/rooms/{room}/members"),
-            Some(&viewer.access),
-        );
-        let bob_id = bob.id.clone();
-        async move {
-            let members = get.await.expect(200);
-            members["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["user_id"] == bob_id.as_str())
-                .map(|m| m["presence"].clone())
-                .unwrap()
-        }
-    };
-    assert_eq!(listed(&a, &alice).await, "online");
+    assert_eq!(a.node.presence_in(&alice, &room, &bob).await, "online");
 
     bob_ws
         .send_text(r#"{"type":"presence","state":"away"}"#)
         .await;
     alice_ws.presence_of(&bob.id, "away").await;
-    assert_eq!(listed(&a, &alice).await, "away");
+    assert_eq!(a.node.presence_in(&alice, &room, &bob).await, "away");
+    // B says so when bob's last client leaves (its announcements hold for
+    // three minutes: only the explicit offline can end this one now).
     bob_ws.close().await;
     alice_ws.presence_of(&bob.id, "offline").await;
-
-    // A node that dies says nothing: its users lapse to offline when their
-    // presence is not repeated.
-    let (_bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
-    alice_ws.presence_of(&bob.id, "online").await;
-    b.node.kill();
-    alice_ws.presence_of(&bob.id, "offline").await;
-    assert_eq!(listed(&a, &alice).await, "offline");
+    assert_eq!(a.node.presence_in(&alice, &room, &bob).await, "offline");
     // None of it was stored.
     assert_eq!(n_events().await, before);
+}
+
+#[tokio::test]
+async fn presence_lapses_with_a_node_that_vanished() {
+    let a = Peer::start(&[]).await;
+    // B repeats every 2 s, so its announcements hold for 6 s.
+    let b = Peer::start_with(
+        std::slice::from_ref(&a.addr),
+        &[("SPACES__PRESENCE__REFRESH_SECS", "2")],
+    )
+    .await;
+    let mut b = b;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let room = a
+        .node
+        .create_room(&alice, json!({ "name": "lobby", "visibility": "public" }))
+        .await;
+    join_via(&b, &bob, &room, &[a.id()]).await;
+    let (mut alice_ws, _) = Ws::auth(&a.node, &alice.access, 0).await;
+    let (_bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
+    alice_ws.presence_of(&bob.id, "online").await;
+    // A node that dies says nothing: its users lapse to offline when their
+    // presence is not repeated.
+    b.node.kill();
+    alice_ws.presence_of(&bob.id, "offline").await;
+    assert_eq!(a.node.presence_in(&alice, &room, &bob).await, "offline");
 }

@@ -360,6 +360,24 @@ impl Node {
     }
 
     /// Reads one counter from `/metrics`.
+    /// `user`'s `presence` in `room`'s member list, as `viewer` sees it.
+    pub async fn presence_in(&self, viewer: &User, room: &str, user: &User) -> Value {
+        let members = self
+            .get(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(&viewer.access),
+            )
+            .await
+            .expect(200);
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == user.id.as_str())
+            .map(|m| m["presence"].clone())
+            .unwrap_or_else(|| panic!("{} is not listed in {room}", user.id))
+    }
+
     pub async fn metric(&self, name: &str) -> u64 {
         let reply = self.get("/metrics", None).await;
         assert_eq!(reply.status, 200);

@@ -234,24 +234,6 @@ async fn bad_first_messages_and_bad_tokens_close_with_their_codes() {
     );
 }
 
-/// A member's `presence` in a room's member list, as `viewer` sees it.
-async fn listed_presence(node: &Node, viewer: &User, room: &str, user: &User) -> Value {
-    let members = node
-        .get(
-            &format!("/api/v1/rooms/{room}/members"),
-            Some(&viewer.access),
-        )
-        .await
-        .expect(200);
-    members["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["user_id"] == user.id.as_str())
-        .map(|m| m["presence"].clone())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn presence_follows_connections_and_reaches_only_roommates() {
     let (_dir, node) = node(&[("SPACES__PRESENCE__GRACE_SECS", "1")]).await;
@@ -267,8 +249,8 @@ async fn presence_follows_connections_and_reaches_only_roommates() {
     node.join(&bob, &room).await;
 
     let (mut alice_ws, _) = Ws::auth(&node, &alice.access, 0).await;
-    assert_eq!(listed_presence(&node, &bob, &room, &alice).await, "online");
-    assert_eq!(listed_presence(&node, &alice, &room, &bob).await, "offline");
+    assert_eq!(node.presence_in(&bob, &room, &alice).await, "online");
+    assert_eq!(node.presence_in(&alice, &room, &bob).await, "offline");
 
     // Bob connects: alice hears it; bob's first frames after catching up
     // say who is already around.
@@ -276,19 +258,9 @@ async fn presence_follows_connections_and_reaches_only_roommates() {
     alice_ws.presence_of(&bob.id, "online").await;
     bob_ws.presence_of(&alice.id, "online").await;
 
-    // Idle on his only client: away. A second client in use: online again.
-    bob_ws
-        .send_text(r#"{"type":"presence","state":"away"}"#)
-        .await;
-    alice_ws.presence_of(&bob.id, "away").await;
-    assert_eq!(listed_presence(&node, &alice, &room, &bob).await, "away");
-    let (bob_phone, _) = Ws::auth(&node, &bob.access, 0).await;
-    alice_ws.presence_of(&bob.id, "online").await;
-    bob_phone.close().await;
-    alice_ws.presence_of(&bob.id, "away").await;
-
-    // Carol shares no room with either: she hears nothing of them, and a
-    // world-readable member list shows her no presence.
+    // Carol shares no room with either: nothing about them comes before
+    // her pong (the snapshot is written before anything else), and a
+    // world-readable room's member list shows her no presence.
     let (mut carol_ws, _) = Ws::auth(&node, &carol.access, 0).await;
     carol_ws.send_text(r#"{"type":"ping"}"#).await;
     assert_eq!(carol_ws.next_json().await["type"], "pong");
@@ -308,19 +280,37 @@ async fn presence_follows_connections_and_reaches_only_roommates() {
         "{members}"
     );
 
-    // Bob leaves: offline once the grace period is over, not before a
-    // reconnect could come.
+    // Idle on his only client: away. A second client in use: online again.
+    bob_ws
+        .send_text(r#"{"type":"presence","state":"away"}"#)
+        .await;
+    alice_ws.presence_of(&bob.id, "away").await;
+    assert_eq!(node.presence_in(&alice, &room, &bob).await, "away");
+    let (bob_phone, _) = Ws::auth(&node, &bob.access, 0).await;
+    alice_ws.presence_of(&bob.id, "online").await;
+    bob_phone.close().await;
+    alice_ws.presence_of(&bob.id, "away").await;
+
+    // Bob leaves: offline once the grace period is over.
     bob_ws.close().await;
     alice_ws.presence_of(&bob.id, "offline").await;
-    assert_eq!(listed_presence(&node, &alice, &room, &bob).await, "offline");
+    assert_eq!(node.presence_in(&alice, &room, &bob).await, "offline");
 
-    // Carol saw none of it.
-    carol_ws.send_text(r#"{"type":"ping"}"#).await;
-    assert_eq!(carol_ws.next_json().await["type"], "pong");
-
-    // Joining a room makes one's presence known there at once.
+    // Carol joins: alice hears she is around, and she hears alice is. The
+    // ephemeral frames reach carol in the order they were made, so her
+    // first one being about alice means none about bob came before it.
     node.join(&carol, &room).await;
     alice_ws.presence_of(&carol.id, "online").await;
+    let first = loop {
+        let frame = carol_ws.next_json().await;
+        if frame["type"] != "event" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        first,
+        json!({ "type": "presence", "user_id": alice.id, "state": "online" })
+    );
 
     // A presence a client cannot claim is a protocol error.
     alice_ws

@@ -564,7 +564,8 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await shot(b, 'typing-dark');
     await box.press('Enter');
     await log(b, 'Town square').getByText('typed while bob watched').waitFor();
-    await until(async () => (await notice.count()) === 0, 'the typing notice to end');
+    // Well before a notice would lapse by itself (10 s).
+    await until(async () => (await notice.count()) === 0, 'the typing notice to end', 3000);
   });
 
   step('phone-sized screen, light and dark', async () => {

@@ -486,6 +486,11 @@ export async function boot(): Promise<void> {
       presence(user, state) {
         setPresence([[user, state]]);
       },
+      presenceReset() {
+        // Whoever went offline while we were away is not in what follows.
+        store.presence = new Map();
+        changed();
+      },
       typing: setTyping,
       status(status) {
         store.status = status;

@@ -57,17 +57,11 @@ enum ClientMessage {
         since: u64,
     },
     Ping,
-    /// The client is in use (`online`) or idle (`away`).
+    /// The client is in use (`online`) or idle (`away`); it cannot
+    /// claim `offline`.
     Presence {
-        state: ClientState,
+        state: Presence,
     },
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum ClientState {
-    Online,
-    Away,
 }
 
 pub async fn upgrade(
@@ -260,9 +254,7 @@ async fn run(
                 Ok(item) => {
                     // Typing, receipts and presence of others, in rooms the
                     // user is in.
-                    if item.user != authed.user
-                        && item.rooms.iter().any(|room| state.engine.is_joined_local(&authed.user, room))
-                    {
+                    if state.engine.ephemeral_for(&authed.user, &item) {
                         socket.send(Message::Text(item.frame.clone().into())).await.ok()?;
                     }
                 }
@@ -277,12 +269,14 @@ async fn run(
                         Ok(ClientMessage::Ping) => {
                             socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.ok()?;
                         }
-                        Ok(ClientMessage::Presence { state: reported }) => {
-                            if let Some(presence) = &mut presence {
-                                presence.set(match reported {
-                                    ClientState::Online => Presence::Online,
-                                    ClientState::Away => Presence::Away,
-                                });
+                        Ok(ClientMessage::Presence { state: reported }) if reported != Presence::Offline => {
+                            // Counted against the send budget, so flapping
+                            // costs the client, not the federation; over it,
+                            // the report is dropped.
+                            if let Some(presence) = &mut presence
+                                && super::rooms::rate(state, authed).is_ok()
+                            {
+                                presence.set(reported);
                             }
                         }
                         _ => return Some((CLOSE_PROTOCOL, "unknown message")),

@@ -124,11 +124,16 @@ struct Inner {
 }
 
 /// A typing notice, read receipt or presence change, as local clients
-/// receive it.
+/// receive it ([`Engine::ephemeral_for`] says whose clients).
 #[derive(Debug)]
 pub struct EphemeralItem {
-    /// Local users joined to any of these rooms get it.
+    /// Local users joined to any of these rooms get it…
     pub rooms: Vec<RoomId>,
+    /// …unless they are joined to one of these (where a lapsed presence
+    /// still holds).
+    pub unless_in: Vec<RoomId>,
+    /// Only this user's clients get it, when set.
+    pub to: Option<UserId>,
     /// Whom it is about; they do not get it themselves.
     pub user: UserId,
     /// The WebSocket frame.
@@ -138,7 +143,7 @@ pub struct EphemeralItem {
 impl EphemeralItem {
     fn new(room_id: RoomId, user: UserId, kind: &EphemeralKind) -> EphemeralItem {
         let frame = match kind {
-            EphemeralKind::Presence(state) => {
+            EphemeralKind::Presence { state, .. } => {
                 return EphemeralItem::presence(user, *state, vec![room_id]);
             }
             EphemeralKind::Typing(typing) => serde_json::json!({
@@ -150,11 +155,7 @@ impl EphemeralItem {
                 "user_id": user.to_string(), "event_id": event.to_string(),
             }),
         };
-        EphemeralItem {
-            rooms: vec![room_id],
-            user,
-            frame: frame.to_string(),
-        }
+        EphemeralItem::to_rooms(vec![room_id], user, frame)
     }
 
     fn presence(
@@ -165,8 +166,14 @@ impl EphemeralItem {
         let frame = serde_json::json!({
             "type": "presence", "user_id": user.to_string(), "state": state.as_str(),
         });
+        EphemeralItem::to_rooms(rooms, user, frame)
+    }
+
+    fn to_rooms(rooms: Vec<RoomId>, user: UserId, frame: serde_json::Value) -> EphemeralItem {
         EphemeralItem {
             rooms,
+            unless_in: Vec::new(),
+            to: None,
             user,
             frame: frame.to_string(),
         }
@@ -335,8 +342,9 @@ impl Engine {
             return Err(EngineError::Forbidden(AuthError::NotMember));
         }
         drop(view);
-        if let EphemeralKind::Presence(state) = ephemeral.body.kind {
-            self.take_presence(ephemeral.sender, room_id, state);
+        if let EphemeralKind::Presence { state, ttl_secs } = ephemeral.body.kind {
+            let ttl = std::time::Duration::from_secs(ttl_secs.into());
+            self.take_presence(ephemeral.sender, room_id, state, ephemeral.body.ts, ttl);
             return Ok(());
         }
         let item = EphemeralItem::new(room_id, ephemeral.sender, &ephemeral.body.kind);

@@ -31,6 +31,9 @@ export interface LiveHandlers {
   event(event: EventJson, seq: number): void;
   /** Someone who shares a room with us is now online, away or offline. */
   presence(user: string, state: Presence): void;
+  /** A new connection: presence starts over (the node sends who is
+   * around after catching up). */
+  presenceReset(): void;
   /** Someone started or stopped typing in one of our rooms. */
   typing(room: string, user: string, typing: boolean): void;
   status(status: LiveStatus): void;
@@ -151,6 +154,7 @@ export class Live {
         clearTimeout(this.pongDue);
         this.pongDue = undefined;
         this.handlers.status('live');
+        this.handlers.presenceReset();
         this.presence = 'online';
         this.sendPresence();
         this.ping();

@@ -186,7 +186,10 @@ function MemberItem(props: {
   const run = (work: Promise<void>) =>
     work.catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)));
   const roleNames = member.roles.map((id) => roles.get(id)?.name).filter(Boolean);
-  const presence = useStore(() => store.presence.get(member.user_id) ?? member.presence);
+  // The live value; without one, offline if the node does presence at all.
+  const presence = useStore(
+    () => store.presence.get(member.user_id) ?? (member.presence && 'offline'),
+  );
   return (
     <li class="member">
       <span class="member-avatar">
