@@ -98,7 +98,13 @@ export function Composer(props: Props) {
     const next = `${text.slice(0, start)}${value} ${text.slice(caret)}`;
     const at = start + value.length + 1;
     update(next, at);
-    requestAnimationFrame(() => own.current?.setSelectionRange(at, at));
+    // After the re-render puts the text in; not if the user typed on
+    // meanwhile (a fast typist's next key would land, then the caret jump
+    // back before it).
+    requestAnimationFrame(() => {
+      const area = own.current;
+      if (area && area.value === next) area.setSelectionRange(at, at);
+    });
   };
 
   const submit = () => {
