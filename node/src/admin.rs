@@ -70,26 +70,27 @@ pub fn list_users(dir: &DataDir) -> anyhow::Result<Vec<String>> {
 
 pub fn list_rooms(dir: &DataDir) -> anyhow::Result<Vec<String>> {
     let store = dir.open_store()?;
-    let mut lines = Vec::new();
-    for room_id in store.room_ids()? {
-        let room_id = RoomId(room_id);
-        let mut n_events = 0usize;
-        let mut name = None;
-        for stored in store.room_events(&room_id.0) {
-            let stored = stored?;
-            n_events += 1;
-            if let Ok(event) = Event::decode_trusted(&stored.bytes)
-                && let Content::Name(n) = event.content()
-            {
-                name = Some(n.clone());
-            }
+    // One pass over the log; rooms listed in id order.
+    let mut rooms: std::collections::BTreeMap<RoomId, (usize, Option<String>)> = Default::default();
+    for stored in store.events() {
+        let stored = stored?;
+        let (n_events, name) = rooms.entry(RoomId(stored.room_id)).or_default();
+        *n_events += 1;
+        if let Ok(event) = Event::decode_trusted(&stored.bytes)
+            && let Content::Name(n) = event.content()
+        {
+            *name = Some(n.clone());
         }
-        lines.push(format!(
-            "{room_id}  {n_events} events  {}",
-            name.unwrap_or_else(|| "(unnamed)".into())
-        ));
     }
-    Ok(lines)
+    Ok(rooms
+        .into_iter()
+        .map(|(room_id, (n_events, name))| {
+            format!(
+                "{room_id}  {n_events} events  {}",
+                name.unwrap_or_else(|| "(unnamed)".into())
+            )
+        })
+        .collect())
 }
 
 pub fn invite_token(

@@ -28,6 +28,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The data directory holds events in a layout this build does not read (`tree` is one of
+    /// its trees). It was written by an older build; there is no migration.
+    #[error(
+        "the data directory holds events in an older layout (tree `{tree}`); this build cannot read it"
+    )]
+    OldLayout {
+        /// A tree of the old layout that holds data.
+        tree: &'static str,
+    },
+
     /// The record to create is already stored.
     #[error("already exists")]
     AlreadyExists,

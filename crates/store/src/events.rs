@@ -1,7 +1,19 @@
-//! Events: an append-only log of opaque event bytes, by id, by node-wide stream seq and by room.
+//! Events: an append-only log of opaque event bytes in node-wide stream order.
 //!
-//! Each new event goes to three trees in one sled transaction (layout in `keys`): `events`
-//! (id → seq, room, bytes), `stream` (seq → id) and `room_events` (room ‖ seq → id).
+//! One tree, `log` (layout in `keys`). A group commit's events get consecutive seqs and are
+//! written as a few *records*, each holding a run of consecutive events and keyed by the seq of
+//! its first; the records of one commit go in one atomic sled batch, followed by one flush. So a
+//! commit costs one or a few sled inserts, not several per event: with sled's per-insert cost
+//! (page lookup, log reservation, node rewrites) that was most of the node's CPU per message.
+//!
+//! The store does not deduplicate: the caller appends only events it has not stored before. The
+//! engine can promise that, because each room's replica holds every stored event of the room
+//! (it loads them all at start) and an event reaches the writer only after the replica took it
+//! as new.
+//!
+//! There is no index by event id or by room: the engine keeps both in memory, loaded by one
+//! scan of the log at start ([`Store::events`]). A room that is loaded lazily some day needs a
+//! per-room index (room ‖ record seq → offsets) written in the same batch.
 //!
 //! # Seqs
 //!
@@ -11,31 +23,38 @@
 //!   allocate the same seq (callers have one writer task; the mutex makes that a non-issue);
 //! - *durable*, the last seq known to be on disk, raised only after a successful flush.
 //!
-//! The ordered listings (`stream_after`, `room_events`) and `last_seq` stop at *durable*. Between
-//! a commit and its fsync a concurrent reader could otherwise see a seq that a crash takes back
-//! and the next start hands to a different event, and a client holding that seq as a cursor would
-//! skip the new event. Point lookups (`event`, `has_event`) see every committed event.
+//! The listings (`stream_after`, `events`) and `last_seq` stop at *durable*. Between a commit and
+//! its fsync a concurrent reader could otherwise see a seq that a crash takes back and the next
+//! start hands to a different event, and a client holding that seq as a cursor would skip the new
+//! event.
 //!
-//! After a restart both watermarks are the last key of `stream`.
+//! After a restart both watermarks are the seq of the last event of the last record.
 
 use std::borrow::Cow;
-use std::ops::Bound;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use sled::transaction::{ConflictableTransactionError, Transactional};
-
 use crate::keys::{self, tree};
-use crate::records::{self, EventRecord};
+use crate::records::{self, LogEntry, LogRecord};
 use crate::{Error, Id, Store};
 
+/// Events in one `log` record at most. Whoever wants one event of a record (the first page of
+/// [`Store::stream_after`]) decodes the whole record: 256 events keep that to tens of
+/// microseconds, while a busy commit still costs a handful of inserts.
+const RECORD_MAX_EVENTS: usize = 256;
+
+/// Event bytes in one record before the next starts. sled writes a value larger than a quarter
+/// of its 512 KiB segment to a blob file of its own; 64 KiB keeps records in the log.
+const RECORD_MAX_BYTES: usize = 64 * 1024;
+
 /// An event to append.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewEvent {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewEvent<'a> {
     pub room_id: Id,
     pub event_id: Id,
     /// The event as the protocol encodes it; the store never looks inside.
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
 }
 
 /// An event as stored, with the seq it was given on arrival.
@@ -63,7 +82,7 @@ impl Seqs {
     }
 
     fn lock(&self) -> MutexGuard<'_, u64> {
-        // The guarded value is one integer, assigned after its transaction committed: a panic
+        // The guarded value is one integer, assigned after its batch was applied: a panic
         // elsewhere while the lock was held cannot leave it half-updated.
         self.committed
             .lock()
@@ -84,125 +103,102 @@ impl Seqs {
 }
 
 impl Store {
-    /// Appends a batch atomically and makes it durable: when this returns `Ok`, the whole batch is
-    /// on disk.
+    /// Appends events atomically and makes them durable: when this returns `Ok`, all of them are
+    /// on disk, with the returned seqs, in order.
     ///
-    /// Each new event gets the next seq. An event whose id is already stored, or that appeared
-    /// earlier in the same batch, is skipped and gets `None`. The result is aligned with `events`.
-    pub fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Option<u64>>, Error> {
+    /// The caller appends each event once (see the module docs); the store does not check.
+    pub fn append_events(&self, events: &[NewEvent<'_>]) -> Result<Range<u64>, Error> {
         let mut committed = self.seqs.lock();
-        let first_seq = *committed;
-        let (seqs, last_seq) = (&self.events, &self.stream, &self.room_events).transaction(
-            |(events_tx, stream_tx, room_events_tx)| {
-                // sled may run this closure again after a conflict: derive everything from
-                // `first_seq` and the transaction's view, nothing from a previous run.
-                let mut last_seq = first_seq;
-                let mut seqs = Vec::with_capacity(events.len());
-                for event in events {
-                    // The transaction's reads see its own writes: a duplicate within the batch
-                    // is found here too.
-                    if events_tx.get(event.event_id)?.is_some() {
-                        seqs.push(None);
-                        continue;
-                    }
-                    // A u64 does not run out: a million events a second last 584,000 years.
-                    last_seq += 1;
-                    let record = EventRecord {
-                        seq: last_seq,
+        let first_seq = *committed + 1;
+        // A u64 does not run out: a million events a second last 584,000 years.
+        let end_seq = first_seq + events.len() as u64;
+        let mut batch = sled::Batch::default();
+        let mut record_seq = first_seq;
+        for chunk in records_of(events) {
+            let record = LogRecord {
+                events: chunk
+                    .iter()
+                    .map(|event| LogEntry {
                         room_id: event.room_id,
-                        bytes: Cow::Borrowed(&event.bytes),
-                    };
-                    let value = records::encode(tree::EVENTS, &record)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    events_tx.insert(&event.event_id[..], value)?;
-                    stream_tx.insert(&keys::seq(last_seq)[..], &event.event_id[..])?;
-                    room_events_tx.insert(
-                        &keys::room_event(&event.room_id, last_seq)[..],
-                        &event.event_id[..],
-                    )?;
-                    seqs.push(Some(last_seq));
-                }
-                Ok::<_, ConflictableTransactionError<Error>>((seqs, last_seq))
-            },
-        )?;
-        *committed = last_seq;
-        // Flush even when every event was a duplicate: the caller may be retrying a batch whose
-        // first flush failed, and "already stored" must mean "on disk" too.
+                        event_id: event.event_id,
+                        bytes: Cow::Borrowed(event.bytes),
+                    })
+                    .collect(),
+            };
+            batch.insert(
+                &keys::seq(record_seq)[..],
+                records::encode(tree::LOG, &record)?,
+            );
+            record_seq += chunk.len() as u64;
+        }
+        // One batch is applied atomically: after a crash all of its records are there or none.
+        self.log.apply_batch(batch)?;
+        *committed = end_seq - 1;
+        // Flush even when there was nothing to write: the caller may be retrying after a failed
+        // flush, and `Ok` must mean that everything before is on disk too.
         self.db.flush()?;
-        self.seqs.durable.store(last_seq, Ordering::Release);
+        self.seqs.durable.store(end_seq - 1, Ordering::Release);
         drop(committed);
         tracing::debug!(
             n_events = events.len(),
-            n_new = last_seq - first_seq,
-            last_seq,
+            last_seq = end_seq - 1,
             "events appended"
         );
-        Ok(seqs)
+        Ok(first_seq..end_seq)
     }
 
-    /// The event with this id, if stored.
-    pub fn event(&self, event_id: &Id) -> Result<Option<StoredEvent>, Error> {
-        load_event(&self.events, event_id)
-    }
-
-    /// Whether an event with this id is stored.
-    pub fn has_event(&self, event_id: &Id) -> Result<bool, Error> {
-        Ok(self.events.contains_key(event_id)?)
-    }
-
-    /// Every event of one room in stream (arrival) order, up to [`last_seq`](Self::last_seq) at
-    /// the time of the call.
+    /// Every durable event in stream order, lazily, up to [`last_seq`](Self::last_seq) at the
+    /// time of the call.
     ///
-    /// The iterator reads lazily and does not borrow the store, so it can move to another thread.
-    pub fn room_events(
-        &self,
-        room_id: &Id,
-    ) -> impl Iterator<Item = Result<StoredEvent, Error>> + use<> {
-        let events = self.events.clone();
-        let range = keys::room_event(room_id, 0)..=keys::room_event(room_id, self.last_seq());
-        self.room_events.range(range).map(move |entry| {
-            let (key, value) = entry?;
-            resolve(&events, tree::ROOM_EVENTS, &key, &value)
-        })
-    }
-
-    /// The rooms that have at least one event, in id order.
-    pub fn room_ids(&self) -> Result<Vec<Id>, Error> {
-        let mut room_ids = Vec::new();
-        let mut next = self.room_events.first()?;
-        while let Some((key, _)) = next {
-            let room_id = keys::room_of_room_event(&key)?;
-            room_ids.push(room_id);
-            // Skip the rest of this room: its largest possible key is (room, u64::MAX).
-            let after_room = keys::room_event(&room_id, u64::MAX);
-            next = self
-                .room_events
-                .range((Bound::Excluded(after_room), Bound::Unbounded))
-                .next()
-                .transpose()?;
-        }
-        Ok(room_ids)
+    /// The iterator does not borrow the store, so it can move to another thread.
+    pub fn events(&self) -> impl Iterator<Item = Result<StoredEvent, Error>> + use<> {
+        let last_seq = self.last_seq();
+        self.log
+            .range(..=keys::seq(last_seq))
+            .flat_map(move |entry| {
+                let events = entry
+                    .map_err(Error::from)
+                    .and_then(|(key, value)| decode_record(&key, &value));
+                match events {
+                    Ok(events) => events.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(error) => vec![Err(error)],
+                }
+            })
+            .filter(move |event| event.as_ref().map_or(true, |event| event.seq <= last_seq))
     }
 
     /// The node-wide stream after `after_seq` (exclusive), ascending, at most `limit` events.
     /// Page by passing the last returned seq as the next `after_seq`.
     pub fn stream_after(&self, after_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, Error> {
         let last_seq = self.last_seq();
-        if after_seq >= last_seq {
+        if after_seq >= last_seq || limit == 0 {
             return Ok(Vec::new());
         }
-        let range = (
-            Bound::Excluded(keys::seq(after_seq)),
-            Bound::Included(keys::seq(last_seq)),
-        );
-        self.stream
-            .range(range)
-            .take(limit)
-            .map(|entry| {
-                let (key, value) = entry?;
-                resolve(&self.events, tree::STREAM, &key, &value)
-            })
-            .collect()
+        // The record holding `after_seq + 1` is the last one keyed at or before it.
+        let first_wanted = after_seq + 1;
+        let start = match self.log.range(..=keys::seq(first_wanted)).next_back() {
+            Some(entry) => {
+                let (key, _) = entry?;
+                keys::decode_seq(tree::LOG, &key, &key)?
+            }
+            None => first_wanted,
+        };
+        let mut page = Vec::with_capacity(limit.min(RECORD_MAX_EVENTS));
+        for entry in self.log.range(keys::seq(start)..=keys::seq(last_seq)) {
+            let (key, value) = entry?;
+            for event in decode_record(&key, &value)? {
+                if event.seq > last_seq {
+                    return Ok(page);
+                }
+                if event.seq >= first_wanted {
+                    page.push(event);
+                    if page.len() == limit {
+                        return Ok(page);
+                    }
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// The seq of the last event that is on disk; 0 if there is none.
@@ -211,29 +207,57 @@ impl Store {
     }
 }
 
-fn load_event(events: &sled::Tree, event_id: &Id) -> Result<Option<StoredEvent>, Error> {
-    let Some(value) = events.get(event_id)? else {
-        return Ok(None);
-    };
-    let record: EventRecord = records::decode(tree::EVENTS, event_id, &value)?;
-    Ok(Some(StoredEvent {
-        seq: record.seq,
-        room_id: record.room_id,
-        event_id: *event_id,
-        bytes: record.bytes.into_owned(),
-    }))
+/// `events` cut into runs that each make one record.
+fn records_of<'a, 'b>(events: &'a [NewEvent<'b>]) -> impl Iterator<Item = &'a [NewEvent<'b>]> {
+    let mut rest = events;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = 0;
+        let mut bytes = 0;
+        // At least one event, however large.
+        while n < rest.len()
+            && n < RECORD_MAX_EVENTS
+            && (n == 0 || bytes + rest[n].bytes.len() <= RECORD_MAX_BYTES)
+        {
+            bytes += rest[n].bytes.len();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
-/// The event an index entry (`key` → event id in `index`) points at.
-fn resolve(
-    events: &sled::Tree,
-    index: &'static str,
-    key: &[u8],
-    value: &[u8],
-) -> Result<StoredEvent, Error> {
-    let event_id = keys::decode_id(index, key, value)?;
-    load_event(events, &event_id)?
-        .ok_or_else(|| Error::corrupt(index, key, "index entry points at a missing event"))
+/// The events of the `log` record under `key`, with their seqs.
+fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, Error> {
+    let first_seq = keys::decode_seq(tree::LOG, key, key)?;
+    let record: LogRecord = records::decode(tree::LOG, key, value)?;
+    if record.events.is_empty() {
+        return Err(Error::corrupt(tree::LOG, key, "empty record"));
+    }
+    Ok(record
+        .events
+        .into_iter()
+        .zip(first_seq..)
+        .map(|(entry, seq)| StoredEvent {
+            seq,
+            room_id: entry.room_id,
+            event_id: entry.event_id,
+            bytes: entry.bytes.into_owned(),
+        })
+        .collect())
+}
+
+/// The seq of the last event in `log`; 0 when it is empty.
+pub(crate) fn last_stored_seq(log: &sled::Tree) -> Result<u64, Error> {
+    match log.last()? {
+        Some((key, value)) => Ok(decode_record(&key, &value)?
+            .last()
+            .map_or(0, |event| event.seq)),
+        None => Ok(0),
+    }
 }
 
 #[cfg(test)]
@@ -243,118 +267,70 @@ mod tests {
     use super::*;
     use crate::store::tests::{open_temp, reopen};
 
-    fn new_event(room: u8, id: u8) -> NewEvent {
-        NewEvent {
-            room_id: [room; 32],
-            event_id: [id; 32],
-            bytes: vec![room, id, 0xee],
-        }
+    /// An event's bytes: `[room, id, 0xee]`.
+    fn bytes_of(room: u8, id: u8) -> Vec<u8> {
+        vec![room, id, 0xee]
+    }
+
+    fn append(store: &Store, events: &[(u8, u8)]) -> Range<u64> {
+        let bytes: Vec<Vec<u8>> = events.iter().map(|&(r, id)| bytes_of(r, id)).collect();
+        let new: Vec<NewEvent> = events
+            .iter()
+            .zip(&bytes)
+            .map(|(&(room, id), bytes)| NewEvent {
+                room_id: [room; 32],
+                event_id: [id; 32],
+                bytes,
+            })
+            .collect();
+        store.append_events(&new).unwrap()
     }
 
     fn ids(events: &[StoredEvent]) -> Vec<u8> {
         events.iter().map(|event| event.event_id[0]).collect()
     }
 
-    fn room(store: &Store, room: u8) -> Vec<StoredEvent> {
-        store
-            .room_events(&[room; 32])
-            .collect::<Result<_, _>>()
-            .unwrap()
+    fn all(store: &Store) -> Vec<StoredEvent> {
+        store.events().collect::<Result<_, _>>().unwrap()
     }
 
     #[test]
     fn append_assigns_seqs_from_one() {
         let (_dir, store) = open_temp();
         assert_eq!(store.last_seq(), 0);
-        let seqs = store
-            .append_events(&[new_event(1, 10), new_event(2, 20)])
-            .unwrap();
-        assert_eq!(seqs, [Some(1), Some(2)]);
-        assert_eq!(store.append_events(&[new_event(1, 11)]).unwrap(), [Some(3)]);
+        assert_eq!(append(&store, &[(1, 10), (2, 20)]), 1..3);
+        assert_eq!(append(&store, &[(1, 11)]), 3..4);
         assert_eq!(store.last_seq(), 3);
         assert_eq!(
-            store.event(&[20; 32]).unwrap(),
-            Some(StoredEvent {
+            all(&store)[1],
+            StoredEvent {
                 seq: 2,
                 room_id: [2; 32],
                 event_id: [20; 32],
                 bytes: vec![2, 20, 0xee],
-            })
+            }
         );
-        assert!(store.has_event(&[10; 32]).unwrap());
-        assert!(!store.has_event(&[99; 32]).unwrap());
-        assert_eq!(store.event(&[99; 32]).unwrap(), None);
-    }
-
-    #[test]
-    fn append_is_idempotent() {
-        let (_dir, store) = open_temp();
-        assert_eq!(store.append_events(&[new_event(1, 10)]).unwrap(), [Some(1)]);
-        // Again alone, then again within a batch, then twice within one batch.
-        assert_eq!(store.append_events(&[new_event(1, 10)]).unwrap(), [None]);
-        assert_eq!(
-            store
-                .append_events(&[new_event(1, 11), new_event(1, 10)])
-                .unwrap(),
-            [Some(2), None]
-        );
-        assert_eq!(
-            store
-                .append_events(&[new_event(1, 12), new_event(1, 12)])
-                .unwrap(),
-            [Some(3), None]
-        );
-        assert_eq!(store.last_seq(), 3);
-        assert_eq!(ids(&room(&store, 1)), [10, 11, 12]);
-        assert_eq!(ids(&store.stream_after(0, 100).unwrap()), [10, 11, 12]);
-        assert_eq!(store.event(&[10; 32]).unwrap().unwrap().seq, 1);
-        assert_eq!(store.stream.len(), 3);
-        assert_eq!(store.room_events.len(), 3);
-    }
-
-    #[test]
-    fn a_duplicate_keeps_its_first_room_and_bytes() {
-        let (_dir, store) = open_temp();
-        store.append_events(&[new_event(1, 10)]).unwrap();
-        let imposter = NewEvent {
-            room_id: [2; 32],
-            event_id: [10; 32],
-            bytes: vec![0],
-        };
-        assert_eq!(store.append_events(&[imposter]).unwrap(), [None]);
-        let stored = store.event(&[10; 32]).unwrap().unwrap();
-        assert_eq!((stored.room_id, stored.bytes), ([1; 32], vec![1, 10, 0xee]));
-        assert!(room(&store, 2).is_empty());
+        assert_eq!(ids(&all(&store)), [10, 20, 11]);
     }
 
     #[test]
     fn empty_append_changes_nothing() {
         let (_dir, store) = open_temp();
-        assert_eq!(store.append_events(&[]).unwrap(), []);
+        assert_eq!(store.append_events(&[]).unwrap(), 1..1);
         assert_eq!(store.last_seq(), 0);
-        assert!(store.room_ids().unwrap().is_empty());
+        assert!(all(&store).is_empty());
+        assert!(store.log.is_empty());
     }
 
     #[test]
     fn events_and_seqs_survive_reopen() {
         let (dir, store) = open_temp();
-        store
-            .append_events(&[new_event(1, 10), new_event(2, 20)])
-            .unwrap();
+        append(&store, &[(1, 10), (2, 20)]);
         let store = reopen(&dir, store);
         assert_eq!(store.last_seq(), 2);
-        assert_eq!(
-            store.event(&[20; 32]).unwrap().unwrap().bytes,
-            [2, 20, 0xee]
-        );
-        assert_eq!(ids(&room(&store, 1)), [10]);
-        // Seqs continue where they stopped; duplicates are still recognised.
-        assert_eq!(
-            store
-                .append_events(&[new_event(1, 10), new_event(1, 11)])
-                .unwrap(),
-            [None, Some(3)]
-        );
+        assert_eq!(all(&store)[1].bytes, [2, 20, 0xee]);
+        // Seqs continue where they stopped.
+        assert_eq!(append(&store, &[(1, 11)]), 3..4);
         let store = reopen(&dir, store);
         assert_eq!(store.last_seq(), 3);
         assert_eq!(ids(&store.stream_after(0, 10).unwrap()), [10, 20, 11]);
@@ -363,8 +339,10 @@ mod tests {
     #[test]
     fn stream_after_pages_through_everything_once() {
         let (_dir, store) = open_temp();
-        let batch: Vec<NewEvent> = (1..=10).map(|id| new_event(id % 3, id)).collect();
-        store.append_events(&batch).unwrap();
+        // Three commits, so pages start inside records and cross their ends.
+        append(&store, &(1..=4).map(|id| (id % 3, id)).collect::<Vec<_>>());
+        append(&store, &[(0, 5)]);
+        append(&store, &(6..=10).map(|id| (id % 3, id)).collect::<Vec<_>>());
 
         let mut seen = Vec::new();
         let mut after_seq = 0;
@@ -379,51 +357,82 @@ mod tests {
         assert_eq!(seen, expected);
 
         assert_eq!(ids(&store.stream_after(7, 100).unwrap()), [8, 9, 10]);
+        assert_eq!(ids(&store.stream_after(2, 2).unwrap()), [3, 4]);
         assert!(store.stream_after(10, 100).unwrap().is_empty());
         assert!(store.stream_after(u64::MAX, 100).unwrap().is_empty());
         assert!(store.stream_after(0, 0).unwrap().is_empty());
     }
 
+    /// A commit larger than one record is split, and every reader sees it whole and in order.
     #[test]
-    fn rooms_are_isolated_and_in_arrival_order() {
+    fn a_large_commit_spans_several_records() {
         let (_dir, store) = open_temp();
-        // Interleaved, with ids deliberately out of numeric order.
-        store
-            .append_events(&[new_event(2, 50), new_event(1, 40), new_event(2, 30)])
-            .unwrap();
-        store
-            .append_events(&[new_event(1, 20), new_event(2, 10)])
-            .unwrap();
-        assert_eq!(ids(&room(&store, 1)), [40, 20]);
-        assert_eq!(ids(&room(&store, 2)), [50, 30, 10]);
-        assert!(room(&store, 3).is_empty());
-        let seqs: Vec<u64> = room(&store, 2).iter().map(|event| event.seq).collect();
-        assert_eq!(seqs, [1, 3, 5]);
-        assert_eq!(store.room_ids().unwrap(), [[1; 32], [2; 32]]);
+        let n = RECORD_MAX_EVENTS * 2 + 3;
+        let small: Vec<Vec<u8>> = (0..n).map(|i| (i as u32).to_be_bytes().to_vec()).collect();
+        let new: Vec<NewEvent> = small
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| NewEvent {
+                room_id: [(i % 2) as u8; 32],
+                event_id: [0; 32],
+                bytes,
+            })
+            .collect();
+        assert_eq!(store.append_events(&new).unwrap(), 1..n as u64 + 1);
+        assert_eq!(store.log.len(), 3, "cut by count");
+        let stored = all(&store);
+        assert_eq!(stored.len(), n);
+        for (i, event) in stored.iter().enumerate() {
+            assert_eq!(event.seq, i as u64 + 1);
+            assert_eq!(event.bytes, small[i]);
+            assert_eq!(event.room_id, [(i % 2) as u8; 32]);
+        }
+        // Pages that start inside a record and end in the next.
+        let after = RECORD_MAX_EVENTS as u64 - 2;
+        let page = store.stream_after(after, 5).unwrap();
+        let seqs: Vec<u64> = page.iter().map(|event| event.seq).collect();
+        assert_eq!(seqs, (after + 1..after + 6).collect::<Vec<_>>());
+
+        // Cut by size: three events of 40 KiB need three records, the last two too big to share.
+        let big = vec![0xab; 40 * 1024];
+        let new = [NewEvent {
+            room_id: [9; 32],
+            event_id: [9; 32],
+            bytes: &big,
+        }; 3];
+        let seqs = store.append_events(&new).unwrap();
+        assert_eq!(store.log.len(), 6);
+        let tail = store.stream_after(seqs.start - 1, 10).unwrap();
+        assert_eq!(tail.len(), 3);
+        assert!(tail.iter().all(|event| event.bytes == big));
     }
 
     #[test]
-    fn room_ids_lists_each_room_once_including_extreme_ids() {
-        let (_dir, store) = open_temp();
-        let events = [
-            new_event(0xff, 1),
-            new_event(0x00, 2),
-            new_event(0xff, 3),
-            new_event(0x00, 4),
-            new_event(0x7f, 5),
-        ];
-        store.append_events(&events).unwrap();
+    fn records_of_cuts_by_count_and_size() {
+        let big = vec![0; RECORD_MAX_BYTES];
+        let small = [0u8; 10];
+        let event = |bytes| NewEvent {
+            room_id: [0; 32],
+            event_id: [0; 32],
+            bytes,
+        };
+        let lens = |events: &[NewEvent]| records_of(events).map(<[_]>::len).collect::<Vec<_>>();
+        assert_eq!(lens(&[]), Vec::<usize>::new());
         assert_eq!(
-            store.room_ids().unwrap(),
-            [[0x00; 32], [0x7f; 32], [0xff; 32]]
+            lens(&vec![event(&small); RECORD_MAX_EVENTS + 1]),
+            [RECORD_MAX_EVENTS, 1]
         );
+        // An event larger than the cap still gets a record; nothing joins a full one.
+        assert_eq!(lens(&[event(&big), event(&big), event(&small)]), [1, 1, 1]);
+        assert_eq!(lens(&[event(&big), event(&small), event(&small)]), [1, 2]);
+        assert_eq!(lens(&[event(&small), event(&big)]), [1, 1]);
     }
 
     #[test]
-    fn room_events_iterator_outlives_the_handle() {
+    fn events_iterator_outlives_the_handle() {
         let (_dir, store) = open_temp();
-        store.append_events(&[new_event(1, 10)]).unwrap();
-        let iter = store.clone().room_events(&[1; 32]);
+        append(&store, &[(1, 10)]);
+        let iter = store.clone().events();
         let handle = std::thread::spawn(move || iter.count());
         assert_eq!(handle.join().unwrap(), 1);
     }
@@ -439,8 +448,8 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut seqs = Vec::new();
                     for n in 0..n_per_thread {
-                        let event = new_event(thread, thread * n_per_thread + n);
-                        seqs.extend(store.append_events(&[event]).unwrap());
+                        let id = thread * n_per_thread + n;
+                        seqs.extend(append(&store, &[(thread, id)]));
                     }
                     seqs
                 })
@@ -449,66 +458,42 @@ mod tests {
         let mut seqs: Vec<u64> = threads
             .into_iter()
             .flat_map(|thread| thread.join().unwrap())
-            .map(|seq| seq.unwrap())
             .collect();
         seqs.sort_unstable();
         let n_events = u64::from(n_threads * n_per_thread);
         assert_eq!(seqs, (1..=n_events).collect::<Vec<_>>());
         assert_eq!(store.last_seq(), n_events);
-        let distinct: HashSet<u8> = ids(&store.stream_after(0, 1000).unwrap())
-            .into_iter()
-            .collect();
+        let stored = store.stream_after(0, 1000).unwrap();
+        let distinct: HashSet<u8> = ids(&stored).into_iter().collect();
         assert_eq!(distinct.len(), 100);
+        // Each event's bytes are the ones appended with its id: no record got another's seqs.
+        for event in stored {
+            assert_eq!(event.bytes, bytes_of(event.room_id[0], event.event_id[0]));
+        }
     }
 
     #[test]
-    fn undecodable_event_is_corrupt() {
+    fn undecodable_record_is_corrupt() {
         let (_dir, store) = open_temp();
-        store.append_events(&[new_event(1, 10)]).unwrap();
-        store.events.insert([10; 32], &b"garbage"[..]).unwrap();
+        append(&store, &[(1, 10)]);
+        store.log.insert(keys::seq(1), &b"garbage"[..]).unwrap();
         assert!(matches!(
-            store.event(&[10; 32]),
-            Err(Error::Corrupt { tree: "events", .. })
-        ));
-        let mut iter = store.room_events(&[1; 32]);
-        assert!(matches!(
-            iter.next(),
-            Some(Err(Error::Corrupt { tree: "events", .. }))
+            store.events().next(),
+            Some(Err(Error::Corrupt { tree: "log", .. }))
         ));
         assert!(matches!(
             store.stream_after(0, 10),
-            Err(Error::Corrupt { tree: "events", .. })
+            Err(Error::Corrupt { tree: "log", .. })
         ));
-        // The raw lookup does not decode.
-        assert!(store.has_event(&[10; 32]).unwrap());
-    }
-
-    #[test]
-    fn bad_index_entries_are_corrupt() {
-        let (_dir, store) = open_temp();
-        store.append_events(&[new_event(1, 10)]).unwrap();
-        // An index value that is no id, then one naming an event that is not stored.
-        store.stream.insert(keys::seq(1), &b"short"[..]).unwrap();
-        assert!(matches!(
-            store.stream_after(0, 10),
-            Err(Error::Corrupt { tree: "stream", .. })
-        ));
-        let room_key = keys::room_event(&[1; 32], 1);
-        store.room_events.insert(room_key, &[99; 32][..]).unwrap();
-        match store.room_events(&[1; 32]).next() {
-            Some(Err(Error::Corrupt { tree, reason, .. })) => {
-                assert_eq!(tree, "room_events");
-                assert!(reason.contains("missing event"), "{reason}");
+        // An empty record would shift every later seq: corrupt too.
+        let empty = records::encode(tree::LOG, &LogRecord { events: Vec::new() }).unwrap();
+        store.log.insert(keys::seq(1), empty).unwrap();
+        match store.stream_after(0, 10) {
+            Err(Error::Corrupt { tree, reason, .. }) => {
+                assert_eq!(tree, "log");
+                assert!(reason.contains("empty"), "{reason}");
             }
             other => panic!("{other:?}"),
         }
-        store.room_events.insert([1; 5], &[99; 32][..]).unwrap();
-        assert!(matches!(
-            store.room_ids(),
-            Err(Error::Corrupt {
-                tree: "room_events",
-                ..
-            })
-        ));
     }
 }

@@ -2,9 +2,7 @@
 //!
 //! | tree            | key                              | value                          |
 //! |-----------------|----------------------------------|--------------------------------|
-//! | `events`        | event id (32)                    | `EventRecord`                  |
-//! | `stream`        | seq (u64 BE)                     | event id (32)                  |
-//! | `room_events`   | room id (32) ‖ seq (u64 BE)      | event id (32)                  |
+//! | `log`           | seq (u64 BE) of its first event  | `LogRecord`: a run of events   |
 //! | `accounts`      | username                         | [`Account`](crate::Account)    |
 //! | `profiles`      | username                         | [`Profile`](crate::Profile)    |
 //! | `settings`      | username                         | opaque JSON bytes              |
@@ -15,8 +13,10 @@
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
 //! | `meta`          | key                              | opaque bytes                   |
 //!
-//! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over
-//!   `stream` or over one room in `room_events` walks seqs ascending.
+//! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over `log`
+//!   walks seqs ascending.
+//! - Layout 1 (before `log`) had the trees `events`, `stream` and `room_events`; `Store::open`
+//!   refuses a directory that holds events in them (see `store`).
 //! - Ids and seqs are fixed-width, so the parts of a composite key built from them need no
 //!   delimiter.
 //! - Strings are UTF-8. `username` is the *lowercased* username: lookups ignore case.
@@ -25,16 +25,16 @@
 //!   are different keys, and a prefix scan for "al" never reaches "alice"'s rows. A 0x00
 //!   separator would do the same only as long as no name ever contains NUL; the length needs no
 //!   such promise, and 8 bytes per key is cheap.
-//! - Record values (`EventRecord`, `Account`, ...) are a format-version byte and postcard: see
+//! - Record values (`LogRecord`, `Account`, ...) are a format-version byte and postcard: see
 //!   `records`.
 
-use crate::{Error, Id};
+use crate::Error;
 
 /// The name of every tree, also used in [`Error::Corrupt`].
 pub(crate) mod tree {
-    pub(crate) const EVENTS: &str = "events";
-    pub(crate) const STREAM: &str = "stream";
-    pub(crate) const ROOM_EVENTS: &str = "room_events";
+    pub(crate) const LOG: &str = "log";
+    /// The event trees of layout 1, which this build does not read.
+    pub(crate) const LAYOUT_1: [&str; 3] = ["events", "stream", "room_events"];
     pub(crate) const ACCOUNTS: &str = "accounts";
     pub(crate) const PROFILES: &str = "profiles";
     pub(crate) const SETTINGS: &str = "settings";
@@ -47,8 +47,6 @@ pub(crate) mod tree {
 }
 
 const SEQ_LEN: usize = 8;
-const ID_LEN: usize = 32;
-const ROOM_EVENT_LEN: usize = ID_LEN + SEQ_LEN;
 
 /// A seq as a `stream` key or a `read_markers` value.
 pub(crate) fn seq(seq: u64) -> [u8; SEQ_LEN] {
@@ -58,27 +56,6 @@ pub(crate) fn seq(seq: u64) -> [u8; SEQ_LEN] {
 /// Decodes a [`seq`] found in `tree` under `key` (the bytes may be the key itself).
 pub(crate) fn decode_seq(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<u64, Error> {
     fixed::<SEQ_LEN>(tree, key, bytes, "seq").map(u64::from_be_bytes)
-}
-
-/// Decodes an event id stored as an index value in `tree` under `key`.
-pub(crate) fn decode_id(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<Id, Error> {
-    fixed::<ID_LEN>(tree, key, bytes, "event id")
-}
-
-/// A `room_events` key: the room, then the event's seq.
-pub(crate) fn room_event(room_id: &Id, seq: u64) -> [u8; ROOM_EVENT_LEN] {
-    let mut key = [0; ROOM_EVENT_LEN];
-    key[..ID_LEN].copy_from_slice(room_id);
-    key[ID_LEN..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The room id of a `room_events` key.
-pub(crate) fn room_of_room_event(key: &[u8]) -> Result<Id, Error> {
-    let key: [u8; ROOM_EVENT_LEN] = fixed(tree::ROOM_EVENTS, key, key, "room event key")?;
-    let mut room_id = [0; ID_LEN];
-    room_id.copy_from_slice(&key[..ID_LEN]);
-    Ok(room_id)
 }
 
 /// The key of a record owned by one user: `accounts`, `profiles`, `settings`.
@@ -156,7 +133,7 @@ mod tests {
     #[test]
     fn seq_round_trips() {
         for n in [0, 1, 256, u64::MAX] {
-            assert_eq!(decode_seq(tree::STREAM, b"k", &seq(n)).unwrap(), n);
+            assert_eq!(decode_seq(tree::LOG, b"k", &seq(n)).unwrap(), n);
         }
     }
 
@@ -164,50 +141,10 @@ mod tests {
     fn seq_of_wrong_length_is_corrupt() {
         for bytes in [&[][..], &[1; 7], &[1; 9]] {
             assert!(matches!(
-                decode_seq(tree::STREAM, bytes, bytes),
-                Err(Error::Corrupt { tree: "stream", .. })
+                decode_seq(tree::LOG, bytes, bytes),
+                Err(Error::Corrupt { tree: "log", .. })
             ));
         }
-    }
-
-    #[test]
-    fn id_of_wrong_length_is_corrupt() {
-        assert_eq!(decode_id(tree::STREAM, b"k", &[7; 32]).unwrap(), [7; 32]);
-        assert!(matches!(
-            decode_id(tree::STREAM, b"k", &[7; 31]),
-            Err(Error::Corrupt { .. })
-        ));
-    }
-
-    #[test]
-    fn room_event_keys_group_by_room_then_order_by_seq() {
-        let (a, b) = ([1; 32], [2; 32]);
-        let ascending = [
-            room_event(&a, 0),
-            room_event(&a, 1),
-            room_event(&a, 256),
-            room_event(&a, u64::MAX),
-            room_event(&b, 0),
-            room_event(&b, 1),
-        ];
-        for pair in ascending.windows(2) {
-            assert!(pair[0] < pair[1]);
-        }
-    }
-
-    #[test]
-    fn room_event_key_layout() {
-        let key = room_event(&[0xaa; 32], 0x0102);
-        assert_eq!(key[..32], [0xaa; 32]);
-        assert_eq!(key[32..], [0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(room_of_room_event(&key).unwrap(), [0xaa; 32]);
-        assert!(matches!(
-            room_of_room_event(&key[..39]),
-            Err(Error::Corrupt {
-                tree: "room_events",
-                ..
-            })
-        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! crash behaviour).
 //!
 //! - `store`: the [`Store`] handle and [`Options`]; opening, flushing, node metadata.
-//! - `events`: the append-only event log with its stream and per-room indexes.
+//! - `events`: the append-only event log in stream order, one atomic batch per group commit.
 //! - `accounts`: per-user state: accounts, profiles, settings, contacts, read markers.
 //! - `sessions`: refresh-token sessions and their rotation.
 //! - `invites`: registration invite tokens.

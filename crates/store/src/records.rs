@@ -52,18 +52,24 @@ fn decode_inner<R: Record>(bytes: &[u8]) -> Result<R, String> {
     Ok(record)
 }
 
-/// The `events` value. Its key is the event id.
+/// A `log` value: a run of events with consecutive seqs, the first being the record's key.
 ///
 /// `bytes` borrows when encoding, so appending does not copy each event once more; `Cow<[u8]>`
 /// and `Vec<u8>` serialize alike.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct EventRecord<'a> {
-    pub(crate) seq: u64,
+pub(crate) struct LogRecord<'a> {
+    pub(crate) events: Vec<LogEntry<'a>>,
+}
+
+/// One event in a [`LogRecord`].
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LogEntry<'a> {
     pub(crate) room_id: Id,
+    pub(crate) event_id: Id,
     pub(crate) bytes: Cow<'a, [u8]>,
 }
 
-impl Record for EventRecord<'_> {
+impl Record for LogRecord<'_> {
     const VERSION: u8 = 1;
 }
 
@@ -220,10 +226,19 @@ mod tests {
             avatar: None,
             bio: Some("hi".into()),
         });
-        round_trip(&EventRecord {
-            seq: 7,
-            room_id: [1; 32],
-            bytes: Cow::Owned(vec![1, 2, 3]),
+        round_trip(&LogRecord {
+            events: vec![
+                LogEntry {
+                    room_id: [1; 32],
+                    event_id: [2; 32],
+                    bytes: Cow::Owned(vec![1, 2, 3]),
+                },
+                LogEntry {
+                    room_id: [3; 32],
+                    event_id: [4; 32],
+                    bytes: Cow::Owned(Vec::new()),
+                },
+            ],
         });
     }
 
@@ -241,15 +256,20 @@ mod tests {
                 0,    // disabled
             ]
         );
-        let mut event = vec![1, 7];
-        event.extend_from_slice(&[1; 32]);
-        event.extend_from_slice(&[3, 0xa, 0xb, 0xc]);
-        let record = EventRecord {
-            seq: 7,
-            room_id: [1; 32],
-            bytes: Cow::Borrowed(&[0xa, 0xb, 0xc]),
+        // version, number of events (varint), then per event: room id, event id, byte length
+        // (varint) and bytes.
+        let mut log = vec![1, 1];
+        log.extend_from_slice(&[1; 32]);
+        log.extend_from_slice(&[2; 32]);
+        log.extend_from_slice(&[3, 0xa, 0xb, 0xc]);
+        let record = LogRecord {
+            events: vec![LogEntry {
+                room_id: [1; 32],
+                event_id: [2; 32],
+                bytes: Cow::Borrowed(&[0xa, 0xb, 0xc]),
+            }],
         };
-        assert_eq!(encode("t", &record).unwrap(), event);
+        assert_eq!(encode("t", &record).unwrap(), log);
         assert_eq!(
             encode("t", &invite()).unwrap(),
             [

@@ -8,9 +8,9 @@
 //!
 //! sled applies one transaction atomically, across trees too, and recovery after a crash replays
 //! either all of it or none. Every write that touches more than one tree is one such transaction:
-//! an event and its two indexes (`events.rs`), a session and its per-user index (`sessions.rs`).
-//! So the indexes never point at a missing record; if one ever does, readers report
-//! [`Error::Corrupt`] instead of silently skipping it.
+//! a session and its per-user index (`sessions.rs`). So the indexes never point at a missing
+//! record; if one ever does, readers report [`Error::Corrupt`] instead of silently skipping it.
+//! A group commit of events is one tree's atomic batch (`events.rs`).
 //!
 //! Single-key read-modify-writes (creating an account, rotating a refresh token, using an invite,
 //! moving a read marker) are `compare_and_swap` loops: correct under concurrent callers, no lock
@@ -50,9 +50,7 @@ impl Default for Options {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: sled::Db,
-    pub(crate) events: sled::Tree,
-    pub(crate) stream: sled::Tree,
-    pub(crate) room_events: sled::Tree,
+    pub(crate) log: sled::Tree,
     pub(crate) accounts: sled::Tree,
     pub(crate) profiles: sled::Tree,
     pub(crate) settings: sled::Tree,
@@ -89,6 +87,23 @@ fn open_db(path: &Path, options: &Options) -> Result<sled::Db, Error> {
     }
 }
 
+/// Refuses a directory whose events are in layout 1 (three trees per event, before the `log`
+/// of group-commit records). No node with such data was ever deployed, so there is no
+/// migration; empty layout-1 trees (a directory that never stored an event) are dropped.
+fn check_layout(db: &sled::Db) -> Result<(), Error> {
+    let names = db.tree_names();
+    for old in tree::LAYOUT_1 {
+        if !names.iter().any(|name| name == old.as_bytes()) {
+            continue;
+        }
+        if !db.open_tree(old)?.is_empty() {
+            return Err(Error::OldLayout { tree: old });
+        }
+        db.drop_tree(old)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the database in the directory `path`.
     ///
@@ -96,15 +111,11 @@ impl Store {
     /// (after waiting up to two seconds for a just-dropped one to let go).
     pub fn open(path: &Path, options: &Options) -> Result<Store, Error> {
         let db = open_db(path, options)?;
-        let stream = db.open_tree(tree::STREAM)?;
-        let last_seq = match stream.last()? {
-            Some((key, _)) => crate::keys::decode_seq(tree::STREAM, &key, &key)?,
-            None => 0,
-        };
+        check_layout(&db)?;
+        let log = db.open_tree(tree::LOG)?;
+        let last_seq = crate::events::last_stored_seq(&log)?;
         let store = Store {
-            events: db.open_tree(tree::EVENTS)?,
-            stream,
-            room_events: db.open_tree(tree::ROOM_EVENTS)?,
+            log,
             accounts: db.open_tree(tree::ACCOUNTS)?,
             profiles: db.open_tree(tree::PROFILES)?,
             settings: db.open_tree(tree::SETTINGS)?,
@@ -192,15 +203,55 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn open_fails_on_a_corrupt_stream_key() {
-        let (dir, store) = open_temp();
-        store.stream.insert(b"short", &[0; 32][..]).unwrap();
-        let store = {
-            store.flush().unwrap();
-            drop(store);
-            Store::open(dir.path(), &Options::default())
-        };
-        assert!(matches!(store, Err(Error::Corrupt { tree: "stream", .. })));
+    fn open_fails_on_a_corrupt_log_record() {
+        for (key, value) in [(&b"short"[..], &[1, 0][..]), (&[0; 8][..], &b"garbage"[..])] {
+            let (dir, store) = open_temp();
+            store.log.insert(key, value).unwrap();
+            let store = {
+                store.flush().unwrap();
+                drop(store);
+                Store::open(dir.path(), &Options::default())
+            };
+            assert!(matches!(store, Err(Error::Corrupt { tree: "log", .. })));
+        }
+    }
+
+    /// A directory with events in layout 1 is refused, not read as empty; one whose layout-1
+    /// trees hold nothing opens.
+    #[test]
+    fn open_refuses_events_in_layout_1() {
+        let dir = TempDir::new().unwrap();
+        {
+            let db = open_db(dir.path(), &Options::default()).unwrap();
+            db.open_tree("events").unwrap();
+            db.open_tree("stream")
+                .unwrap()
+                .insert(1u64.to_be_bytes(), &[7; 32][..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path(), &Options::default()),
+            Err(Error::OldLayout { tree: "stream" })
+        ));
+
+        let dir = TempDir::new().unwrap();
+        {
+            let db = open_db(dir.path(), &Options::default()).unwrap();
+            for name in tree::LAYOUT_1 {
+                db.open_tree(name).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), &Options::default()).unwrap();
+        assert_eq!(store.last_seq(), 0);
+        let names = store.db.tree_names();
+        for name in tree::LAYOUT_1 {
+            assert!(
+                !names.iter().any(|n| n == name.as_bytes()),
+                "{name} dropped"
+            );
+        }
     }
 
     #[test]

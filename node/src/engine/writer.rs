@@ -2,7 +2,7 @@
 //!
 //! Senders hand a batch of events to a bounded queue and await a reply. One
 //! OS thread takes everything queued (up to [`MAX_BATCH_EVENTS`]), writes it
-//! with one store call — one atomic sled transaction and one fsync — and
+//! with one store call — one atomic sled batch and one fsync — and
 //! only then replies and publishes the events to the node's live stream. So
 //! durability costs one flush per batch, not per message, and nothing is
 //! acknowledged or shown before it is on disk. Order is queue order, which
@@ -13,6 +13,7 @@
 //! that cannot write must not pretend to (fail-stop), and every later send
 //! gets an error.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -54,8 +55,10 @@ impl StreamItem {
 
 pub struct WriteRequest {
     pub events: Vec<Event>,
-    /// Per event: its new seq, or `None` if it was already stored.
-    pub done: oneshot::Sender<Result<Vec<Option<u64>>, WriteFailed>>,
+    /// The seqs the events were stored with, in order. Every event is new:
+    /// the engine queues only what its room replica took as new, and the
+    /// replica holds every stored event of its room.
+    pub done: oneshot::Sender<Result<Range<u64>, WriteFailed>>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -96,7 +99,7 @@ impl Writer {
     pub async fn enqueue(
         &self,
         events: Vec<Event>,
-    ) -> Result<oneshot::Receiver<Result<Vec<Option<u64>>, WriteFailed>>, WriteFailed> {
+    ) -> Result<oneshot::Receiver<Result<Range<u64>, WriteFailed>>, WriteFailed> {
         if self.failed.load(Ordering::Acquire) {
             return Err(WriteFailed);
         }
@@ -116,7 +119,7 @@ impl Writer {
 /// The writer loop. `append` is the store's `append_events`; a parameter so
 /// the fail-stop path can be tested with a store that fails.
 fn run(
-    mut append: impl FnMut(&[NewEvent]) -> Result<Vec<Option<u64>>, spaces_store::Error>,
+    mut append: impl FnMut(&[NewEvent]) -> Result<Range<u64>, spaces_store::Error>,
     mut rx: mpsc::Receiver<WriteRequest>,
     stream: broadcast::Sender<Arc<StreamItem>>,
     metrics: Arc<Metrics>,
@@ -141,23 +144,21 @@ fn run(
             .map(|e| NewEvent {
                 room_id: e.room_id().0,
                 event_id: e.id().0,
-                bytes: e.bytes().to_vec(),
+                bytes: e.bytes(),
             })
             .collect();
         match append(&new_events) {
             Ok(seqs) => {
-                metrics
-                    .events_stored
-                    .add(seqs.iter().flatten().count() as u64);
+                drop(new_events);
+                metrics.events_stored.add(seqs.end - seqs.start);
                 metrics.commits.add(1);
-                let mut seqs = seqs.into_iter();
+                let mut next_seq = seqs.start;
                 for request in batch {
-                    let mine: Vec<Option<u64>> = seqs.by_ref().take(request.events.len()).collect();
-                    for (event, seq) in request.events.iter().zip(&mine) {
-                        if let Some(seq) = seq {
-                            // No receivers is fine: nobody is listening.
-                            let _ = stream.send(Arc::new(StreamItem::new(*seq, event.clone())));
-                        }
+                    let mine = next_seq..next_seq + request.events.len() as u64;
+                    next_seq = mine.end;
+                    for (event, seq) in request.events.iter().zip(mine.clone()) {
+                        // No receivers is fine: nobody is listening.
+                        let _ = stream.send(Arc::new(StreamItem::new(seq, event.clone())));
                     }
                     let _ = request.done.send(Ok(mine));
                 }
@@ -272,25 +273,14 @@ mod tests {
             .unwrap();
         drop(queue);
         let (stream, mut live) = broadcast::channel(8);
-        let mut next_seq = 0;
         run(
-            |batch| {
-                Ok(batch
-                    .iter()
-                    .map(|_| {
-                        next_seq += 1;
-                        Some(next_seq)
-                    })
-                    .collect())
-            },
+            |batch| Ok(1..batch.len() as u64 + 1),
             rx,
             stream,
             Arc::new(Metrics::default()),
             Arc::new(AtomicBool::new(false)),
         );
-        assert!(
-            matches!(reply.try_recv(), Ok(Ok(seqs)) if seqs == vec![Some(1), Some(2), Some(3)])
-        );
+        assert!(matches!(reply.try_recv(), Ok(Ok(seqs)) if seqs == (1..4)));
         let published: Vec<_> = (0..3)
             .map(|_| live.try_recv().unwrap())
             .map(|item| (item.seq, item.event.id()))

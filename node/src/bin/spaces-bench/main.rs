@@ -328,6 +328,7 @@ async fn load(args: Args) -> anyhow::Result<()> {
     let rss_setup = node.rss_kib();
 
     // 1. Throughput: every user sends as fast as acknowledgements come back.
+    let commits_0 = node_metric(&client, &base, "spaces_store_commits_total").await?;
     let (node_cpu_0, bench_cpu_0) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
@@ -367,6 +368,7 @@ async fn load(args: Args) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let throughput = acked as f64 / elapsed;
     let (node_cpu_1, bench_cpu_1) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
+    let commits = node_metric(&client, &base, "spaces_store_commits_total").await? - commits_0;
 
     // 2. Latency: every member on a WebSocket; one sender at a fixed rate.
     let ws_url = base.replacen("http", "ws", 1) + "/ws";
@@ -443,6 +445,10 @@ async fn load(args: Args) -> anyhow::Result<()> {
     println!("| durable messages acknowledged | {acked} in {elapsed:.2} s |");
     println!("| **throughput (acked msg/s, one room)** | **{throughput:.0}** |");
     println!(
+        "| group commits (one fsync each), throughput run | {commits}, {:.1} messages each |",
+        acked as f64 / commits.max(1) as f64
+    );
+    println!(
         "| latency run | {n_ok}/{total} sends at {} msg/s, {} deliveries |",
         args.rate,
         latencies.len()
@@ -479,16 +485,20 @@ async fn load(args: Args) -> anyhow::Result<()> {
 async fn node_last_seq(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
     // The live run only needs frames from now on: start from the stream's
     // end, read from the metrics' stored-events counter.
+    node_metric(client, base, "spaces_events_stored_total").await
+}
+
+/// A counter from the node's `/metrics`; 0 when absent.
+async fn node_metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<u64> {
     let text = client
         .get(format!("{base}/metrics"))
         .send()
         .await?
         .text()
         .await?;
-    let stored = text
+    Ok(text
         .lines()
-        .find(|l| l.starts_with("spaces_events_stored_total "))
+        .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    Ok(stored)
+        .unwrap_or(0))
 }
