@@ -334,7 +334,7 @@ impl Federation {
     ) -> Result<(), EngineError> {
         let engine = &self.host.engine;
         let bytes = engine.ephemeral(user, &room, kind).await?;
-        if let Some(route) = ephemeral_route(engine, &room).await {
+        if let Some(route) = ephemeral_route(engine, &room) {
             // Lossy by nature: a notice that does not get out is not retried.
             let _ = self.handle.publish(room, bytes, route).await;
         }
@@ -397,8 +397,8 @@ impl Federation {
 
 /// Where a room's ephemeral messages go: its other nodes, by gossip for a
 /// public room and push otherwise; `None` when no other node is in it.
-async fn ephemeral_route(engine: &Engine, room: &RoomId) -> Option<Route> {
-    let reach = engine.reach(room).await?;
+fn ephemeral_route(engine: &Engine, room: &RoomId) -> Option<Route> {
+    let reach = engine.reach(room)?;
     (!reach.nodes.is_empty()).then_some(Route {
         public: reach.public,
         nodes: reach.nodes,
@@ -487,7 +487,7 @@ async fn announce_in(
     ttl: Duration,
 ) {
     // Signed only when some other node is in the room to hear it.
-    let Some(route) = ephemeral_route(engine, &room).await else {
+    let Some(route) = ephemeral_route(engine, &room) else {
         return;
     };
     let kind = EphemeralKind::Presence {
@@ -529,7 +529,7 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
         if !changes_route && !ours {
             continue;
         }
-        let reach = engine.reach(&item.room_id).await;
+        let reach = engine.reach(&item.room_id);
         if changes_route {
             set_route(&handle, item.room_id, reach.clone()).await;
         }
@@ -569,7 +569,7 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
 }
 
 async fn update_route(engine: &Engine, handle: &Handle, room: RoomId) {
-    set_route(handle, room, engine.reach(&room).await).await;
+    set_route(handle, room, engine.reach(&room)).await;
 }
 
 /// Federation's route for a room: none when no local user is in it.

@@ -114,6 +114,10 @@ struct Inner {
     rooms: RwLock<HashMap<RoomId, RoomSlot>>,
     /// Local user → rooms where they are joined, invited or knocking, and which.
     memberships: RwLock<HashMap<UserId, HashMap<RoomId, Membership>>>,
+    /// Where each room's events go, kept with `memberships` from the same
+    /// state changes, so that publishing an event needs neither the room
+    /// lock nor a walk over its members.
+    reaches: RwLock<HashMap<RoomId, Reach>>,
     writer: Writer,
     stream: broadcast::Sender<Arc<StreamItem>>,
     /// Typing notices, receipts and presence for local clients: lossy,
@@ -245,6 +249,7 @@ impl Engine {
                 store,
                 rooms: RwLock::new(HashMap::new()),
                 memberships: RwLock::new(HashMap::new()),
+                reaches: RwLock::new(HashMap::new()),
                 writer,
                 stream,
                 ephemeral,
@@ -253,7 +258,7 @@ impl Engine {
             }),
         };
         for (room_id, view) in rooms {
-            engine.index_memberships(&view);
+            engine.index_room(&view);
             engine
                 .write_rooms()
                 .insert(room_id, Arc::new(Mutex::new(view)));
@@ -485,7 +490,7 @@ impl Engine {
             events.push(event);
         }
         self.write_rooms().insert(room_id, slot);
-        self.index_memberships(&view);
+        self.index_room(&view);
         self.persist(view, events).await?;
         Ok(room_id)
     }
@@ -613,6 +618,7 @@ impl Engine {
                     rooms.entry(room_id).or_insert(slot).clone()
                 };
                 if Arc::ptr_eq(OwnedMutexGuard::mutex(&view), &slot) {
+                    self.index_room(&view);
                     self.persist(view, vec![events[0].clone()]).await?;
                 }
                 slot
@@ -728,27 +734,13 @@ impl Engine {
     }
 
     /// Where a room's events go from here, as of its current state.
-    pub async fn reach(&self, room_id: &RoomId) -> Option<Reach> {
-        let slot = self.room(room_id).ok()?;
-        let view = slot.lock().await;
-        let state = view.room.state();
-        let mut nodes = Vec::new();
-        let mut local = false;
-        for (user, membership) in state.members() {
-            if !matches!(membership, Membership::Join | Membership::Invite) {
-                continue;
-            }
-            if user.node() == self.inner.node_id {
-                local = true;
-            } else if !nodes.contains(&user.node()) {
-                nodes.push(user.node());
-            }
-        }
-        Some(Reach {
-            public: state.join_rule() == JoinRule::Public,
-            nodes,
-            local,
-        })
+    pub fn reach(&self, room_id: &RoomId) -> Option<Reach> {
+        self.inner
+            .reaches
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
     }
 
     /// The room's heads; empty when this node does not hold it.
@@ -795,11 +787,14 @@ impl Engine {
             } => {
                 if !changed.is_empty() {
                     view.rebuild();
-                    self.index_memberships(view);
+                    self.index_room(view);
                 } else if accepted {
                     view.agg.add(&event);
-                    if matches!(event.content(), Content::Member(_) | Content::Create(_)) {
-                        self.index_memberships(view);
+                    if matches!(
+                        event.content(),
+                        Content::Member(_) | Content::Create(_) | Content::JoinRule(_)
+                    ) {
+                        self.index_room(view);
                     }
                 }
                 Ok(Some(accepted))
@@ -826,29 +821,46 @@ impl Engine {
         Ok(())
     }
 
-    /// Brings the local-membership index in line with a room's state.
-    fn index_memberships(&self, view: &RoomView) {
+    /// Brings the local-membership index and the room's reach in line with
+    /// its state. Called under the room lock after every change that can
+    /// move a membership or the join rule: an accepted `create`, `member`
+    /// or `join_rule` event, or resolution changing what was accepted.
+    fn index_room(&self, view: &RoomView) {
         let room_id = view.room.room_id();
         let state = view.room.state();
-        let mut index = self
-            .inner
-            .memberships
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        for (user, membership) in state.members() {
-            if user.node() != self.inner.node_id {
-                continue;
-            }
-            let rooms = index.entry(user).or_default();
-            if matches!(
-                membership,
-                Membership::Join | Membership::Invite | Membership::Knock
-            ) {
-                rooms.insert(room_id, membership);
-            } else {
-                rooms.remove(&room_id);
+        let mut reach = Reach {
+            public: state.join_rule() == JoinRule::Public,
+            nodes: Vec::new(),
+            local: false,
+        };
+        {
+            let mut index = self
+                .inner
+                .memberships
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for (user, membership) in state.members() {
+                let in_room = matches!(membership, Membership::Join | Membership::Invite);
+                if user.node() != self.inner.node_id {
+                    if in_room && !reach.nodes.contains(&user.node()) {
+                        reach.nodes.push(user.node());
+                    }
+                    continue;
+                }
+                reach.local |= in_room;
+                let rooms = index.entry(user).or_default();
+                if in_room || membership == Membership::Knock {
+                    rooms.insert(room_id, membership);
+                } else {
+                    rooms.remove(&room_id);
+                }
             }
         }
+        self.inner
+            .reaches
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(room_id, reach);
     }
 
     fn write_rooms(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, RoomSlot>> {
@@ -985,6 +997,48 @@ mod tests {
         let view = slot.lock().await;
         assert!(view.room.state().is_joined(&bob));
         assert!(view.room.is_accepted(&hello.id()));
+    }
+
+    /// The reach federation publishes by follows every membership and join
+    /// rule change, local or remote, and is rebuilt at start.
+    #[tokio::test]
+    async fn reach_follows_memberships_and_the_join_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, writer, room_id, far, bob) = fixture(dir.path()).await;
+        let reach = |public, nodes: Vec<NodeId>| {
+            Some(Reach {
+                public,
+                nodes,
+                local: true,
+            })
+        };
+        assert_eq!(engine.reach(&room_id), reach(true, vec![]));
+
+        let join = remote(&engine, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
+        engine.ingest(join).await.unwrap();
+        assert_eq!(engine.reach(&room_id), reach(true, vec![far.node_id()]));
+
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let private = Content::JoinRule(JoinRule::Invite);
+        engine.send(&owner, &room_id, private).await.unwrap();
+        assert_eq!(engine.reach(&room_id), reach(false, vec![far.node_id()]));
+
+        let leave = Content::Member(Member {
+            target: bob.clone(),
+            membership: Membership::Leave,
+            reason: None,
+        });
+        let leave = remote(&engine, &room_id, &far, "bob", now_ms(), leave).await;
+        engine.ingest(leave).await.unwrap();
+        assert_eq!(engine.reach(&room_id), reach(false, vec![]));
+
+        let join = remote(&engine, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
+        assert!(engine.ingest(join).await.is_err(), "invite only now");
+        drop(engine);
+        writer.join().unwrap();
+        let engine = open(dir.path());
+        assert_eq!(engine.reach(&room_id), reach(false, vec![]));
+        assert_eq!(engine.reach(&RoomId([9; 32])), None);
     }
 
     #[tokio::test]
