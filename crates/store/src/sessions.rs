@@ -5,12 +5,78 @@
 //! compare-and-swap on its encoded bytes: of two refreshes presenting the same token, one wins.
 //! A record that does not decode is reported as [`Error::Corrupt`] by every method, writes
 //! included: it is never silently overwritten, since its index entry could not be found.
+//!
+//! # The cache
+//!
+//! Every authenticated request looks its session up by id, so [`Store::session`] answers from a
+//! bounded in-memory [`SessionCache`] of what it read before. It never answers with a session that
+//! a write has since replaced or deleted: every write goes through this module, and each one,
+//! after its sled write and before it returns, bumps the cache's generation and drops the entry.
+//! A lookup that missed caches what it read only if no write bumped the generation since it
+//! started, so a read that raced a revocation cannot put the revoked session back. Only this
+//! process writes the database (sled locks the directory), so the cache sees every change.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use crate::keys::{self, tree};
 use crate::records::{self, Session};
 use crate::{Error, Store};
+
+/// Sessions kept in memory at most. A node's active sessions fit many times over; past that the
+/// cache starts again empty, and lookups go to sled until it refills.
+const MAX_CACHED_SESSIONS: usize = 16_384;
+
+/// Sessions by id, as last read; see the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    sessions: HashMap<String, Session>,
+    /// Bumped by every write of a session.
+    generation: u64,
+}
+
+impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // Every change leaves the map and counter consistent: a panic elsewhere while the lock
+        // was held cannot leave them half-updated.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str) -> Option<Session> {
+        self.lock().sessions.get(id).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches `session`, read from sled after [`generation`](Self::generation) returned
+    /// `generation`, unless a write has happened since.
+    fn insert(&self, generation: u64, session: &Session) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.sessions.len() >= MAX_CACHED_SESSIONS {
+            inner.sessions.clear();
+        }
+        inner.sessions.insert(session.id.clone(), session.clone());
+    }
+
+    /// Called by every write of session `id`, after it reached sled.
+    fn invalidate(&self, id: &str) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.sessions.remove(id);
+    }
+}
 
 impl Store {
     /// Stores `session`, replacing one with the same id. Durable on return.
@@ -28,16 +94,26 @@ impl Store {
             user_sessions.insert(&index_key[..], &[][..])?;
             Ok(())
         })?;
+        self.session_cache.invalidate(&session.id);
         self.db.flush()?;
         Ok(())
     }
 
-    /// The session with this id.
+    /// The session with this id; from memory when it was read before and not written since.
     pub fn session(&self, id: &str) -> Result<Option<Session>, Error> {
-        self.sessions
+        if let Some(session) = self.session_cache.get(id) {
+            return Ok(Some(session));
+        }
+        let generation = self.session_cache.generation();
+        let session: Option<Session> = self
+            .sessions
             .get(id)?
             .map(|value| records::decode(tree::SESSIONS, id.as_bytes(), &value))
-            .transpose()
+            .transpose()?;
+        if let Some(session) = &session {
+            self.session_cache.insert(generation, session);
+        }
+        Ok(session)
     }
 
     /// The sessions of `username` (ignoring case), by id.
@@ -71,6 +147,7 @@ impl Store {
                 user_sessions.remove(keys::user_item(&old.username, id.as_bytes()))?;
                 Ok(true)
             })?;
+        self.session_cache.invalidate(id);
         self.db.flush()?;
         Ok(deleted)
     }
@@ -107,6 +184,7 @@ impl Store {
                 .sessions
                 .compare_and_swap(id, Some(&current), Some(value))?;
             if swapped.is_ok() {
+                self.session_cache.invalidate(id);
                 self.db.flush()?;
                 return Ok(Some(rotated));
             }
@@ -182,6 +260,55 @@ mod tests {
         assert_eq!(store.session("s1").unwrap(), None);
         assert_eq!(ids(&store.sessions_of("alice").unwrap()), ["s2"]);
         assert_eq!(store.user_sessions.len(), 1);
+    }
+
+    /// Reads after every kind of write see the write, not the cached copy.
+    #[test]
+    fn cached_sessions_follow_every_write() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        // Read twice: the second answer comes from the cache.
+        assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
+        assert_eq!(store.session_cache.get("s1"), Some(session("s1", "alice")));
+        assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
+
+        store.put_session(&session("s1", "bob")).unwrap();
+        assert_eq!(store.session("s1").unwrap(), Some(session("s1", "bob")));
+
+        store
+            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .unwrap();
+        assert_eq!(store.session("s1").unwrap().unwrap().expires_at_ms, 5_000);
+
+        assert!(store.delete_session("s1").unwrap());
+        assert_eq!(store.session_cache.get("s1"), None);
+        assert_eq!(store.session("s1").unwrap(), None);
+    }
+
+    /// A lookup that read sled before a write and caches after it must not bring back what the
+    /// write replaced: here, a revoked session.
+    #[test]
+    fn a_read_that_raced_a_write_is_not_cached() {
+        let cache = SessionCache::default();
+        let generation = cache.generation();
+        // The lookup has read the session from sled; now it is deleted...
+        cache.invalidate("s1");
+        // ...and the lookup finishes.
+        cache.insert(generation, &session("s1", "alice"));
+        assert_eq!(cache.get("s1"), None);
+        // A lookup that starts after the write caches.
+        cache.insert(cache.generation(), &session("s1", "alice"));
+        assert_eq!(cache.get("s1"), Some(session("s1", "alice")));
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = SessionCache::default();
+        for n in 0..=MAX_CACHED_SESSIONS {
+            cache.insert(cache.generation(), &session(&n.to_string(), "alice"));
+        }
+        assert_eq!(cache.lock().sessions.len(), 1);
+        assert!(cache.get(&MAX_CACHED_SESSIONS.to_string()).is_some());
     }
 
     #[test]

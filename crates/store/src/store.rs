@@ -17,7 +17,7 @@
 //! held across I/O.
 //!
 //! The handle is cheap to clone (sled trees are reference-counted) and all clones share one
-//! database and one seq allocator.
+//! database, one seq allocator and one session cache.
 
 use std::fmt;
 use std::path::Path;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::events::Seqs;
 use crate::keys::tree;
+use crate::sessions::SessionCache;
 
 /// How to open a [`Store`].
 #[derive(Clone, Debug)]
@@ -61,6 +62,7 @@ pub struct Store {
     pub(crate) read_markers: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) seqs: Arc<Seqs>,
+    pub(crate) session_cache: Arc<SessionCache>,
 }
 
 /// How long `open` waits for the directory's lock. sled closes its file on a
@@ -127,6 +129,7 @@ impl Store {
             meta: db.open_tree(tree::META)?,
             db,
             seqs: Arc::new(Seqs::new(last_seq)),
+            session_cache: Arc::default(),
         };
         tracing::info!(path = %path.display(), last_seq, "store opened");
         Ok(store)
