@@ -333,7 +333,13 @@ impl Room {
         }
         let (time_ms, rank) = self.admit(&event)?;
         let key = key_of(&event, rank);
-        let pos = self.order.partition_point(|id| self.entries[id].key < key);
+        // A new event built on the heads sorts last, so try the end first:
+        // the search costs a map lookup per step, about 16 for a room of
+        // 60,000 events.
+        let pos = match self.order.last() {
+            Some(last) if self.entries[last].key < key => self.order.len(),
+            _ => self.order.partition_point(|id| self.entries[id].key < key),
+        };
         let id = event.id();
         let appended = pos == self.order.len();
         self.order.insert(pos, id);
