@@ -389,9 +389,8 @@ pub async fn read(
         let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
         readable(&view, &authed)?;
-        *view
-            .seqs
-            .get(&event_id)
+        view.arrivals()
+            .seq(&event_id)
             .ok_or_else(|| ApiError::not_found("unknown_event", "no such event in this room"))?
     };
     state

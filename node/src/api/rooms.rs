@@ -180,7 +180,7 @@ pub async fn list(State(state): State<AppState>, authed: Authed) -> ApiResult<Js
         let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
         let unread = view.unread(&authed.user, marker, UNREAD_CAP);
-        let last = view.message_seqs.last().map_or(0, |(seq, _)| *seq);
+        let last = view.last_message_seq();
         let mut value = render::room(&view, &authed.user, Some(unread));
         if let Some(object) = value.as_object_mut() {
             object.insert("last_seq".into(), json!(last));

@@ -29,7 +29,7 @@ use spaces_store::Store;
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 pub use presence::{ClientPresence, PresenceOptions};
-pub use view::{Aggregates, Reactions, RoomView};
+pub use view::{Aggregates, Arrivals, Reactions, RoomView};
 use writer::Writer;
 pub use writer::{StreamItem, WriteFailed};
 
@@ -803,20 +803,20 @@ impl Engine {
     }
 
     /// Queues events for the writer while still holding the room (so order
-    /// is parent before child), then waits for durability.
+    /// is parent before child), then waits for durability and records the
+    /// seqs in the room's arrivals, which need no room lock.
     async fn persist(
         &self,
         view: OwnedMutexGuard<RoomView>,
         events: Vec<Event>,
     ) -> Result<(), EngineError> {
         let done = self.inner.writer.enqueue(events.clone()).await?;
-        let slot_view = OwnedMutexGuard::mutex(&view).clone();
+        let arrivals = view.arrivals.clone();
         drop(view);
         let seqs = done.await.map_err(|_| WriteFailed)??;
-        let mut view = slot_view.lock().await;
+        let mut arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
         for (event, seq) in events.iter().zip(seqs) {
-            let accepted = view.room.is_accepted(&event.id());
-            view.stored(event, seq, accepted);
+            arrivals.stored(event, seq);
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! mind about an earlier event.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use spaces_protocol::content::{Content, Membership};
 use spaces_protocol::{Event, EventId, Room, UserId};
@@ -26,20 +27,54 @@ pub struct Aggregates {
 pub struct RoomView {
     pub room: Room,
     pub agg: Aggregates,
-    /// Node-local arrival sequence of each stored event.
-    pub seqs: HashMap<EventId, u64>,
-    /// (seq, sender) of every accepted message, ascending seq: unread counts.
-    pub message_seqs: Vec<(u64, UserId)>,
+    /// Node-local arrival seqs, behind a lock of their own: a send records
+    /// its event's seq once durable without taking the room lock again (it
+    /// would queue behind every other sender). Lock order: the room, then
+    /// this.
+    pub arrivals: Arc<Mutex<Arrivals>>,
+}
+
+/// The seq of every stored event of a room, and its messages in seq order.
+#[derive(Debug, Default)]
+pub struct Arrivals {
+    seqs: HashMap<EventId, u64>,
+    /// (seq, sender, id) of every stored message, accepted or not (that is
+    /// asked of the replica when counting), ascending seq: unread counts.
+    messages: Vec<(u64, UserId, EventId)>,
+}
+
+impl Arrivals {
+    /// Records the arrival of an event that was just stored with `seq`.
+    pub fn stored(&mut self, event: &Event, seq: u64) {
+        self.seqs.insert(event.id(), seq);
+        if matches!(event.content(), Content::Message(_)) {
+            let entry = (seq, event.sender().clone(), event.id());
+            // Seqs grow with arrival, but two sends of one commit may record
+            // theirs in either order.
+            let pos = self.messages.partition_point(|(other, ..)| *other < seq);
+            self.messages.insert(pos, entry);
+        }
+    }
+
+    /// The seq an event was stored with; `None` while it is not durable.
+    pub fn seq(&self, event_id: &EventId) -> Option<u64> {
+        self.seqs.get(event_id).copied()
+    }
 }
 
 impl RoomView {
     /// A view of `room`, whose stored events have the arrival `seqs`.
     pub fn new(room: Room, seqs: HashMap<EventId, u64>) -> RoomView {
+        let mut arrivals = Arrivals::default();
+        for (event, _) in room.iter() {
+            if let Some(seq) = seqs.get(&event.id()) {
+                arrivals.stored(event, *seq);
+            }
+        }
         let mut view = RoomView {
             room,
             agg: Aggregates::default(),
-            seqs,
-            message_seqs: Vec::new(),
+            arrivals: Arc::new(Mutex::new(arrivals)),
         };
         view.rebuild();
         view
@@ -57,37 +92,36 @@ impl RoomView {
         for event in &accepted {
             self.agg.add(event);
         }
-        self.rebuild_message_seqs();
     }
 
-    fn rebuild_message_seqs(&mut self) {
-        let mut seqs: Vec<(u64, UserId)> = self
-            .room
-            .iter()
-            .filter(|(e, ok)| *ok && matches!(e.content(), Content::Message(_)))
-            .filter_map(|(e, _)| Some((*self.seqs.get(&e.id())?, e.sender().clone())))
-            .collect();
-        seqs.sort();
-        self.message_seqs = seqs;
+    pub fn arrivals(&self) -> MutexGuard<'_, Arrivals> {
+        // Arrivals are changed by whole-entry inserts: a panic elsewhere
+        // cannot leave them half-updated.
+        self.arrivals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records the arrival of an event that was just stored with `seq`.
-    pub fn stored(&mut self, event: &Event, seq: u64, accepted: bool) {
-        self.seqs.insert(event.id(), seq);
-        if accepted && matches!(event.content(), Content::Message(_)) {
-            // Appends keep the vector sorted: seqs grow with arrival.
-            self.message_seqs.push((seq, event.sender().clone()));
-        }
-    }
-
-    /// Messages after `marker` not sent by `user`, counted up to `cap`.
+    /// Accepted messages after `marker` not sent by `user`, counted up to
+    /// `cap`.
     pub fn unread(&self, user: &UserId, marker: u64, cap: usize) -> usize {
-        let start = self.message_seqs.partition_point(|(seq, _)| *seq <= marker);
-        self.message_seqs[start..]
+        let arrivals = self.arrivals();
+        let start = arrivals
+            .messages
+            .partition_point(|(seq, ..)| *seq <= marker);
+        arrivals.messages[start..]
             .iter()
-            .filter(|(_, sender)| sender != user)
+            .filter(|(_, sender, id)| sender != user && self.room.is_accepted(id))
             .take(cap)
             .count()
+    }
+
+    /// The seq of the room's last accepted message; 0 if none.
+    pub fn last_message_seq(&self) -> u64 {
+        self.arrivals()
+            .messages
+            .iter()
+            .rev()
+            .find(|(_, _, id)| self.room.is_accepted(id))
+            .map_or(0, |(seq, ..)| *seq)
     }
 
     /// The canonical position from which `user` may read history, or `None`
@@ -164,5 +198,58 @@ impl Aggregates {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spaces_protocol::content::{HistoryVisibility, JoinRule, Message, RoomKind};
+    use spaces_protocol::{EventBody, NodeKey};
+
+    /// Seqs recorded out of order (two sends of one commit) still count in
+    /// order; only others' messages count as unread.
+    #[test]
+    fn arrivals_keep_seq_order_and_unread_counts_others() {
+        let key = NodeKey::from_seed([3; 32]);
+        let create = EventBody::create(
+            key.node_id(),
+            "owner",
+            1,
+            RoomKind::Room,
+            JoinRule::Public,
+            HistoryVisibility::Shared,
+            [0; 16],
+        )
+        .sign(&key)
+        .unwrap();
+        let mut room = Room::new(create.clone()).unwrap();
+        let mut message = |n: u64| {
+            let content = Content::Message(Message {
+                body: format!("m{n}"),
+                ..Default::default()
+            });
+            let event = room
+                .draft(key.node_id(), "owner", 1 + n, content)
+                .sign(&key)
+                .unwrap();
+            room.insert(event.clone()).unwrap();
+            event
+        };
+        let (first, second) = (message(1), message(2));
+        let owner = create.sender().clone();
+        let view = RoomView::new(room, HashMap::from([(create.id(), 1)]));
+        assert_eq!(view.last_message_seq(), 0);
+        view.arrivals().stored(&second, 3);
+        view.arrivals().stored(&first, 2);
+        assert_eq!(view.arrivals().seq(&first.id()), Some(2));
+        assert_eq!(view.last_message_seq(), 3);
+        let other = UserId::new("other", key.node_id()).unwrap();
+        assert_eq!(view.unread(&other, 0, 10), 2);
+        assert_eq!(view.unread(&other, 2, 10), 1);
+        assert_eq!(view.unread(&other, 0, 1), 1);
+        assert_eq!(view.unread(&owner, 0, 10), 0);
+        let seqs: Vec<u64> = view.arrivals().messages.iter().map(|m| m.0).collect();
+        assert_eq!(seqs, [2, 3]);
     }
 }
