@@ -51,8 +51,13 @@ impl Arrivals {
             let entry = (seq, event.sender().clone(), event.id());
             // Seqs grow with arrival, but two sends of one commit may record
             // theirs in either order.
-            let pos = self.messages.partition_point(|(other, ..)| *other < seq);
-            self.messages.insert(pos, entry);
+            match self.messages.last() {
+                Some((last, ..)) if *last > seq => {
+                    let pos = self.messages.partition_point(|(other, ..)| *other < seq);
+                    self.messages.insert(pos, entry);
+                }
+                _ => self.messages.push(entry),
+            }
         }
     }
 
