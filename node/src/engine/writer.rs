@@ -5,7 +5,12 @@
 //! with one store call — one atomic sled batch and one fsync — and
 //! only then replies and publishes the events to the node's live stream. So
 //! durability costs one flush per batch, not per message, and nothing is
-//! acknowledged or shown before it is on disk. Order is queue order, which
+//! acknowledged or shown before it is on disk. While senders keep it busy
+//! (its last commit held more than one request), the writer waits up to
+//! [`GATHER`] for a commit to gather [`GATHER_EVENTS`] — PostgreSQL's
+//! `commit_delay` idea: a flush costs about the same for 10 events as for
+//! 30, so under load fewer, larger commits cost less per message; a lone
+//! send never waits. Order is queue order, which
 //! the engine makes parent-before-child by enqueueing under the room lock.
 //!
 //! After a crash, what was flushed is there and what was not was never
@@ -27,6 +32,12 @@ use crate::metrics::Metrics;
 /// burst from hundreds of senders; small enough that one batch's encoding
 /// and index work stays in the low milliseconds.
 pub const MAX_BATCH_EVENTS: usize = 2048;
+/// While senders keep the writer busy, it waits up to this long for a
+/// commit to gather [`GATHER_EVENTS`]: one flush then covers more. In the
+/// load benchmark this doubled the messages per commit (~10 → ~20) and
+/// took ~15% off the node's CPU per message; longer waits did worse.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(300);
+const GATHER_EVENTS: usize = 32;
 /// Queued requests before senders wait: backpressure instead of memory growth.
 pub const QUEUE_REQUESTS: usize = 4096;
 
@@ -126,18 +137,28 @@ fn run(
     failed: Arc<AtomicBool>,
 ) {
     let _span = tracing::info_span!("writer").entered();
+    let mut busy = false;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         let mut n_events = batch[0].events.len();
+        let gather_until = std::time::Instant::now() + GATHER;
         while n_events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
                 Ok(request) => {
                     n_events += request.events.len();
                     batch.push(request);
                 }
+                Err(_)
+                    if busy
+                        && n_events < GATHER_EVENTS
+                        && std::time::Instant::now() < gather_until =>
+                {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
                 Err(_) => break,
             }
         }
+        busy = batch.len() > 1;
         let new_events: Vec<NewEvent> = batch
             .iter()
             .flat_map(|r| &r.events)
