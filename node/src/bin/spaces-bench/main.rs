@@ -268,9 +268,27 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+const USAGE: &str = "\
+spaces-bench: benchmarks against real `spaces` processes (release build)
+
+  spaces-bench [--users N] [--messages-per-sender N] [--rate MSG/S] [--seconds S]
+      one node: durable send throughput from N concurrent senders into one
+      room, then delivery latency to N WebSocket members at a fixed rate
+      (defaults: 100 users, 200 messages each, 500 msg/s for 10 s)
+  spaces-bench federation [--nodes N] [--rate MSG/S] [--seconds S] [--topology star|chain]
+      cross-node delivery latency in a public room spanning N nodes
+  spaces-bench join [--history N] [--joiners N]
+      time for fresh nodes to join a room holding N messages
+
+Results are printed as Markdown tables (README.md keeps the latest).";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match argv.first().map(String::as_str) {
         Some("federation") => {
             federation::latency(federation::LatencyArgs::parse(&argv[1..])?).await
