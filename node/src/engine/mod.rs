@@ -803,21 +803,42 @@ impl Engine {
     }
 
     /// Queues events for the writer while still holding the room (so order
-    /// is parent before child), then waits for durability and records the
-    /// seqs in the room's arrivals, which need no room lock.
+    /// is parent before child), then waits for durability; the writer
+    /// records the seqs in the room's arrivals before it replies.
+    ///
+    /// The events are in the replica already and later events build on
+    /// them, so they must reach the queue even if the caller gives up (a
+    /// client that disconnects drops its request's future): otherwise what
+    /// is acknowledged after them would be skipped at the next start for
+    /// want of its parents. Hence no await between insert and queueing.
     async fn persist(
         &self,
         view: OwnedMutexGuard<RoomView>,
         events: Vec<Event>,
     ) -> Result<(), EngineError> {
-        let done = self.inner.writer.enqueue(events.clone()).await?;
-        let arrivals = view.arrivals.clone();
-        drop(view);
-        let seqs = done.await.map_err(|_| WriteFailed)??;
-        let mut arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        for (event, seq) in events.iter().zip(seqs) {
-            arrivals.stored(event, seq);
-        }
+        // Queued with no await in between when there is room (nearly
+        // always); the writer records the seqs in the room's arrivals.
+        let arrivals = Some(view.arrivals.clone());
+        let done = match self.inner.writer.try_enqueue(events, arrivals)? {
+            Ok(done) => {
+                drop(view);
+                done
+            }
+            Err((request, done)) => {
+                // A full queue: wait for room in a task of its own, still
+                // holding the room, so that a caller that gives up cannot
+                // leave the events out of the store.
+                let engine = self.clone();
+                let queued = tokio::spawn(async move {
+                    let queued = engine.inner.writer.enqueue_waiting(request).await;
+                    drop(view);
+                    queued
+                });
+                queued.await.map_err(|_| WriteFailed)??;
+                done
+            }
+        };
+        done.await.map_err(|_| WriteFailed)??;
         Ok(())
     }
 

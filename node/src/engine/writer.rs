@@ -6,7 +6,8 @@
 //! only then replies and publishes the events to the node's live stream. So
 //! durability costs one flush per batch, not per message, and nothing is
 //! acknowledged or shown before it is on disk. While senders keep it busy
-//! (its last commit held more than one request), the writer waits up to
+//! (its last commit held more than one request, and it has not sat idle
+//! since for [`QUIET`]), the writer waits up to
 //! [`GATHER`] for a commit to gather [`GATHER_EVENTS`] — PostgreSQL's
 //! `commit_delay` idea: a flush costs about the same for 10 events as for
 //! 30, so under load fewer, larger commits cost less per message; a lone
@@ -24,8 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use spaces_protocol::{Event, RoomId};
 use spaces_store::{NewEvent, Store};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::Arrivals;
 use crate::metrics::Metrics;
 
 /// Upper bound on events per commit. Large enough that one fsync covers a
@@ -38,6 +41,8 @@ pub const MAX_BATCH_EVENTS: usize = 2048;
 /// took ~15% off the node's CPU per message; longer waits did worse.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(300);
 const GATHER_EVENTS: usize = 32;
+/// Idle this long, the writer no longer counts as busy.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(2);
 /// Queued requests before senders wait: backpressure instead of memory growth.
 pub const QUEUE_REQUESTS: usize = 4096;
 
@@ -64,12 +69,17 @@ impl StreamItem {
     }
 }
 
+/// The reply to a write: the seqs the events got, once durable.
+pub type Done = oneshot::Receiver<Result<Range<u64>, WriteFailed>>;
+
 pub struct WriteRequest {
     pub events: Vec<Event>,
     /// The seqs the events were stored with, in order. Every event is new:
     /// the engine queues only what its room replica took as new, and the
     /// replica holds every stored event of its room.
     pub done: oneshot::Sender<Result<Range<u64>, WriteFailed>>,
+    /// The room's arrivals, given the seqs before anyone hears of them.
+    pub arrivals: Option<Arc<std::sync::Mutex<Arrivals>>>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,20 +116,33 @@ impl Writer {
         (Writer { queue, failed }, handle)
     }
 
-    /// Queues events; resolves once they are durable.
-    pub async fn enqueue(
+    /// Queues without waiting; a full queue hands the request back (with
+    /// its reply) for the caller to wait with.
+    pub fn try_enqueue(
         &self,
         events: Vec<Event>,
-    ) -> Result<oneshot::Receiver<Result<Range<u64>, WriteFailed>>, WriteFailed> {
+        arrivals: Option<Arc<std::sync::Mutex<Arrivals>>>,
+    ) -> Result<Result<Done, (WriteRequest, Done)>, WriteFailed> {
         if self.failed.load(Ordering::Acquire) {
             return Err(WriteFailed);
         }
         let (done, rx) = oneshot::channel();
-        self.queue
-            .send(WriteRequest { events, done })
-            .await
-            .map_err(|_| WriteFailed)?;
-        Ok(rx)
+        let request = WriteRequest {
+            events,
+            done,
+            arrivals,
+        };
+        match self.queue.try_send(request) {
+            Ok(()) => Ok(Ok(rx)),
+            Err(mpsc::error::TrySendError::Full(request)) => Ok(Err((request, rx))),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteFailed),
+        }
+    }
+
+    /// Queues a request handed back by [`Writer::try_enqueue`], waiting
+    /// for room.
+    pub async fn enqueue_waiting(&self, request: WriteRequest) -> Result<(), WriteFailed> {
+        self.queue.send(request).await.map_err(|_| WriteFailed)
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -138,7 +161,16 @@ fn run(
 ) {
     let _span = tracing::info_span!("writer").entered();
     let mut busy = false;
-    while let Some(first) = rx.blocking_recv() {
+    loop {
+        // Senders busy a moment ago still are unless the writer then sat
+        // idle for a while: after a quiet spell a lone send does not wait.
+        let idle_since = std::time::Instant::now();
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        if idle_since.elapsed() > QUIET {
+            busy = false;
+        }
         let mut batch = vec![first];
         let mut n_events = batch[0].events.len();
         let gather_until = std::time::Instant::now() + GATHER;
@@ -148,7 +180,7 @@ fn run(
                     n_events += request.events.len();
                     batch.push(request);
                 }
-                Err(_)
+                Err(TryRecvError::Empty)
                     if busy
                         && n_events < GATHER_EVENTS
                         && std::time::Instant::now() < gather_until =>
@@ -177,6 +209,14 @@ fn run(
                 for request in batch {
                     let mine = next_seq..next_seq + request.events.len() as u64;
                     next_seq = mine.end;
+                    // Before the sender or any client hears of them, so a
+                    // read marker on a delivered event always finds it.
+                    if let Some(arrivals) = &request.arrivals {
+                        let mut arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                        for (event, seq) in request.events.iter().zip(mine.clone()) {
+                            arrivals.stored(event, seq);
+                        }
+                    }
                     for (event, seq) in request.events.iter().zip(mine.clone()) {
                         // No receivers is fine: nobody is listening.
                         let _ = stream.send(Arc::new(StreamItem::new(seq, event.clone())));
@@ -241,12 +281,14 @@ mod tests {
         let full = events(&key, MAX_BATCH_EVENTS, 0);
         queue
             .try_send(WriteRequest {
+                arrivals: None,
                 events: full,
                 done: done_1,
             })
             .unwrap();
         queue
             .try_send(WriteRequest {
+                arrivals: None,
                 events: events(&key, 1, 1_000_000),
                 done: done_2,
             })
@@ -288,6 +330,7 @@ mod tests {
         let ids: Vec<_> = batch.iter().map(Event::id).collect();
         queue
             .try_send(WriteRequest {
+                arrivals: None,
                 events: batch,
                 done,
             })
