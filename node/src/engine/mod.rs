@@ -643,7 +643,13 @@ impl Engine {
             }
             results.push(match self.insert(&mut view, event.clone()) {
                 Ok(Some(accepted)) => {
-                    new.push(event);
+                    // New to the replica; maybe not to the store, if it
+                    // was left out at load for want of its parents.
+                    if let Some(seq) = view.stored_unheld.remove(&event.id()) {
+                        view.arrivals().stored(&event, seq);
+                    } else {
+                        new.push(event);
+                    }
                     Ok(Ingested::New { accepted })
                 }
                 Ok(None) => Ok(Ingested::Duplicate),
@@ -1018,6 +1024,74 @@ mod tests {
         let view = slot.lock().await;
         assert!(view.room.state().is_joined(&bob));
         assert!(view.room.is_accepted(&hello.id()));
+    }
+
+    #[tokio::test]
+    async fn an_event_left_out_at_load_and_sent_again_is_not_stored_twice() {
+        // Node A holds bob's join and message.
+        let dir_a = tempfile::tempdir().unwrap();
+        let (a, _writer, room_id, far, bob) = fixture(dir_a.path()).await;
+        let join = remote(&a, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
+        a.ingest(join.clone()).await.unwrap();
+        let hello = Content::Message(Message {
+            body: "hi".into(),
+            ..Default::default()
+        });
+        let hello = remote(&a, &room_id, &far, "bob", now_ms(), hello).await;
+        a.ingest(hello.clone()).await.unwrap();
+        // Node B's store has everything but the join: loading leaves the
+        // message out of the replica for want of its parent.
+        let dir_b = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir_b.path(), &spaces_store::Options::default()).unwrap();
+            let stored: Vec<_> = a
+                .store()
+                .events()
+                .map(Result::unwrap)
+                .filter(|e| e.event_id != join.id().0)
+                .collect();
+            let new: Vec<spaces_store::NewEvent<'_>> = stored
+                .iter()
+                .map(|e| spaces_store::NewEvent {
+                    room_id: e.room_id,
+                    event_id: e.event_id,
+                    bytes: &e.bytes,
+                })
+                .collect();
+            store.append_events(&new).unwrap();
+            store.flush().unwrap();
+        }
+        let b = open(dir_b.path());
+        let copies = |engine: &Engine| {
+            engine
+                .store()
+                .events()
+                .filter(|e| e.as_ref().unwrap().event_id == hello.id().0)
+                .count()
+        };
+        assert_eq!(copies(&b), 1);
+        {
+            let slot = b.room(&room_id).unwrap();
+            assert!(!slot.lock().await.room.contains(&hello.id()));
+        }
+        // A sync brings both: the message joins the replica, with the seq
+        // it already had, and is not stored again.
+        assert_eq!(
+            b.ingest_batch(vec![join, hello.clone()])
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>(),
+            [
+                Ingested::New { accepted: true },
+                Ingested::New { accepted: true }
+            ]
+        );
+        assert_eq!(copies(&b), 1);
+        let slot = b.room(&room_id).unwrap();
+        let view = slot.lock().await;
+        assert!(view.room.is_accepted(&hello.id()));
+        assert!(view.arrivals().seq(&hello.id()).is_some());
     }
 
     /// The reach federation publishes by follows every membership and join

@@ -32,6 +32,10 @@ pub struct RoomView {
     /// would queue behind every other sender). Lock order: the room, then
     /// this.
     pub arrivals: Arc<Mutex<Arrivals>>,
+    /// Stored events the replica left out when it was loaded (their
+    /// parents were missing), with their seqs: if one arrives again it is
+    /// taken into the replica but not stored a second time.
+    pub stored_unheld: HashMap<EventId, u64>,
 }
 
 /// The seq of every stored event of a room, and its messages in seq order.
@@ -69,17 +73,18 @@ impl Arrivals {
 
 impl RoomView {
     /// A view of `room`, whose stored events have the arrival `seqs`.
-    pub fn new(room: Room, seqs: HashMap<EventId, u64>) -> RoomView {
+    pub fn new(room: Room, mut seqs: HashMap<EventId, u64>) -> RoomView {
         let mut arrivals = Arrivals::default();
         for (event, _) in room.iter() {
-            if let Some(seq) = seqs.get(&event.id()) {
-                arrivals.stored(event, *seq);
+            if let Some(seq) = seqs.remove(&event.id()) {
+                arrivals.stored(event, seq);
             }
         }
         let mut view = RoomView {
             room,
             agg: Aggregates::default(),
             arrivals: Arc::new(Mutex::new(arrivals)),
+            stored_unheld: seqs,
         };
         view.rebuild();
         view
