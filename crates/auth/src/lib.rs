@@ -51,4 +51,4 @@ pub use refresh::{
     NewRefreshToken, hash_refresh_token, hashes_equal, new_invite_token, new_refresh_token,
     new_session_id,
 };
-pub use token::{Claims, TokenError, TokenKey};
+pub use token::{Claims, TokenError, TokenKey, TokenVerifier};

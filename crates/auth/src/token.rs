@@ -157,6 +157,16 @@ impl TokenKey {
         now_s: u64,
         expected_issuer: &str,
     ) -> Result<Claims, TokenError> {
+        self.verify_payload(token, now_s, expected_issuer)
+            .map(|payload| payload.claims)
+    }
+
+    fn verify_payload(
+        &self,
+        token: &str,
+        now_s: u64,
+        expected_issuer: &str,
+    ) -> Result<Payload, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -184,18 +194,9 @@ impl TokenKey {
         mac.verify_slice(&signature)
             .map_err(|_| TokenError::BadSignature)?;
 
-        let Payload { claims, nbf } = decode_json(payload_b64)?;
-        if claims.iss != expected_issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.exp <= now_s {
-            return Err(TokenError::Expired);
-        }
-        let latest_start = now_s.saturating_add(LEEWAY_S);
-        if claims.iat > latest_start || nbf.is_some_and(|nbf| nbf > latest_start) {
-            return Err(TokenError::NotYetValid);
-        }
-        Ok(claims)
+        let payload: Payload = decode_json(payload_b64)?;
+        payload.check(now_s, expected_issuer)?;
+        Ok(payload)
     }
 
     /// The key as one HMAC block. HMAC zero-pads keys shorter than a block
@@ -205,6 +206,93 @@ impl TokenKey {
         let mut block = [0u8; HMAC_BLOCK_LEN];
         block[..self.0.len()].copy_from_slice(&self.0);
         block
+    }
+}
+
+impl Payload {
+    /// What the token claims, checked against the clock and the issuer.
+    fn check(&self, now_s: u64, expected_issuer: &str) -> Result<(), TokenError> {
+        if self.claims.iss != expected_issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        if self.claims.exp <= now_s {
+            return Err(TokenError::Expired);
+        }
+        let latest_start = now_s.saturating_add(LEEWAY_S);
+        if self.claims.iat > latest_start || self.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+/// Access tokens whose signature was already checked, so that a client
+/// making many requests with one token pays for the HMAC, the base64 and
+/// the JSON once. A hit is the exact token string seen before, and its
+/// claims are checked against the clock and the issuer again on every use;
+/// only tokens that verified under its key are ever kept, so nobody without
+/// a valid token can fill it. Bounded: when full it starts over.
+pub struct TokenVerifier {
+    key: TokenKey,
+    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<Payload>>>,
+    capacity: usize,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("verified", &self.lock().len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    /// About 1.5 MiB when full.
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    pub fn new(key: TokenKey, capacity: usize) -> TokenVerifier {
+        TokenVerifier {
+            key,
+            verified: Default::default(),
+            capacity,
+        }
+    }
+
+    /// [`TokenKey::verify`] under its key, with the signature and decoding
+    /// skipped for a token verified before.
+    pub fn verify(
+        &self,
+        token: &str,
+        now_s: u64,
+        expected_issuer: &str,
+    ) -> Result<Claims, TokenError> {
+        let seen = self.lock().get(token).cloned();
+        if let Some(payload) = seen {
+            payload.check(now_s, expected_issuer)?;
+            return Ok(payload.claims.clone());
+        }
+        let payload =
+            std::sync::Arc::new(self.key.verify_payload(token, now_s, expected_issuer)?);
+        let claims = payload.claims.clone();
+        let mut verified = self.lock();
+        if verified.len() >= self.capacity {
+            verified.clear();
+        }
+        verified.insert(token.into(), payload);
+        Ok(claims)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, std::sync::Arc<Payload>>>
+    {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -386,6 +474,71 @@ mod tests {
                 expected,
                 "now_s={now_s} issuer={issuer}"
             );
+        }
+    }
+
+    #[test]
+    fn a_token_verified_before_is_checked_again_against_clock_and_issuer() {
+        let (key, cache) = (vector_key(), TokenVerifier::new(vector_key(), 16));
+        let token = key.issue(&vector_claims());
+        assert_eq!(cache.verify(&token, NOW, ISSUER), Ok(vector_claims()));
+        assert_eq!(cache.len(), 1);
+        let exp = vector_claims().exp;
+        for (now_s, issuer, expected) in [
+            (exp - 1, ISSUER, Ok(vector_claims())),
+            (exp, ISSUER, Err(TokenError::Expired)),
+            (NOW - 61, ISSUER, Err(TokenError::NotYetValid)),
+            (NOW, "other.example", Err(TokenError::WrongIssuer)),
+        ] {
+            assert_eq!(
+                cache.verify(&token, now_s, issuer),
+                expected,
+                "now_s={now_s} issuer={issuer}"
+            );
+        }
+        // nbf is kept with the claims.
+        let later = signed(
+            &key,
+            HEADER_JSON,
+            &format!(
+                r#"{{"iss":"{ISSUER}","sub":"u","sid":"s","iat":{NOW},"exp":{},"adm":false,"nbf":{}}}"#,
+                NOW + 900,
+                NOW + 300
+            ),
+        );
+        assert_eq!(
+            cache.verify(&later, NOW + 240, ISSUER).map(|c| c.sub),
+            Ok("u".to_owned())
+        );
+        assert_eq!(
+            cache.verify(&later, NOW, ISSUER),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn only_tokens_that_verify_are_kept_and_never_more_than_the_capacity() {
+        let (key, cache) = (vector_key(), TokenVerifier::new(vector_key(), 2));
+        let token = key.issue(&vector_claims());
+        let mut forged = token.clone();
+        forged.replace_range(token.len() - 2.., "AA");
+        assert_eq!(
+            cache.verify(&forged, NOW, ISSUER),
+            Err(TokenError::BadSignature)
+        );
+        let stranger = TokenKey::generate(&mut seeded(3)).issue(&vector_claims());
+        assert_eq!(
+            cache.verify(&stranger, NOW, ISSUER),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(cache.len(), 0);
+        for sid in ["a", "b", "c", "d", "e"] {
+            let token = key.issue(&Claims {
+                sid: sid.into(),
+                ..vector_claims()
+            });
+            assert!(cache.verify(&token, NOW, ISSUER).is_ok());
+            assert!(cache.len() <= 2);
         }
     }
 

@@ -44,6 +44,8 @@ pub struct Shared {
     pub engine: Engine,
     pub store: Store,
     pub tokens: TokenKey,
+    /// Checks access tokens under `tokens`, remembering those it verified.
+    pub verifier: spaces_auth::TokenVerifier,
     /// `iss` of our tokens: the node id.
     pub issuer: String,
     pub config: Config,

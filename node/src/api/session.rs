@@ -57,7 +57,7 @@ impl FromRequestParts<AppState> for Authed {
 /// Checks an access token and that its session is still alive.
 pub fn authenticate(state: &AppState, token: &str) -> Result<Authed, ApiError> {
     let claims = state
-        .tokens
+        .verifier
         .verify(token, now_ms() / 1000, &state.issuer)
         .map_err(|e| match e {
             TokenError::Expired => {
