@@ -299,6 +299,10 @@ async fn partitioned_nodes_that_both_changed_state_converge_when_healed() {
     })
     .await;
 
+    // Alice on A and bob on B watch over WebSockets.
+    let (mut ws_alice, _) = Ws::auth(&a.node, &alice.access, 0).await;
+    let (mut ws_bob, _) = Ws::auth(&b.node, &bob.access, 0).await;
+
     // Cut A from B and C: A refuses both, so neither side hears the other.
     for other in [&b, &c] {
         a.node
@@ -339,6 +343,9 @@ async fn partitioned_nodes_that_both_changed_state_converge_when_healed() {
         .await
         .expect(200);
     sent.push(b.node.send(&bob, &room, "bob on the other side").await);
+    // Dave speaks on B, not knowing A banned him: once the sides meet, the
+    // ban refuses what it raced.
+    let daves = b.node.send(&dave, &room, "dave during the split").await;
     sent.push(c.node.send(&carol, &room, "carol too").await);
     let cut_b = until_history_has(&b, &bob, &room, &sent[1..]).await;
     assert!(!cut_b.contains(&sent[0]), "the partition held");
@@ -375,6 +382,24 @@ async fn partitioned_nodes_that_both_changed_state_converge_when_healed() {
     })
     .await;
     assert!(timeline.len() >= on_a.len());
+    assert!(
+        !timeline.contains(&daves),
+        "dave's message is refused everywhere"
+    );
+    // Bob saw it live; his client is told it is refused.
+    let seen = ws_bob.until_refused(&daves).await;
+    assert!(
+        seen.iter()
+            .any(|f| f["type"] == "event" && f["event"]["event_id"] == daves),
+        "bob saw dave's message before the ban arrived"
+    );
+    // Alice's node had the ban first: her client never sees it.
+    let marker = a.node.send(&alice, &room, "after the merge").await;
+    let frames = ws_alice.events_until(&marker).await;
+    assert!(
+        !frames.iter().any(|f| f["event"]["event_id"] == daves),
+        "a refused event reaches no client"
+    );
 }
 
 /// A libp2p peer in the test process that speaks the federation protocol:

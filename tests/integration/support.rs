@@ -606,13 +606,14 @@ impl Ws {
     }
 
     /// The next `event` frame, skipping ephemeral frames (typing, receipts,
-    /// presence), which may come between events at any time.
+    /// presence), which may come between events at any time, and
+    /// `acceptance` frames (see [`Ws::until_refused`]).
     pub async fn next_event(&mut self) -> Value {
         loop {
             let frame = self.next_json().await;
             if !matches!(
                 frame["type"].as_str(),
-                Some("typing" | "receipt" | "presence")
+                Some("typing" | "receipt" | "presence" | "acceptance")
             ) {
                 assert_eq!(frame["type"], "event", "expected an event frame: {frame}");
                 return frame;
@@ -638,6 +639,23 @@ impl Ws {
         loop {
             let frame = self.next_event().await;
             let done = frame["event"]["event_id"] == event_id;
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+
+    /// Frames up to and including an `acceptance` frame that refuses
+    /// `event_id`.
+    pub async fn until_refused(&mut self, event_id: &str) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.next_json().await;
+            let done = frame["type"] == "acceptance"
+                && frame["refused"]
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().any(|id| id == event_id));
             frames.push(frame);
             if done {
                 return frames;

@@ -386,6 +386,23 @@ function ingestLive(event: EventJson, seq: number): void {
   }
 }
 
+/** Resolution changed its mind about earlier events: drop what it now
+ *  refuses, and re-read the room, so what it accepts again, the
+ *  aggregates and the state take their places. */
+function ingestAcceptance(room: string, refused: string[], accepted: EventJson[]): void {
+  const gone = new Set(refused);
+  updateTimeline(room, (t) => ({ ids: t.ids.filter((id) => !gone.has(id)) }));
+  for (const id of refused) {
+    const root = store.msgs.get(id)?.thread;
+    if (root) updateThread(root, (t) => ({ ids: t.ids.filter((x) => x !== id) }));
+  }
+  const entry = store.rooms.get(room);
+  if (accepted.length > 0 && entry?.timeline.loaded) void loadLatest(room);
+  scheduleAggregates(room);
+  scheduleRoomInfo(room);
+  if (entry?.members) scheduleMembers(room);
+}
+
 function ingestState(event: EventJson, seq: number): void {
   const room = event.room_id;
   const me = store.me?.user_id;
@@ -483,6 +500,7 @@ export async function boot(): Promise<void> {
     live?.stop();
     live = new Live(since, {
       event: ingestLive,
+      acceptance: ingestAcceptance,
       presence(user, state) {
         setPresence([[user, state]]);
       },

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
-use spaces_protocol::{Event, Presence};
+use spaces_protocol::{Event, EventId, Presence};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{ApiError, AppState, Authed, render, session};
@@ -176,7 +176,7 @@ async fn run(
         let items: Vec<StreamItem> = page
             .into_iter()
             .filter_map(|stored| {
-                Some(StreamItem::new(
+                Some(StreamItem::from_store(
                     stored.seq,
                     Event::decode_trusted(&stored.bytes).ok()?,
                 ))
@@ -232,6 +232,13 @@ async fn run(
                             cursor = item.seq;
                             if state.engine.delivers_to(&authed.user, &item) {
                                 let text = frame(&item).to_owned();
+                                socket.feed(Message::Text(text.into())).await.ok()?;
+                                n_fed += 1;
+                            }
+                            if let Some((refused, accepted)) =
+                                state.engine.acceptance_for(&authed.user, &item).await
+                            {
+                                let text = acceptance_frame(&item, &refused, &accepted);
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
@@ -303,6 +310,23 @@ async fn run(
             }
         }
     }
+}
+
+/// Resolution changed its mind about earlier events of a room: a ban
+/// merged late refuses the messages it raced, a refused ban gives them
+/// back. Clients drop the refused ids and place the accepted events.
+fn acceptance_frame(item: &StreamItem, refused: &[EventId], accepted: &[Event]) -> String {
+    json!({
+        "type": "acceptance",
+        "seq": item.seq,
+        "room_id": item.room_id.to_string(),
+        "refused": refused.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "accepted": accepted
+            .iter()
+            .map(|e| render::event(e, None, &e.sender().clone()))
+            .collect::<Vec<_>>(),
+    })
+    .to_string()
 }
 
 /// An event frame. Without a room view the rendering does not depend on

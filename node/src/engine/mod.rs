@@ -31,7 +31,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 pub use presence::{ClientPresence, PresenceOptions};
 pub use view::{Aggregates, Arrivals, Reactions, RoomView};
 use writer::Writer;
-pub use writer::{StreamItem, WriteFailed};
+pub use writer::{Fresh, StreamItem, WriteFailed};
 
 use crate::metrics::Metrics;
 
@@ -395,10 +395,15 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Whether a live event should reach `user`'s clients: they are joined,
-    /// or the event is about them (their invite, kick or ban). Invitees and
-    /// knockers see only their own membership until they join (invariant 4).
+    /// Whether a live event should reach `user`'s clients: resolution
+    /// accepted it, and they are joined or it is about them (their invite,
+    /// kick or ban). Invitees and knockers see only their own membership
+    /// until they join (invariant 4). A refused event — say a banned
+    /// member's message backdated past the ban — is shown to no one.
     pub fn delivers_to(&self, user: &UserId, item: &StreamItem) -> bool {
+        if !item.accepted {
+            return false;
+        }
         if is_about(user, item) {
             return true;
         }
@@ -421,17 +426,15 @@ impl Engine {
     }
 
     /// [`Engine::delivers_to`] for a page of events from the stored backlog,
-    /// which may predate the user's join: each must also be within the
-    /// history they may read (the room's history visibility). Each room of
-    /// the page is locked, and its floor computed, once.
+    /// which may predate the user's join: each must be accepted now, and
+    /// within the history they may read (the room's history visibility)
+    /// unless it is about them. Each room of the page is locked, and its
+    /// floor computed, once.
     pub async fn backlog_filter(&self, user: &UserId, items: &[StreamItem]) -> Vec<bool> {
         let mut verdicts = vec![false; items.len()];
         let mut by_room: HashMap<RoomId, Vec<usize>> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            if is_about(user, item) {
-                // Their own invite, kick or ban is always theirs to see.
-                verdicts[i] = true;
-            } else if self.delivers_to(user, item) {
+            if self.delivers_to(user, item) {
                 by_room.entry(item.room_id).or_default().push(i);
             }
         }
@@ -440,17 +443,44 @@ impl Engine {
                 continue;
             };
             let view = slot.lock().await;
-            let Some(floor) = view.readable_from(user) else {
-                continue;
-            };
+            let floor = view.readable_from(user);
             for i in indexes {
-                verdicts[i] = view
-                    .room
-                    .position(&items[i].event.id())
-                    .is_some_and(|p| p >= floor);
+                let id = items[i].event.id();
+                verdicts[i] = view.room.is_accepted(&id)
+                    && (is_about(user, &items[i])
+                        || floor.is_some_and(|floor| {
+                            view.room.position(&id).is_some_and(|p| p >= floor)
+                        }));
             }
         }
         verdicts
+    }
+
+    /// What `item` changed about earlier events, as `user`'s clients
+    /// should hear it: the ids now refused, and the events now accepted
+    /// that are within the history they may read. `None` when it changed
+    /// nothing, or the user is not in the room.
+    pub async fn acceptance_for(
+        &self,
+        user: &UserId,
+        item: &StreamItem,
+    ) -> Option<(Vec<EventId>, Vec<Event>)> {
+        if item.flips.is_empty() || !self.is_joined_local(user, &item.room_id) {
+            return None;
+        }
+        let slot = self.room(&item.room_id).ok()?;
+        let view = slot.lock().await;
+        let floor = view.readable_from(user)?;
+        let mut refused = Vec::new();
+        let mut accepted = Vec::new();
+        for (event, now_accepted) in &item.flips {
+            if !now_accepted {
+                refused.push(event.id());
+            } else if view.room.position(&event.id()).is_some_and(|p| p >= floor) {
+                accepted.push(event.clone());
+            }
+        }
+        Some((refused, accepted))
     }
 
     /// Creates a room owned by `creator` (a local user).
@@ -474,7 +504,11 @@ impl Engine {
         let room = Room::new(create.clone()).map_err(EngineError::Invalid)?;
         let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
         let mut view = slot.clone().lock_owned().await;
-        let mut events = vec![create];
+        let mut events = vec![Fresh {
+            event: create,
+            accepted: true,
+            flips: Vec::new(),
+        }];
         let mut contents: Vec<Content> = Vec::new();
         contents.extend(options.name.map(Content::Name));
         contents.extend(options.topic.map(Content::Topic));
@@ -486,8 +520,7 @@ impl Engine {
             })
         }));
         for content in contents {
-            let (event, _) = self.draft_insert(&mut view, creator, content)?;
-            events.push(event);
+            events.push(self.draft_insert(&mut view, creator, content)?);
         }
         self.write_rooms().insert(room_id, slot);
         self.index_room(&view);
@@ -504,9 +537,9 @@ impl Engine {
     ) -> Result<Event, EngineError> {
         let slot = self.room(room_id)?;
         let mut view = slot.lock_owned().await;
-        let (event, accepted) = self.draft_insert(&mut view, sender, content)?;
-        let events = vec![event.clone()];
-        self.persist(view, events).await?;
+        let fresh = self.draft_insert(&mut view, sender, content)?;
+        let (event, accepted) = (fresh.event.clone(), fresh.accepted);
+        self.persist(view, vec![fresh]).await?;
         if !accepted {
             // Only possible with more heads than one event may merge; it is
             // stored (others may build on it) but had no effect.
@@ -550,11 +583,12 @@ impl Engine {
                 }
             }
         }
-        let mut events = Vec::with_capacity(contents.len());
+        let mut fresh = Vec::with_capacity(contents.len());
         for content in contents {
-            events.push(self.draft_insert(&mut view, sender, content)?.0);
+            fresh.push(self.draft_insert(&mut view, sender, content)?);
         }
-        self.persist(view, events.clone()).await?;
+        let events = fresh.iter().map(|f| f.event.clone()).collect();
+        self.persist(view, fresh).await?;
         Ok(events)
     }
 
@@ -619,7 +653,12 @@ impl Engine {
                 };
                 if Arc::ptr_eq(OwnedMutexGuard::mutex(&view), &slot) {
                     self.index_room(&view);
-                    self.persist(view, vec![events[0].clone()]).await?;
+                    let create = Fresh {
+                        event: events[0].clone(),
+                        accepted: true,
+                        flips: Vec::new(),
+                    };
+                    self.persist(view, vec![create]).await?;
                 }
                 slot
             }
@@ -642,13 +681,14 @@ impl Engine {
                 continue;
             }
             results.push(match self.insert(&mut view, event.clone()) {
-                Ok(Some(accepted)) => {
+                Ok(Some(fresh)) => {
+                    let accepted = fresh.accepted;
                     // New to the replica; maybe not to the store, if it
                     // was left out at load for want of its parents.
                     if let Some(seq) = view.stored_unheld.remove(&event.id()) {
                         view.arrivals().stored(&event, seq);
                     } else {
-                        new.push(event);
+                        new.push(fresh);
                     }
                     Ok(Ingested::New { accepted })
                 }
@@ -763,14 +803,14 @@ impl Engine {
         view: &mut RoomView,
         sender: &UserId,
         content: Content,
-    ) -> Result<(Event, bool), EngineError> {
+    ) -> Result<Fresh, EngineError> {
         debug_assert!(self.is_local(sender));
         let body = view
             .room
             .draft(self.inner.node_id, sender.localpart(), now_ms(), content);
         let event = body.sign(&self.inner.key).map_err(EngineError::Invalid)?;
-        match self.insert(view, event.clone()) {
-            Ok(Some(accepted)) => Ok((event, accepted)),
+        match self.insert(view, event) {
+            Ok(Some(fresh)) => Ok(fresh),
             Ok(None) => Err(EngineError::Invalid(Rejection::Shape("duplicate event"))),
             Err(InsertError::Rejected(Rejection::Unauthorized(e))) => {
                 self.inner.metrics.events_refused.add(1);
@@ -785,7 +825,7 @@ impl Engine {
 
     /// Inserts into the replica and updates the read model and indexes.
     /// `Ok(None)`: already held.
-    fn insert(&self, view: &mut RoomView, event: Event) -> Result<Option<bool>, InsertError> {
+    fn insert(&self, view: &mut RoomView, event: Event) -> Result<Option<Fresh>, InsertError> {
         match view.room.insert(event.clone())? {
             Inserted::Duplicate => Ok(None),
             Inserted::New {
@@ -803,7 +843,15 @@ impl Engine {
                         self.index_room(view);
                     }
                 }
-                Ok(Some(accepted))
+                let flips = changed
+                    .into_iter()
+                    .filter_map(|(id, now)| Some((view.room.event(&id)?.clone(), now)))
+                    .collect();
+                Ok(Some(Fresh {
+                    event,
+                    accepted,
+                    flips,
+                }))
             }
         }
     }
@@ -820,7 +868,7 @@ impl Engine {
     async fn persist(
         &self,
         view: OwnedMutexGuard<RoomView>,
-        events: Vec<Event>,
+        events: Vec<Fresh>,
     ) -> Result<(), EngineError> {
         // Queued with no await in between when there is room (nearly
         // always); the writer records the seqs in the room's arrivals.
@@ -1188,6 +1236,87 @@ mod tests {
         assert_eq!(
             engine.ingest(child).await.unwrap(),
             Ingested::New { accepted: true }
+        );
+    }
+
+    /// A ban that raced a message refuses it once both are in (revocation):
+    /// a message already shown is taken back through the ban's stream item,
+    /// and one arriving after the ban is shown to no one.
+    #[tokio::test]
+    async fn a_ban_merged_late_refuses_what_it_raced_and_clients_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _writer, room_id, far, bob) = fixture(dir.path()).await;
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let join = remote(&engine, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
+        engine.ingest(join).await.unwrap();
+        // Drafted on the same heads: the ban (by the owner, on this node's
+        // key, as if it came back from a partition) and two messages by bob.
+        let ban = Content::Member(Member {
+            target: bob.clone(),
+            membership: Membership::Ban,
+            reason: None,
+        });
+        let ban = remote(
+            &engine,
+            &room_id,
+            &NodeKey::from_seed([1; 32]),
+            "owner",
+            now_ms(),
+            ban,
+        )
+        .await;
+        let said = |body: &str| {
+            Content::Message(Message {
+                body: body.into(),
+                ..Default::default()
+            })
+        };
+        let first = remote(&engine, &room_id, &far, "bob", now_ms(), said("first")).await;
+        let second = remote(&engine, &room_id, &far, "bob", now_ms(), said("second")).await;
+        let mut live = engine.subscribe();
+
+        assert_eq!(
+            engine.ingest(first.clone()).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
+        let item = live.recv().await.unwrap();
+        assert_eq!((item.event.id(), item.accepted), (first.id(), true));
+        assert!(engine.delivers_to(&owner, &item));
+
+        assert_eq!(
+            engine.ingest(ban.clone()).await.unwrap(),
+            Ingested::New { accepted: true }
+        );
+        let ban_item = live.recv().await.unwrap();
+        assert_eq!(ban_item.event.id(), ban.id());
+        let flips: Vec<_> = ban_item.flips.iter().map(|(e, a)| (e.id(), *a)).collect();
+        assert_eq!(flips, vec![(first.id(), false)]);
+        assert_eq!(
+            engine.acceptance_for(&owner, &ban_item).await,
+            Some((vec![first.id()], Vec::new()))
+        );
+        // Someone not in the room hears nothing of it.
+        let stranger = UserId::new("stranger", engine.node_id()).unwrap();
+        assert_eq!(engine.acceptance_for(&stranger, &ban_item).await, None);
+
+        assert_eq!(
+            engine.ingest(second.clone()).await.unwrap(),
+            Ingested::New { accepted: false }
+        );
+        let item = live.recv().await.unwrap();
+        assert_eq!((item.event.id(), item.accepted), (second.id(), false));
+        assert!(!engine.delivers_to(&owner, &item));
+        assert!(is_stored(&engine, &second.id()), "stored all the same");
+
+        // A client resuming from before all this gets neither message.
+        let backlog: Vec<StreamItem> = [&first, &ban, &second]
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| StreamItem::from_store(100 + i as u64, e.clone()))
+            .collect();
+        assert_eq!(
+            engine.backlog_filter(&owner, &backlog).await,
+            vec![false, true, false]
         );
     }
 

@@ -50,12 +50,30 @@ const QUIET: std::time::Duration = std::time::Duration::from_millis(2);
 /// Queued requests before senders wait: backpressure instead of memory growth.
 pub const QUEUE_REQUESTS: usize = 4096;
 
+/// A new event for the store, with what inserting it did to its room.
+#[derive(Clone, Debug)]
+pub struct Fresh {
+    pub event: Event,
+    /// Whether resolution accepted it (a refused event is stored, since
+    /// others may build on it, but is in neither state nor timeline).
+    pub accepted: bool,
+    /// Earlier events whose acceptance it changed, with their new value: a
+    /// ban merged late refuses the messages it raced (and a refused ban
+    /// gives them back).
+    pub flips: Vec<(Event, bool)>,
+}
+
 /// One event delivered on the node-wide stream.
 #[derive(Clone, Debug)]
 pub struct StreamItem {
     pub seq: u64,
     pub room_id: RoomId,
     pub event: Event,
+    /// Resolution's verdict when it was stored. Clients are never shown a
+    /// refused event.
+    pub accepted: bool,
+    /// What it changed about earlier events ([`Fresh::flips`]).
+    pub flips: Vec<(Event, bool)>,
     /// The item as the API sends it, rendered by the first subscriber that
     /// needs it and shared by the rest: one rendering per event, not one per
     /// connected client.
@@ -63,13 +81,29 @@ pub struct StreamItem {
 }
 
 impl StreamItem {
-    pub fn new(seq: u64, event: Event) -> StreamItem {
+    pub fn new(seq: u64, fresh: Fresh) -> StreamItem {
         StreamItem {
             seq,
-            room_id: event.room_id(),
-            event,
+            room_id: fresh.event.room_id(),
+            event: fresh.event,
+            accepted: fresh.accepted,
+            flips: fresh.flips,
             rendered: std::sync::OnceLock::new(),
         }
+    }
+
+    /// An event read back from the store (a WebSocket's backlog), where
+    /// acceptance is not recorded: whoever delivers it asks the room
+    /// ([`super::Engine::backlog_filter`]).
+    pub fn from_store(seq: u64, event: Event) -> StreamItem {
+        StreamItem::new(
+            seq,
+            Fresh {
+                event,
+                accepted: true,
+                flips: Vec::new(),
+            },
+        )
     }
 }
 
@@ -77,7 +111,7 @@ impl StreamItem {
 pub type Done = oneshot::Receiver<Result<Range<u64>, WriteFailed>>;
 
 pub struct WriteRequest {
-    pub events: Vec<Event>,
+    pub events: Vec<Fresh>,
     /// The seqs the events were stored with, in order. Every event is new:
     /// the engine queues only what its room replica took as new, and the
     /// replica holds every stored event of its room.
@@ -124,7 +158,7 @@ impl Writer {
     /// its reply) for the caller to wait with.
     pub fn try_enqueue(
         &self,
-        events: Vec<Event>,
+        events: Vec<Fresh>,
         arrivals: Option<Arc<std::sync::Mutex<Arrivals>>>,
     ) -> Result<Result<Done, (WriteRequest, Done)>, WriteFailed> {
         if self.failed.load(Ordering::Acquire) {
@@ -201,10 +235,10 @@ fn run(
         let new_events: Vec<NewEvent> = batch
             .iter()
             .flat_map(|r| &r.events)
-            .map(|e| NewEvent {
-                room_id: e.room_id().0,
-                event_id: e.id().0,
-                bytes: e.bytes(),
+            .map(|f| NewEvent {
+                room_id: f.event.room_id().0,
+                event_id: f.event.id().0,
+                bytes: f.event.bytes(),
             })
             .collect();
         match append(&new_events) {
@@ -213,22 +247,27 @@ fn run(
                 metrics.events_stored.add(seqs.end - seqs.start);
                 metrics.commits.add(1);
                 let mut next_seq = seqs.start;
-                for request in batch {
-                    let mine = next_seq..next_seq + request.events.len() as u64;
+                for WriteRequest {
+                    events,
+                    done,
+                    arrivals,
+                } in batch
+                {
+                    let mine = next_seq..next_seq + events.len() as u64;
                     next_seq = mine.end;
                     // Before the sender or any client hears of them, so a
                     // read marker on a delivered event always finds it.
-                    if let Some(arrivals) = &request.arrivals {
+                    if let Some(arrivals) = &arrivals {
                         let mut arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
-                        for (event, seq) in request.events.iter().zip(mine.clone()) {
-                            arrivals.stored(event, seq);
+                        for (fresh, seq) in events.iter().zip(mine.clone()) {
+                            arrivals.stored(&fresh.event, seq);
                         }
                     }
-                    for (event, seq) in request.events.iter().zip(mine.clone()) {
+                    for (fresh, seq) in events.into_iter().zip(mine.clone()) {
                         // No receivers is fine: nobody is listening.
-                        let _ = stream.send(Arc::new(StreamItem::new(seq, event.clone())));
+                        let _ = stream.send(Arc::new(StreamItem::new(seq, fresh)));
                     }
-                    let _ = request.done.send(Ok(mine));
+                    let _ = done.send(Ok(mine));
                 }
             }
             Err(error) => {
@@ -256,7 +295,7 @@ mod tests {
     use spaces_protocol::content::{HistoryVisibility, JoinRule, RoomKind};
     use spaces_protocol::{EventBody, NodeKey};
 
-    fn events(key: &NodeKey, n: usize, first: u64) -> Vec<Event> {
+    fn events(key: &NodeKey, n: usize, first: u64) -> Vec<Fresh> {
         (first..first + n as u64)
             .map(|i| {
                 let mut nonce = [0u8; 16];
@@ -272,6 +311,11 @@ mod tests {
                 )
                 .sign(key)
                 .unwrap()
+            })
+            .map(|event| Fresh {
+                event,
+                accepted: true,
+                flips: Vec::new(),
             })
             .collect()
     }
@@ -334,7 +378,7 @@ mod tests {
         let (queue, rx) = mpsc::channel(8);
         let (done, mut reply) = oneshot::channel();
         let batch = events(&key, 3, 0);
-        let ids: Vec<_> = batch.iter().map(Event::id).collect();
+        let ids: Vec<_> = batch.iter().map(|f| f.event.id()).collect();
         queue
             .try_send(WriteRequest {
                 arrivals: None,

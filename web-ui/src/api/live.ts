@@ -29,6 +29,9 @@ export type LiveStatus = 'connecting' | 'live' | 'offline';
 
 export interface LiveHandlers {
   event(event: EventJson, seq: number): void;
+  /** Resolution changed its mind about earlier events of a room (a ban
+   * merged late refuses the messages it raced). */
+  acceptance(room: string, refused: string[], accepted: EventJson[]): void;
   /** Someone who shares a room with us is now online, away or offline. */
   presence(user: string, state: Presence): void;
   /** A new connection: presence starts over (the node sends who is
@@ -165,6 +168,11 @@ export class Live {
         if (frame.seq <= this.cursor) return;
         this.cursor = frame.seq;
         this.handlers.event(frame.event, frame.seq);
+        break;
+      case 'acceptance':
+        // It follows its event's frame (when that was ours), same seq.
+        if (frame.seq > this.cursor) this.cursor = frame.seq;
+        this.handlers.acceptance(frame.room_id, frame.refused, frame.accepted);
         break;
       case 'presence':
         this.handlers.presence(frame.user_id, frame.state);

@@ -145,6 +145,7 @@ export interface Profile {
 export type ServerFrame =
   | { type: 'ready'; user_id: string; seq: number }
   | { type: 'event'; seq: number; event: EventJson }
+  | { type: 'acceptance'; seq: number; room_id: string; refused: string[]; accepted: EventJson[] }
   | { type: 'caught_up'; seq: number }
   | { type: 'presence'; user_id: string; state: Presence }
   | { type: 'typing'; room_id: string; user_id: string; typing: boolean }
