@@ -75,8 +75,15 @@ impl RoomView {
     /// A view of `room`, whose stored events have the arrival `seqs`.
     pub fn new(room: Room, mut seqs: HashMap<EventId, u64>) -> RoomView {
         let mut arrivals = Arrivals::default();
-        for (event, _) in room.iter() {
-            if let Some(seq) = seqs.remove(&event.id()) {
+        {
+            // In seq order, so each message appends: in canonical order a
+            // room merged from several nodes would insert mid-list, O(n²).
+            let mut stored: Vec<(u64, &Event)> = room
+                .iter()
+                .filter_map(|(event, _)| Some((seqs.remove(&event.id())?, event)))
+                .collect();
+            stored.sort_unstable_by_key(|(seq, _)| *seq);
+            for (seq, event) in stored {
                 arrivals.stored(event, seq);
             }
         }
