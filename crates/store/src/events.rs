@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::keys::{self, tree};
-use crate::records::{self, LogEntry, LogRecord};
+use crate::records::{self, FlipRecord, LogEntry, LogRecord};
 use crate::{Error, Id, Store};
 
 /// Events in one `log` record at most. Whoever wants one event of a record (the first page of
@@ -55,6 +55,17 @@ pub struct NewEvent<'a> {
     pub event_id: Id,
     /// The event as the protocol encodes it; the store never looks inside.
     pub bytes: &'a [u8],
+    /// Earlier events of its room whose acceptance storing it changed, with their new value
+    /// (usually none); read back with [`Store::flips_after`].
+    pub flips: &'a [(Id, bool)],
+}
+
+/// What storing the event at `seq` changed about earlier events of its room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFlips {
+    pub seq: u64,
+    pub room_id: Id,
+    pub flips: Vec<(Id, bool)>,
 }
 
 /// An event as stored, with the seq it was given on arrival.
@@ -133,6 +144,18 @@ impl Store {
         }
         // One batch is applied atomically: after a crash all of its records are there or none.
         self.log.apply_batch(batch)?;
+        // Rare, and after the log in sled's own log: a crash in the flush may keep events without
+        // their flips (clients then miss a change of acceptance), never flips without events.
+        for (seq, event) in (first_seq..).zip(events) {
+            if !event.flips.is_empty() {
+                let record = FlipRecord {
+                    room_id: event.room_id,
+                    flips: Cow::Borrowed(event.flips),
+                };
+                self.flips
+                    .insert(keys::seq(seq), records::encode(tree::FLIPS, &record)?)?;
+            }
+        }
         *committed = end_seq - 1;
         // Flush even when there was nothing to write: the caller may be retrying after a failed
         // flush, and `Ok` must mean that everything before is on disk too.
@@ -199,6 +222,30 @@ impl Store {
             }
         }
         Ok(page)
+    }
+
+    /// The flip records of events after `after_seq` (exclusive) up to `until_seq` (inclusive, and
+    /// never past [`last_seq`](Self::last_seq)), ascending.
+    pub fn flips_after(&self, after_seq: u64, until_seq: u64) -> Result<Vec<StoredFlips>, Error> {
+        let until_seq = until_seq.min(self.last_seq());
+        if after_seq >= until_seq {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for entry in self
+            .flips
+            .range(keys::seq(after_seq + 1)..=keys::seq(until_seq))
+        {
+            let (key, value) = entry?;
+            let seq = keys::decode_seq(tree::FLIPS, &key, &key)?;
+            let record: FlipRecord = records::decode(tree::FLIPS, &key, &value)?;
+            found.push(StoredFlips {
+                seq,
+                room_id: record.room_id,
+                flips: record.flips.into_owned(),
+            });
+        }
+        Ok(found)
     }
 
     /// The seq of the last event that is on disk; 0 if there is none.
@@ -281,6 +328,7 @@ mod tests {
                 room_id: [room; 32],
                 event_id: [id; 32],
                 bytes,
+                flips: &[],
             })
             .collect();
         store.append_events(&new).unwrap()
@@ -376,6 +424,7 @@ mod tests {
                 room_id: [(i % 2) as u8; 32],
                 event_id: [0; 32],
                 bytes,
+                flips: &[],
             })
             .collect();
         assert_eq!(store.append_events(&new).unwrap(), 1..n as u64 + 1);
@@ -399,6 +448,7 @@ mod tests {
             room_id: [9; 32],
             event_id: [9; 32],
             bytes: &big,
+            flips: &[],
         }; 3];
         let seqs = store.append_events(&new).unwrap();
         assert_eq!(store.log.len(), 6);
@@ -415,6 +465,7 @@ mod tests {
             room_id: [0; 32],
             event_id: [0; 32],
             bytes,
+            flips: &[],
         };
         let lens = |events: &[NewEvent]| records_of(events).map(<[_]>::len).collect::<Vec<_>>();
         assert_eq!(lens(&[]), Vec::<usize>::new());
@@ -426,6 +477,43 @@ mod tests {
         assert_eq!(lens(&[event(&big), event(&big), event(&small)]), [1, 1, 1]);
         assert_eq!(lens(&[event(&big), event(&small), event(&small)]), [1, 2]);
         assert_eq!(lens(&[event(&small), event(&big)]), [1, 1]);
+    }
+
+    #[test]
+    fn flips_are_kept_with_their_event_and_read_back_by_seq() {
+        let (dir, store) = open_temp();
+        append(&store, &[(1, 10), (1, 11)]);
+        let (a, b) = (bytes_of(1, 12), bytes_of(1, 13));
+        let flipped = [([10; 32], false), ([11; 32], true)];
+        let seqs = store
+            .append_events(&[
+                NewEvent {
+                    room_id: [1; 32],
+                    event_id: [12; 32],
+                    bytes: &a,
+                    flips: &flipped,
+                },
+                NewEvent {
+                    room_id: [1; 32],
+                    event_id: [13; 32],
+                    bytes: &b,
+                    flips: &[],
+                },
+            ])
+            .unwrap();
+        assert_eq!(seqs, 3..5);
+        let expected = vec![StoredFlips {
+            seq: 3,
+            room_id: [1; 32],
+            flips: flipped.to_vec(),
+        }];
+        assert_eq!(store.flips_after(0, 4).unwrap(), expected);
+        assert_eq!(store.flips_after(2, u64::MAX).unwrap(), expected);
+        assert_eq!(store.flips_after(3, u64::MAX).unwrap(), vec![]);
+        assert_eq!(store.flips_after(0, 2).unwrap(), vec![]);
+        drop(store);
+        let store = Store::open(dir.path(), &crate::Options::default()).unwrap();
+        assert_eq!(store.flips_after(0, 10).unwrap(), expected);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! | tree            | key                              | value                          |
 //! |-----------------|----------------------------------|--------------------------------|
 //! | `log`           | seq (u64 BE) of its first event  | `LogRecord`: a run of events   |
+//! | `flips`         | seq (u64 BE) of the event        | `FlipRecord`: what it changed  |
 //! | `accounts`      | username                         | [`Account`](crate::Account)    |
 //! | `profiles`      | username                         | [`Profile`](crate::Profile)    |
 //! | `settings`      | username                         | opaque JSON bytes              |
@@ -33,6 +34,7 @@ use crate::Error;
 /// The name of every tree, also used in [`Error::Corrupt`].
 pub(crate) mod tree {
     pub(crate) const LOG: &str = "log";
+    pub(crate) const FLIPS: &str = "flips";
     /// The event trees of layout 1, which this build does not read.
     pub(crate) const LAYOUT_1: [&str; 3] = ["events", "stream", "room_events"];
     pub(crate) const ACCOUNTS: &str = "accounts";

@@ -23,7 +23,7 @@ mod sessions;
 mod store;
 
 pub use error::Error;
-pub use events::{NewEvent, StoredEvent};
+pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use records::{Account, InviteToken, Profile, Session};
 pub use store::{Options, Store};
 

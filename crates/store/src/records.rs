@@ -73,6 +73,18 @@ impl Record for LogRecord<'_> {
     const VERSION: u8 = 1;
 }
 
+/// A `flips` value: the earlier events of a room whose acceptance storing the event at the key's
+/// seq changed, with their new value.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FlipRecord<'a> {
+    pub(crate) room_id: Id,
+    pub(crate) flips: Cow<'a, [(Id, bool)]>,
+}
+
+impl Record for FlipRecord<'_> {
+    const VERSION: u8 = 1;
+}
+
 /// A local user. Stored under the lowercased `username`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -270,6 +282,17 @@ mod tests {
             }],
         };
         assert_eq!(encode("t", &record).unwrap(), log);
+        // version, room id, number of flips (varint), then per flip: event id, new value.
+        let mut flips = vec![1];
+        flips.extend_from_slice(&[4; 32]);
+        flips.push(1);
+        flips.extend_from_slice(&[5; 32]);
+        flips.push(0);
+        let record = FlipRecord {
+            room_id: [4; 32],
+            flips: Cow::Borrowed(&[([5; 32], false)]),
+        };
+        assert_eq!(encode("t", &record).unwrap(), flips);
         assert_eq!(
             encode("t", &invite()).unwrap(),
             [

@@ -52,6 +52,7 @@ impl Default for Options {
 pub struct Store {
     pub(crate) db: sled::Db,
     pub(crate) log: sled::Tree,
+    pub(crate) flips: sled::Tree,
     pub(crate) accounts: sled::Tree,
     pub(crate) profiles: sled::Tree,
     pub(crate) settings: sled::Tree,
@@ -118,6 +119,7 @@ impl Store {
         let last_seq = crate::events::last_stored_seq(&log)?;
         let store = Store {
             log,
+            flips: db.open_tree(tree::FLIPS)?,
             accounts: db.open_tree(tree::ACCOUNTS)?,
             profiles: db.open_tree(tree::PROFILES)?,
             settings: db.open_tree(tree::SETTINGS)?,

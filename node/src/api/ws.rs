@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
-use spaces_protocol::{Event, EventId, Presence};
+use spaces_protocol::{Event, EventId, Presence, RoomId};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{ApiError, AppState, Authed, render, session};
@@ -170,9 +170,20 @@ async fn run(
             }
         };
         let done = page.len() < BACKLOG_PAGE;
+        let page_after = cursor;
         if let Some(last) = page.last() {
             cursor = last.seq;
         }
+        // What events of the page changed about earlier ones: told with
+        // today's verdicts, right after the event that changed them.
+        let flips = match state.store.flips_after(page_after, cursor) {
+            Ok(flips) => flips,
+            Err(error) => {
+                tracing::error!(%error, "reading the stream's flip records");
+                return Some((1011, "internal error"));
+            }
+        };
+        let mut flips = flips.into_iter().peekable();
         let items: Vec<StreamItem> = page
             .into_iter()
             .filter_map(|stored| {
@@ -189,6 +200,18 @@ async fn run(
                     .feed(Message::Text(frame(item).to_owned().into()))
                     .await
                     .ok()?;
+            }
+            while let Some(record) = flips.next_if(|f| f.seq <= item.seq) {
+                let room_id = RoomId(record.room_id);
+                let flipped = record.flips.iter().map(|(id, _)| EventId(*id)).collect();
+                if let Some((refused, accepted)) = state
+                    .engine
+                    .acceptance_for(&authed.user, &room_id, flipped)
+                    .await
+                {
+                    let text = acceptance_frame(record.seq, room_id, &refused, &accepted);
+                    socket.feed(Message::Text(text.into())).await.ok()?;
+                }
             }
         }
         socket.flush().await.ok()?;
@@ -235,10 +258,14 @@ async fn run(
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
-                            if let Some((refused, accepted)) =
-                                state.engine.acceptance_for(&authed.user, &item).await
+                            let flipped = item.flips.iter().map(|(id, _)| *id).collect();
+                            if let Some((refused, accepted)) = state
+                                .engine
+                                .acceptance_for(&authed.user, &item.room_id, flipped)
+                                .await
                             {
-                                let text = acceptance_frame(&item, &refused, &accepted);
+                                let text =
+                                    acceptance_frame(item.seq, item.room_id, &refused, &accepted);
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
@@ -315,11 +342,11 @@ async fn run(
 /// Resolution changed its mind about earlier events of a room: a ban
 /// merged late refuses the messages it raced, a refused ban gives them
 /// back. Clients drop the refused ids and place the accepted events.
-fn acceptance_frame(item: &StreamItem, refused: &[EventId], accepted: &[Event]) -> String {
+fn acceptance_frame(seq: u64, room_id: RoomId, refused: &[EventId], accepted: &[Event]) -> String {
     json!({
         "type": "acceptance",
-        "seq": item.seq,
-        "room_id": item.room_id.to_string(),
+        "seq": seq,
+        "room_id": room_id.to_string(),
         "refused": refused.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "accepted": accepted
             .iter()

@@ -456,27 +456,32 @@ impl Engine {
         verdicts
     }
 
-    /// What `item` changed about earlier events, as `user`'s clients
-    /// should hear it: the ids now refused, and the events now accepted
-    /// that are within the history they may read. `None` when it changed
-    /// nothing, or the user is not in the room.
+    /// What became of `flipped`, events of a room whose acceptance some
+    /// later event changed, as `user`'s clients should hear it now: the ids
+    /// refused, and the events accepted that are within the history they
+    /// may read. `None` when there is nothing to say or the user is not in
+    /// the room.
     pub async fn acceptance_for(
         &self,
         user: &UserId,
-        item: &StreamItem,
+        room_id: &RoomId,
+        flipped: Vec<EventId>,
     ) -> Option<(Vec<EventId>, Vec<Event>)> {
-        if item.flips.is_empty() || !self.is_joined_local(user, &item.room_id) {
+        if flipped.is_empty() || !self.is_joined_local(user, room_id) {
             return None;
         }
-        let slot = self.room(&item.room_id).ok()?;
+        let slot = self.room(room_id).ok()?;
         let view = slot.lock().await;
         let floor = view.readable_from(user)?;
         let mut refused = Vec::new();
         let mut accepted = Vec::new();
-        for (event, now_accepted) in &item.flips {
-            if !now_accepted {
-                refused.push(event.id());
-            } else if view.room.position(&event.id()).is_some_and(|p| p >= floor) {
+        for id in flipped {
+            let Some(event) = view.room.event(&id) else {
+                continue;
+            };
+            if !view.room.is_accepted(&id) {
+                refused.push(id);
+            } else if view.room.position(&id).is_some_and(|p| p >= floor) {
                 accepted.push(event.clone());
             }
         }
@@ -843,14 +848,10 @@ impl Engine {
                         self.index_room(view);
                     }
                 }
-                let flips = changed
-                    .into_iter()
-                    .filter_map(|(id, now)| Some((view.room.event(&id)?.clone(), now)))
-                    .collect();
                 Ok(Some(Fresh {
                     event,
                     accepted,
-                    flips,
+                    flips: changed,
                 }))
             }
         }
@@ -1104,6 +1105,7 @@ mod tests {
                     room_id: e.room_id,
                     event_id: e.event_id,
                     bytes: &e.bytes,
+                    flips: &[],
                 })
                 .collect();
             store.append_events(&new).unwrap();
@@ -1289,15 +1291,25 @@ mod tests {
         );
         let ban_item = live.recv().await.unwrap();
         assert_eq!(ban_item.event.id(), ban.id());
-        let flips: Vec<_> = ban_item.flips.iter().map(|(e, a)| (e.id(), *a)).collect();
-        assert_eq!(flips, vec![(first.id(), false)]);
+        assert_eq!(ban_item.flips, vec![(first.id(), false)]);
+        let flipped = || ban_item.flips.iter().map(|(id, _)| *id).collect();
         assert_eq!(
-            engine.acceptance_for(&owner, &ban_item).await,
+            engine.acceptance_for(&owner, &room_id, flipped()).await,
             Some((vec![first.id()], Vec::new()))
         );
         // Someone not in the room hears nothing of it.
         let stranger = UserId::new("stranger", engine.node_id()).unwrap();
-        assert_eq!(engine.acceptance_for(&stranger, &ban_item).await, None);
+        assert_eq!(
+            engine.acceptance_for(&stranger, &room_id, flipped()).await,
+            None
+        );
+        // And the store has it, for clients that resume from before it.
+        let stored = engine.store().flips_after(0, u64::MAX).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            (stored[0].seq, &stored[0].flips),
+            (ban_item.seq, &vec![(first.id().0, false)])
+        );
 
         assert_eq!(
             engine.ingest(second.clone()).await.unwrap(),

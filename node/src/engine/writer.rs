@@ -23,7 +23,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use spaces_protocol::{Event, RoomId};
+use spaces_protocol::{Event, EventId, RoomId};
 use spaces_store::{NewEvent, Store};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -59,8 +59,8 @@ pub struct Fresh {
     pub accepted: bool,
     /// Earlier events whose acceptance it changed, with their new value: a
     /// ban merged late refuses the messages it raced (and a refused ban
-    /// gives them back).
-    pub flips: Vec<(Event, bool)>,
+    /// gives them back). Stored with it, for clients that resume later.
+    pub flips: Vec<(EventId, bool)>,
 }
 
 /// One event delivered on the node-wide stream.
@@ -73,7 +73,7 @@ pub struct StreamItem {
     /// refused event.
     pub accepted: bool,
     /// What it changed about earlier events ([`Fresh::flips`]).
-    pub flips: Vec<(Event, bool)>,
+    pub flips: Vec<(EventId, bool)>,
     /// The item as the API sends it, rendered by the first subscriber that
     /// needs it and shared by the rest: one rendering per event, not one per
     /// connected client.
@@ -232,18 +232,26 @@ fn run(
             }
         }
         busy = batch.len() > 1;
+        let flips: Vec<Vec<([u8; 32], bool)>> = batch
+            .iter()
+            .flat_map(|r| &r.events)
+            .map(|f| f.flips.iter().map(|(id, now)| (id.0, *now)).collect())
+            .collect();
         let new_events: Vec<NewEvent> = batch
             .iter()
             .flat_map(|r| &r.events)
-            .map(|f| NewEvent {
+            .zip(&flips)
+            .map(|(f, flips)| NewEvent {
                 room_id: f.event.room_id().0,
                 event_id: f.event.id().0,
                 bytes: f.event.bytes(),
+                flips,
             })
             .collect();
         match append(&new_events) {
             Ok(seqs) => {
                 drop(new_events);
+                drop(flips);
                 metrics.events_stored.add(seqs.end - seqs.start);
                 metrics.commits.add(1);
                 let mut next_seq = seqs.start;
