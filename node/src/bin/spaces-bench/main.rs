@@ -101,14 +101,46 @@ impl NodeProcess {
     /// Starts `spaces serve` on a fresh data directory named after `name`,
     /// with the benchmark's limits and no federation, then `env` on top.
     fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<NodeProcess> {
-        let exe = std::env::current_exe()?.with_file_name("spaces");
         let dir = std::env::temp_dir().join(format!("spaces-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        let (child, stdout) = Self::spawn(&dir, env)?;
+        // From here on, dropping `node` kills the child.
+        let mut node = NodeProcess {
+            child,
+            base: String::new(),
+            node_id: String::new(),
+            dir,
+        };
+        node.read_start_line(stdout)?;
+        Ok(node)
+    }
+
+    /// Stops the node (SIGTERM: it shuts down gracefully) and starts it
+    /// again on the same data directory, with no `env` on top; the time
+    /// until it serves.
+    fn restart(&mut self) -> anyhow::Result<Duration> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        self.child.wait()?;
+        let started = Instant::now();
+        let (child, stdout) = Self::spawn(&self.dir, &[])?;
+        self.child = child;
+        self.read_start_line(stdout)?;
+        Ok(started.elapsed())
+    }
+
+    fn spawn(
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Child, std::process::ChildStdout)> {
+        let exe = std::env::current_exe()?.with_file_name("spaces");
         let mut command = Command::new(&exe);
         command
             .args(["serve", "--http-listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&dir)
+            .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         // The benchmark states every setting it runs with.
@@ -137,13 +169,12 @@ impl NodeProcess {
             )
         })?;
         let stdout = child.stdout.take().context("no stdout")?;
-        // From here on, dropping `node` kills the child.
-        let mut node = NodeProcess {
-            child,
-            base: String::new(),
-            node_id: String::new(),
-            dir,
-        };
+        Ok((child, stdout))
+    }
+
+    /// Reads `Spaces node <id> on http://<addr>` (printed once the node
+    /// serves), then drains the rest.
+    fn read_start_line(&mut self, stdout: std::process::ChildStdout) -> anyhow::Result<()> {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
         reader.read_line(&mut line)?;
@@ -155,9 +186,9 @@ impl NodeProcess {
         let ["Spaces", "node", node_id, "on", base] = words[..] else {
             bail!("unexpected start line {line:?}");
         };
-        node.node_id = node_id.to_owned();
-        node.base = base.to_owned();
-        Ok(node)
+        self.node_id = node_id.to_owned();
+        self.base = base.to_owned();
+        Ok(())
     }
 
     /// CPU seconds (user + system) the node has used so far.
@@ -348,7 +379,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// The single-node load benchmark.
 async fn load(args: Args) -> anyhow::Result<()> {
-    let node = NodeProcess::start("load", &[])?;
+    let mut node = NodeProcess::start("load", &[])?;
     // Let start-up allocation settle before reading idle memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = node.rss_kib();
@@ -521,6 +552,11 @@ async fn load(args: Args) -> anyhow::Result<()> {
     latencies.sort_by(f64::total_cmp);
     let rss_load = node.rss_kib();
     let (node_cpu_2, bench_cpu_2) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
+    // 3. Restart: every stored event is loaded back into memory.
+    let n_stored = node_metric(&client, &base, "spaces_events_stored_total").await?;
+    let restart = node.restart()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_restart = node.rss_kib();
 
     println!("| measure | value |");
     println!("|---|---|");
@@ -559,6 +595,11 @@ async fn load(args: Args) -> anyhow::Result<()> {
         "| node RSS after setup / after load | {:.1} / {:.1} MiB |",
         rss_setup as f64 / 1024.0,
         rss_load as f64 / 1024.0
+    );
+    println!(
+        "| node restarted on its {n_stored} events: serving after / RSS | {:.2} s / {:.1} MiB |",
+        restart.as_secs_f64(),
+        rss_restart as f64 / 1024.0
     );
     Ok(())
 }
