@@ -10,7 +10,9 @@
 //! 2. delivery latency — at a fixed send rate, the time from issuing a send
 //!    to its arrival on every member's WebSocket (p50/p99/max);
 //! 3. the node's resident memory (VmRSS from /proc) idle, after setup and
-//!    after load.
+//!    after load;
+//! 4. after a restart on the same data directory, the time until it serves
+//!    again and its memory with every stored event loaded.
 //!
 //! `spaces-bench federation ...` and `spaces-bench join ...` measure
 //! several nodes joined by libp2p on loopback: see [`federation`].
@@ -352,7 +354,8 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
 
   spaces-bench [--users N] [--messages-per-sender N] [--rate MSG/S] [--seconds S]
       one node: durable send throughput from N concurrent senders into one
-      room, then delivery latency to N WebSocket members at a fixed rate
+      room, then delivery latency to N WebSocket members at a fixed rate,
+      then a restart: time to serve and memory with all events loaded
       (defaults: 100 users, 200 messages each, 500 msg/s for 10 s)
   spaces-bench federation [--nodes N] [--rate MSG/S] [--seconds S] [--topology star|chain]
       cross-node delivery latency in a public room spanning N nodes
