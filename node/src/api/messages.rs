@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_protocol::content::*;
-use spaces_protocol::{EphemeralKind, EventId, RoleId};
+use spaces_protocol::{EphemeralKind, Event, EventId, RoleId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, Query};
@@ -143,6 +143,13 @@ pub async fn history(
         };
     let mut positions = Vec::with_capacity(limit);
     let mut has_more = false;
+    // Only what is on disk: a received event is in the replica a moment
+    // before the writer stores it, and until then has no seq (a read
+    // marker on it would find nothing).
+    let arrivals = view.arrivals();
+    let shown = |event: &Event, accepted: bool| {
+        accepted && in_timeline(event.content()) && arrivals.seq(&event.id()).is_some()
+    };
     if backwards {
         let mut pos = anchor.unwrap_or(view.room.len());
         while pos > floor {
@@ -150,7 +157,7 @@ pub async fn history(
             let Some((event, accepted)) = view.room.at(pos) else {
                 break;
             };
-            if accepted && in_timeline(event.content()) {
+            if shown(event, accepted) {
                 if positions.len() == limit {
                     has_more = true;
                     break;
@@ -162,7 +169,7 @@ pub async fn history(
     } else {
         let mut pos = anchor.map_or(floor, |a| (a + 1).max(floor));
         while let Some((event, accepted)) = view.room.at(pos) {
-            if accepted && in_timeline(event.content()) {
+            if shown(event, accepted) {
                 if positions.len() == limit {
                     has_more = true;
                     break;
@@ -172,6 +179,7 @@ pub async fn history(
             pos += 1;
         }
     }
+    drop(arrivals);
     let events: Vec<Value> = positions
         .iter()
         .filter_map(|p| view.room.at(*p))
@@ -204,7 +212,9 @@ pub async fn thread(
     let view = slot.lock().await;
     let floor = readable(&view, &authed)?;
     let visible = |id: &EventId| {
-        view.room.position(id).is_some_and(|p| p >= floor) && view.room.is_accepted(id)
+        view.room.position(id).is_some_and(|p| p >= floor)
+            && view.room.is_accepted(id)
+            && view.arrivals().seq(id).is_some()
     };
     if !visible(&root) {
         return Err(ApiError::not_found(
