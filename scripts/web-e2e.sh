@@ -53,12 +53,14 @@ cleanup() {
 trap cleanup EXIT
 
 # Short access tokens (20 s) so the tests see the client renew one quietly;
-# send limits lifted so scripted history does not hit the rate limiter.
+# send limits lifted so scripted history does not hit the rate limiter; a
+# 1 s presence grace so a user who leaves shows as offline within the test.
 echo "== starting the node on $url"
 SPACES__WEB__DIR="$root/web-ui/dist" \
   SPACES__LIMITS__SENDS_PER_SEC=1000 \
   SPACES__LIMITS__SEND_BURST=1000 \
   SPACES__LIMITS__ACCESS_TOKEN_SECS=20 \
+  SPACES__PRESENCE__GRACE_SECS=1 \
   RUST_LOG="${RUST_LOG:-warn}" \
   "$bin" serve --data-dir "$work/data" --http-listen "127.0.0.1:$port" \
   --p2p-listen /ip4/127.0.0.1/tcp/0 >"$work/node.log" 2>&1 &

@@ -600,6 +600,25 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     }
   });
 
+  step('a hidden tab shows as away, and online again when shown', async () => {
+    const a = alice.page;
+    const b = bob.page;
+    await a.getByRole('link', { name: /^Town square/ }).click();
+    const members = a.getByRole('complementary', { name: 'Members' });
+    if (!(await members.isVisible())) await a.getByRole('button', { name: /^Members/ }).click();
+    const bobRow = members.getByRole('listitem').filter({ hasText: 'bob' });
+    await bobRow.getByRole('img', { name: 'online' }).waitFor();
+    const setVisibility = (state) =>
+      b.evaluate((state) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    await setVisibility('hidden');
+    await bobRow.getByRole('img', { name: 'away' }).waitFor();
+    await setVisibility('visible');
+    await bobRow.getByRole('img', { name: 'online' }).waitFor();
+  });
+
   step('the access token is renewed quietly; logging out ends the session', async () => {
     const a = alice.page;
     // The node under test issues 20 s tokens (see scripts/web-e2e.sh); the
@@ -638,8 +657,17 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     assert.equal(await html.getAttribute('data-theme'), 'dark');
     await shot(a, 'room-desktop-dark-toggle');
 
+    // bob watches alice in the member list: logged out, she goes offline
+    // (after the node's grace period, 1 s here).
+    const b = bob.page;
+    const members = b.getByRole('complementary', { name: 'Members' });
+    if (!(await members.isVisible())) await b.getByRole('button', { name: /^Members/ }).click();
+    const aliceRow = members.getByRole('listitem').filter({ hasText: 'alice' });
+    await aliceRow.getByRole('img', { name: 'online' }).waitFor();
+
     await a.getByRole('button', { name: 'Log out' }).click();
     await a.getByRole('tab', { name: 'Log in' }).waitFor();
+    await aliceRow.getByRole('img', { name: 'offline' }).waitFor();
     await a.reload();
     await a.getByRole('tab', { name: 'Log in' }).waitFor();
     assert.equal(await a.evaluate(() => localStorage.getItem('spaces.session.v1')), null);
