@@ -521,10 +521,12 @@ pub async fn run_publisher(engine: Engine, handle: Handle) {
             Err(RecvError::Closed) => break,
         };
         let event = &item.event;
+        // Flips can change memberships too (a role change that refuses a
+        // ban gives the member back).
         let changes_route = matches!(
             event.content(),
             Content::Member(_) | Content::JoinRule(_) | Content::Create(_)
-        );
+        ) || !item.flips.is_empty();
         let ours = event.origin() == engine.node_id();
         if !changes_route && !ours {
             continue;

@@ -394,10 +394,18 @@ function ingestAcceptance(room: string, refused: string[], accepted: EventJson[]
   updateTimeline(room, (t) => ({ ids: t.ids.filter((id) => !gone.has(id)) }));
   for (const id of refused) {
     const root = store.msgs.get(id)?.thread;
-    if (root) updateThread(root, (t) => ({ ids: t.ids.filter((x) => x !== id) }));
+    if (!root) continue;
+    updateThread(root, (t) => ({ ids: t.ids.filter((x) => x !== id) }));
+    // Counted when it arrived; a re-read only ever raises the count.
+    updateMsg(root, (msg) => ({ threadCount: Math.max(0, msg.threadCount - 1) }));
   }
   const entry = store.rooms.get(room);
-  if (accepted.length > 0 && entry?.timeline.loaded) void loadLatest(room);
+  if (accepted.length > 0 && entry?.timeline.loaded) {
+    // Where they go in the canonical order is the node's to say: read the
+    // newest page afresh (older pages come back as the reader scrolls).
+    updateTimeline(room, () => ({ ...newTimeline() }));
+    void loadLatest(room);
+  }
   scheduleAggregates(room);
   scheduleRoomInfo(room);
   if (entry?.members) scheduleMembers(room);

@@ -267,6 +267,9 @@ impl TokenVerifier {
         now_s: u64,
         expected_issuer: &str,
     ) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
         let seen = self.lock().get(token).cloned();
         if let Some(payload) = seen {
             payload.check(now_s, expected_issuer)?;

@@ -145,10 +145,10 @@ pub async fn history(
     let mut has_more = false;
     // Only what is on disk: a received event is in the replica a moment
     // before the writer stores it, and until then has no seq (a read
-    // marker on it would find nothing).
-    let arrivals = view.arrivals();
+    // marker on it would find nothing). The arrivals lock is taken per
+    // candidate: the writer needs it after every commit to this room.
     let shown = |event: &Event, accepted: bool| {
-        accepted && in_timeline(event.content()) && arrivals.seq(&event.id()).is_some()
+        accepted && in_timeline(event.content()) && view.arrivals().seq(&event.id()).is_some()
     };
     if backwards {
         let mut pos = anchor.unwrap_or(view.room.len());
@@ -179,7 +179,6 @@ pub async fn history(
             pos += 1;
         }
     }
-    drop(arrivals);
     let events: Vec<Value> = positions
         .iter()
         .filter_map(|p| view.room.at(*p))

@@ -476,16 +476,21 @@ impl Engine {
         let mut refused = Vec::new();
         let mut accepted = Vec::new();
         for id in flipped {
-            let Some(event) = view.room.event(&id) else {
+            // Nothing before the floor, not even an id (invariant 4).
+            let Some(event) = view
+                .room
+                .event(&id)
+                .filter(|_| view.room.position(&id).is_some_and(|p| p >= floor))
+            else {
                 continue;
             };
-            if !view.room.is_accepted(&id) {
-                refused.push(id);
-            } else if view.room.position(&id).is_some_and(|p| p >= floor) {
+            if view.room.is_accepted(&id) {
                 accepted.push(event.clone());
+            } else {
+                refused.push(id);
             }
         }
-        Some((refused, accepted))
+        (!refused.is_empty() || !accepted.is_empty()).then_some((refused, accepted))
     }
 
     /// Creates a room owned by `creator` (a local user).
@@ -1330,6 +1335,60 @@ mod tests {
             engine.backlog_filter(&owner, &backlog).await,
             vec![false, true, false]
         );
+    }
+
+    /// Someone whose history starts after a flipped event hears nothing of
+    /// it, not even its id (invariant 4).
+    #[tokio::test]
+    async fn acceptance_tells_nothing_from_before_the_users_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _writer) = open_with_writer(dir.path());
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let options = NewRoom {
+            kind: RoomKind::Room,
+            join_rule: JoinRule::Public,
+            history_visibility: HistoryVisibility::Joined,
+            name: None,
+            topic: None,
+            invite: Vec::new(),
+        };
+        let room_id = engine.create_room(&owner, options).await.unwrap();
+        let far = NodeKey::from_seed([2; 32]);
+        let bob = UserId::new("bob", far.node_id()).unwrap();
+        let join = remote(&engine, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
+        engine.ingest(join).await.unwrap();
+        let ban = Content::Member(Member {
+            target: bob.clone(),
+            membership: Membership::Ban,
+            reason: None,
+        });
+        let ban = remote(
+            &engine,
+            &room_id,
+            &NodeKey::from_seed([1; 32]),
+            "owner",
+            now_ms(),
+            ban,
+        )
+        .await;
+        let said = Content::Message(Message {
+            body: "before you came".into(),
+            ..Default::default()
+        });
+        let said = remote(&engine, &room_id, &far, "bob", now_ms(), said).await;
+        engine.ingest(said.clone()).await.unwrap();
+        // A local user joins after bob's message, under `joined` visibility.
+        let late = UserId::new("late", engine.node_id()).unwrap();
+        engine.send(&late, &room_id, join_of(&late)).await.unwrap();
+        engine.ingest(ban).await.unwrap();
+        let flipped = vec![said.id()];
+        assert_eq!(
+            engine
+                .acceptance_for(&owner, &room_id, flipped.clone())
+                .await,
+            Some((vec![said.id()], Vec::new()))
+        );
+        assert_eq!(engine.acceptance_for(&late, &room_id, flipped).await, None);
     }
 
     #[tokio::test]
