@@ -29,11 +29,20 @@
 //! event.
 //!
 //! After a restart both watermarks are the seq of the last event of the last record.
+//!
+//! # Flips
+//!
+//! An event whose storing changed what resolution accepts among earlier events of its room
+//! carries those changes ([`NewEvent::flips`]); they go to the `flips` tree under the event's
+//! seq, in one sled transaction with the log records, and [`Store::flips_after`] reads them back
+//! for clients that resume from before them.
 
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use crate::keys::{self, tree};
 use crate::records::{self, FlipRecord, LogEntry, LogRecord};
@@ -142,19 +151,29 @@ impl Store {
             );
             record_seq += chunk.len() as u64;
         }
-        // One batch is applied atomically: after a crash all of its records are there or none.
-        self.log.apply_batch(batch)?;
-        // Rare, and after the log in sled's own log: a crash in the flush may keep events without
-        // their flips (clients then miss a change of acceptance), never flips without events.
+        let mut flips = Vec::new();
         for (seq, event) in (first_seq..).zip(events) {
             if !event.flips.is_empty() {
                 let record = FlipRecord {
                     room_id: event.room_id,
                     flips: Cow::Borrowed(event.flips),
                 };
-                self.flips
-                    .insert(keys::seq(seq), records::encode(tree::FLIPS, &record)?)?;
+                flips.push((keys::seq(seq), records::encode(tree::FLIPS, &record)?));
             }
+        }
+        // One batch is applied atomically: after a crash all of its records are there or none.
+        // With flip records (rarely) both trees change in one transaction, so an event is never
+        // kept without what it changed, nor a flip record without its event.
+        if flips.is_empty() {
+            self.log.apply_batch(batch)?;
+        } else {
+            (&self.log, &self.flips).transaction(|(log, flips_tree)| {
+                log.apply_batch(&batch)?;
+                for (key, value) in &flips {
+                    flips_tree.insert(&key[..], value.clone())?;
+                }
+                Ok::<(), ConflictableTransactionError<Error>>(())
+            })?;
         }
         *committed = end_seq - 1;
         // Flush even when there was nothing to write: the caller may be retrying after a failed
