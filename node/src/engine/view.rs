@@ -44,7 +44,11 @@ pub struct Arrivals {
     seqs: HashMap<EventId, u64>,
     /// (seq, sender, id) of every stored message, accepted or not (that is
     /// asked of the replica when counting), ascending seq: unread counts.
-    messages: Vec<(u64, UserId, EventId)>,
+    /// The sender is an index into `senders`: a room has far fewer senders
+    /// than messages, and this list is held for every message.
+    messages: Vec<(u64, u32, EventId)>,
+    senders: Vec<UserId>,
+    sender_index: HashMap<UserId, u32>,
 }
 
 impl Arrivals {
@@ -52,7 +56,16 @@ impl Arrivals {
     pub fn stored(&mut self, event: &Event, seq: u64) {
         self.seqs.insert(event.id(), seq);
         if matches!(event.content(), Content::Message(_)) {
-            let entry = (seq, event.sender().clone(), event.id());
+            let sender = match self.sender_index.get(event.sender()) {
+                Some(&i) => i,
+                None => {
+                    let i = u32::try_from(self.senders.len()).unwrap_or(u32::MAX);
+                    self.senders.push(event.sender().clone());
+                    self.sender_index.insert(event.sender().clone(), i);
+                    i
+                }
+            };
+            let entry = (seq, sender, event.id());
             // Seqs grow with arrival, but two sends of one commit may record
             // theirs in either order.
             match self.messages.last() {
@@ -124,9 +137,10 @@ impl RoomView {
         let start = arrivals
             .messages
             .partition_point(|(seq, ..)| *seq <= marker);
+        let own = arrivals.sender_index.get(user).copied();
         arrivals.messages[start..]
             .iter()
-            .filter(|(_, sender, id)| sender != user && self.room.is_accepted(id))
+            .filter(|(_, sender, id)| Some(*sender) != own && self.room.is_accepted(id))
             .take(cap)
             .count()
     }
