@@ -403,7 +403,7 @@ function ingestAcceptance(room: string, refused: string[], accepted: EventJson[]
   if (accepted.length > 0 && entry?.timeline.loaded) {
     // Where they go in the canonical order is the node's to say: read the
     // newest page afresh (older pages come back as the reader scrolls).
-    updateTimeline(room, () => ({ ...newTimeline() }));
+    updateTimeline(room, newTimeline);
     void loadLatest(room);
   }
   scheduleAggregates(room);

@@ -258,11 +258,13 @@ async fn run(
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
-                            let flipped = item.flips.iter().map(|(id, _)| *id).collect();
-                            if let Some((refused, accepted)) = state
-                                .engine
-                                .acceptance_for(&authed.user, &item.room_id, flipped)
-                                .await
+                            // Rare: most items change nothing about others.
+                            let flipped: Vec<_> = item.flips.iter().map(|(id, _)| *id).collect();
+                            if !flipped.is_empty()
+                                && let Some((refused, accepted)) = state
+                                    .engine
+                                    .acceptance_for(&authed.user, &item.room_id, flipped)
+                                    .await
                             {
                                 let text =
                                     acceptance_frame(item.seq, item.room_id, &refused, &accepted);

@@ -384,11 +384,7 @@ impl Engine {
 
     /// Rooms where a local user is joined, invited or knocking.
     pub fn rooms_of(&self, user: &UserId) -> Vec<RoomId> {
-        let index = self
-            .inner
-            .memberships
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let index = self.memberships();
         index
             .get(user)
             .map(|rooms| rooms.keys().copied().collect())
@@ -404,24 +400,12 @@ impl Engine {
         if !item.accepted {
             return false;
         }
-        if is_about(user, item) {
-            return true;
-        }
-        let index = self
-            .inner
-            .memberships
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        index.get(user).and_then(|rooms| rooms.get(&item.room_id)) == Some(&Membership::Join)
+        is_about(user, item) || self.is_joined_local(user, &item.room_id)
     }
 
     /// Whether a local user is joined to a room.
     pub fn is_joined_local(&self, user: &UserId, room_id: &RoomId) -> bool {
-        let index = self
-            .inner
-            .memberships
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let index = self.memberships();
         index.get(user).and_then(|rooms| rooms.get(room_id)) == Some(&Membership::Join)
     }
 
@@ -944,6 +928,16 @@ impl Engine {
             .insert(room_id, reach);
     }
 
+    /// Local users' rooms and memberships.
+    fn memberships(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<UserId, HashMap<RoomId, Membership>>> {
+        self.inner
+            .memberships
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn write_rooms(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, RoomSlot>> {
         self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
     }
@@ -1025,11 +1019,30 @@ mod tests {
     }
 
     fn join_of(user: &UserId) -> Content {
+        member_of(user, Membership::Join)
+    }
+
+    fn member_of(user: &UserId, membership: Membership) -> Content {
         Content::Member(Member {
             target: user.clone(),
-            membership: Membership::Join,
+            membership,
             reason: None,
         })
+    }
+
+    fn said(body: &str) -> Content {
+        Content::Message(Message {
+            body: body.into(),
+            ..Default::default()
+        })
+    }
+
+    /// The owner's ban of `target` on the room's current heads, signed with
+    /// this node's key but not inserted: as if it came back from a partition.
+    async fn owners_ban(engine: &Engine, room_id: &RoomId, target: &UserId) -> Event {
+        let ban = member_of(target, Membership::Ban);
+        let key = NodeKey::from_seed([1; 32]);
+        remote(engine, room_id, &key, "owner", now_ms(), ban).await
     }
 
     /// A body by `sender` on the room's current heads, signed by `key`.
@@ -1060,11 +1073,15 @@ mod tests {
             Ingested::New { accepted: true }
         );
         assert_eq!(engine.ingest(join).await.unwrap(), Ingested::Duplicate);
-        let hello = Content::Message(Message {
-            body: "hi from afar".into(),
-            ..Default::default()
-        });
-        let hello = remote(&engine, &room_id, &far, "bob", now_ms(), hello).await;
+        let hello = remote(
+            &engine,
+            &room_id,
+            &far,
+            "bob",
+            now_ms(),
+            said("hi from afar"),
+        )
+        .await;
         assert_eq!(
             engine.ingest(hello.clone()).await.unwrap(),
             Ingested::New { accepted: true }
@@ -1087,11 +1104,7 @@ mod tests {
         let (a, _writer, room_id, far, bob) = fixture(dir_a.path()).await;
         let join = remote(&a, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
         a.ingest(join.clone()).await.unwrap();
-        let hello = Content::Message(Message {
-            body: "hi".into(),
-            ..Default::default()
-        });
-        let hello = remote(&a, &room_id, &far, "bob", now_ms(), hello).await;
+        let hello = remote(&a, &room_id, &far, "bob", now_ms(), said("hi")).await;
         a.ingest(hello.clone()).await.unwrap();
         // Node B's store has everything but the join: loading leaves the
         // message out of the replica for want of its parent.
@@ -1256,28 +1269,8 @@ mod tests {
         let owner = UserId::new("owner", engine.node_id()).unwrap();
         let join = remote(&engine, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
         engine.ingest(join).await.unwrap();
-        // Drafted on the same heads: the ban (by the owner, on this node's
-        // key, as if it came back from a partition) and two messages by bob.
-        let ban = Content::Member(Member {
-            target: bob.clone(),
-            membership: Membership::Ban,
-            reason: None,
-        });
-        let ban = remote(
-            &engine,
-            &room_id,
-            &NodeKey::from_seed([1; 32]),
-            "owner",
-            now_ms(),
-            ban,
-        )
-        .await;
-        let said = |body: &str| {
-            Content::Message(Message {
-                body: body.into(),
-                ..Default::default()
-            })
-        };
+        // Drafted on the same heads: the owner's ban and two messages by bob.
+        let ban = owners_ban(&engine, &room_id, &bob).await;
         let first = remote(&engine, &room_id, &far, "bob", now_ms(), said("first")).await;
         let second = remote(&engine, &room_id, &far, "bob", now_ms(), said("second")).await;
         let mut live = engine.subscribe();
@@ -1357,36 +1350,20 @@ mod tests {
         let bob = UserId::new("bob", far.node_id()).unwrap();
         let join = remote(&engine, &room_id, &far, "bob", now_ms(), join_of(&bob)).await;
         engine.ingest(join).await.unwrap();
-        let ban = Content::Member(Member {
-            target: bob.clone(),
-            membership: Membership::Ban,
-            reason: None,
-        });
-        let ban = remote(
-            &engine,
-            &room_id,
-            &NodeKey::from_seed([1; 32]),
-            "owner",
-            now_ms(),
-            ban,
-        )
-        .await;
-        let said = Content::Message(Message {
-            body: "before you came".into(),
-            ..Default::default()
-        });
-        let said = remote(&engine, &room_id, &far, "bob", now_ms(), said).await;
-        engine.ingest(said.clone()).await.unwrap();
+        let ban = owners_ban(&engine, &room_id, &bob).await;
+        let earlier = said("before you came");
+        let earlier = remote(&engine, &room_id, &far, "bob", now_ms(), earlier).await;
+        engine.ingest(earlier.clone()).await.unwrap();
         // A local user joins after bob's message, under `joined` visibility.
         let late = UserId::new("late", engine.node_id()).unwrap();
         engine.send(&late, &room_id, join_of(&late)).await.unwrap();
         engine.ingest(ban).await.unwrap();
-        let flipped = vec![said.id()];
+        let flipped = vec![earlier.id()];
         assert_eq!(
             engine
                 .acceptance_for(&owner, &room_id, flipped.clone())
                 .await,
-            Some((vec![said.id()], Vec::new()))
+            Some((vec![earlier.id()], Vec::new()))
         );
         assert_eq!(engine.acceptance_for(&late, &room_id, flipped).await, None);
     }

@@ -435,11 +435,7 @@ impl Engine {
 
     /// Rooms where a local user is joined.
     pub fn joined_rooms(&self, user: &UserId) -> Vec<RoomId> {
-        let index = self
-            .inner
-            .memberships
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let index = self.memberships();
         index.get(user).map_or_else(Vec::new, |rooms| {
             rooms
                 .iter()
@@ -511,11 +507,7 @@ impl Engine {
             return None;
         }
         let members: Vec<UserId> = {
-            let index = self
-                .inner
-                .memberships
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+            let index = self.memberships();
             index
                 .iter()
                 .filter(|(other, rooms)| {
