@@ -18,5 +18,8 @@ pub mod hasher;
 pub mod metrics;
 mod node;
 
+#[cfg(test)]
+mod doc_tidy;
+
 pub use config::Config;
 pub use node::Node;
