@@ -37,8 +37,9 @@ pub(crate) struct Gate {
 /// What the gate says to a request that finds it full.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Full {
-    /// The peer holds at least its share of the slots: the peers holding
-    /// any, taken equally.
+    /// The peer holds at least its share of the slots (the peers holding
+    /// any, taken equally), and at least two: when many peers hold one
+    /// each, none of them is the flood.
     pub over_share: bool,
 }
 
@@ -109,7 +110,7 @@ impl Gate {
                 // Holders share the slots equally; a peer with at least its
                 // part is among those filling the gate.
                 let share = self.capacity.div_ceil(load.len().max(1));
-                let over_share = held > 0 && held >= share;
+                let over_share = held >= share.max(2);
                 self.busy_sent.fetch_add(1, Ordering::Relaxed);
                 if over_share {
                     self.busy_charged.fetch_add(1, Ordering::Relaxed);
@@ -159,6 +160,7 @@ mod tests {
         let stats = gate.stats();
         assert_eq!((stats.busy_sent, stats.busy_charged), (3, 1));
         // A slot dropped (answered, or its task gone) lets the next one in.
+        // (Below: peers holding one slot each are not charged.)
         slots.pop();
         let slot = gate.enter(bystander).unwrap();
         assert_eq!(gate.stats().in_flight, 4);
@@ -166,5 +168,10 @@ mod tests {
         drop(slots);
         assert_eq!(gate.stats().in_flight, 0);
         assert!(gate.load.lock().unwrap().is_empty(), "no peer left behind");
+
+        let gate = Gate::new(2);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let _held = (gate.enter(a).unwrap(), gate.enter(b).unwrap());
+        assert_eq!(gate.enter(a).unwrap_err(), Full { over_share: false });
     }
 }
