@@ -214,3 +214,39 @@ async fn ten_thousand_concurrent_inbound_requests_leave_the_node_responsive_and_
     }
     assert!(served, "no flooder is served after the flood");
 }
+
+#[tokio::test]
+async fn events_by_id_stop_at_the_batch_size_whatever_ids_are_named() {
+    use spaces_federation::wire::{MAX_BATCH_BYTES, MAX_IDS};
+
+    let peer = Peer::start(&[]).await;
+    let alice = peer.node.register("alice").await;
+    let room = peer
+        .node
+        .create_room(&alice, json!({ "name": "lobby", "visibility": "public" }))
+        .await;
+    // The largest message body, named 256 times: just over 4 MiB of events.
+    let body = "x".repeat(spaces_protocol::limits::MAX_BODY_BYTES);
+    let big = peer.node.send(&alice, &room, &body).await;
+    let room_id: RoomId = room.parse().unwrap();
+    let node_id: NodeId = peer.id().parse().unwrap();
+    let asker = flooder(&peer.addr, node_id, room_id).await;
+    let request = Request::Events {
+        room: room_id,
+        ids: vec![big.parse().unwrap(); MAX_IDS],
+    };
+    match asker.request(node_id, request).await {
+        Ok(Response::Events { events, more }) => {
+            let sizes = (events.len(), events.first().map(Vec::len));
+            assert!(more, "some were left out: {sizes:?}");
+            assert!(events.len() < MAX_IDS, "{} events", events.len());
+            let bytes: usize = events.iter().map(Vec::len).sum();
+            let largest = events.iter().map(Vec::len).max().unwrap();
+            assert!(
+                bytes >= MAX_BATCH_BYTES && bytes < MAX_BATCH_BYTES + largest,
+                "{bytes} bytes"
+            );
+        }
+        other => panic!("events by id: {other:?}"),
+    }
+}
