@@ -44,6 +44,10 @@ pub struct P2pConfig {
     pub sync_interval_secs: u64,
     /// Node ids (`~...`) this node refuses to talk to.
     pub blocked: Vec<String>,
+    /// Requests from other nodes (pushes, backfills, joins) worked on and
+    /// being answered at once, all peers together; more are answered
+    /// `busy`. Bounds the memory and tasks inbound federation can take.
+    pub max_inbound_requests: usize,
 }
 
 impl P2pConfig {
@@ -67,6 +71,7 @@ impl P2pConfig {
                         .map_err(|e| anyhow::anyhow!("p2p.blocked: {n:?}: {e}"))
                 })
                 .collect::<Result<_, _>>()?,
+            max_inbound: self.max_inbound_requests,
         })
     }
 }
@@ -185,6 +190,8 @@ impl Default for P2pConfig {
             mdns: false,
             sync_interval_secs: 30,
             blocked: Vec::new(),
+            // The reasons are at the constant.
+            max_inbound_requests: spaces_federation::DEFAULT_MAX_INBOUND,
         }
     }
 }
@@ -261,6 +268,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.p2p.federation()?;
+        if self.p2p.max_inbound_requests == 0 {
+            bail!("p2p.max_inbound_requests must be positive");
+        }
         if self.limits.access_token_secs == 0 || self.limits.session_days == 0 {
             bail!("limits.access_token_secs and limits.session_days must be positive");
         }

@@ -228,11 +228,12 @@ impl Host for NodeHost {
                 }
             }
             Request::Events { room, ids } => {
-                match self.engine.events_by_id(&room, from, &ids).await {
-                    Ok(events) => Response::Events {
-                        events,
-                        more: false,
-                    },
+                let served = self
+                    .engine
+                    .events_by_id(&room, from, &ids, MAX_BATCH_BYTES)
+                    .await;
+                match served {
+                    Ok((events, more)) => Response::Events { events, more },
                     Err(e) => refused(e),
                 }
             }

@@ -114,3 +114,46 @@ impl Metrics {
         out
     }
 }
+
+/// The bound on inbound federation requests, read from federation at
+/// scrape time (it owns the counters).
+pub fn render_federation(stats: &spaces_federation::InboundStats) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "spaces_federation_inbound_capacity",
+        "gauge",
+        "Inbound federation requests the node works on at once (p2p.max_inbound_requests).",
+        stats.capacity.to_string(),
+    );
+    metric(
+        "spaces_federation_inbound_in_flight",
+        "gauge",
+        "Inbound federation requests being worked on or answered.",
+        stats.in_flight.to_string(),
+    );
+    metric(
+        "spaces_federation_busy_total",
+        "counter",
+        "Inbound federation requests answered busy because the bound was reached.",
+        stats.busy_sent.to_string(),
+    );
+    metric(
+        "spaces_federation_busy_charged_total",
+        "counter",
+        "Busy answers charged to a peer holding more than its share of the bound.",
+        stats.busy_charged.to_string(),
+    );
+    metric(
+        "spaces_federation_busy_received_total",
+        "counter",
+        "Busy answers received from other nodes.",
+        stats.busy_received.to_string(),
+    );
+    out
+}

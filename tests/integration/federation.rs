@@ -458,6 +458,7 @@ impl Raw {
             mdns: false,
             sync_interval: Duration::from_secs(3600),
             blocked: Vec::new(),
+            max_inbound: spaces_federation::DEFAULT_MAX_INBOUND,
         };
         let (handle, _task) = spaces_federation::start(config, &key, received.clone()).unwrap();
         Raw {

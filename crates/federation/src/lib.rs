@@ -11,15 +11,18 @@
 //!
 //! The protocol is specified in docs/spec/federation.md.
 
+mod gate;
 mod peer;
 pub mod score;
 mod swarm;
 mod sync;
 pub mod wire;
 
+pub use gate::InboundStats;
 pub use libp2p::{Multiaddr, PeerId};
 pub use peer::{keypair, node_id, peer_id};
 pub use swarm::{
-    Config, FedError, Handle, Host, Offer, PeerStatus, Route, StartError, Status, start,
+    Config, DEFAULT_MAX_INBOUND, FedError, Handle, Host, Offer, PeerStatus, Route, StartError,
+    Status, start,
 };
 pub use sync::{SyncReport, sync_room};

@@ -1,7 +1,8 @@
 //! The ledger of what each peer sent that we refused.
 //!
-//! Every rejected event, malformed request or oversized frame costs the
-//! peer a penalty by its kind; penalties decay so an honest node that once
+//! Every rejected event, malformed request or oversized frame, and every
+//! request refused busy while the peer held more than its share of the
+//! node's inbound slots, costs the peer a penalty by its kind; penalties decay so an honest node that once
 //! relayed something stale recovers. The total is the peer's gossipsub
 //! application score (negated), so gossipsub stops meshing with it; past
 //! [`BAN_PENALTY`] the peer is disconnected and refused for
@@ -33,6 +34,12 @@ pub fn penalty(code: &str) -> f64 {
         | "too_large"
         | "bad_frame"
         | "bad_request" => 20.0,
+        // A request refused busy while the peer already held at least its
+        // share of the node's inbound slots: one is nothing, but a peer
+        // that keeps flooding (a hundred refusals in a minute or so) is
+        // banned, while a peer that merely arrived when others had filled
+        // the gate is never charged (gate.rs).
+        "busy" => 1.0,
         // Valid signature, but not allowed: an honest node may relay one
         // it admitted under a state we have not seen, rarely.
         _ => 5.0,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash};
 use libp2p::kad::{self, store::MemoryStore};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::request_response::{
+    self, InboundRequestId, OutboundRequestId, ProtocolSupport, ResponseChannel,
+};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -19,6 +21,7 @@ use libp2p::{
 use spaces_protocol::{EventId, NodeId, NodeKey, RoomId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::gate::{Gate, InboundStats, Slot};
 use crate::peer::{keypair, node_id, peer_id};
 use crate::score::{Ledger, Outcome};
 use crate::sync::spawn_sync;
@@ -37,7 +40,21 @@ pub struct Config {
     pub sync_interval: Duration,
     /// Nodes refused at start, as an operator's block list.
     pub blocked: Vec<NodeId>,
+    /// Inbound requests (pushes, backfills, event fetches, joins) worked on
+    /// and being answered at once, from all peers together; more are
+    /// answered `Busy` ([`DEFAULT_MAX_INBOUND`] is a reasoned default).
+    pub max_inbound: usize,
 }
+
+/// The default bound on inbound requests in flight. A slot holds one
+/// request and then its response: at most a 1 MiB push, or a backfill
+/// batch of about 4 MiB, so 64 slots bound that memory to about 260 MiB in
+/// the worst case (every slot a full batch) and a few MiB in practice
+/// (pushes carry one event). 64 is also what one honest peer can have in
+/// flight on one connection (its streams per connection), so a node that
+/// pushes a burst of events alone is not turned away; and work beyond a
+/// few dozen requests only queues on the engine's locks and the writer.
+pub const DEFAULT_MAX_INBOUND: usize = 64;
 
 /// How a room's events travel from this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +110,10 @@ pub enum FedError {
     Failed(String),
     #[error("refused: {code}: {message}")]
     Refused { code: String, message: String },
+    /// The node answered `Busy`: ask again later, or another node. Not a
+    /// fault of either side.
+    #[error("the node is busy; retry after {retry_after_ms} ms")]
+    Busy { retry_after_ms: u32 },
     #[error("unexpected response")]
     Unexpected,
 }
@@ -165,8 +186,10 @@ enum Command {
         offer: Offer,
     },
     Answered {
+        request_id: InboundRequestId,
         channel: ResponseChannel<Response>,
         response: Response,
+        slot: Slot,
     },
 }
 
@@ -176,6 +199,7 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
     node: NodeId,
     syncing: Arc<Mutex<HashSet<(RoomId, NodeId)>>>,
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for Command {
@@ -187,6 +211,12 @@ impl std::fmt::Debug for Command {
 impl Handle {
     pub fn node_id(&self) -> NodeId {
         self.node
+    }
+
+    /// The bound on inbound requests: its size, what is in flight, and the
+    /// busy answers sent and received.
+    pub fn inbound_stats(&self) -> InboundStats {
+        self.gate.stats()
     }
 
     async fn send(&self, command: Command) -> Result<(), FedError> {
@@ -293,6 +323,10 @@ const MAX_VALIDATING: usize = 512;
 const MAX_DEFERRED: usize = 1024;
 /// Timeout of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// An answered request's slot is freed after this long even without
+/// libp2p's report: every inbound stream ends within the request timeout,
+/// so a slot still held later is bookkeeping gone wrong, not a slow peer.
+const ANSWER_LAPSE: Duration = Duration::from_secs(30);
 /// How often the Kademlia routing table is refreshed (a bootstrap query),
 /// besides on each new connection.
 const KAD_REFRESH: Duration = Duration::from_secs(300);
@@ -412,6 +446,7 @@ pub fn start<H: Host>(
         tx: tx.clone(),
         node: key.node_id(),
         syncing: Arc::default(),
+        gate: Arc::new(Gate::new(config.max_inbound)),
     };
     let task = Task {
         swarm,
@@ -427,6 +462,7 @@ pub fn start<H: Host>(
         connections: HashMap::new(),
         deferred: BinaryHeap::new(),
         validating: 0,
+        answering: HashMap::new(),
         sync_interval: config.sync_interval,
         local_peer,
     };
@@ -463,6 +499,10 @@ struct Task<H> {
     connections: HashMap<PeerId, u32>,
     deferred: BinaryHeap<Reverse<(u64, NodeId, Vec<u8>)>>,
     validating: usize,
+    /// Slots of inbound requests whose response is being written, until
+    /// libp2p reports it sent or failed (each also lapses after
+    /// [`ANSWER_LAPSE`], should a report never come).
+    answering: HashMap<InboundRequestId, (Slot, Instant)>,
     sync_interval: Duration,
     local_peer: PeerId,
 }
@@ -586,13 +626,24 @@ impl<H: Host> Task<H> {
                 self.validating = self.validating.saturating_sub(1);
                 self.validated(id, source, bytes, offer);
             }
-            Command::Answered { channel, response } => {
-                // Fails only if the peer has gone; nothing to do then.
-                let _ = self
+            Command::Answered {
+                request_id,
+                channel,
+                response,
+                slot,
+            } => {
+                // Fails only if the stream has gone (the peer left, or the
+                // request timed out): the slot is freed at once then.
+                // Otherwise it is held until the response is written.
+                if self
                     .swarm
                     .behaviour_mut()
                     .sync
-                    .send_response(channel, response);
+                    .send_response(channel, response)
+                    .is_ok()
+                {
+                    self.answering.insert(request_id, (slot, Instant::now()));
+                }
             }
         }
     }
@@ -787,6 +838,8 @@ impl<H: Host> Task<H> {
 
     fn every_second(&mut self) {
         let now = Instant::now();
+        self.answering
+            .retain(|_, (_, since)| now.duration_since(*since) < ANSWER_LAPSE);
         // Gossipsub's view follows the decaying penalty, so an honest peer
         // charged now and then climbs back above the gossip threshold.
         let scores: Vec<(PeerId, f64)> = self
@@ -962,9 +1015,16 @@ impl<H: Host> Task<H> {
                     self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                 }
             }
+            BehaviourEvent::Sync(request_response::Event::ResponseSent { request_id, .. }) => {
+                self.answering.remove(&request_id);
+            }
             BehaviourEvent::Sync(request_response::Event::InboundFailure {
-                peer, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             }) => {
+                self.answering.remove(&request_id);
                 tracing::debug!(%peer, %error, "inbound request failed");
                 if let request_response::InboundFailure::Io(e) = &error
                     && e.kind() == std::io::ErrorKind::InvalidData
@@ -972,7 +1032,6 @@ impl<H: Host> Task<H> {
                     self.charge(peer, "bad_frame");
                 }
             }
-            BehaviourEvent::Sync(_) => {}
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocol_version != wire::IDENTIFY_PROTOCOL {
                     return;
@@ -1035,7 +1094,9 @@ impl<H: Host> Task<H> {
     ) {
         match message {
             request_response::Message::Request {
-                request, channel, ..
+                request_id,
+                request,
+                channel,
             } => {
                 let Some(from) = node_id(&peer) else {
                     let response = Response::refused("not_a_node", "only Spaces nodes are served");
@@ -1056,6 +1117,22 @@ impl<H: Host> Task<H> {
                         .send_response(channel, response);
                     return;
                 }
+                let slot = match self.handle.gate.enter(peer) {
+                    Ok(slot) => slot,
+                    Err(full) => {
+                        // Answered at once, with no work done: the request
+                        // is dropped here, its memory with it.
+                        if full.over_share {
+                            self.charge(peer, "busy");
+                        }
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, Response::busy());
+                        return;
+                    }
+                };
                 let host = self.host.clone();
                 let handle = self.handle.clone();
                 self.spawn_back(async move {
@@ -1063,15 +1140,29 @@ impl<H: Host> Task<H> {
                         Request::Push { events } => push(&*host, &handle, from, events).await,
                         other => host.answer(from, other).await,
                     };
-                    Command::Answered { channel, response }
+                    Command::Answered {
+                        request_id,
+                        channel,
+                        response,
+                        slot,
+                    }
                 });
             }
             request_response::Message::Response {
                 request_id,
                 response,
             } => {
+                let result = match response {
+                    Response::Busy { retry_after_ms } => {
+                        // A push's busy answer too: the receiver's own sync
+                        // brings the event later (pushes are not retried).
+                        self.handle.gate.busy_received();
+                        Err(FedError::Busy { retry_after_ms })
+                    }
+                    response => Ok(response),
+                };
                 if let Some(reply) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -1124,17 +1215,129 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn one_peer_gets_only_so_many_connections() {
-        let key = NodeKey::from_seed([3; 32]);
-        let config = Config {
+    /// A node whose answers wait until the test lets them go.
+    struct Slow {
+        started: AtomicU32,
+        go: tokio::sync::Semaphore,
+    }
+
+    impl Host for Slow {
+        async fn offer(&self, _from: NodeId, events: Vec<Vec<u8>>) -> Vec<Offer> {
+            vec![Offer::Duplicate; events.len()]
+        }
+        async fn answer(&self, _from: NodeId, _request: Request) -> Response {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let _ = self.go.acquire().await;
+            Response::refused("unknown_room", "nothing here")
+        }
+        async fn heads(&self, _room: RoomId) -> Vec<EventId> {
+            Vec::new()
+        }
+    }
+
+    fn config(max_inbound: usize) -> Config {
+        Config {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             bootstrap: Vec::new(),
             mdns: false,
             sync_interval: Duration::from_secs(3600),
             blocked: Vec::new(),
+            max_inbound,
+        }
+    }
+
+    /// Polls `check` every 10 ms until it holds; fails after 20 s.
+    async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !check().await {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn listen_addr(handle: &Handle) -> Multiaddr {
+        let mut addr = None;
+        until("the node listens", async || {
+            addr = handle.status().await.unwrap().listen.first().cloned();
+            addr.is_some()
+        })
+        .await;
+        addr.unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn inbound_requests_beyond_the_bound_are_answered_busy_at_once() {
+        let slow = Arc::new(Slow {
+            started: AtomicU32::new(0),
+            go: tokio::sync::Semaphore::new(0),
+        });
+        let key = NodeKey::from_seed([4; 32]);
+        let (node, _task) = start(config(2), &key, slow.clone()).unwrap();
+        let mut addr = listen_addr(&node).await;
+        addr.push(libp2p::multiaddr::Protocol::P2p(
+            peer_id(&key.node_id()).unwrap(),
+        ));
+        let asker_key = NodeKey::from_seed([5; 32]);
+        let (asker, _asker_task) = start(config(2), &asker_key, Arc::new(Empty)).unwrap();
+        asker.dial(addr).await.unwrap();
+        let target = key.node_id();
+        let ask = || {
+            let asker = asker.clone();
+            let request = Request::Events {
+                room: RoomId([1; 32]),
+                ids: Vec::new(),
+            };
+            async move { asker.request(target, request).await }
         };
-        let (handle, _task) = start(config, &key, Arc::new(Empty)).unwrap();
+
+        // Two requests take both slots and wait in the host.
+        let first = tokio::spawn(ask());
+        let second = tokio::spawn(ask());
+        until("both are being answered", async || {
+            slow.started.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        // A third is answered busy without reaching the host.
+        assert_eq!(
+            ask().await,
+            Err(FedError::Busy {
+                retry_after_ms: 500
+            })
+        );
+        assert_eq!(slow.started.load(Ordering::SeqCst), 2);
+        let stats = node.inbound_stats();
+        assert_eq!((stats.capacity, stats.in_flight), (2, 2));
+        assert_eq!((stats.busy_sent, stats.busy_charged), (1, 1));
+        assert_eq!(asker.inbound_stats().busy_received, 1);
+        // The asker held every slot, so the refusal cost it a little.
+        let me = peer_id(&asker_key.node_id()).unwrap().to_string();
+        let penalty = node
+            .status()
+            .await
+            .unwrap()
+            .peers
+            .into_iter()
+            .find(|p| p.peer == me)
+            .unwrap()
+            .penalty;
+        assert!(penalty > 0.5 && penalty <= 1.0, "{penalty}");
+
+        // Once the answers are written, the slots are free again.
+        slow.go.add_permits(100);
+        for answer in [first.await.unwrap(), second.await.unwrap()] {
+            assert!(matches!(answer, Ok(Response::Refused { .. })), "{answer:?}");
+        }
+        until("the slots are freed", async || {
+            node.inbound_stats().in_flight == 0
+        })
+        .await;
+        assert!(matches!(ask().await, Ok(Response::Refused { .. })));
+    }
+
+    #[tokio::test]
+    async fn one_peer_gets_only_so_many_connections() {
+        let key = NodeKey::from_seed([3; 32]);
+        let (handle, _task) = start(config(DEFAULT_MAX_INBOUND), &key, Arc::new(Empty)).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let addr: Multiaddr = loop {
             if let Some(addr) = handle.status().await.unwrap().listen.first() {

@@ -8,6 +8,7 @@
 //! ends the sync.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use spaces_protocol::{NodeId, RoomId};
 
@@ -16,6 +17,15 @@ use crate::wire::{MAX_BATCH_EVENTS, MAX_IDS, Request, Response};
 
 /// Most rounds one sync runs: 10 million events at the largest batch.
 const MAX_ROUNDS: usize = 10_000;
+/// Busy answers one sync waits out before it gives up: a node that stays
+/// busy is left alone until the next trigger (anti-entropy asks a node of
+/// the room at random, and a join tries its next candidate).
+const MAX_BUSY_WAITS: u32 = 3;
+/// The pause after a busy answer, whatever the answerer suggests: at least
+/// this (no hammering)…
+const MIN_BUSY_PAUSE: Duration = Duration::from_millis(100);
+/// …and at most this (a hostile answerer cannot park a sync).
+const MAX_BUSY_PAUSE: Duration = Duration::from_secs(5);
 
 /// What a sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -37,6 +47,7 @@ pub async fn sync_room<H: Host>(
     node: NodeId,
 ) -> Result<SyncReport, FedError> {
     let mut report = SyncReport::default();
+    let mut busy_waits = 0;
     for _ in 0..MAX_ROUNDS {
         let mut known = host.heads(room).await;
         known.truncate(MAX_IDS);
@@ -46,7 +57,17 @@ pub async fn sync_room<H: Host>(
             limit: MAX_BATCH_EVENTS,
         };
         report.rounds += 1;
-        let (events, more) = match handle.request(node, request).await? {
+        let response = match handle.request(node, request).await {
+            Err(FedError::Busy { retry_after_ms }) if busy_waits < MAX_BUSY_WAITS => {
+                // Not misbehaviour: the answerer is loaded. Wait, then ask
+                // again from where we are.
+                busy_waits += 1;
+                tokio::time::sleep(busy_pause(retry_after_ms)).await;
+                continue;
+            }
+            other => other?,
+        };
+        let (events, more) = match response {
             Response::Events { events, more } => (events, more),
             Response::Refused { code, message } => return Err(FedError::Refused { code, message }),
             _ => {
@@ -81,6 +102,14 @@ pub async fn sync_room<H: Host>(
     Ok(report)
 }
 
+/// How long to wait after a busy answer that suggested `retry_after_ms`:
+/// clamped, with up to half again at random so that the askers a busy node
+/// turned away together do not come back together.
+fn busy_pause(retry_after_ms: u32) -> Duration {
+    let base = Duration::from_millis(retry_after_ms.into()).clamp(MIN_BUSY_PAUSE, MAX_BUSY_PAUSE);
+    base + base.mul_f64(rand::random::<f64>() / 2.0)
+}
+
 /// Runs [`sync_room`] in the background, at most one per (room, node).
 pub(crate) fn spawn_sync<H: Host>(handle: Handle, host: Arc<H>, room: RoomId, node: NodeId) {
     if !handle.begin_sync(room, node) {
@@ -92,4 +121,21 @@ pub(crate) fn spawn_sync<H: Host>(handle: Handle, host: Arc<H>, room: RoomId, no
         }
         handle.end_sync(room, node);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_pauses_are_clamped_and_spread() {
+        for (asked, low, high) in [
+            (0, MIN_BUSY_PAUSE, MIN_BUSY_PAUSE.mul_f64(1.5)),
+            (500, Duration::from_millis(500), Duration::from_millis(750)),
+            (u32::MAX, MAX_BUSY_PAUSE, MAX_BUSY_PAUSE.mul_f64(1.5)),
+        ] {
+            let pause = busy_pause(asked);
+            assert!(low <= pause && pause <= high, "{asked}: {pause:?}");
+        }
+    }
 }

@@ -33,6 +33,9 @@ pub const MAX_BATCH_EVENTS: u32 = 1_000;
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Most ids a request may name (heads it knows, events it wants).
 pub const MAX_IDS: usize = 256;
+/// The pause a busy answer suggests: long enough for a few answers to
+/// finish, short enough that a sync does not stall visibly.
+pub const BUSY_RETRY_AFTER_MS: u32 = 500;
 /// Largest gossip message: one event of the largest size, and room to spare.
 pub const MAX_GOSSIP_BYTES: usize = spaces_protocol::limits::MAX_EVENT_BYTES + 1024;
 
@@ -80,9 +83,21 @@ pub enum Response {
     /// Not served: `code` says why (`unknown_room` also for a private room
     /// the asker has no member in, so its existence does not leak).
     Refused { code: String, message: String },
+    /// Not looked at: the answerer is already working on as many requests
+    /// as it takes at once. Ask again after about `retry_after_ms`, or ask
+    /// another node; it says nothing about the request or the asker.
+    /// Appended last, so the indexes of the variants before it stand.
+    Busy { retry_after_ms: u32 },
 }
 
 impl Response {
+    /// The busy answer, with the pause the reference node suggests.
+    pub fn busy() -> Response {
+        Response::Busy {
+            retry_after_ms: BUSY_RETRY_AFTER_MS,
+        }
+    }
+
     pub fn refused(code: &str, message: impl Into<String>) -> Response {
         Response::Refused {
             code: code.into(),
@@ -111,7 +126,10 @@ impl Request {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Codec;
 
-async fn read_frame<T, M>(io: &mut T, max: usize) -> io::Result<M>
+/// Reads one frame of at most `max` bytes (length prefix excluded) and
+/// decodes it. The prefix is checked before anything is allocated; bytes
+/// after the message inside the frame are ignored.
+pub async fn read_frame<T, M>(io: &mut T, max: usize) -> io::Result<M>
 where
     T: AsyncRead + Unpin + Send,
     M: for<'de> Deserialize<'de>,
@@ -130,7 +148,9 @@ where
     postcard::from_bytes(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-async fn write_frame<T, M>(io: &mut T, message: &M, max: usize) -> io::Result<()>
+/// Encodes `message` and writes it as one frame, then closes the writing
+/// side; a message that encodes to more than `max` bytes is not written.
+pub async fn write_frame<T, M>(io: &mut T, message: &M, max: usize) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
     M: Serialize,
@@ -226,6 +246,16 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn busy_is_appended_after_the_variants_before_it() {
+        // docs/spec/federation.md#messages: index 4, then `retry_after_ms`
+        // as a postcard varint (500 = f4 03).
+        let bytes = postcard::to_stdvec(&Response::busy()).unwrap();
+        assert_eq!(bytes, [0x04, 0xf4, 0x03]);
+        let refused = postcard::to_stdvec(&Response::refused("a", "b")).unwrap();
+        assert_eq!(refused, [0x03, 0x01, b'a', 0x01, b'b']);
     }
 
     #[test]

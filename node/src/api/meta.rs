@@ -16,9 +16,12 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
+    let mut text = state
         .metrics
         .render(state.engine.writer_queue_depth(), state.engine.n_rooms());
+    text.push_str(&crate::metrics::render_federation(
+        &state.federation.handle.inbound_stats(),
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

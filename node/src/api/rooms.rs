@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use spaces_federation::FedError;
 use spaces_protocol::content::*;
 use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
 
@@ -458,6 +459,12 @@ fn join_error(error: JoinError) -> ApiError {
             };
             ApiError::new(status, code, format!("the room's node refused: {message}"))
         }
+        // Every node asked was busy: nothing is wrong, ask again shortly.
+        JoinError::Failed(e @ FedError::Busy { .. }) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "federation_busy",
+            format!("the room's nodes are busy; try again shortly: {e}"),
+        ),
         JoinError::Failed(e) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "federation_failed",

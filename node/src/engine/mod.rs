@@ -754,23 +754,32 @@ impl Engine {
     }
 
     /// The events of a room with these ids that this node holds, for a node
-    /// that may see the room.
+    /// that may see the room, in the order asked, up to about `max_bytes`
+    /// (`true`: some were left out).
     pub async fn events_by_id(
         &self,
         room_id: &RoomId,
         node: NodeId,
         ids: &[EventId],
-    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), EngineError> {
         let slot = self.room(room_id)?;
         let view = slot.lock().await;
         if !Self::may_serve(&view, node) {
             return Err(EngineError::UnknownRoom);
         }
-        Ok(ids
-            .iter()
-            .filter_map(|id| view.room.event(id))
-            .map(|e| e.bytes().to_vec())
-            .collect())
+        // Like a backfill batch: stop once `max_bytes` is reached, so 256
+        // ids of large events (or one large event named 256 times) cannot
+        // build a response beyond the frame limit.
+        let (mut events, mut bytes) = (Vec::new(), 0);
+        for event in ids.iter().filter_map(|id| view.room.event(id)) {
+            if bytes >= max_bytes {
+                return Ok((events, true));
+            }
+            bytes += event.bytes().len();
+            events.push(event.bytes().to_vec());
+        }
+        Ok((events, false))
     }
 
     /// Where a room's events go from here, as of its current state.
