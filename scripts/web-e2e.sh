@@ -76,7 +76,7 @@ node -e "
 " || { cat "$work/node.log" >&2; exit 1; }
 
 cd web-ui
-echo "== unit tests (markdown renderer)"
+echo "== unit tests (markdown renderer, store)"
 npm run --silent test
 echo "== first-load size"
 node e2e/size.mjs "$url"

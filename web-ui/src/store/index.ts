@@ -1,0 +1,49 @@
+// Client state: rooms, timelines, threads and messages, and the actions
+// that change them. One module-level store (`core.ts`) of immutable
+// values, read by components with `useStore(select)`; split by seam:
+//
+// - `model.ts`    the types, and a fresh store
+// - `fold.ts`     the pure fold of the node's events into the model
+// - `core.ts`     the store, subscriptions, and the reset each part registers with
+// - `people.ts`   names, presence, typing
+// - `rooms.ts`    the room list, history, members, read markers, room actions
+// - `messages.ts` sending (local echoes), edits, deletions, reactions, threads
+// - `session.ts`  boot, the live connection, reset
+//
+// Components import from here only.
+
+export { store, useStore } from './core';
+export type { Msg, Reaction, RoomEntry, Store, ThreadView, Timeline } from './model';
+export { localpart } from './model';
+export { can, nameOf, noteTyping, roomName, toUserId } from './people';
+export {
+  createInviteLink,
+  createRoom,
+  directory,
+  invite,
+  joinRoom,
+  joinWithLink,
+  leaveRoom,
+  loadLatest,
+  loadMembers,
+  loadOlder,
+  markRead,
+  moderate,
+  openDm,
+  refreshRoom,
+  setActive,
+  setAtBottom,
+  setMemberRoles,
+  updateRoomSettings,
+} from './rooms';
+export {
+  discard,
+  edit,
+  mentionsIn,
+  openThread,
+  remove,
+  retry,
+  send,
+  toggleReaction,
+} from './messages';
+export { boot, reset } from './session';
