@@ -140,26 +140,36 @@ pub struct EphemeralItem {
     pub to: Option<UserId>,
     /// Whom it is about; they do not get it themselves.
     pub user: UserId,
-    /// The WebSocket frame.
-    pub frame: String,
+    /// What it says. `api/render.rs` makes the client's frame of it, once
+    /// per item (`rendered`), however many clients get it.
+    pub notice: Notice,
+    pub rendered: std::sync::OnceLock<String>,
+}
+
+/// What an [`EphemeralItem`] says about its `user`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Typing { room_id: RoomId, typing: bool },
+    Receipt { room_id: RoomId, event_id: EventId },
+    Presence(spaces_protocol::Presence),
 }
 
 impl EphemeralItem {
     fn new(room_id: RoomId, user: UserId, kind: &EphemeralKind) -> EphemeralItem {
-        let frame = match kind {
+        let notice = match kind {
             EphemeralKind::Presence { state, .. } => {
                 return EphemeralItem::presence(user, *state, vec![room_id]);
             }
-            EphemeralKind::Typing(typing) => serde_json::json!({
-                "type": "typing", "room_id": room_id.to_string(),
-                "user_id": user.to_string(), "typing": typing,
-            }),
-            EphemeralKind::Receipt(event) => serde_json::json!({
-                "type": "receipt", "room_id": room_id.to_string(),
-                "user_id": user.to_string(), "event_id": event.to_string(),
-            }),
+            EphemeralKind::Typing(typing) => Notice::Typing {
+                room_id,
+                typing: *typing,
+            },
+            EphemeralKind::Receipt(event_id) => Notice::Receipt {
+                room_id,
+                event_id: *event_id,
+            },
         };
-        EphemeralItem::to_rooms(vec![room_id], user, frame)
+        EphemeralItem::to_rooms(vec![room_id], user, notice)
     }
 
     fn presence(
@@ -167,19 +177,17 @@ impl EphemeralItem {
         state: spaces_protocol::Presence,
         rooms: Vec<RoomId>,
     ) -> EphemeralItem {
-        let frame = serde_json::json!({
-            "type": "presence", "user_id": user.to_string(), "state": state.as_str(),
-        });
-        EphemeralItem::to_rooms(rooms, user, frame)
+        EphemeralItem::to_rooms(rooms, user, Notice::Presence(state))
     }
 
-    fn to_rooms(rooms: Vec<RoomId>, user: UserId, frame: serde_json::Value) -> EphemeralItem {
+    fn to_rooms(rooms: Vec<RoomId>, user: UserId, notice: Notice) -> EphemeralItem {
         EphemeralItem {
             rooms,
             unless_in: Vec::new(),
             to: None,
             user,
-            frame: frame.to_string(),
+            notice,
+            rendered: std::sync::OnceLock::new(),
         }
     }
 }
