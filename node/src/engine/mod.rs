@@ -13,6 +13,7 @@
 //! in user ids and protocol content.
 
 mod presence;
+mod rules;
 mod view;
 mod writer;
 
@@ -42,6 +43,10 @@ pub enum EngineError {
     UnknownRoom,
     #[error("unknown event")]
     UnknownEvent,
+    #[error("you already reacted with that")]
+    AlreadyReacted,
+    #[error("you have not reacted with that")]
+    NotReacted,
     #[error(transparent)]
     Forbidden(#[from] AuthError),
     #[error("invalid event: {0}")]
@@ -118,6 +123,10 @@ struct Inner {
     /// state changes, so that publishing an event needs neither the room
     /// lock nor a walk over its members.
     reaches: RwLock<HashMap<RoomId, Reach>>,
+    /// Rooms of kind `Direct`, kept by `index_room`: a DM lookup locks only these.
+    directs: RwLock<std::collections::HashSet<RoomId>>,
+    /// Held across a direct room's lookup and creation (`rules.rs`).
+    dm_locks: [Mutex<()>; rules::DM_LOCK_SHARDS],
     writer: Writer,
     stream: broadcast::Sender<Arc<StreamItem>>,
     /// Typing notices, receipts and presence for local clients: lossy,
@@ -258,6 +267,8 @@ impl Engine {
                 rooms: RwLock::new(HashMap::new()),
                 memberships: RwLock::new(HashMap::new()),
                 reaches: RwLock::new(HashMap::new()),
+                directs: RwLock::default(),
+                dm_locks: Default::default(),
                 writer,
                 stream,
                 ephemeral,
@@ -538,18 +549,8 @@ impl Engine {
         content: Content,
     ) -> Result<Event, EngineError> {
         let slot = self.room(room_id)?;
-        let mut view = slot.lock_owned().await;
-        let fresh = self.draft_insert(&mut view, sender, content)?;
-        let (event, accepted) = (fresh.event.clone(), fresh.accepted);
-        self.persist(view, vec![fresh]).await?;
-        if !accepted {
-            // Only possible with more heads than one event may merge; it is
-            // stored (others may build on it) but had no effect.
-            return Err(EngineError::Forbidden(AuthError::Value(
-                "refused by resolution",
-            )));
-        }
-        Ok(event)
+        let view = slot.lock_owned().await;
+        self.send_locked(view, sender, content).await
     }
 
     /// Sends several independent changes (room settings) as one request:
@@ -901,6 +902,13 @@ impl Engine {
     fn index_room(&self, view: &RoomView) {
         let room_id = view.room.room_id();
         let state = view.room.state();
+        if state.kind() == Some(RoomKind::Direct) {
+            self.inner
+                .directs
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(room_id);
+        }
         let mut reach = Reach {
             public: state.join_rule() == JoinRule::Public,
             nodes: Vec::new(),
