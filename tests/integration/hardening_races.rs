@@ -16,6 +16,10 @@ use crate::support::{FAST_SENDS, Node, PASSWORD, User, node};
 /// threads, so they truly overlap.
 const N_RACERS: usize = 16;
 
+/// Rooms the DM racer is in besides: more than tokio's cooperative budget
+/// (128), so a lookup that locked every one of them would yield midway.
+const N_OTHER_ROOMS: usize = 160;
+
 /// Open registration with room for 50 sign-ups at once, and fast sends.
 const MANY_SIGN_UPS: &[(&str, &str)] = &[
     ("SPACES__LIMITS__REGISTRATIONS_PER_SEC", "1000"),
@@ -82,6 +86,16 @@ async fn concurrent_direct_message_creations_between_a_pair_yield_one_room() {
     let (_dir, node) = node(FAST_SENDS).await;
     let alice = node.register("alice").await;
     let bob = node.register("bob").await;
+    // Alice is in many rooms, as a real user is: the lookup must not lock
+    // them all (only direct rooms), and a check that yields between rooms
+    // must still not let two creations through.
+    for batch in 0..N_OTHER_ROOMS / N_RACERS {
+        join_all((0..N_RACERS).map(|i| {
+            let name = format!("room {}", batch * N_RACERS + i);
+            node.create_room(&alice, json!({ "name": name }))
+        }))
+        .await;
+    }
     warm_up(&node, N_RACERS).await;
     let replies = join_all((0..N_RACERS).map(|_| {
         node.post(
@@ -126,11 +140,24 @@ async fn concurrent_identical_reactions_yield_one_reaction_event() {
     let room = node.create_room(&alice, json!({ "name": "r" })).await;
     let message = node.send(&alice, &room, "react to me").await;
     let path = format!("/api/v1/rooms/{room}/messages/{message}/reactions");
-    warm_up(&node, N_RACERS).await;
-    let replies = join_all(
+    warm_up(&node, 2 * N_RACERS).await;
+    // Messages sent at the same time keep the room's lock busy, so the
+    // reactions queue for it in between them.
+    let messages = format!("/api/v1/rooms/{room}/messages");
+    let busy = join_all((0..N_RACERS).map(|i| {
+        node.post(
+            &messages,
+            Some(&alice.access),
+            json!({ "body": format!("m{i}") }),
+        )
+    }));
+    let racing = join_all(
         (0..N_RACERS).map(|_| node.post(&path, Some(&alice.access), json!({ "key": "🎉" }))),
-    )
-    .await;
+    );
+    let (sent, replies) = tokio::join!(busy, racing);
+    for reply in sent {
+        reply.expect(201);
+    }
     let mut n_reacted = 0;
     for reply in replies {
         if reply.status == 201 {
