@@ -132,7 +132,7 @@ impl Engine {
 
     /// The creation lock of the unordered pair {a, b}.
     fn dm_lock(&self, a: &UserId, b: &UserId) -> &tokio::sync::Mutex<()> {
-        let (first, second) = if a.to_string() <= b.to_string() {
+        let (first, second) = if a <= b {
             (a, b)
         } else {
             (b, a)
