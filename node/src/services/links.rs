@@ -14,7 +14,9 @@
 //! never take more than the link grants, and gives it back if the auth rules
 //! then refuse the invite. An admission runs in a task of its own, so a
 //! caller that gives up half-way (a dropped HTTP request) cannot take a use
-//! without sending the invite, or send it without taking one. Writes go
+//! without sending the invite, or send it without taking one (each such
+//! task is awaited by its caller, so there are never more of them than
+//! requests and federation answers in flight, both bounded). Writes go
 //! through [`on_disk`]. Errors are [`LinkError`]: the API renders them as
 //! HTTP errors, federation as `Refused` answers.
 
