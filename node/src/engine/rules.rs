@@ -132,11 +132,7 @@ impl Engine {
 
     /// The creation lock of the unordered pair {a, b}.
     fn dm_lock(&self, a: &UserId, b: &UserId) -> &tokio::sync::Mutex<()> {
-        let (first, second) = if a <= b {
-            (a, b)
-        } else {
-            (b, a)
-        };
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
         // Fixed keys: the shard only has to be the same for the same pair.
         let mut hasher = std::hash::DefaultHasher::new();
         first.hash(&mut hasher);
