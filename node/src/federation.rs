@@ -14,11 +14,10 @@ use spaces_protocol::ephemeral::EPHEMERAL_TAG;
 use spaces_protocol::{
     Ephemeral, EphemeralKind, Event, EventId, NodeId, Presence, Rejection, RoomId, UserId,
 };
-use spaces_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::links;
 use crate::engine::{Engine, EngineError, Ingested};
+use crate::services::links::{LinkError, Links};
 
 /// Most rooms this node may be fetching at once for invites.
 const MAX_WANTED: usize = 1024;
@@ -34,8 +33,7 @@ const MAX_WANTED_PER_INVITEE: usize = 16;
 #[derive(Debug)]
 pub struct NodeHost {
     engine: Engine,
-    store: Store,
-    links: Arc<tokio::sync::Mutex<()>>,
+    links: Links,
     /// Rooms not held here that this node asked for (a join) or was
     /// invited to: only these may be created by a sync. Anything else
     /// about an unknown room is ignored, so nobody can make a node store
@@ -111,10 +109,9 @@ impl WantedRooms {
 const WANTED_FOR: Duration = Duration::from_secs(600);
 
 impl NodeHost {
-    pub fn new(engine: Engine, store: Store, links: Arc<tokio::sync::Mutex<()>>) -> NodeHost {
+    pub fn new(engine: Engine, links: Links) -> NodeHost {
         NodeHost {
             engine,
-            store,
             links,
             wanted: Mutex::new(WantedRooms::default()),
         }
@@ -279,17 +276,9 @@ impl NodeHost {
         }
         let unknown = || Response::refused("unknown_room", "no such room here");
         if let Some(code) = code {
-            let admitted = links::admit(
-                &self.engine,
-                &self.store,
-                &self.links,
-                &code,
-                &user,
-                Some(room),
-            );
-            return match admitted.await {
+            return match self.links.admit(&code, &user, Some(room)).await {
                 Ok(_) => Response::Joined,
-                Err(e) => Response::refused(e.code, e.message),
+                Err(error) => refused_link(error),
             };
         }
         let Ok(slot) = self.engine.room(&room) else {
@@ -302,6 +291,26 @@ impl NodeHost {
             Response::Joined
         } else {
             unknown()
+        }
+    }
+}
+
+/// A `Join` refused by the links service, in federation's codes.
+fn refused_link(error: LinkError) -> Response {
+    let message = error.to_string();
+    match error {
+        LinkError::Unknown => Response::refused("unknown_invite_link", message),
+        LinkError::AlreadyJoined => Response::refused("no_change", message),
+        LinkError::Engine(EngineError::UnknownRoom) => {
+            Response::refused("unknown_room", "no such room here")
+        }
+        LinkError::Engine(EngineError::Forbidden(auth)) => Response::refused(auth.code(), message),
+        LinkError::Engine(EngineError::Invalid(rejection)) => {
+            Response::refused(rejection.code(), message)
+        }
+        LinkError::TooManyUses | LinkError::Engine(_) | LinkError::Store(_) => {
+            tracing::warn!(%error, "join by invite link failed");
+            Response::refused("unavailable", "try again later")
         }
     }
 }

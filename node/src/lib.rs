@@ -5,6 +5,7 @@
 //! - [`api`]: the HTTP + WebSocket gateway.
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
 
@@ -17,6 +18,9 @@ pub mod federation;
 pub mod hasher;
 pub mod metrics;
 mod node;
+pub mod services;
+#[cfg(test)]
+mod tidy;
 
 #[cfg(test)]
 mod doc_tidy;

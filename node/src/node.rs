@@ -16,6 +16,8 @@ use crate::data_dir::DataDir;
 use crate::engine::Engine;
 use crate::federation::{self, Federation, NodeHost};
 use crate::metrics::Metrics;
+use crate::services::accounts::Accounts;
+use crate::services::links::Links;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
 /// running until the runtime stops.
@@ -50,12 +52,9 @@ impl Node {
             .await??
         };
         let node_id = engine.node_id();
-        let link_redemptions = Arc::new(tokio::sync::Mutex::new(()));
-        let host = Arc::new(NodeHost::new(
-            engine.clone(),
-            store.clone(),
-            link_redemptions.clone(),
-        ));
+        let links = Links::new(engine.clone(), store.clone());
+        let accounts = Accounts::new(store.clone());
+        let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
                 .context("starting federation")?;
@@ -83,7 +82,8 @@ impl Node {
                 config.limits.registrations_per_sec,
                 config.limits.registration_burst,
             ),
-            link_redemptions,
+            accounts,
+            links,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

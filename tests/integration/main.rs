@@ -14,6 +14,7 @@ mod durability;
 mod errors;
 mod federation;
 mod hardening_fed;
+mod hardening_races;
 mod messages;
 mod rooms;
 mod websocket;

@@ -2,6 +2,7 @@
 //!
 //! All of it is keyed by the lowercased username (see `keys`); callers validate the charset.
 
+use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use crate::keys::{self, tree};
@@ -9,17 +10,41 @@ use crate::records;
 use crate::{Account, Error, Id, Profile, Store};
 
 impl Store {
-    /// Creates an account; [`Error::AlreadyExists`] if the username, ignoring case, is taken.
-    /// Durable on return.
+    /// Creates an account as given; [`Error::AlreadyExists`] if the username, ignoring case, is
+    /// taken. Durable on return.
     pub fn create_account(&self, account: &Account) -> Result<(), Error> {
+        self.insert_account(account, false).map(drop)
+    }
+
+    /// Creates an account that is a node admin if it is the first account this store ever held
+    /// (the first sign-up of a new node), as given otherwise; returns it as stored.
+    /// [`Error::AlreadyExists`] if the username, ignoring case, is taken. "First" is decided in
+    /// the transaction that creates it, so of any number of concurrent first sign-ups exactly
+    /// one is admin. Durable on return.
+    pub fn create_account_first_admin(&self, account: &Account) -> Result<Account, Error> {
+        self.insert_account(account, true)
+    }
+
+    fn insert_account(&self, account: &Account, first_is_admin: bool) -> Result<Account, Error> {
         let key = keys::username(&account.username);
-        let value = records::encode(tree::ACCOUNTS, account)?;
-        // Only one of two concurrent creations of a name can swap "absent" for a value.
-        self.accounts
-            .compare_and_swap(key, None::<&[u8]>, Some(value))?
-            .map_err(|_| Error::AlreadyExists)?;
+        let created = (&self.accounts, &self.meta).transaction(
+            |(accounts, meta)| -> Result<Account, ConflictableTransactionError<Error>> {
+                if accounts.get(&key)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Error::AlreadyExists));
+                }
+                let mut account = account.clone();
+                if meta.get(keys::meta::FIRST_ACCOUNT)?.is_none() {
+                    meta.insert(keys::meta::FIRST_ACCOUNT, &key[..])?;
+                    account.is_admin |= first_is_admin;
+                }
+                let value = records::encode(tree::ACCOUNTS, &account)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                accounts.insert(&key[..], value)?;
+                Ok(account)
+            },
+        )?;
         self.db.flush()?;
-        Ok(())
+        Ok(created)
     }
 
     /// The account of `username`, ignoring case.
@@ -152,6 +177,22 @@ impl Store {
     }
 }
 
+/// Records the first account of a store that has accounts but predates the `first_account`
+/// marker, so that [`Store::create_account_first_admin`] never makes a later sign-up admin.
+/// Called at open.
+pub(crate) fn mark_first_account(store: &Store) -> Result<(), Error> {
+    if store.meta.get(keys::meta::FIRST_ACCOUNT)?.is_some() {
+        return Ok(());
+    }
+    if let Some((key, _)) = store.accounts.first()? {
+        let _ = store
+            .meta
+            .compare_and_swap(keys::meta::FIRST_ACCOUNT, None::<&[u8]>, Some(key))?;
+        store.db.flush()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +247,80 @@ mod tests {
             .filter(|won| *won)
             .count();
         assert_eq!(n_won, 1);
+    }
+
+    #[test]
+    fn only_the_first_account_ever_is_made_admin() {
+        let (dir, store) = open_temp();
+        let first = store.create_account_first_admin(&account("alice")).unwrap();
+        assert!(first.is_admin);
+        assert_eq!(store.account("alice").unwrap(), Some(first));
+        let second = store.create_account_first_admin(&account("bob")).unwrap();
+        assert!(!second.is_admin);
+        // Not even after a restart, or once the first account is gone.
+        let store = reopen(&dir, store);
+        store.accounts.remove("alice").unwrap();
+        assert!(
+            !store
+                .create_account_first_admin(&account("carol"))
+                .unwrap()
+                .is_admin
+        );
+        // A taken name is refused without touching anything.
+        assert!(matches!(
+            store.create_account_first_admin(&account("Bob")),
+            Err(Error::AlreadyExists)
+        ));
+    }
+
+    #[test]
+    fn an_account_made_by_the_operator_counts_as_the_first() {
+        let (_dir, store) = open_temp();
+        store.create_account(&account("root")).unwrap();
+        assert!(
+            !store
+                .create_account_first_admin(&account("bob"))
+                .unwrap()
+                .is_admin
+        );
+    }
+
+    #[test]
+    fn a_store_with_accounts_from_before_the_marker_makes_no_new_admin() {
+        let (dir, store) = open_temp();
+        store.create_account(&account("old")).unwrap();
+        store.meta.remove(keys::meta::FIRST_ACCOUNT).unwrap();
+        let store = reopen(&dir, store);
+        assert!(
+            !store
+                .create_account_first_admin(&account("new"))
+                .unwrap()
+                .is_admin
+        );
+    }
+
+    #[test]
+    fn concurrent_first_accounts_make_exactly_one_admin() {
+        let (_dir, store) = open_temp();
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store
+                        .create_account_first_admin(&account(&format!("user{i}")))
+                        .unwrap()
+                        .is_admin
+                })
+            })
+            .collect();
+        let n_admins = threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .filter(|admin| *admin)
+            .count();
+        assert_eq!(n_admins, 1);
+        let stored = store.accounts().unwrap();
+        assert_eq!(stored.iter().filter(|a| a.is_admin).count(), 1);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! | `sessions`      | session id                       | [`Session`](crate::Session)    |
 //! | `user_sessions` | user prefix ‖ session id         | empty                          |
 //! | `invites`       | token                            | [`InviteToken`](crate::InviteToken) |
+//! | `invite_links`  | code                             | [`InviteLink`](crate::InviteLink) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
-//! | `meta`          | key                              | opaque bytes                   |
+//! | `meta`          | key                              | node metadata; `first_account` |
 //!
 //! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over `log`
 //!   walks seqs ascending.
@@ -44,11 +45,25 @@ pub(crate) mod tree {
     pub(crate) const SESSIONS: &str = "sessions";
     pub(crate) const USER_SESSIONS: &str = "user_sessions";
     pub(crate) const INVITES: &str = "invites";
+    pub(crate) const INVITE_LINKS: &str = "invite_links";
     pub(crate) const READ_MARKERS: &str = "read_markers";
     pub(crate) const META: &str = "meta";
 }
 
+/// Keys of the `meta` tree that the store itself writes.
+pub(crate) mod meta {
+    /// The username of the first account ever created: present once any account exists, so
+    /// "is this the first account?" is one read inside the transaction that creates it.
+    pub(crate) const FIRST_ACCOUNT: &str = "first_account";
+}
+
 const SEQ_LEN: usize = 8;
+
+/// The key of an invite link: its code's bytes. Codes are secrets (kept out of errors, like
+/// invite tokens); callers pass only base64url codes of at most 64 bytes.
+pub(crate) fn invite_link(code: &str) -> &[u8] {
+    code.as_bytes()
+}
 
 /// A seq as a `stream` key or a `read_markers` value.
 pub(crate) fn seq(seq: u64) -> [u8; SEQ_LEN] {

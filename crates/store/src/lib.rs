@@ -9,6 +9,7 @@
 //! - `accounts`: per-user state: accounts, profiles, settings, contacts, read markers.
 //! - `sessions`: refresh-token sessions and their rotation.
 //! - `invites`: registration invite tokens.
+//! - `links`: room invite links and their atomic use.
 //! - `keys`: the on-disk layout, every tree and key encoding.
 //! - `records`: the stored structs and their versioned encoding.
 //! - `error`: [`Error`].
@@ -18,13 +19,14 @@ mod error;
 mod events;
 mod invites;
 mod keys;
+mod links;
 mod records;
 mod sessions;
 mod store;
 
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
-pub use records::{Account, InviteToken, Profile, Session};
+pub use records::{Account, InviteLink, InviteToken, Profile, Session};
 pub use store::{Options, Store};
 
 /// An event or room id: a 32-byte hash chosen by the protocol.

@@ -186,6 +186,26 @@ impl fmt::Debug for InviteToken {
     }
 }
 
+/// A room invite link: a node-local capability to join one room, minted by a member who may
+/// invite. Stored under its code, a secret kept out of errors like invite tokens (the record
+/// itself holds nothing secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteLink {
+    /// The room it opens.
+    pub room_id: Id,
+    /// The user id of the member who minted it; redeeming it makes them invite the redeemer.
+    pub creator: String,
+    /// Admissions it still grants; at 0 it is kept (a failed admission gives its use back) but
+    /// admits no one.
+    pub uses_left: u32,
+    /// Unusable from this instant on; `None` never expires.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Record for InviteLink {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +241,15 @@ mod tests {
         }
     }
 
+    fn link() -> InviteLink {
+        InviteLink {
+            room_id: [7; 32],
+            creator: "@al:n".into(),
+            uses_left: 3,
+            expires_at_ms: None,
+        }
+    }
+
     fn round_trip<R: Record + PartialEq + fmt::Debug>(record: &R) {
         let bytes = encode("t", record).unwrap();
         assert_eq!(bytes[0], R::VERSION);
@@ -232,6 +261,7 @@ mod tests {
         round_trip(&account());
         round_trip(&session());
         round_trip(&invite());
+        round_trip(&link());
         round_trip(&Profile::default());
         round_trip(&Profile {
             display_name: Some("Al".into()),
@@ -303,6 +333,16 @@ mod tests {
                 2, b'a', b'l',
             ]
         );
+    }
+
+    #[test]
+    fn pinned_invite_link_format() {
+        let mut bytes = vec![1]; // version
+        bytes.extend_from_slice(&[7; 32]); // room id
+        bytes.extend_from_slice(&[5, b'@', b'a', b'l', b':', b'n']); // creator
+        bytes.push(3); // uses_left
+        bytes.push(0); // expires_at_ms: None
+        assert_eq!(encode("t", &link()).unwrap(), bytes);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub struct Store {
     pub(crate) sessions: sled::Tree,
     pub(crate) user_sessions: sled::Tree,
     pub(crate) invites: sled::Tree,
+    pub(crate) invite_links: sled::Tree,
     pub(crate) read_markers: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) seqs: Arc<Seqs>,
@@ -127,12 +128,14 @@ impl Store {
             sessions: db.open_tree(tree::SESSIONS)?,
             user_sessions: db.open_tree(tree::USER_SESSIONS)?,
             invites: db.open_tree(tree::INVITES)?,
+            invite_links: db.open_tree(tree::INVITE_LINKS)?,
             read_markers: db.open_tree(tree::READ_MARKERS)?,
             meta: db.open_tree(tree::META)?,
             db,
             seqs: Arc::new(Seqs::new(last_seq)),
             session_cache: Arc::default(),
         };
+        crate::accounts::mark_first_account(&store)?;
         tracing::info!(path = %path.display(), last_seq, "store opened");
         Ok(store)
     }

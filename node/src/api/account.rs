@@ -90,7 +90,10 @@ pub async fn put_profile(
         avatar: body.avatar.filter(|s| !s.is_empty()),
         bio: body.bio.filter(|s| !s.is_empty()),
     };
-    state.store.put_profile(&authed.username, &profile)?;
+    state
+        .accounts
+        .put_profile(authed.username, profile.clone())
+        .await?;
     Ok(Json(profile.into()))
 }
 
@@ -136,7 +139,7 @@ pub async fn put_settings(
             format!("settings are limited to {MAX_SETTINGS_BYTES} bytes"),
         ));
     }
-    state.store.put_settings(&authed.username, &bytes)?;
+    state.accounts.put_settings(authed.username, bytes).await?;
     Ok(Json(settings))
 }
 
@@ -166,8 +169,9 @@ pub async fn add_contact(
         ));
     }
     state
-        .store
-        .add_contact(&authed.username, &user.to_string())?;
+        .accounts
+        .add_contact(authed.username, user.to_string())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,8 +182,9 @@ pub async fn remove_contact(
 ) -> ApiResult<StatusCode> {
     let user = parse_user(&user_id)?;
     if state
-        .store
-        .remove_contact(&authed.username, &user.to_string())?
+        .accounts
+        .remove_contact(authed.username, user.to_string())
+        .await?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -86,6 +86,8 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownEvent => {
                 ApiError::not_found("unknown_event", "no such event in this room")
             }
+            EngineError::AlreadyReacted => ApiError::conflict("already_reacted", error.to_string()),
+            EngineError::NotReacted => ApiError::not_found("unknown_reaction", error.to_string()),
             EngineError::Forbidden(auth) => ApiError::forbidden(auth.code(), auth.to_string()),
             EngineError::Invalid(rejection) => {
                 ApiError::bad_request(rejection.code(), rejection.to_string())

@@ -12,7 +12,7 @@ use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, Query};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, render};
-use crate::engine::{EngineError, RoomView};
+use crate::engine::EngineError;
 
 fn parse_event(text: &str) -> ApiResult<EventId> {
     text.parse()
@@ -133,7 +133,7 @@ pub async fn history(
     };
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
-    let floor = readable(&view, &authed)?;
+    let floor = view.readable(&authed.user)?;
     let anchor =
         match &query.from {
             Some(id) => Some(view.room.position(&parse_event(id)?).ok_or_else(|| {
@@ -187,19 +187,6 @@ pub async fn history(
     Ok(Json(json!({ "events": events, "has_more": has_more })))
 }
 
-/// The first position `authed` may read, or 403.
-pub fn readable(view: &RoomView, authed: &Authed) -> ApiResult<usize> {
-    view.readable_from(&authed.user).ok_or_else(|| {
-        let state = view.room.state();
-        if state.membership(&authed.user).is_none() && state.join_rule() != JoinRule::Public {
-            // Invariant 4: to someone never in it, a private room does not exist.
-            ApiError::not_found("unknown_room", "no such room on this node")
-        } else {
-            ApiError::forbidden("not_member", "you are not in this room")
-        }
-    })
-}
-
 pub async fn thread(
     State(state): State<AppState>,
     authed: Authed,
@@ -209,7 +196,7 @@ pub async fn thread(
     let root = parse_event(&event_id)?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
-    let floor = readable(&view, &authed)?;
+    let floor = view.readable(&authed.user)?;
     let visible = |id: &EventId| {
         view.room.position(id).is_some_and(|p| p >= floor)
             && view.room.is_accepted(id)
@@ -255,32 +242,9 @@ pub async fn react(
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
     let target = parse_event(&event_id)?;
-    {
-        let slot = state.engine.room(&room_id)?;
-        let view = slot.lock().await;
-        let already = view
-            .agg
-            .reactions
-            .get(&target)
-            .and_then(|r| r.get(&req.key))
-            .is_some_and(|users| users.iter().any(|(u, _)| u == &authed.user));
-        if already {
-            return Err(ApiError::conflict(
-                "already_reacted",
-                "you already reacted with that",
-            ));
-        }
-    }
     let event = state
         .engine
-        .send(
-            &authed.user,
-            &room_id,
-            Content::Reaction(Reaction {
-                target,
-                key: req.key,
-            }),
-        )
+        .react(&authed.user, &room_id, target, req.key)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -296,32 +260,9 @@ pub async fn unreact(
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
     let target = parse_event(&event_id)?;
-    let reaction = {
-        let slot = state.engine.room(&room_id)?;
-        let view = slot.lock().await;
-        view.agg
-            .reactions
-            .get(&target)
-            .and_then(|r| r.get(&key))
-            .and_then(|users| {
-                users
-                    .iter()
-                    .find(|(u, _)| u == &authed.user)
-                    .map(|(_, id)| *id)
-            })
-    };
-    let reaction = reaction
-        .ok_or_else(|| ApiError::not_found("unknown_reaction", "you have not reacted with that"))?;
     state
         .engine
-        .send(
-            &authed.user,
-            &room_id,
-            Content::Redaction(Redaction {
-                target: reaction,
-                reason: None,
-            }),
-        )
+        .unreact(&authed.user, &room_id, target, &key)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -397,14 +338,15 @@ pub async fn read(
     let seq = {
         let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
-        readable(&view, &authed)?;
+        view.readable(&authed.user)?;
         view.arrivals()
             .seq(&event_id)
             .ok_or_else(|| ApiError::not_found("unknown_event", "no such event in this room"))?
     };
     state
-        .store
-        .set_read_marker(&authed.username, &room_id.0, seq)?;
+        .accounts
+        .set_read_marker(authed.username.clone(), room_id.0, seq)
+        .await?;
     // Others in the room see the receipt; a member who has left or was
     // never joined (reading a public room) sends none.
     match state

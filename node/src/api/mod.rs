@@ -8,7 +8,7 @@
 mod account;
 mod error;
 mod federation;
-pub(crate) mod links;
+mod links;
 mod messages;
 mod meta;
 mod ratelimit;
@@ -54,8 +54,8 @@ pub struct Shared {
     pub logins: RateLimiter,
     pub registrations: RateLimiter,
     pub hasher: crate::hasher::Hasher,
-    /// Serialises invite-link redemptions (use counts).
-    pub link_redemptions: Arc<tokio::sync::Mutex<()>>,
+    pub accounts: crate::services::accounts::Accounts,
+    pub links: crate::services::links::Links,
     pub federation: crate::federation::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.

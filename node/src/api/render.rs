@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use spaces_protocol::content::*;
 use spaces_protocol::{Event, Permissions, RoomState, UserId};
 
-use crate::engine::RoomView;
+use crate::engine::{EphemeralItem, Notice, RoomView};
 
 pub fn membership(m: Membership) -> &'static str {
     match m {
@@ -191,5 +191,27 @@ pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
         "is_owner": state.is_owner(viewer),
         "unread": unread,
         "n_events": view.room.len(),
+    })
+}
+
+/// The WebSocket frame of a typing notice, receipt or presence change:
+/// rendered once per item, shared by every client that gets it.
+pub fn ephemeral(item: &EphemeralItem) -> &str {
+    item.rendered.get_or_init(|| {
+        let user_id = item.user.to_string();
+        match &item.notice {
+            Notice::Typing { room_id, typing } => json!({
+                "type": "typing", "room_id": room_id.to_string(),
+                "user_id": user_id, "typing": typing,
+            }),
+            Notice::Receipt { room_id, event_id } => json!({
+                "type": "receipt", "room_id": room_id.to_string(),
+                "user_id": user_id, "event_id": event_id.to_string(),
+            }),
+            Notice::Presence(state) => json!({
+                "type": "presence", "user_id": user_id, "state": state.as_str(),
+            }),
+        }
+        .to_string()
     })
 }

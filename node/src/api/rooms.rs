@@ -12,10 +12,10 @@ use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json};
-use super::links;
 use super::{AppState, Authed, render};
 use crate::engine::{NewRoom, now_ms};
 use crate::federation::JoinError;
+use crate::services::links::{self, LinkError};
 
 pub fn parse_room(text: &str) -> ApiResult<RoomId> {
     text.parse()
@@ -135,40 +135,22 @@ pub async fn create_dm(
             "no such user on this node",
         ));
     }
-    // One conversation per pair: return the existing one.
-    for room_id in state.engine.rooms_of(&authed.user) {
-        let slot = state.engine.room(&room_id)?;
-        let view = slot.lock().await;
-        let room_state = view.room.state();
-        if room_state.kind() == Some(RoomKind::Direct)
-            && matches!(
-                room_state.membership(&other),
-                Some(Membership::Join | Membership::Invite)
-            )
-            && room_state.is_joined(&authed.user)
-        {
-            return Ok((
-                StatusCode::OK,
-                Json(render::room(&view, &authed.user, None)),
-            ));
-        }
-    }
     rate(&state, &authed)?;
-    let options = NewRoom {
-        kind: RoomKind::Direct,
-        join_rule: JoinRule::Invite,
-        history_visibility: HistoryVisibility::Shared,
-        name: None,
-        topic: None,
-        invite: vec![other],
-    };
-    let room_id = state.engine.create_room(&authed.user, options).await?;
+    // One conversation per pair: the existing one, or a new one.
+    let (room_id, created) = state.engine.direct_room(&authed.user, &other).await?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
-    Ok((
-        StatusCode::CREATED,
-        Json(render::room(&view, &authed.user, Some(0))),
-    ))
+    Ok(if created {
+        (
+            StatusCode::CREATED,
+            Json(render::room(&view, &authed.user, Some(0))),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            Json(render::room(&view, &authed.user, None)),
+        )
+    })
 }
 
 /// Cap on counted unread messages: clients show "99+" long before this.
@@ -298,7 +280,7 @@ pub async fn members(
     let room_id = parse_room(&room_id)?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
-    super::messages::readable(&view, &authed)?;
+    view.readable(&authed.user)?;
     let room_state = view.room.state();
     // Presence is for those who share the room, not for readers of a
     // world-readable one.
@@ -412,7 +394,7 @@ pub async fn join(
         .as_deref()
         .is_some_and(|c| !links::is_code_shaped(c))
     {
-        return Err(links::unknown_link());
+        return Err(LinkError::Unknown.into());
     }
     let via = req
         .via

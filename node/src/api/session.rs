@@ -155,8 +155,8 @@ pub async fn register(
                     "that username is taken",
                 ));
             }
-            let token = req.invite_token.as_deref().unwrap_or_default();
-            if !state.store.consume_invite_token(token, now_ms())? {
+            let token = req.invite_token.clone().unwrap_or_default();
+            if !state.accounts.consume_invite_token(token, now_ms()).await? {
                 return Err(ApiError::forbidden(
                     "bad_invite_token",
                     "sign-up needs a valid invite token",
@@ -171,16 +171,16 @@ pub async fn register(
         .await
         .ok_or_else(|| ApiError::internal("the hashing pool stopped"))?
         .map_err(ApiError::internal)?;
-    let first = state.store.accounts()?.is_empty();
     let account = Account {
         username: username.clone(),
         password_hash: hash,
         created_at_ms: now_ms(),
-        is_admin: first,
+        // The node's first account is its admin: decided by the store.
+        is_admin: false,
         disabled: false,
     };
-    match state.store.create_account(&account) {
-        Ok(()) => {}
+    let account = match state.accounts.register(account).await {
+        Ok(account) => account,
         Err(spaces_store::Error::AlreadyExists) => {
             return Err(ApiError::conflict(
                 "username_taken",
@@ -188,9 +188,9 @@ pub async fn register(
             ));
         }
         Err(e) => return Err(e.into()),
-    }
-    tracing::info!(username = %username, admin = first, "account registered");
-    let tokens = new_session(&state, &account, req.device)?;
+    };
+    tracing::info!(username = %username, admin = account.is_admin, "account registered");
+    let tokens = new_session(&state, &account, req.device).await?;
     Ok((StatusCode::CREATED, Json(tokens)))
 }
 
@@ -221,7 +221,7 @@ pub async fn login(
             "this account is disabled",
         ));
     }
-    Ok(Json(new_session(&state, &account, req.device)?))
+    Ok(Json(new_session(&state, &account, req.device).await?))
 }
 
 pub async fn refresh(
@@ -245,17 +245,18 @@ pub async fn refresh(
         Some(session) if session.expires_at_ms > now => {}
         Some(_) => {
             // Expired: gone for good, not revived by a late refresh.
-            state.store.delete_session(session_id)?;
+            state.accounts.delete_session(session_id.into()).await?;
             return Err(bad());
         }
         None => return Err(bad()),
     }
     let Some(session) = state
-        .store
-        .rotate_session(session_id, &old_hash, new_hash, now, expires)?
+        .accounts
+        .rotate_session(session_id.into(), old_hash, new_hash, now, expires)
+        .await?
     else {
         // A refresh token used twice means two holders: end the session for both.
-        if state.store.delete_session(session_id)? {
+        if state.accounts.delete_session(session_id.into()).await? {
             tracing::warn!(
                 session = session_id,
                 "refresh token reused; session revoked"
@@ -274,7 +275,7 @@ pub async fn refresh(
 }
 
 pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<StatusCode> {
-    state.store.delete_session(&authed.session_id)?;
+    state.accounts.delete_session(authed.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,7 +316,7 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     match state.store.session(&session_id)? {
         Some(s) if s.username == authed.username => {
-            state.store.delete_session(&session_id)?;
+            state.accounts.delete_session(session_id).await?;
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(ApiError::not_found(
@@ -367,7 +368,7 @@ pub async fn create_invite_token(
             .map(|s| now_ms() + s.saturating_mul(1000)),
         created_by: authed.username,
     };
-    state.store.put_invite_token(&token)?;
+    state.accounts.put_invite_token(token.clone()).await?;
     Ok((
         StatusCode::CREATED,
         Json(InviteTokenResponse {
@@ -378,23 +379,33 @@ pub async fn create_invite_token(
     ))
 }
 
-fn new_session(state: &AppState, account: &Account, device: Option<String>) -> ApiResult<Tokens> {
-    let mut rng = rand::rng();
-    let session_id = spaces_auth::new_session_id(&mut rng);
-    let secret = spaces_auth::new_refresh_token(&mut rng);
+async fn new_session(
+    state: &AppState,
+    account: &Account,
+    device: Option<String>,
+) -> ApiResult<Tokens> {
+    // `ThreadRng` is not `Send`: gone before the await below.
+    let (session_id, secret) = {
+        let mut rng = rand::rng();
+        let session_id = spaces_auth::new_session_id(&mut rng);
+        (session_id, spaces_auth::new_refresh_token(&mut rng))
+    };
     let refresh_token = format!("{session_id}.{}", secret.token);
     let now = now_ms();
     let mut device = device.unwrap_or_else(|| "unnamed device".into());
     device.truncate(device.floor_char_boundary(MAX_DEVICE_LEN));
-    state.store.put_session(&Session {
-        id: session_id.clone(),
-        username: account.username.clone(),
-        refresh_hash: spaces_auth::hash_refresh_token(&refresh_token),
-        device,
-        created_at_ms: now,
-        last_used_ms: now,
-        expires_at_ms: now + state.config.limits.session_days * 86_400_000,
-    })?;
+    state
+        .accounts
+        .put_session(Session {
+            id: session_id.clone(),
+            username: account.username.clone(),
+            refresh_hash: spaces_auth::hash_refresh_token(&refresh_token),
+            device,
+            created_at_ms: now,
+            last_used_ms: now,
+            expires_at_ms: now + state.config.limits.session_days * 86_400_000,
+        })
+        .await?;
     Ok(tokens_for(state, account, &session_id, refresh_token))
 }
 

@@ -231,7 +231,7 @@ async fn run(
     let mut ephemeral = state.engine.subscribe_ephemeral();
     for item in state.engine.presence_snapshot(&authed.user) {
         socket
-            .feed(Message::Text(item.frame.clone().into()))
+            .feed(Message::Text(render::ephemeral(&item).to_owned().into()))
             .await
             .ok()?;
     }
@@ -297,7 +297,7 @@ async fn run(
                     // Typing, receipts and presence of others, in rooms the
                     // user is in.
                     if state.engine.ephemeral_for(&authed.user, &item) {
-                        socket.send(Message::Text(item.frame.clone().into())).await.ok()?;
+                        socket.send(Message::Text(render::ephemeral(&item).to_owned().into())).await.ok()?;
                     }
                 }
                 // Lossy by design: missed notices are simply skipped.

@@ -13,6 +13,7 @@
 //! in user ids and protocol content.
 
 mod presence;
+mod rules;
 mod view;
 mod writer;
 
@@ -42,6 +43,10 @@ pub enum EngineError {
     UnknownRoom,
     #[error("unknown event")]
     UnknownEvent,
+    #[error("you already reacted with that")]
+    AlreadyReacted,
+    #[error("you have not reacted with that")]
+    NotReacted,
     #[error(transparent)]
     Forbidden(#[from] AuthError),
     #[error("invalid event: {0}")]
@@ -118,6 +123,10 @@ struct Inner {
     /// state changes, so that publishing an event needs neither the room
     /// lock nor a walk over its members.
     reaches: RwLock<HashMap<RoomId, Reach>>,
+    /// Rooms of kind `Direct`, kept by `index_room`: a DM lookup locks only these.
+    directs: RwLock<std::collections::HashSet<RoomId>>,
+    /// Held across a direct room's lookup and creation (`rules.rs`).
+    dm_locks: [Mutex<()>; rules::DM_LOCK_SHARDS],
     writer: Writer,
     stream: broadcast::Sender<Arc<StreamItem>>,
     /// Typing notices, receipts and presence for local clients: lossy,
@@ -140,26 +149,36 @@ pub struct EphemeralItem {
     pub to: Option<UserId>,
     /// Whom it is about; they do not get it themselves.
     pub user: UserId,
-    /// The WebSocket frame.
-    pub frame: String,
+    /// What it says. `api/render.rs` makes the client's frame of it, once
+    /// per item (`rendered`), however many clients get it.
+    pub notice: Notice,
+    pub rendered: std::sync::OnceLock<String>,
+}
+
+/// What an [`EphemeralItem`] says about its `user`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Typing { room_id: RoomId, typing: bool },
+    Receipt { room_id: RoomId, event_id: EventId },
+    Presence(spaces_protocol::Presence),
 }
 
 impl EphemeralItem {
     fn new(room_id: RoomId, user: UserId, kind: &EphemeralKind) -> EphemeralItem {
-        let frame = match kind {
+        let notice = match kind {
             EphemeralKind::Presence { state, .. } => {
                 return EphemeralItem::presence(user, *state, vec![room_id]);
             }
-            EphemeralKind::Typing(typing) => serde_json::json!({
-                "type": "typing", "room_id": room_id.to_string(),
-                "user_id": user.to_string(), "typing": typing,
-            }),
-            EphemeralKind::Receipt(event) => serde_json::json!({
-                "type": "receipt", "room_id": room_id.to_string(),
-                "user_id": user.to_string(), "event_id": event.to_string(),
-            }),
+            EphemeralKind::Typing(typing) => Notice::Typing {
+                room_id,
+                typing: *typing,
+            },
+            EphemeralKind::Receipt(event_id) => Notice::Receipt {
+                room_id,
+                event_id: *event_id,
+            },
         };
-        EphemeralItem::to_rooms(vec![room_id], user, frame)
+        EphemeralItem::to_rooms(vec![room_id], user, notice)
     }
 
     fn presence(
@@ -167,19 +186,17 @@ impl EphemeralItem {
         state: spaces_protocol::Presence,
         rooms: Vec<RoomId>,
     ) -> EphemeralItem {
-        let frame = serde_json::json!({
-            "type": "presence", "user_id": user.to_string(), "state": state.as_str(),
-        });
-        EphemeralItem::to_rooms(rooms, user, frame)
+        EphemeralItem::to_rooms(rooms, user, Notice::Presence(state))
     }
 
-    fn to_rooms(rooms: Vec<RoomId>, user: UserId, frame: serde_json::Value) -> EphemeralItem {
+    fn to_rooms(rooms: Vec<RoomId>, user: UserId, notice: Notice) -> EphemeralItem {
         EphemeralItem {
             rooms,
             unless_in: Vec::new(),
             to: None,
             user,
-            frame: frame.to_string(),
+            notice,
+            rendered: std::sync::OnceLock::new(),
         }
     }
 }
@@ -250,6 +267,8 @@ impl Engine {
                 rooms: RwLock::new(HashMap::new()),
                 memberships: RwLock::new(HashMap::new()),
                 reaches: RwLock::new(HashMap::new()),
+                directs: RwLock::default(),
+                dm_locks: Default::default(),
                 writer,
                 stream,
                 ephemeral,
@@ -530,18 +549,8 @@ impl Engine {
         content: Content,
     ) -> Result<Event, EngineError> {
         let slot = self.room(room_id)?;
-        let mut view = slot.lock_owned().await;
-        let fresh = self.draft_insert(&mut view, sender, content)?;
-        let (event, accepted) = (fresh.event.clone(), fresh.accepted);
-        self.persist(view, vec![fresh]).await?;
-        if !accepted {
-            // Only possible with more heads than one event may merge; it is
-            // stored (others may build on it) but had no effect.
-            return Err(EngineError::Forbidden(AuthError::Value(
-                "refused by resolution",
-            )));
-        }
-        Ok(event)
+        let view = slot.lock_owned().await;
+        self.send_locked(view, sender, content).await
     }
 
     /// Sends several independent changes (room settings) as one request:
@@ -902,6 +911,13 @@ impl Engine {
     fn index_room(&self, view: &RoomView) {
         let room_id = view.room.room_id();
         let state = view.room.state();
+        if state.kind() == Some(RoomKind::Direct) {
+            self.inner
+                .directs
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(room_id);
+        }
         let mut reach = Reach {
             public: state.join_rule() == JoinRule::Public,
             nodes: Vec::new(),

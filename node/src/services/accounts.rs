@@ -1,0 +1,115 @@
+//! The user service of the original diagram: accounts, sessions,
+//! registration invite tokens, profiles, settings, contacts and read
+//! markers, all kept in the store.
+//!
+//! State: the store's trees, nothing in memory. The rules that need one
+//! decision are single store operations (the first account is an admin,
+//! a token's or session's use is a compare-and-swap), so this service holds
+//! no lock. Every write flushes, so every method runs it through
+//! [`on_disk`]; reads are sled lookups served from its cache and stay
+//! inline at the callers.
+
+use spaces_store::{Account, Error, Id, InviteToken, Profile, Session, Store};
+
+use super::on_disk;
+
+/// The accounts service: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    store: Store,
+}
+
+impl Accounts {
+    pub fn new(store: Store) -> Accounts {
+        Accounts { store }
+    }
+
+    /// Creates a sign-up's account; it is a node admin exactly when it is
+    /// the node's first ([`Store::create_account_first_admin`]). Returns it
+    /// as stored.
+    pub async fn register(&self, account: Account) -> Result<Account, Error> {
+        on_disk(&self.store, move |store| {
+            store.create_account_first_admin(&account)
+        })
+        .await
+    }
+
+    /// Takes one use of a registration invite token; false if it has none.
+    pub async fn consume_invite_token(&self, token: String, now_ms: u64) -> Result<bool, Error> {
+        on_disk(&self.store, move |store| {
+            store.consume_invite_token(&token, now_ms)
+        })
+        .await
+    }
+
+    pub async fn put_invite_token(&self, token: InviteToken) -> Result<(), Error> {
+        on_disk(&self.store, move |store| store.put_invite_token(&token)).await
+    }
+
+    pub async fn put_session(&self, session: Session) -> Result<(), Error> {
+        on_disk(&self.store, move |store| store.put_session(&session)).await
+    }
+
+    /// [`Store::rotate_session`]: `None` when `old` is not the session's
+    /// current refresh hash.
+    pub async fn rotate_session(
+        &self,
+        id: String,
+        old: [u8; 32],
+        new: [u8; 32],
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<Option<Session>, Error> {
+        on_disk(&self.store, move |store| {
+            store.rotate_session(&id, &old, new, now_ms, expires_at_ms)
+        })
+        .await
+    }
+
+    /// Ends a session; false if there was none.
+    pub async fn delete_session(&self, id: String) -> Result<bool, Error> {
+        on_disk(&self.store, move |store| store.delete_session(&id)).await
+    }
+
+    pub async fn put_profile(&self, username: String, profile: Profile) -> Result<(), Error> {
+        on_disk(&self.store, move |store| {
+            store.put_profile(&username, &profile)
+        })
+        .await
+    }
+
+    pub async fn put_settings(&self, username: String, json: Vec<u8>) -> Result<(), Error> {
+        on_disk(&self.store, move |store| {
+            store.put_settings(&username, &json)
+        })
+        .await
+    }
+
+    pub async fn add_contact(&self, username: String, contact: String) -> Result<(), Error> {
+        on_disk(&self.store, move |store| {
+            store.add_contact(&username, &contact)
+        })
+        .await
+    }
+
+    /// False if `contact` was not a contact.
+    pub async fn remove_contact(&self, username: String, contact: String) -> Result<bool, Error> {
+        on_disk(&self.store, move |store| {
+            store.remove_contact(&username, &contact)
+        })
+        .await
+    }
+
+    /// Moves `username`'s read marker in a room forward to `seq`.
+    pub async fn set_read_marker(
+        &self,
+        username: String,
+        room_id: Id,
+        seq: u64,
+    ) -> Result<(), Error> {
+        on_disk(&self.store, move |store| {
+            store.set_read_marker(&username, &room_id, seq)
+        })
+        .await
+    }
+}

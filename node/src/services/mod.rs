@@ -1,0 +1,21 @@
+//! Services: the node's domain rules that are neither protocol (the engine
+//! decides those under a room's lock) nor HTTP (the API only parses,
+//! authenticates, calls one service method and renders).
+//!
+//! A service is a cheap-to-clone handle over the state it owns, with typed
+//! errors that each caller (the API, federation) maps its own way. It never
+//! imports `crate::api`. ARCHITECTURE.md, "Pattern for services", says where
+//! its state, locks, tasks and blocking work go; [`links`] is the model.
+//!
+//! - [`accounts`]: accounts, sessions, invite tokens, profiles, settings,
+//!   contacts, read markers: the store's per-user writes.
+//! - [`links`]: room invite links, used by the API and by federation joins.
+//! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
+//!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
+//!   holds every caller in `node/src` to it.
+
+pub mod accounts;
+mod disk;
+pub mod links;
+
+pub use disk::on_disk;
