@@ -22,8 +22,5 @@ pub mod services;
 #[cfg(test)]
 mod tidy;
 
-#[cfg(test)]
-mod doc_tidy;
-
 pub use config::Config;
 pub use node::Node;

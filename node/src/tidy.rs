@@ -12,6 +12,10 @@
 //! - A store method that flushes (an fsync) is called only inside
 //!   `spawn_blocking(…)` or `services::on_disk(…)`, except on the threads
 //!   that exist to block (the engine's writer, the operator CLI).
+//! - The repository's documents ([`docs`]): links resolve, named paths
+//!   exist, nothing cites a file outside the repository.
+
+mod docs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
