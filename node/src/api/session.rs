@@ -4,7 +4,10 @@
 //! A session is a row in the store holding the hash of its current refresh
 //! token. The refresh token the client holds is `<session id>.<secret>`;
 //! each refresh rotates the secret atomically, and a refresh token used
-//! twice (a stolen copy racing its owner) ends the session. Access tokens
+//! twice (a stolen copy racing its owner) ends the session. Only a token the
+//! session really issued counts as used twice (the store keeps the hashes of
+//! its last few); a made-up secret after a known session id is just refused,
+//! so the session id, readable in every access token, is no weapon. Access tokens
 //! are short-lived JWTs naming the session, and the session must still
 //! exist for one to be honoured, so revoking a session takes effect at once.
 
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use spaces_auth::{Claims, TokenError};
 use spaces_protocol::UserId;
 use spaces_protocol::ids::validate_localpart;
-use spaces_store::{Account, InviteToken, Session};
+use spaces_store::{Account, InviteToken, Rotation, Session};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Json};
@@ -250,18 +253,25 @@ pub async fn refresh(
         }
         None => return Err(bad()),
     }
-    let Some(session) = state
+    let session = match state
         .store
         .rotate_session(session_id, &old_hash, new_hash, now, expires)?
-    else {
-        // A refresh token used twice means two holders: end the session for both.
-        if state.store.delete_session(session_id)? {
-            tracing::warn!(
-                session = session_id,
-                "refresh token reused; session revoked"
-            );
+    {
+        Rotation::Rotated(session) => session,
+        Rotation::Reused => {
+            // A refresh token this session issued before, used again: two holders (a stolen
+            // copy racing its owner). End the session for both.
+            if state.store.delete_session(session_id)? {
+                tracing::warn!(
+                    session = session_id,
+                    "refresh token reused; session revoked"
+                );
+            }
+            return Err(bad());
         }
-        return Err(bad());
+        // Not a token of this session: a guess or a forgery naming someone's session id,
+        // which is no one's proof of anything. Refused; the session is untouched.
+        Rotation::Unknown => return Err(bad()),
     };
     let account = state.store.account(&session.username)?.ok_or_else(bad)?;
     if account.disabled {
@@ -394,6 +404,7 @@ fn new_session(state: &AppState, account: &Account, device: Option<String>) -> A
         created_at_ms: now,
         last_used_ms: now,
         expires_at_ms: now + state.config.limits.session_days * 86_400_000,
+        previous_hashes: Vec::new(),
     })?;
     Ok(tokens_for(state, account, &session_id, refresh_token))
 }
