@@ -7,6 +7,7 @@
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
+//! - [`signin`]: sign-in throttling per address, per account and per device.
 
 pub mod admin;
 pub mod api;
@@ -17,6 +18,7 @@ pub mod federation;
 pub mod hasher;
 pub mod metrics;
 mod node;
+pub mod signin;
 
 pub use config::Config;
 pub use node::Node;
