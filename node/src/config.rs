@@ -140,7 +140,7 @@ pub struct LoginConfig {
     pub free_failures_per_account: u32,
     /// The first back-off wait; it doubles with each further failure.
     pub backoff_base_secs: u64,
-    /// The longest back-off wait.
+    /// The longest back-off wait; at most a day.
     pub backoff_max_secs: u64,
     /// How long a device token (proof of an earlier sign-in, which lets the
     /// owner's devices past account back-off) stays valid.
@@ -364,11 +364,12 @@ impl Config {
             || login.free_failures_per_account == 0
             || login.backoff_base_secs == 0
             || login.backoff_max_secs < login.backoff_base_secs
+            || login.backoff_max_secs > 86_400
             || login.device_token_days == 0
             || login.alarm_failures_per_min == 0
         {
             bail!(
-                "login: every limit must be positive, and backoff_max_secs at least backoff_base_secs"
+                "login: every limit must be positive, and backoff_max_secs from backoff_base_secs to 86400"
             );
         }
         Ok(())

@@ -192,7 +192,10 @@ impl Guard {
     /// How long a streak is remembered after its last failure: past the
     /// longest back-off, so a patient guesser stays at the slowest rate.
     fn memory(&self) -> Duration {
-        (self.options.backoff_max * 2).max(Duration::from_secs(3600))
+        self.options
+            .backoff_max
+            .saturating_mul(2)
+            .max(Duration::from_secs(3600))
     }
 
     /// The back-off wait after `failures` consecutive failures, of which
@@ -243,8 +246,7 @@ impl Guard {
             f64::from(self.options.source_burst),
             self.options.source_per_min / 60.0,
         );
-        let full_after = Duration::from_secs_f64(burst / per_sec.max(f64::MIN_POSITIVE))
-            .min(Duration::from_secs(86_400));
+        let full_after = seconds(burst / per_sec);
         let bucket = slot(&mut tables.sources, source, now, full_after, |_| Bucket {
             tokens: burst,
             at: now,
@@ -256,20 +258,17 @@ impl Guard {
         let mut wait = if bucket.tokens >= 1.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((1.0 - bucket.tokens) / per_sec.max(f64::MIN_POSITIVE))
-                .min(Duration::from_secs(86_400))
+            seconds((1.0 - bucket.tokens) / per_sec)
         };
         let pair_key = (source, username.to_owned());
         let pair = tables.pairs.get(&pair_key).copied();
         if let Some(pair) = pair {
-            let ready = pair.last + self.wait(pair.failures, free);
-            wait = wait.max(ready.saturating_duration_since(now));
+            wait = wait.max(remaining(pair.last, self.wait(pair.failures, free), now));
         }
         let account = tables.accounts.get(username).copied();
         if let Some(account) = account {
-            let ready =
-                account.last + self.wait(account.failures, self.options.account_free_failures);
-            wait = wait.max(ready.saturating_duration_since(now));
+            let backoff = self.wait(account.failures, self.options.account_free_failures);
+            wait = wait.max(remaining(account.last, backoff, now));
         }
         if !wait.is_zero() {
             return Err(wait);
@@ -404,6 +403,20 @@ impl FailureRate {
         let into = now.saturating_duration_since(start).as_secs_f64() / WINDOW.as_secs_f64();
         self.current as f64 + self.previous as f64 * (1.0 - into.min(1.0))
     }
+}
+
+/// What is left at `now` of a wait of `wait` from `since`.
+fn remaining(since: Instant, wait: Duration, now: Instant) -> Duration {
+    since
+        .checked_add(wait)
+        .map_or(wait, |ready| ready.saturating_duration_since(now))
+}
+
+/// A number of seconds as a duration, at most a day (also for infinities
+/// and NaN, which a zero rate would give).
+fn seconds(secs: f64) -> Duration {
+    const DAY: Duration = Duration::from_secs(86_400);
+    Duration::try_from_secs_f64(secs).map_or(DAY, |duration| duration.min(DAY))
 }
 
 /// The entry for `key`, made by `make` if absent. When the table is full,
