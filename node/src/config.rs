@@ -2,7 +2,7 @@
 //! file, `SPACES__SECTION__KEY` environment variables, command-line flags.
 //! Unknown keys are errors, so a typo never silently falls back to a default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -17,6 +17,7 @@ pub struct Config {
     pub p2p: P2pConfig,
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
+    pub login: LoginConfig,
     pub presence: PresenceConfig,
     pub web: WebConfig,
 }
@@ -26,6 +27,11 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address of the HTTP + WebSocket API and the web client.
     pub listen: SocketAddr,
+    /// Reverse proxies whose `X-Forwarded-For` names the client. A request
+    /// from one of these addresses is limited as coming from the last
+    /// address in that header that is not itself a trusted proxy; from any
+    /// other address the header is ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,9 +117,74 @@ pub struct LimitsConfig {
     pub sends_per_sec: u32,
     pub send_burst: u32,
     /// Sign-ups per second node-wide, and the burst above it: each costs a
-    /// password hash and an account record.
+    /// password hash and an account record. The ceiling over all addresses.
     pub registrations_per_sec: u32,
     pub registration_burst: u32,
+    /// Sign-ups per client address (IPv6: per /64) per hour, and the burst
+    /// above it; checked before the node-wide limit, so one address cannot
+    /// spend the node's budget alone.
+    pub registrations_per_ip_per_hour: u32,
+    pub registration_ip_burst: u32,
+}
+
+/// Sign-in throttling (`crate::signin` has the design).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed sign-ins per client address (IPv6: per /64) over all
+    /// usernames: the burst, then this many per minute. Stops spraying one
+    /// password across many accounts.
+    pub address_failures_burst: u32,
+    pub address_failures_per_min: u32,
+    /// Consecutive failures of one address on one username (and of one
+    /// known device) before exponential back-off.
+    pub free_failures_per_address: u32,
+    /// Consecutive failures on one username from all addresses (each address
+    /// counting at most `free_failures_per_address`) before exponential
+    /// back-off for every device the account has not used before.
+    pub free_failures_per_account: u32,
+    /// The first back-off wait; it doubles with each further failure.
+    pub backoff_base_secs: u64,
+    /// The longest back-off wait; at most a day.
+    pub backoff_max_secs: u64,
+    /// How long a device token (proof of an earlier sign-in, which lets the
+    /// owner's devices past account back-off) stays valid.
+    pub device_token_days: u64,
+    /// Failed sign-ins node-wide per minute that raise the alarm (a metric
+    /// and a warning in the log).
+    pub alarm_failures_per_min: u32,
+}
+
+impl LoginConfig {
+    pub fn options(&self) -> crate::signin::Options {
+        crate::signin::Options {
+            source_burst: self.address_failures_burst,
+            source_per_min: f64::from(self.address_failures_per_min),
+            pair_free_failures: self.free_failures_per_address,
+            account_free_failures: self.free_failures_per_account,
+            backoff_base: std::time::Duration::from_secs(self.backoff_base_secs),
+            backoff_max: std::time::Duration::from_secs(self.backoff_max_secs),
+            alarm_failures_per_min: self.alarm_failures_per_min,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> LoginConfig {
+        let options = crate::signin::Options::default();
+        LoginConfig {
+            address_failures_burst: options.source_burst,
+            address_failures_per_min: options.source_per_min as u32,
+            free_failures_per_address: options.pair_free_failures,
+            free_failures_per_account: options.account_free_failures,
+            backoff_base_secs: options.backoff_base.as_secs(),
+            backoff_max_secs: options.backoff_max.as_secs(),
+            // Half a year: a device signed in once in that time is still the
+            // owner's; each sign-in renews it.
+            device_token_days: 180,
+            alarm_failures_per_min: options.alarm_failures_per_min,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,6 +238,7 @@ impl Default for Config {
             p2p: P2pConfig::default(),
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
+            login: LoginConfig::default(),
             presence: PresenceConfig::default(),
             web: WebConfig::default(),
         }
@@ -178,6 +250,7 @@ impl Default for HttpConfig {
         // Loopback: a laptop default exposes nothing to the network.
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -216,7 +289,12 @@ impl Default for LimitsConfig {
             sends_per_sec: 10,
             send_burst: 50,
             registrations_per_sec: 1,
-            registration_burst: 20,
+            // Above one address's burst, so one address never empties it.
+            registration_burst: 60,
+            // A household or office signs up a few people at once; a script
+            // making accounts from one address gets one a minute.
+            registrations_per_ip_per_hour: 60,
+            registration_ip_burst: 20,
         }
     }
 }
@@ -283,6 +361,27 @@ impl Config {
         if self.limits.registrations_per_sec == 0 || self.limits.registration_burst == 0 {
             bail!("limits.registrations_per_sec and limits.registration_burst must be positive");
         }
+        if self.limits.registrations_per_ip_per_hour == 0 || self.limits.registration_ip_burst == 0
+        {
+            bail!(
+                "limits.registrations_per_ip_per_hour and limits.registration_ip_burst must be positive"
+            );
+        }
+        let login = &self.login;
+        if login.address_failures_burst == 0
+            || login.address_failures_per_min == 0
+            || login.free_failures_per_address == 0
+            || login.free_failures_per_account == 0
+            || login.backoff_base_secs == 0
+            || login.backoff_max_secs < login.backoff_base_secs
+            || login.backoff_max_secs > 86_400
+            || login.device_token_days == 0
+            || login.alarm_failures_per_min == 0
+        {
+            bail!(
+                "login: every limit must be positive, and backoff_max_secs from backoff_base_secs to 86400"
+            );
+        }
         Ok(())
     }
 }
@@ -338,6 +437,9 @@ mod tests {
         assert_eq!(config.http.listen, HttpConfig::default().listen);
         assert!(!config.p2p.mdns);
         assert!(config.p2p.bootstrap.is_empty());
+        assert_eq!(config.limits, LimitsConfig::default());
+        assert_eq!(config.login, LoginConfig::default());
+        assert!(config.http.trusted_proxies.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
+//! - [`signin`]: sign-in throttling per address, per account and per device.
 
 pub mod admin;
 pub mod api;
@@ -19,6 +20,7 @@ pub mod hasher;
 pub mod metrics;
 mod node;
 pub mod services;
+pub mod signin;
 #[cfg(test)]
 mod tidy;
 

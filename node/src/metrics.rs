@@ -26,6 +26,9 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +41,14 @@ pub struct Metrics {
     pub events_refused: Counter,
     pub ws_clients: Gauge,
     pub ws_dropped_lagging: Counter,
+    /// Sign-ins whose password was wrong (or whose username is unknown).
+    pub login_failures: Counter,
+    /// Sign-ins refused with 429 before their password was checked.
+    pub login_throttled: Counter,
+    /// 1 while node-wide sign-in failures exceed `login.alarm_failures_per_min`.
+    pub login_failure_alarm: Gauge,
+    /// Sign-ups refused with 429, by the per-address limit or the node-wide one.
+    pub registrations_throttled: Counter,
 }
 
 impl Metrics {
@@ -98,6 +109,30 @@ impl Metrics {
             "counter",
             "WebSocket clients dropped for falling behind.",
             self.ws_dropped_lagging.get().to_string(),
+        );
+        metric(
+            "spaces_login_failures_total",
+            "counter",
+            "Sign-ins refused for a wrong username or password.",
+            self.login_failures.get().to_string(),
+        );
+        metric(
+            "spaces_login_throttled_total",
+            "counter",
+            "Sign-ins refused with 429 before their password was checked.",
+            self.login_throttled.get().to_string(),
+        );
+        metric(
+            "spaces_login_failure_alarm",
+            "gauge",
+            "1 while failed sign-ins over the last minute exceed login.alarm_failures_per_min.",
+            self.login_failure_alarm.get().to_string(),
+        );
+        metric(
+            "spaces_registrations_throttled_total",
+            "counter",
+            "Sign-ups refused with 429 (per address or node-wide).",
+            self.registrations_throttled.get().to_string(),
         );
         metric(
             "spaces_writer_queue_depth",

@@ -65,6 +65,7 @@ impl Node {
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
         let http_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
+        let device_key = data_dir.token_key.device_key();
         let state = AppState::new(Shared {
             engine: engine.clone(),
             store,
@@ -75,9 +76,12 @@ impl Node {
             tokens: data_dir.token_key,
             issuer: node_id.to_string(),
             sends: api::RateLimiter::new(config.limits.sends_per_sec, config.limits.send_burst),
-            // Log-in attempts per username: a person mistypes a few times, a
-            // guesser tries thousands.
-            logins: api::RateLimiter::new(1, 10),
+            signin: crate::signin::Guard::new(config.login.options()),
+            device_key,
+            registrations_per_ip: api::RateLimiter::with_rate(
+                f64::from(config.limits.registrations_per_ip_per_hour) / 3600.0,
+                config.limits.registration_ip_burst,
+            ),
             registrations: api::RateLimiter::new(
                 config.limits.registrations_per_sec,
                 config.limits.registration_burst,
@@ -103,11 +107,15 @@ impl Node {
                     tracing::debug!(%error, "TCP_NODELAY");
                 }
             });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_signal.wait_for(|stop| *stop).await;
-                })
-                .await
+            // With the peer's address, for the per-address sign-in limits.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop_signal.wait_for(|stop| *stop).await;
+            })
+            .await
         });
         tracing::info!(node = %node_id, http = %http_addr, "node started");
         Ok(Node {
@@ -173,6 +181,7 @@ mod tests {
             data_dir: dir.path().to_owned(),
             http: crate::config::HttpConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
+                ..Default::default()
             },
             ..Config::default()
         };

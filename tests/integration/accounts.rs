@@ -81,8 +81,9 @@ async fn login_checks_the_password_and_rate_limits_guessing() {
     let alice = node.login("ALICE", PASSWORD).await;
     assert!(alice.id.starts_with("@alice:"));
 
-    // Twenty guesses at once: the per-username bucket (burst 10) lets some
-    // through and refuses the rest, whatever the password.
+    // Twenty guesses at once from one address: its back-off on this username
+    // (after 5 failures) lets some through and refuses the rest, whatever the
+    // password. hardening_auth.rs has the rest of the sign-in limits.
     let guesses: Vec<_> = (0..20).map(|_| login("bob", "guess guess")).collect();
     let replies = futures_util::future::join_all(guesses).await;
     let limited = replies.iter().filter(|r| r.status == 429).count();

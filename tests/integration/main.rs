@@ -13,6 +13,7 @@ mod admin_cli;
 mod durability;
 mod errors;
 mod federation;
+mod hardening_auth;
 mod hardening_fed;
 mod hardening_races;
 mod messages;

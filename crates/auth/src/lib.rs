@@ -9,6 +9,7 @@
 //! | `password`   | argon2id password hashes as PHC strings, the password policy         |
 //! | `token`      | short-lived HS256 access tokens (JWT in compact JWS form)            |
 //! | `refresh`    | opaque secrets: refresh tokens (stored hashed), session ids, invites |
+//! | `device`     | device tokens: proof of an earlier sign-in, for sign-in throttling   |
 //! | `error`      | [`Error`] for passwords; tokens have their own [`TokenError`]        |
 //!
 //! ```
@@ -37,6 +38,7 @@
 //! The node stores the hashes and decides what a live session is; this crate
 //! only mints secrets and checks them.
 
+mod device;
 mod error;
 mod password;
 mod refresh;
@@ -45,6 +47,7 @@ mod token;
 #[cfg(test)]
 mod test_rng;
 
+pub use device::{DEVICE_ID_LEN, DeviceId, DeviceKey, new_device_id};
 pub use error::{Error, PolicyViolation};
 pub use password::{check_password_policy, hash_password, verify_password};
 pub use refresh::{

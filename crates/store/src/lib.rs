@@ -27,6 +27,7 @@ mod store;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use records::{Account, InviteLink, InviteToken, Profile, Session};
+pub use sessions::Rotation;
 pub use store::{Options, Store};
 
 /// An event or room id: a 32-byte hash chosen by the protocol.

@@ -18,6 +18,16 @@ use crate::{Error, Id};
 pub(crate) trait Record: Serialize + DeserializeOwned {
     /// The first byte of every stored value of this type.
     const VERSION: u8;
+
+    /// Reads a value written in an older format `version` (`body` is what follows the version
+    /// byte). Types that never changed format read none.
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, String> {
+        let _ = body;
+        Err(format!(
+            "format version {version}, this build reads {}",
+            Self::VERSION
+        ))
+    }
 }
 
 pub(crate) fn encode<R: Record>(tree: &'static str, record: &R) -> Result<Vec<u8>, Error> {
@@ -40,16 +50,18 @@ pub(crate) fn decode_secret_keyed<R: Record>(tree: &'static str, bytes: &[u8]) -
 fn decode_inner<R: Record>(bytes: &[u8]) -> Result<R, String> {
     let (&version, body) = bytes.split_first().ok_or("empty value")?;
     if version != R::VERSION {
-        return Err(format!(
-            "format version {version}, this build reads {}",
-            R::VERSION
-        ));
+        return R::upgrade(version, body);
     }
-    let (record, rest) = postcard::take_from_bytes(body).map_err(|e| format!("postcard: {e}"))?;
+    take_all(body)
+}
+
+/// The one postcard value that is all of `body`.
+fn take_all<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| format!("postcard: {e}"))?;
     if !rest.is_empty() {
         return Err(format!("{} trailing bytes", rest.len()));
     }
-    Ok(record)
+    Ok(value)
 }
 
 /// A `log` value: a run of events with consecutive seqs, the first being the record's key.
@@ -139,10 +151,55 @@ pub struct Session {
     pub created_at_ms: u64,
     pub last_used_ms: u64,
     pub expires_at_ms: u64,
+    /// Hashes of the refresh tokens this session issued before the current one, newest first, at
+    /// most [`Session::MAX_PREVIOUS_HASHES`]: presenting one of them again is reuse (a copy of
+    /// the token exists), anything else is merely a wrong token.
+    pub previous_hashes: Vec<[u8; 32]>,
 }
 
+impl Session {
+    /// Earlier refresh tokens remembered per session. A client refreshes about every access
+    /// token lifetime (15 minutes by default), so 8 cover two hours of activity: reuse detection
+    /// is for a stolen copy racing its owner, which shows within minutes; an older token is
+    /// refused all the same, only without ending the session. 8 × 32 bytes per session.
+    pub const MAX_PREVIOUS_HASHES: usize = 8;
+}
+
+/// Format 2 added `previous_hashes`; format 1 records read as having none.
 impl Record for Session {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Session, String> {
+        if version != 1 {
+            return Err(format!(
+                "format version {version}, this build reads 1 and {}",
+                Self::VERSION
+            ));
+        }
+        let v1: SessionV1 = take_all(body)?;
+        Ok(Session {
+            id: v1.id,
+            username: v1.username,
+            refresh_hash: v1.refresh_hash,
+            device: v1.device,
+            created_at_ms: v1.created_at_ms,
+            last_used_ms: v1.last_used_ms,
+            expires_at_ms: v1.expires_at_ms,
+            previous_hashes: Vec::new(),
+        })
+    }
+}
+
+/// [`Session`] as format 1 stored it.
+#[derive(Deserialize)]
+struct SessionV1 {
+    id: String,
+    username: String,
+    refresh_hash: [u8; 32],
+    device: String,
+    created_at_ms: u64,
+    last_used_ms: u64,
+    expires_at_ms: u64,
 }
 
 impl fmt::Debug for Session {
@@ -155,6 +212,7 @@ impl fmt::Debug for Session {
             .field("created_at_ms", &self.created_at_ms)
             .field("last_used_ms", &self.last_used_ms)
             .field("expires_at_ms", &self.expires_at_ms)
+            .field("previous_hashes", &self.previous_hashes.len())
             .finish()
     }
 }
@@ -229,6 +287,7 @@ mod tests {
             created_at_ms: 1,
             last_used_ms: 2,
             expires_at_ms: 3,
+            previous_hashes: vec![[8; 32]],
         }
     }
 
@@ -333,6 +392,42 @@ mod tests {
                 2, b'a', b'l',
             ]
         );
+    }
+
+    /// Format 2 of a session: format 1's fields, then the earlier hashes.
+    #[test]
+    fn pinned_session_format() {
+        let mut expected = vec![2, 2, b's', b'1', 2, b'a', b'l'];
+        expected.extend_from_slice(&[9; 32]);
+        expected.extend_from_slice(&[5, b'p', b'h', b'o', b'n', b'e', 1, 2, 3]);
+        expected.push(1); // one earlier hash
+        expected.extend_from_slice(&[8; 32]);
+        assert_eq!(encode("t", &session()).unwrap(), expected);
+    }
+
+    /// Sessions stored by builds before format 2 stay readable, with no earlier hashes.
+    #[test]
+    fn format_1_sessions_upgrade() {
+        let mut v1 = vec![1, 2, b's', b'1', 2, b'a', b'l'];
+        v1.extend_from_slice(&[9; 32]);
+        v1.extend_from_slice(&[5, b'p', b'h', b'o', b'n', b'e', 1, 2, 3]);
+        let read: Session = decode("sessions", b"s1", &v1).unwrap();
+        assert_eq!(
+            read,
+            Session {
+                previous_hashes: Vec::new(),
+                ..session()
+            }
+        );
+        let mut trailing = v1.clone();
+        trailing.push(0);
+        assert!(decode::<Session>("sessions", b"s1", &trailing).is_err());
+        let mut future = v1;
+        future[0] = 3;
+        assert!(matches!(
+            decode::<Session>("sessions", b"s1", &future),
+            Err(Error::Corrupt { reason, .. }) if reason.contains("format version 3")
+        ));
     }
 
     #[test]

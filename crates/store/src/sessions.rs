@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, Transactional};
+use subtle::ConstantTimeEq;
 
 use crate::keys::{self, tree};
 use crate::records::{self, Session};
@@ -152,31 +153,55 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Refresh-token rotation: atomically replaces the session's `refresh_hash` `old` by `new` and
-    /// sets `last_used_ms` and `expires_at_ms`. Durable on return.
+    /// Refresh-token rotation: if `presented` is the hash of the session's current refresh
+    /// token, atomically replaces it by `new` (keeping it among the
+    /// [previous hashes](Session::previous_hashes)) and sets `last_used_ms` and `expires_at_ms`.
+    /// Durable on return.
     ///
-    /// `Ok(None)` if the session is gone or its hash is not `old`: the refresh token was already
-    /// used (replayed or stolen), and the caller revokes the session.
+    /// Hashes are compared in constant time. [`Rotation::Reused`] if `presented` is one of the
+    /// session's earlier tokens (replayed or stolen: the caller ends the session);
+    /// [`Rotation::Unknown`] if the session is gone or `presented` is none of its tokens, and
+    /// then nothing changed.
     pub fn rotate_session(
         &self,
         id: &str,
-        old: &[u8; 32],
+        presented: &[u8; 32],
         new: [u8; 32],
         now_ms: u64,
         expires_at_ms: u64,
-    ) -> Result<Option<Session>, Error> {
+    ) -> Result<Rotation, Error> {
         loop {
             let Some(current) = self.sessions.get(id)? else {
-                return Ok(None);
+                return Ok(Rotation::Unknown);
             };
             let session: Session = records::decode(tree::SESSIONS, id.as_bytes(), &current)?;
-            if session.refresh_hash != *old {
-                return Ok(None);
+            if !hash_eq(&session.refresh_hash, presented) {
+                // Every earlier hash is compared, so the time taken says nothing about which.
+                let reused = session
+                    .previous_hashes
+                    .iter()
+                    .fold(subtle::Choice::from(0), |found, hash| {
+                        found | hash.ct_eq(presented)
+                    });
+                return Ok(if bool::from(reused) {
+                    Rotation::Reused
+                } else {
+                    Rotation::Unknown
+                });
             }
+            let mut previous_hashes = Vec::with_capacity(Session::MAX_PREVIOUS_HASHES);
+            previous_hashes.push(session.refresh_hash);
+            previous_hashes.extend(
+                session
+                    .previous_hashes
+                    .iter()
+                    .take(Session::MAX_PREVIOUS_HASHES - 1),
+            );
             let rotated = Session {
                 refresh_hash: new,
                 last_used_ms: now_ms,
                 expires_at_ms,
+                previous_hashes,
                 ..session
             };
             let value = records::encode(tree::SESSIONS, &rotated)?;
@@ -186,12 +211,27 @@ impl Store {
             if swapped.is_ok() {
                 self.session_cache.invalidate(id);
                 self.db.flush()?;
-                return Ok(Some(rotated));
+                return Ok(Rotation::Rotated(rotated));
             }
             // The record changed in between; decide again on its new value. If a concurrent
-            // rotation won, the hash no longer matches and this one returns `None`.
+            // rotation won, the presented hash is now an earlier one and this is `Reused`.
         }
     }
+}
+
+/// What [`Store::rotate_session`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was current; here is the session with its new one.
+    Rotated(Session),
+    /// The presented token is one the session issued before: two holders have it.
+    Reused,
+    /// No such session, or not a token it ever issued (within its memory). Nothing changed.
+    Unknown,
+}
+
+fn hash_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
@@ -208,6 +248,7 @@ mod tests {
             created_at_ms: 100,
             last_used_ms: 100,
             expires_at_ms: 1_000,
+            previous_hashes: Vec::new(),
         }
     }
 
@@ -317,53 +358,132 @@ mod tests {
         store.put_session(&session("s1", "alice")).unwrap();
         let rotated = store
             .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
-            .unwrap()
             .unwrap();
         let expected = Session {
             refresh_hash: [2; 32],
             last_used_ms: 500,
             expires_at_ms: 5_000,
+            previous_hashes: vec![[1; 32]],
             ..session("s1", "alice")
         };
-        assert_eq!(rotated, expected);
+        assert_eq!(rotated, Rotation::Rotated(expected.clone()));
         let store = reopen(&dir, store);
         assert_eq!(store.session("s1").unwrap(), Some(expected));
     }
 
+    /// A token the session never issued is refused and changes nothing: forging
+    /// `<session id>.<anything>` cannot end someone's session.
     #[test]
-    fn rotate_with_a_stale_hash_changes_nothing() {
+    fn rotate_with_an_unknown_hash_changes_nothing() {
         let (_dir, store) = open_temp();
         store.put_session(&session("s1", "alice")).unwrap();
         assert_eq!(
             store
                 .rotate_session("s1", &[9; 32], [2; 32], 500, 5_000)
                 .unwrap(),
-            None
+            Rotation::Unknown
         );
         assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
-
-        // A replayed token: the first use rotates, the second finds the new hash.
+        // Still so after rotations, when the session has earlier hashes.
         store
             .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
-            .unwrap()
+            .unwrap();
+        let before = store.session("s1").unwrap();
+        assert_eq!(
+            store
+                .rotate_session("s1", &[9; 32], [3; 32], 600, 6_000)
+                .unwrap(),
+            Rotation::Unknown
+        );
+        assert_eq!(store.session("s1").unwrap(), before);
+    }
+
+    #[test]
+    fn rotate_with_an_earlier_token_is_reuse() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        store
+            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
             .unwrap();
         assert_eq!(
             store
                 .rotate_session("s1", &[1; 32], [3; 32], 600, 6_000)
                 .unwrap(),
-            None
+            Rotation::Reused
         );
+        // Detecting reuse changes nothing by itself: the caller ends the session.
         assert_eq!(store.session("s1").unwrap().unwrap().refresh_hash, [2; 32]);
     }
 
+    /// The session remembers its last `MAX_PREVIOUS_HASHES` tokens, newest first; an older one
+    /// is merely unknown.
     #[test]
-    fn rotate_a_missing_session_is_none() {
+    fn earlier_hashes_are_bounded() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        let n_rotations = Session::MAX_PREVIOUS_HASHES as u8 + 3;
+        for n in 1..=n_rotations {
+            assert!(matches!(
+                store
+                    .rotate_session("s1", &[n; 32], [n + 1; 32], 500, 5_000)
+                    .unwrap(),
+                Rotation::Rotated(_)
+            ));
+        }
+        let stored = store.session("s1").unwrap().unwrap();
+        assert_eq!(stored.refresh_hash, [n_rotations + 1; 32]);
+        let expected: Vec<[u8; 32]> = (0..Session::MAX_PREVIOUS_HASHES as u8)
+            .map(|back| [n_rotations - back; 32])
+            .collect();
+        assert_eq!(stored.previous_hashes, expected);
+        let oldest_kept = n_rotations + 1 - Session::MAX_PREVIOUS_HASHES as u8;
+        assert_eq!(
+            store
+                .rotate_session("s1", &[oldest_kept; 32], [99; 32], 1, 2)
+                .unwrap(),
+            Rotation::Reused
+        );
+        assert_eq!(
+            store
+                .rotate_session("s1", &[oldest_kept - 1; 32], [99; 32], 1, 2)
+                .unwrap(),
+            Rotation::Unknown
+        );
+    }
+
+    /// A session written in format 1 (before earlier hashes were kept) rotates, and is written
+    /// back in the current format.
+    #[test]
+    fn a_format_1_session_rotates() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        let mut v1 = vec![1, 2, b's', b'1', 5, b'a', b'l', b'i', b'c', b'e'];
+        v1.extend_from_slice(&[1; 32]);
+        v1.extend_from_slice(&[6, b'l', b'a', b'p', b't', b'o', b'p', 100, 100, 0xe8, 0x07]);
+        store.sessions.insert("s1", v1).unwrap();
+        store.session_cache.invalidate("s1");
+        assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
+        assert!(matches!(
+            store
+                .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        assert_eq!(store.sessions.get("s1").unwrap().unwrap()[0], 2);
+        assert_eq!(
+            store.session("s1").unwrap().unwrap().previous_hashes,
+            [[1; 32]]
+        );
+    }
+
+    #[test]
+    fn rotate_a_missing_session_is_unknown() {
         let (_dir, store) = open_temp();
         assert_eq!(
             store
                 .rotate_session("gone", &[1; 32], [2; 32], 1, 2)
                 .unwrap(),
-            None
+            Rotation::Unknown
         );
         assert_eq!(store.session("gone").unwrap(), None);
     }
@@ -382,11 +502,26 @@ mod tests {
                 })
             })
             .collect();
-        let winners: Vec<Session> = threads
+        let outcomes: Vec<Rotation> = threads
             .into_iter()
-            .filter_map(|thread| thread.join().unwrap())
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        let winners: Vec<Session> = outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Rotation::Rotated(session) => Some(session.clone()),
+                _ => None,
+            })
             .collect();
         assert_eq!(winners.len(), 1);
+        // The losers presented what is now an earlier token.
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|outcome| **outcome == Rotation::Reused)
+                .count(),
+            3
+        );
         assert_eq!(store.session("s1").unwrap().as_ref(), winners.first());
     }
 

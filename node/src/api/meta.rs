@@ -16,6 +16,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // The alarm also goes off when failures stop, not only on the next one.
+    state.signin.tick(std::time::Instant::now(), &state.metrics);
     let mut text = state
         .metrics
         .render(state.engine.writer_queue_depth(), state.engine.n_rooms());

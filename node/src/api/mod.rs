@@ -6,6 +6,7 @@
 //! client when one is built.
 
 mod account;
+mod client;
 mod error;
 mod federation;
 mod links;
@@ -28,6 +29,7 @@ use axum::routing::{delete, get, patch, post, put};
 use spaces_auth::TokenKey;
 use spaces_store::Store;
 
+pub use client::ClientAddr;
 pub use error::{ApiError, ApiResult};
 pub use session::Authed;
 
@@ -51,7 +53,12 @@ pub struct Shared {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub sends: RateLimiter,
-    pub logins: RateLimiter,
+    /// Sign-in throttling per address, account and device.
+    pub signin: crate::signin::Guard,
+    /// Signs and checks device tokens (see `spaces_auth::DeviceKey`).
+    pub device_key: spaces_auth::DeviceKey,
+    /// Sign-ups per client address, checked before the node-wide `registrations`.
+    pub registrations_per_ip: RateLimiter,
     pub registrations: RateLimiter,
     pub hasher: crate::hasher::Hasher,
     pub accounts: crate::services::accounts::Accounts,

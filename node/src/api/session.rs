@@ -4,7 +4,10 @@
 //! A session is a row in the store holding the hash of its current refresh
 //! token. The refresh token the client holds is `<session id>.<secret>`;
 //! each refresh rotates the secret atomically, and a refresh token used
-//! twice (a stolen copy racing its owner) ends the session. Access tokens
+//! twice (a stolen copy racing its owner) ends the session. Only a token the
+//! session really issued counts as used twice (the store keeps the hashes of
+//! its last few); a made-up secret after a known session id is just refused,
+//! so the session id, readable in every access token, is no weapon. Access tokens
 //! are short-lived JWTs naming the session, and the session must still
 //! exist for one to be honoured, so revoking a session takes effect at once.
 
@@ -15,12 +18,18 @@ use serde::{Deserialize, Serialize};
 use spaces_auth::{Claims, TokenError};
 use spaces_protocol::UserId;
 use spaces_protocol::ids::validate_localpart;
-use spaces_store::{Account, InviteToken, Session};
+use spaces_store::{Account, InviteToken, Rotation, Session};
+
+use std::time::Instant;
+
+use spaces_auth::DeviceId;
 
 use super::AppState;
+use super::client::ClientAddr;
 use super::error::{ApiError, ApiResult, Json};
 use crate::config::RegistrationMode;
 use crate::engine::now_ms;
+use crate::signin::{self, Trust};
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -105,6 +114,10 @@ pub struct LoginRequest {
     password: String,
     #[serde(default)]
     device: Option<String>,
+    /// The `device_token` of an earlier sign-in to this account, if the
+    /// client kept it: lets it past the account's back-off.
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +135,9 @@ pub struct Tokens {
     expires_in: u64,
     refresh_token: String,
     is_admin: bool,
+    /// Proof of this sign-in for later ones (register and login only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
 /// Largest device label kept with a session.
@@ -129,9 +145,19 @@ const MAX_DEVICE_LEN: usize = 64;
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<Tokens>)> {
+    // Per address first, so that one address spends only its own budget;
+    // the node-wide ceiling then bounds what many addresses can do together.
+    let source = signin::source_of(client).to_string();
+    if let Err(wait) = state.registrations_per_ip.check(&source) {
+        state.metrics.registrations_throttled.add(1);
+        return Err(too_many(wait));
+    }
     if let Err(wait) = state.registrations.check("register") {
+        state.registrations_per_ip.refund(&source);
+        state.metrics.registrations_throttled.add(1);
         return Err(too_many(wait));
     }
     let username = req.username.to_lowercase();
@@ -190,30 +216,50 @@ pub async fn register(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(username = %username, admin = account.is_admin, "account registered");
-    let tokens = new_session(&state, &account, req.device).await?;
+    let mut tokens = new_session(&state, &account, req.device).await?;
+    tokens.device_token = Some(device_token(&state, &username, None));
     Ok((StatusCode::CREATED, Json(tokens)))
 }
 
+/// Signs in. Throttled by `crate::signin`: per address, per (address,
+/// username) and per account, with known devices let past the last two.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<Tokens>> {
+    let bad_credentials =
+        || ApiError::unauthorized("bad_credentials", "wrong username or password");
     let username = req.username.to_lowercase();
-    if let Err(wait) = state.logins.check(&username) {
-        return Err(too_many(wait));
+    // No account can have such a name, and the rule is public: refusing at
+    // once tells nothing, and keeps unbounded strings out of the guard's tables.
+    if validate_localpart(&username).is_err() {
+        return Err(bad_credentials());
     }
+    let max_age_s = state.config.login.device_token_days.saturating_mul(86_400);
+    let known_device = req.device_token.as_deref().and_then(|token| {
+        state
+            .device_key
+            .verify(token, &username, now_ms() / 1000, max_age_s)
+    });
+    let trust = known_device.map_or(Trust::Unknown, Trust::KnownDevice);
+    let attempt = match state.signin.begin(client, &username, trust, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            state.metrics.login_throttled.add(1);
+            return Err(too_many(wait.as_secs_f64()));
+        }
+    };
     let account = state.store.account(&username)?;
     let phc = account.as_ref().map(|a| a.password_hash.clone());
     let password = req.password;
     let ok = state.hasher.verify(phc, password).await;
+    state
+        .signin
+        .finish(attempt, ok, Instant::now(), &state.metrics);
     let account = match account {
         Some(account) if ok => account,
-        _ => {
-            return Err(ApiError::unauthorized(
-                "bad_credentials",
-                "wrong username or password",
-            ));
-        }
+        _ => return Err(bad_credentials()),
     };
     if account.disabled {
         return Err(ApiError::forbidden(
@@ -221,7 +267,18 @@ pub async fn login(
             "this account is disabled",
         ));
     }
-    Ok(Json(new_session(&state, &account, req.device).await?))
+    let mut tokens = new_session(&state, &account, req.device).await?;
+    tokens.device_token = Some(device_token(&state, &username, known_device));
+    Ok(Json(tokens))
+}
+
+/// A device token for `username`: for the device that presented `known`, or
+/// for a new device.
+fn device_token(state: &AppState, username: &str, known: Option<DeviceId>) -> String {
+    let device_id = known.unwrap_or_else(|| spaces_auth::new_device_id(&mut rand::rng()));
+    state
+        .device_key
+        .issue(username, &device_id, now_ms() / 1000)
 }
 
 pub async fn refresh(
@@ -250,19 +307,26 @@ pub async fn refresh(
         }
         None => return Err(bad()),
     }
-    let Some(session) = state
+    let session = match state
         .accounts
         .rotate_session(session_id.into(), old_hash, new_hash, now, expires)
         .await?
-    else {
-        // A refresh token used twice means two holders: end the session for both.
-        if state.accounts.delete_session(session_id.into()).await? {
-            tracing::warn!(
-                session = session_id,
-                "refresh token reused; session revoked"
-            );
+    {
+        Rotation::Rotated(session) => session,
+        Rotation::Reused => {
+            // A refresh token this session issued before, used again: two holders (a stolen
+            // copy racing its owner). End the session for both.
+            if state.accounts.delete_session(session_id.into()).await? {
+                tracing::warn!(
+                    session = session_id,
+                    "refresh token reused; session revoked"
+                );
+            }
+            return Err(bad());
         }
-        return Err(bad());
+        // Not a token of this session: a guess or a forgery naming someone's session id,
+        // which is no one's proof of anything. Refused; the session is untouched.
+        Rotation::Unknown => return Err(bad()),
     };
     let account = state.store.account(&session.username)?.ok_or_else(bad)?;
     if account.disabled {
@@ -404,6 +468,7 @@ async fn new_session(
             created_at_ms: now,
             last_used_ms: now,
             expires_at_ms: now + state.config.limits.session_days * 86_400_000,
+            previous_hashes: Vec::new(),
         })
         .await?;
     Ok(tokens_for(state, account, &session_id, refresh_token))
@@ -435,6 +500,7 @@ fn tokens_for(
         expires_in: state.config.limits.access_token_secs,
         refresh_token,
         is_admin: account.is_admin,
+        device_token: None,
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`on_disk`]; reads are sled lookups served from its cache and stay
 //! inline at the callers.
 
-use spaces_store::{Account, Error, Id, InviteToken, Profile, Session, Store};
+use spaces_store::{Account, Error, Id, InviteToken, Profile, Rotation, Session, Store};
 
 use super::on_disk;
 
@@ -50,8 +50,8 @@ impl Accounts {
         on_disk(&self.store, move |store| store.put_session(&session)).await
     }
 
-    /// [`Store::rotate_session`]: `None` when `old` is not the session's
-    /// current refresh hash.
+    /// [`Store::rotate_session`]: whether `old` was the session's current
+    /// refresh hash, one it issued before, or neither.
     pub async fn rotate_session(
         &self,
         id: String,
@@ -59,7 +59,7 @@ impl Accounts {
         new: [u8; 32],
         now_ms: u64,
         expires_at_ms: u64,
-    ) -> Result<Option<Session>, Error> {
+    ) -> Result<Rotation, Error> {
         on_disk(&self.store, move |store| {
             store.rotate_session(&id, &old, new, now_ms, expires_at_ms)
         })

@@ -10,6 +10,9 @@
 import type { Tokens } from './types';
 
 const KEY = 'spaces.session.v1';
+/** Device tokens by lowercased username. Kept across logouts: they are what
+ *  lets this browser sign in while someone guesses the password elsewhere. */
+const DEVICES_KEY = 'spaces.devices.v1';
 /** Refresh this long before the access token expires (capped at a quarter
  *  of its lifetime, so very short tokens still get most of their use). */
 const REFRESH_LEAD_MS = 60_000;
@@ -256,13 +259,32 @@ function device(): string {
   return `Web (${browser})`;
 }
 
+function deviceTokens(): Record<string, string> {
+  try {
+    const value: unknown = JSON.parse(localStorage.getItem(DEVICES_KEY) ?? '{}');
+    return value && typeof value === 'object' ? (value as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function keepDeviceToken(username: string, tokens: Tokens): void {
+  if (!tokens.device_token) return;
+  try {
+    const all = deviceTokens();
+    all[username.toLowerCase()] = tokens.device_token;
+    localStorage.setItem(DEVICES_KEY, JSON.stringify(all));
+  } catch {
+    // Without storage this browser is simply never a known device.
+  }
+}
+
 export async function login(username: string, password: string): Promise<void> {
-  const tokens = await call<Tokens>(
-    'POST',
-    '/api/v1/auth/login',
-    { username, password, device: device() },
-    null,
-  );
+  const body: Record<string, string> = { username, password, device: device() };
+  const known = deviceTokens()[username.toLowerCase()];
+  if (typeof known === 'string') body.device_token = known;
+  const tokens = await call<Tokens>('POST', '/api/v1/auth/login', body, null);
+  keepDeviceToken(username, tokens);
   set(fromTokens(tokens));
 }
 
@@ -274,6 +296,7 @@ export async function register(
   const body: Record<string, string> = { username, password, device: device() };
   if (invite_token) body.invite_token = invite_token;
   const tokens = await call<Tokens>('POST', '/api/v1/auth/register', body, null);
+  keepDeviceToken(username, tokens);
   set(fromTokens(tokens));
 }
 

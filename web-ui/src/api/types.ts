@@ -15,6 +15,9 @@ export interface Tokens {
   expires_in: number;
   refresh_token: string;
   is_admin: boolean;
+  /** Register and login only: proof of this sign-in, sent with the next
+   *  login to the same account so that throttling knows this browser. */
+  device_token?: string;
 }
 
 export interface Me {

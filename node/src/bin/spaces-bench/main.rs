@@ -158,6 +158,8 @@ impl NodeProcess {
             .env("SPACES__LIMITS__SEND_BURST", "1000000")
             .env("SPACES__LIMITS__REGISTRATIONS_PER_SEC", "1000000")
             .env("SPACES__LIMITS__REGISTRATION_BURST", "1000000")
+            .env("SPACES__LIMITS__REGISTRATIONS_PER_IP_PER_HOUR", "1000000")
+            .env("SPACES__LIMITS__REGISTRATION_IP_BURST", "1000000")
             .env("SPACES__LIMITS__WS_LAG_EVENTS", "65536")
             // No federation unless asked: the default would bind port 4040.
             .env("SPACES__P2P__LISTEN", "[]");
