@@ -176,8 +176,13 @@ const UNREAD_CAP: usize = 999;
 pub async fn list(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Vec<Value>>> {
     let mut rooms = Vec::new();
     for room_id in state.engine.rooms_of(&authed.user) {
+        // The membership index can name a room the engine does not hold:
+        // one being created right now, or one whose creation failed after
+        // its first member event was indexed. Neither is the caller's room.
+        let Ok(slot) = state.engine.room(&room_id) else {
+            continue;
+        };
         let marker = state.store.read_marker(&authed.username, &room_id.0)?;
-        let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
         let unread = view.unread(&authed.user, marker, UNREAD_CAP);
         let last = view.last_message_seq();
