@@ -39,3 +39,21 @@ async fn a_failed_room_creation_leaves_the_room_list_working() {
         .collect();
     assert_eq!(listed, [room.as_str()]);
 }
+
+/// A `via` entry that parses as a node id but is not an ed25519 public key
+/// (y = 2 is on no point of the curve) names a node that cannot exist: the
+/// caller's mistake, 400 `bad_value`, not a 502 `federation_failed`.
+#[tokio::test]
+async fn a_join_via_a_node_id_that_is_no_key_is_a_bad_request() {
+    let (_dir, node) = node(&[]).await;
+    let alice = node.register("alice").await;
+    let room = format!("!{}", "a".repeat(52));
+    let not_a_key = format!("~ai{}", "a".repeat(50));
+    node.post(
+        &format!("/api/v1/rooms/{room}/join"),
+        Some(&alice.access),
+        json!({ "via": [not_a_key] }),
+    )
+    .await
+    .error(400, "bad_value");
+}

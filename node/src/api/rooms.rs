@@ -422,8 +422,18 @@ pub async fn join(
         .via
         .iter()
         .map(|n| {
-            n.parse::<NodeId>()
-                .map_err(|e| ApiError::bad_request("bad_value", format!("via: {n:?}: {e}")))
+            let node = n
+                .parse::<NodeId>()
+                .map_err(|e| ApiError::bad_request("bad_value", format!("via: {n:?}: {e}")))?;
+            // Not every 32 bytes are an ed25519 key: such a "node" cannot
+            // exist, which is the caller's mistake, not a federation failure.
+            if spaces_federation::peer_id(&node).is_none() {
+                return Err(ApiError::bad_request(
+                    "bad_value",
+                    format!("via: {n:?} is not a node's public key"),
+                ));
+            }
+            Ok(node)
         })
         .collect::<ApiResult<Vec<NodeId>>>()?;
     let held = state.engine.room(&room).is_ok();
