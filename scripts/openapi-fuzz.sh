@@ -89,7 +89,19 @@ PY
 # has failed with internal errors ("AST constructor recursion depth
 # mismatch") that are not findings.
 status=0
-timeout --kill-after=10 $((seconds + 120)) "$venv/bin/schemathesis" run docs/spec/openapi.json \
+# Run from the temporary directory: schemathesis keeps a cache of failures
+# (.schemathesis/) in its working directory.
+spec="$PWD/docs/spec/openapi.json"
+cd "$work"
+# The one 5xx the document lists as normal: a join that must fetch the room
+# from other nodes answers 502 `federation_failed` when it reaches none, and
+# this node has no federation peers at all.
+cat >"$work/schemathesis.toml" <<'TOML'
+[[operations]]
+include-operation-id = "join"
+checks.not_a_server_error.expected-statuses = ["1XX", "2XX", "3XX", "4XX", "502"]
+TOML
+timeout --kill-after=10 $((seconds + 120)) "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$spec" \
   --url "$base" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance \
@@ -100,7 +112,6 @@ timeout --kill-after=10 $((seconds + 120)) "$venv/bin/schemathesis" run docs/spe
   --max-examples "$examples" \
   --max-time "$seconds" \
   --seed "$seed" \
-  --generation-database none \
   --generation-database none \
   --workers 1 \
   --request-timeout 30 \
