@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit, property and integration tests of
-# the workspace, then the web client's tests in a real browser. Reuses a target directory outside the checkout when one
+# the workspace, an OpenAPI fuzzer over a live node, then the web client's tests in a real browser. Reuses a target directory outside the checkout when one
 # exists (CI machines may keep /work/target between runs); never needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +13,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== OpenAPI fuzzing of a live node (schemathesis)"
+scripts/openapi-fuzz.sh
 echo "== web client: unit and end-to-end tests in headless Chromium"
 scripts/web-e2e.sh

@@ -10,6 +10,7 @@ mod support;
 
 mod accounts;
 mod admin_cli;
+mod api_shape;
 mod durability;
 mod errors;
 mod federation;

@@ -2,6 +2,10 @@
 //! JSON in and out ([`Reply`]), users ([`User`]), the WebSocket ([`Ws`]) and
 //! the admin CLI ([`admin`]).
 //!
+//! Every [`Reply`] is checked against docs/spec/openapi.json as it arrives
+//! ([`openapi`]): a status the operation does not list, or a body its schema
+//! refuses, fails the test that received it.
+//!
 //! A [`Node`] owns its child process and kills it on drop, so a failing
 //! test leaks nothing; when the test is panicking, the node's log (stderr,
 //! `RUST_LOG=warn`) is printed so the failure shows the node's side too.
@@ -20,6 +24,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub mod openapi;
 
 /// The binary under test, built by cargo for this test target.
 pub const BIN: &str = env!("CARGO_BIN_EXE_spaces");
@@ -211,7 +217,7 @@ impl Node {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::send(format!("{method} {path}"), request)
+        Reply::send(method, path, request)
     }
 
     /// A request with a raw body (bad JSON, wrong content type, huge bodies).
@@ -230,7 +236,7 @@ impl Node {
         if let Some(content_type) = content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
         }
-        Reply::send(format!("{method} {path}"), request.body(body))
+        Reply::send(method, path, request.body(body))
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> impl Future<Output = Reply> + use<> {
@@ -427,22 +433,47 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn send(what: String, request: reqwest::RequestBuilder) -> Reply {
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: reading body: {e}"));
+    /// Sends the request and checks the reply against the OpenAPI document.
+    fn send(
+        method: Method,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> impl Future<Output = Reply> + use<> {
+        let path = path.to_owned();
+        async move {
+            let what = format!("{method} {path}");
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let status = response.status().as_u16();
+            let headers: std::collections::BTreeMap<String, String> = response
+                .headers()
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                })
+                .collect();
+            let content_type = headers.get("content-type").cloned().unwrap_or_default();
+            let text = response
+                .text()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: reading body: {e}"));
+            let exchange = openapi::Exchange {
+                method: method.as_str(),
+                path: &path,
+                status,
+                headers: &headers,
+                text: &text,
+            };
+            if let Err(report) = openapi::DOCUMENT.check(&exchange) {
+                panic!("{what}: the reply disagrees with docs/spec/openapi.json:\n  {report}");
+            }
+            Reply::new(what, status, content_type, text)
+        }
+    }
+
+    fn new(what: String, status: u16, content_type: String, text: String) -> Reply {
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,

@@ -125,7 +125,73 @@ mod tests {
 
     use super::OPENAPI;
 
-    /// docs/spec/openapi.json describes exactly the routes the router serves.
+    /// The `(METHOD, path)` pairs `router()` registers, read from its source:
+    /// every `.route("<path>", get(..).post(..))` call of `api/mod.rs`.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("mod.rs");
+        let body = &source[source
+            .find("pub fn router(")
+            .expect("router() in api/mod.rs")..];
+        let mut routes = BTreeSet::new();
+        for call in body.split(".route(").skip(1) {
+            // The call's text: up to the parenthesis that closes `.route(`.
+            let mut depth = 1;
+            let end = call
+                .char_indices()
+                .find_map(|(i, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    (depth == 0).then_some(i)
+                })
+                .expect("a closed .route( call");
+            let call = &call[..end];
+            let path = call
+                .split('"')
+                .nth(1)
+                .expect("a .route( call names its path as a literal");
+            // Method routers: `get(`, `.post(`, … — not handler names such
+            // as `rooms::get`, which are never followed by `(` here.
+            let words = call
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '('));
+            let mut n_methods = 0;
+            for word in words {
+                for method in ["get", "post", "put", "patch", "delete"] {
+                    if word.starts_with(&format!("{method}(")) {
+                        routes.insert((method.to_uppercase(), path.to_owned()));
+                        n_methods += 1;
+                    }
+                }
+            }
+            assert!(n_methods > 0, "no method router found in .route({call})");
+        }
+        routes
+    }
+
+    /// The router registers exactly the routes of `ROUTES`, both ways.
+    #[test]
+    fn router_serves_exactly_the_route_table() {
+        let routed = routed();
+        let table: BTreeSet<(String, String)> = crate::api::ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert!(
+            routed.len() > 40,
+            "the router's source was not read: {routed:?}"
+        );
+        let unlisted: Vec<_> = routed.difference(&table).collect();
+        let unrouted: Vec<_> = table.difference(&routed).collect();
+        assert!(
+            unlisted.is_empty() && unrouted.is_empty(),
+            "routed but not in ROUTES: {unlisted:?}; in ROUTES but not routed: {unrouted:?}"
+        );
+    }
+
+    /// docs/spec/openapi.json describes exactly the routes of `ROUTES`, both
+    /// ways (and `ROUTES` is what the router serves, checked above).
     #[test]
     fn openapi_paths_match_routes() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");

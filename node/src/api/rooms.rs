@@ -159,8 +159,13 @@ const UNREAD_CAP: usize = 999;
 pub async fn list(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Vec<Value>>> {
     let mut rooms = Vec::new();
     for room_id in state.engine.rooms_of(&authed.user) {
+        // The membership index can name a room the engine does not hold:
+        // one being created right now, or one whose creation failed after
+        // its first member event was indexed. Neither is the caller's room.
+        let Ok(slot) = state.engine.room(&room_id) else {
+            continue;
+        };
         let marker = state.store.read_marker(&authed.username, &room_id.0)?;
-        let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
         let unread = view.unread(&authed.user, marker, UNREAD_CAP);
         let last = view.last_message_seq();
@@ -400,8 +405,18 @@ pub async fn join(
         .via
         .iter()
         .map(|n| {
-            n.parse::<NodeId>()
-                .map_err(|e| ApiError::bad_request("bad_value", format!("via: {n:?}: {e}")))
+            let node = n
+                .parse::<NodeId>()
+                .map_err(|e| ApiError::bad_request("bad_value", format!("via: {n:?}: {e}")))?;
+            // Not every 32 bytes are an ed25519 key: such a "node" cannot
+            // exist, which is the caller's mistake, not a federation failure.
+            if spaces_federation::peer_id(&node).is_none() {
+                return Err(ApiError::bad_request(
+                    "bad_value",
+                    format!("via: {n:?} is not a node's public key"),
+                ));
+            }
+            Ok(node)
         })
         .collect::<ApiResult<Vec<NodeId>>>()?;
     let held = state.engine.room(&room).is_ok();
