@@ -5,6 +5,7 @@
 //! - [`api`]: the HTTP + WebSocket gateway.
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`http_server`]: connections — caps, time limits, hyper under the API.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
 
@@ -15,6 +16,7 @@ pub mod data_dir;
 pub mod engine;
 pub mod federation;
 pub mod hasher;
+pub mod http_server;
 pub mod metrics;
 mod node;
 
