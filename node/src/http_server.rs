@@ -3,15 +3,15 @@
 //! hyper, and bounds every phase of a connection in time
 //! (docs/spec/api.md, "Connection limits").
 //!
-//! Who owns what: the accept loop owns the listener and the [`Caps`]; each
-//! connection is one task owning its socket ([`Io`]), whose [`Permit`] is
+//! Who owns what: the accept loop owns the listener and the `Caps`; each
+//! connection is one task owning its socket (`Io`), whose `Permit` is
 //! given back when the socket is dropped — after a WebSocket upgrade that is
 //! when the WebSocket ends, so upgraded connections count too. Per
 //! connection, a watchdog closes it when a request's headers take longer
 //! than `header_read_timeout_secs` (counted from the connection, or from the
 //! first byte of a later request) or when it stays idle between requests
 //! longer than `idle_timeout_secs`; a request body gets
-//! `body_read_timeout_secs` from the end of its headers ([`DeadlineBody`]);
+//! `body_read_timeout_secs` from the end of its headers (`DeadlineBody`);
 //! any write that makes no progress for `write_timeout_secs` fails and the
 //! connection is dropped with a reset, so the kernel frees what it had
 //! queued for a client that stopped reading.
@@ -42,7 +42,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -51,7 +51,7 @@ use crate::config::HttpConfig;
 use crate::metrics::Metrics;
 
 /// Refusals being answered at once. Each holds a socket for at most
-/// [`REFUSAL_TIME`]; past this many, a refused connection is reset without
+/// `REFUSAL_TIME`; past this many, a refused connection is reset without
 /// an answer rather than hold more descriptors.
 const MAX_REFUSALS: usize = 64;
 /// How long a refused connection is given to take its answer.
@@ -307,7 +307,8 @@ async fn handle(
     } else {
         Body::new(DeadlineBody {
             inner: incoming,
-            deadline: Box::pin(tokio::time::sleep(body_read)),
+            deadline: Instant::now() + body_read,
+            timer: None,
             late: late.clone(),
         })
     };
@@ -376,7 +377,6 @@ enum Timeout {
 #[derive(Debug)]
 struct Shared {
     phase: Mutex<Phase>,
-    changed: Notify,
     reset_on_close: AtomicBool,
     write_timed_out: AtomicBool,
     /// Bytes written so far: a response still going out after its body was
@@ -388,7 +388,6 @@ impl Shared {
     fn new() -> Shared {
         Shared {
             phase: Mutex::new(Phase::Head(Instant::now())),
-            changed: Notify::new(),
             reset_on_close: AtomicBool::new(false),
             write_timed_out: AtomicBool::new(false),
             written: AtomicU64::new(0),
@@ -397,7 +396,6 @@ impl Shared {
 
     fn set_phase(&self, phase: Phase) {
         *self.phase.lock().unwrap() = phase;
-        self.changed.notify_one();
     }
 
     /// Bytes came in: between requests, that starts a request's head.
@@ -405,12 +403,14 @@ impl Shared {
         let mut phase = self.phase.lock().unwrap();
         if matches!(*phase, Phase::Idle(_)) {
             *phase = Phase::Head(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
     /// Resolves when the connection overstays its phase.
+    ///
+    /// It wakes at least every `header_read` and needs no signal from the
+    /// request path: a phase that began since its last wake is seen at the
+    /// next one, which is no later than that phase's own deadline.
     async fn watchdog(&self, header_read: Duration, idle: Duration) -> Timeout {
         // Idle means neither reading nor writing: hyper may still be
         // writing a large response when its body is done. `written` is
@@ -427,28 +427,29 @@ impl Shared {
                     idle_from = since;
                 }
             }
-            let (deadline, timeout) = match phase {
-                Phase::Head(since) => (since + header_read, Timeout::HeaderRead),
-                Phase::Idle(_) => (idle_from + idle, Timeout::Idle),
-                Phase::Busy => {
-                    self.changed.notified().await;
-                    continue;
-                }
+            let now = Instant::now();
+            let wake = match phase {
+                Phase::Head(since) => since + header_read,
+                Phase::Idle(_) => (idle_from + idle).min(now + header_read),
+                Phase::Busy => now + header_read,
             };
-            tokio::select! {
-                // A stored permit makes this return at once if the phase
-                // changed since it was read.
-                _ = self.changed.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => {
+            tokio::time::sleep_until(wake).await;
+            if *self.phase.lock().unwrap() != phase {
+                continue;
+            }
+            let now = Instant::now();
+            match phase {
+                Phase::Head(since) if now >= since + header_read => return Timeout::HeaderRead,
+                Phase::Idle(_) if now >= idle_from + idle => {
                     let now_written = self.written.load(Ordering::Relaxed);
-                    if matches!(phase, Phase::Idle(_)) && now_written != written {
-                        // Still writing: idle from now at the latest.
-                        written = now_written;
-                        idle_from = Instant::now();
-                    } else if *self.phase.lock().unwrap() == phase {
-                        return timeout;
+                    if now_written == written {
+                        return Timeout::Idle;
                     }
+                    // Still writing: idle from now at the latest.
+                    written = now_written;
+                    idle_from = now;
                 }
+                _ => {}
             }
         }
     }
@@ -491,7 +492,10 @@ impl hyper::body::Body for FinishBody {
 /// A request body that fails once its deadline passes before its end.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
+    /// Armed the first time the body is not ready: most bodies come with
+    /// their headers and never need a timer.
+    timer: Option<Pin<Box<Sleep>>>,
     late: Arc<AtomicBool>,
 }
 
@@ -511,7 +515,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        ready!(self.deadline.as_mut().poll(cx));
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(timer.as_mut().poll(cx));
         self.late.store(true, Ordering::Relaxed);
         Poll::Ready(Some(Err(Box::new(BodyTimeout))))
     }
@@ -748,7 +756,7 @@ impl Drop for Permit {
 }
 
 /// Answers a refused connection with a small JSON error and closes it,
-/// in a task of its own; past [`MAX_REFUSALS`] at once, resets it.
+/// in a task of its own; past `MAX_REFUSALS` at once, resets it.
 fn refuse(tcp: TcpStream, refusal: Refusal, refusals: &Arc<Semaphore>) {
     let Ok(slot) = refusals.clone().try_acquire_owned() else {
         let _ = tcp.set_zero_linger();
