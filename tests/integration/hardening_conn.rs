@@ -374,6 +374,7 @@ async fn a_websocket_client_that_stops_reading_is_dropped() {
     let alice = node.register("alice").await;
     let room = node.create_room(&alice, json!({ "name": "Flood" })).await;
     let mut ws = stalled_client(&node, &alice.access).await;
+    let open = metric(&node, "spaces_http_connections_open").await;
     let dropped = "spaces_ws_dropped_timeout_total{timeout=\"write\"}";
     let body = "x".repeat(16_000);
     // Bounded: 600 frames of 16 kB are far more than loopback buffers hold
@@ -394,6 +395,12 @@ async fn a_websocket_client_that_stops_reading_is_dropped() {
         .await
             >= 1
     );
+    // The node let go of the TCP connection, not only of the WebSocket.
+    let deadline = Instant::now() + SLACK;
+    while metric(&node, "spaces_http_connections_open").await >= open {
+        assert!(Instant::now() < deadline, "the connection stayed open");
+        tokio::time::sleep(POLL).await;
+    }
     // The client reads at last: what is left, then the end (a reset).
     ends(&mut ws).await;
     assert_eq!(metric(&node, "spaces_ws_clients").await, 0);
