@@ -854,6 +854,58 @@ mod tests {
         assert_eq!(body["code"], "too_many_connections");
     }
 
+    /// The watchdog's rules, on paused time: a head gets `header_read` from
+    /// the connection or its first byte; idleness gets `idle` from the end
+    /// of a response, extended while the response is still being written;
+    /// a request being handled is never timed out.
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_times_heads_and_idleness() {
+        let header_read = Duration::from_secs(10);
+        let idle = Duration::from_secs(60);
+        let second = Duration::from_secs(1);
+
+        // A connection that sends nothing.
+        let shared = Arc::new(Shared::new());
+        let started = Instant::now();
+        let timeout = shared.watchdog(header_read, idle).await;
+        assert!(matches!(timeout, Timeout::HeaderRead));
+        assert_eq!(started.elapsed().as_secs(), 10);
+
+        // Busy for 100 s, then idle: 60 s after the response.
+        let shared = Arc::new(Shared::new());
+        shared.set_phase(Phase::Busy);
+        let watchdog = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.watchdog(header_read, idle).await }
+        });
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        let idle_since = Instant::now();
+        shared.set_phase(Phase::Idle(idle_since));
+        // A byte 30 s later starts a head: 10 s for it, not the idle rest.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let first_byte = Instant::now();
+        shared.on_read();
+        assert!(matches!(watchdog.await.unwrap(), Timeout::HeaderRead));
+        assert!(first_byte.elapsed() >= header_read && first_byte.elapsed() < header_read + second);
+
+        // Idle while the response's tail is still written for 90 s.
+        let shared = Arc::new(Shared::new());
+        shared.set_phase(Phase::Idle(Instant::now()));
+        let watchdog = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.watchdog(header_read, idle).await }
+        });
+        for _ in 0..9 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            shared.written.fetch_add(1, Ordering::Relaxed);
+        }
+        let last_write = Instant::now();
+        assert!(matches!(watchdog.await.unwrap(), Timeout::Idle));
+        // A full idle period after the last write, at most one more until
+        // the write was noticed.
+        assert!(last_write.elapsed() >= idle && last_write.elapsed() <= idle + idle);
+    }
+
     /// Handlers get the client's address as `ConnectInfo<SocketAddr>`.
     #[tokio::test]
     async fn handlers_see_the_client_address() {
