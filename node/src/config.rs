@@ -32,6 +32,25 @@ pub struct HttpConfig {
     /// address in that header that is not itself a trusted proxy; from any
     /// other address the header is ignored. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Seconds a client has to send a whole request line and headers,
+    /// from its connection or its first byte of a request.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body has, from the end of its headers, to arrive
+    /// in full.
+    pub body_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    pub idle_timeout_secs: u64,
+    /// Seconds a write to a client (HTTP or WebSocket) may make no
+    /// progress before the connection is dropped.
+    pub write_timeout_secs: u64,
+    /// Seconds a WebSocket close handshake may take before the connection
+    /// is dropped.
+    pub ws_close_timeout_secs: u64,
+    /// Open connections at most; 0: half the process's open-file limit,
+    /// at most 10 000.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most; 0: no per-address cap.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -251,6 +270,25 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trusted_proxies: Vec::new(),
+            // A real client sends its headers in one or two packets; 10 s
+            // is many round trips of a bad mobile link.
+            header_read_timeout_secs: 10,
+            // The largest body (`limits.max_body_bytes`, 256 KiB) at about
+            // 9 KiB/s: a poor link, but not a trickle.
+            body_read_timeout_secs: 30,
+            // Browsers reuse an idle connection within a minute or open a
+            // new one; holding it longer only holds a file descriptor.
+            idle_timeout_secs: 60,
+            // The kernel buffers megabytes: a write that cannot move for
+            // 30 s means the client stopped reading.
+            write_timeout_secs: 30,
+            // A live client answers a close at once; 5 s covers its round
+            // trip and the frames queued before the close.
+            ws_close_timeout_secs: 5,
+            max_connections: 0,
+            // Many people behind one NAT each hold a WebSocket and a few
+            // HTTP connections; a single client needs a handful.
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -349,6 +387,18 @@ impl Config {
         if self.p2p.max_inbound_requests == 0 {
             bail!("p2p.max_inbound_requests must be positive");
         }
+        let http = &self.http;
+        if [
+            http.header_read_timeout_secs,
+            http.body_read_timeout_secs,
+            http.idle_timeout_secs,
+            http.write_timeout_secs,
+            http.ws_close_timeout_secs,
+        ]
+        .contains(&0)
+        {
+            bail!("http: every *_timeout_secs must be positive");
+        }
         if self.limits.access_token_secs == 0 || self.limits.session_days == 0 {
             bail!("limits.access_token_secs and limits.session_days must be positive");
         }
@@ -434,7 +484,7 @@ mod tests {
     fn example_config_parses_and_matches_defaults_where_it_says_so() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces.example.toml");
         let config = Config::load(Some(&path), [], &Overrides::default()).unwrap();
-        assert_eq!(config.http.listen, HttpConfig::default().listen);
+        assert_eq!(config.http, HttpConfig::default());
         assert!(!config.p2p.mdns);
         assert!(config.p2p.bootstrap.is_empty());
         assert_eq!(config.limits, LimitsConfig::default());
@@ -460,6 +510,10 @@ mod tests {
                 "SPACES__REGISTRATION__MODE".to_string(),
                 "closed".to_string(),
             ),
+            (
+                "SPACES__HTTP__IDLE_TIMEOUT_SECS".to_string(),
+                "3".to_string(),
+            ),
             ("UNRELATED".to_string(), "x".to_string()),
         ];
         let overrides = Overrides {
@@ -471,6 +525,7 @@ mod tests {
         assert_eq!(config.limits.session_days, 7);
         assert_eq!(config.limits.ws_lag_events, 11);
         assert_eq!(config.registration.mode, RegistrationMode::Closed);
+        assert_eq!(config.http.idle_timeout_secs, 3);
     }
 
     #[test]
@@ -485,6 +540,11 @@ mod tests {
         )];
         assert!(Config::load(None, env, &Overrides::default()).is_err());
         let env = [("SPACES__LIMITS__SESSION_DAYS".to_string(), "0".to_string())];
+        assert!(Config::load(None, env, &Overrides::default()).is_err());
+        let env = [(
+            "SPACES__HTTP__WRITE_TIMEOUT_SECS".to_string(),
+            "0".to_string(),
+        )];
         assert!(Config::load(None, env, &Overrides::default()).is_err());
     }
 }

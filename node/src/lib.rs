@@ -6,6 +6,7 @@
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
 //! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
+//! - [`http_server`]: connections — caps, time limits, hyper under the API.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
 //! - [`signin`]: sign-in throttling per address, per account and per device.
@@ -17,6 +18,7 @@ pub mod data_dir;
 pub mod engine;
 pub mod federation;
 pub mod hasher;
+pub mod http_server;
 pub mod metrics;
 mod node;
 pub mod services;

@@ -49,6 +49,21 @@ pub struct Metrics {
     pub login_failure_alarm: Gauge,
     /// Sign-ups refused with 429, by the per-address limit or the node-wide one.
     pub registrations_throttled: Counter,
+    /// WebSockets dropped because a write made no progress in time.
+    pub ws_dropped_write_timeout: Counter,
+    /// WebSockets dropped because the close handshake did not finish in time.
+    pub ws_dropped_close_timeout: Counter,
+    pub http_connections_open: Gauge,
+    pub http_connections_accepted: Counter,
+    /// Refused at `http.max_connections`.
+    pub http_refused_total_cap: Counter,
+    /// Refused at `http.max_connections_per_ip`.
+    pub http_refused_per_ip_cap: Counter,
+    pub http_closed_header_timeout: Counter,
+    pub http_closed_body_timeout: Counter,
+    pub http_closed_idle_timeout: Counter,
+    /// Every connection, WebSocket or not, whose write made no progress.
+    pub http_closed_write_timeout: Counter,
 }
 
 impl Metrics {
@@ -56,12 +71,60 @@ impl Metrics {
     /// at scrape time from their owners.
     pub fn render(&self, writer_queue: usize, rooms: usize) -> String {
         let mut out = String::new();
+        // One family with a sample per label value.
+        let mut labeled = |name: &str, help: &str, label: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (value, n) in samples {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+            }
+        };
+        labeled(
+            "spaces_http_connections_refused_total",
+            "HTTP connections refused at a connection cap.",
+            "limit",
+            &[
+                ("total", self.http_refused_total_cap.get()),
+                ("per_ip", self.http_refused_per_ip_cap.get()),
+            ],
+        );
+        labeled(
+            "spaces_http_connections_timed_out_total",
+            "HTTP connections closed by a time limit.",
+            "timeout",
+            &[
+                ("header_read", self.http_closed_header_timeout.get()),
+                ("body_read", self.http_closed_body_timeout.get()),
+                ("idle", self.http_closed_idle_timeout.get()),
+                ("write", self.http_closed_write_timeout.get()),
+            ],
+        );
+        labeled(
+            "spaces_ws_dropped_timeout_total",
+            "WebSocket connections dropped by a time limit.",
+            "timeout",
+            &[
+                ("write", self.ws_dropped_write_timeout.get()),
+                ("close", self.ws_dropped_close_timeout.get()),
+            ],
+        );
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         };
+        metric(
+            "spaces_http_connections_open",
+            "gauge",
+            "Open HTTP connections, WebSockets included.",
+            self.http_connections_open.get().to_string(),
+        );
+        metric(
+            "spaces_http_connections_accepted_total",
+            "counter",
+            "HTTP connections accepted (under the caps).",
+            self.http_connections_accepted.get().to_string(),
+        );
         metric(
             "spaces_http_requests_total",
             "counter",

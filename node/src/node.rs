@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use spaces_protocol::NodeId;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,6 +14,7 @@ use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::engine::Engine;
 use crate::federation::{self, Federation, NodeHost};
+use crate::http_server;
 use crate::metrics::Metrics;
 use crate::services::accounts::Accounts;
 use crate::services::links::Links;
@@ -66,6 +66,8 @@ impl Node {
         let http_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let device_key = data_dir.token_key.device_key();
+        let limits = http_server::Limits::from_config(&config.http);
+        let server_metrics = metrics.clone();
         let state = AppState::new(Shared {
             engine: engine.clone(),
             store,
@@ -98,25 +100,13 @@ impl Node {
             stopped: stopped.clone(),
         });
         let app = api::router(state);
-        let mut stop_signal = stopped;
-        let server = tokio::spawn(async move {
-            // No Nagle: a chat server writes many small frames, and waiting
-            // for the peer's delayed ACK added ~40 ms to delivery tails.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(%error, "TCP_NODELAY");
-                }
-            });
-            // With the peer's address, for the per-address sign-in limits.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop_signal.wait_for(|stop| *stop).await;
-            })
-            .await
-        });
+        let server = tokio::spawn(http_server::serve(
+            listener,
+            app,
+            limits,
+            server_metrics,
+            stopped,
+        ));
         tracing::info!(node = %node_id, http = %http_addr, "node started");
         Ok(Node {
             http_addr,

@@ -15,6 +15,7 @@ mod durability;
 mod errors;
 mod federation;
 mod hardening_auth;
+mod hardening_conn;
 mod hardening_fed;
 mod hardening_races;
 mod messages;

@@ -12,10 +12,15 @@
 //! Bounded everywhere: a client that falls more than `ws_lag_events` behind
 //! the live stream is closed with code 4000 "lagged" (it reconnects and
 //! resumes); one that answers no ping for 60 s is closed; a revoked session
-//! is closed at the next heartbeat.
+//! is closed at the next heartbeat. A close handshake gets
+//! `http.ws_close_timeout_secs`, and any write `http.write_timeout_secs`
+//! (the HTTP server's socket enforces it); past either, the TCP connection
+//! is dropped with a reset, so a client that stopped reading does not keep
+//! megabytes queued in the kernel.
 
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -28,6 +33,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{ApiError, AppState, Authed, render, session};
 use crate::engine::StreamItem;
+use crate::http_server::Connection;
 
 /// How long a new connection may take to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,8 +74,11 @@ enum ClientMessage {
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    // Absent only when the router is served by something else (tests).
+    connection: Option<Extension<Connection>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let connection = connection.map(|Extension(connection)| connection);
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return ApiError::from(rejection).into_response(),
@@ -80,10 +89,10 @@ pub async fn upgrade(
         // at the default 128 KiB that was ~5% of the node's CPU with 100
         // clients connected. Clients send small frames.
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(state, socket))
+        .on_upgrade(move |socket| serve(state, socket, connection))
 }
 
-async fn serve(state: AppState, mut socket: WebSocket) {
+async fn serve(state: AppState, mut socket: WebSocket, connection: Option<Connection>) {
     let Some((authed, since)) = authenticate(&state, &mut socket).await else {
         return;
     };
@@ -92,14 +101,44 @@ async fn serve(state: AppState, mut socket: WebSocket) {
     let reason =
         tracing::Instrument::instrument(run(&state, &mut socket, &authed, since), span).await;
     state.metrics.ws_clients.add(-1);
-    if let Some((code, reason)) = reason {
-        let _ = socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
+    let metrics = state.metrics.clone();
+    let close_timeout = Duration::from_secs(state.config.http.ws_close_timeout_secs);
+    // The engine's handles go now: the node's stop waits for them, not for
+    // clients' close handshakes.
+    drop(state);
+    let closed_in_time = match reason {
+        Some((code, reason)) => close(&mut socket, code, reason, close_timeout).await,
+        None => true,
+    };
+    if connection.as_ref().is_some_and(Connection::write_timed_out) {
+        metrics.ws_dropped_write_timeout.add(1);
+    } else if !closed_in_time {
+        metrics.ws_dropped_close_timeout.add(1);
+        if let Some(connection) = &connection {
+            connection.reset_on_close();
+        }
     }
+}
+
+/// The server's side of a close handshake: sends the close frame, then
+/// waits for the client's (dropping anything before it). False when that
+/// took longer than `within`.
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str, within: Duration) -> bool {
+    let handshake = async {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        if socket.send(frame).await.is_err() {
+            return;
+        }
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(within, handshake).await.is_ok()
 }
 
 async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<(Authed, u64)> {

@@ -161,6 +161,8 @@ impl NodeProcess {
             .env("SPACES__LIMITS__REGISTRATIONS_PER_IP_PER_HOUR", "1000000")
             .env("SPACES__LIMITS__REGISTRATION_IP_BURST", "1000000")
             .env("SPACES__LIMITS__WS_LAG_EVENTS", "65536")
+            // Every client connects from loopback: one address.
+            .env("SPACES__HTTP__MAX_CONNECTIONS_PER_IP", "0")
             // No federation unless asked: the default would bind port 4040.
             .env("SPACES__P2P__LISTEN", "[]");
         for (key, value) in env {
