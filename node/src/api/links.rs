@@ -10,21 +10,18 @@
 //! Links are kept in the store's metadata under `invite_link/<code>`; a
 //! mutex serialises redemptions so a link's use count is never exceeded.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spaces_protocol::content::{Content, JoinRule, Member, Membership};
 use spaces_protocol::{Permissions, RoomId, UserId};
 
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Path};
 use super::rooms::{parse_room, rate};
-use super::{AppState, Authed, render};
+use super::{AppState, Authed, ranges, render};
 use crate::engine::{Engine, now_ms};
 use spaces_store::Store;
-
-/// Most uses one link may grant; 0 asks for this many.
-const MAX_USES: u32 = 10_000;
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Link {
@@ -41,9 +38,9 @@ fn key(code: &str) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
-    /// How many people may join with it; default and 0 mean the maximum.
+    /// How many people may join with it; absent and 0 mean the maximum.
     #[serde(default)]
-    uses: u32,
+    uses: Option<u32>,
     #[serde(default)]
     expires_in_secs: Option<u64>,
 }
@@ -56,12 +53,8 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
-    if req.uses > MAX_USES {
-        return Err(ApiError::bad_request(
-            "bad_value",
-            format!("uses must be at most {MAX_USES}"),
-        ));
-    }
+    let uses_left = ranges::link_uses(req.uses)?;
+    let expires_at_ms = ranges::expiry(now_ms(), req.expires_in_secs)?;
     {
         let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
@@ -87,10 +80,8 @@ pub async fn create(
     let link = Link {
         room_id: room_id.to_string(),
         creator: authed.user.to_string(),
-        uses_left: if req.uses == 0 { MAX_USES } else { req.uses },
-        expires_at_ms: req
-            .expires_in_secs
-            .map(|s| now_ms().saturating_add(s.saturating_mul(1000))),
+        uses_left,
+        expires_at_ms,
     };
     let bytes = serde_json::to_vec(&link).map_err(ApiError::internal)?;
     state.store.put_meta(&key(&code), &bytes)?;

@@ -11,6 +11,7 @@ mod federation;
 pub(crate) mod links;
 mod messages;
 mod meta;
+mod ranges;
 mod ratelimit;
 mod render;
 mod rooms;
