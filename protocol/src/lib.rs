@@ -5,6 +5,7 @@
 //! - [`event`]: the signed event envelope — encode, sign, decode, verify.
 //! - [`content`]: what events say (state and messages).
 //! - [`permissions`]: role permission bits and ranks.
+//! - [`text`]: characters a node refuses in the text its own users send.
 //! - [`state`]: room state.
 //! - [`auth`]: the auth rules.
 //! - [`room`]: a room replica — canonical order, state resolution, admission.
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod permissions;
 pub mod room;
 pub mod state;
+pub mod text;
 
 pub use auth::AuthError;
 pub use content::Content;

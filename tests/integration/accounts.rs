@@ -275,7 +275,7 @@ async fn profile_settings_and_contacts_belong_to_their_user() {
         json!({ "display_name": "bell\u{7}" }),
     )
     .await
-    .error(400, "bad_value");
+    .error(400, "bad_text");
     assert_eq!(
         node.get("/api/v1/profile", token).await.expect(200),
         profile,
@@ -303,7 +303,7 @@ async fn profile_settings_and_contacts_belong_to_their_user() {
     );
     node.put("/api/v1/settings", token, json!(["not", "an", "object"]))
         .await
-        .error(400, "bad_value");
+        .error(400, "bad_field");
     // Settings are capped at 64 KiB: preferences, not storage.
     node.put(
         "/api/v1/settings",

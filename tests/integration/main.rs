@@ -17,6 +17,7 @@ mod federation;
 mod hardening_auth;
 mod hardening_conn;
 mod hardening_fed;
+mod hardening_input;
 mod hardening_races;
 mod messages;
 mod rooms;

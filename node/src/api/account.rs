@@ -1,14 +1,15 @@
 //! Profiles, settings and contacts: the "user service" of the original
 //! diagram, kept in the store.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spaces_protocol::UserId;
+use spaces_protocol::text::TextKind;
 use spaces_store::Profile;
 
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Path};
 use super::{AppState, Authed};
 
 /// Largest settings document. Settings are preferences, not storage.
@@ -71,20 +72,28 @@ pub async fn put_profile(
     authed: Authed,
     Json(body): Json<ProfileBody>,
 ) -> ApiResult<Json<ProfileBody>> {
-    let check = |value: &Option<String>, max: usize, field: &str| match value {
-        Some(v) if v.len() > max => Err(ApiError::bad_request(
-            "too_long",
-            format!("{field} is longer than {max} bytes"),
-        )),
-        Some(v) if v.chars().any(char::is_control) && field != "bio" => Err(ApiError::bad_request(
-            "bad_value",
-            format!("{field} has control characters"),
-        )),
-        _ => Ok(()),
+    // A display name is shown beside everything its user sends: no control,
+    // bidirectional or invisible formatting characters (the protocol's rule
+    // for names); a bio is prose.
+    let check = |value: &Option<String>, max: usize, field: &'static str, kind: TextKind| {
+        let Some(v) = value else { return Ok(()) };
+        if v.len() > max {
+            return Err(ApiError::bad_request(
+                "too_long",
+                format!("{field} is longer than {max} bytes"),
+            ));
+        }
+        kind.check(field, v)
+            .map_err(|e| ApiError::bad_request("bad_text", e.to_string()))
     };
-    check(&body.display_name, MAX_DISPLAY_NAME, "display_name")?;
-    check(&body.bio, MAX_BIO, "bio")?;
-    check(&body.avatar, MAX_AVATAR_REF, "avatar")?;
+    check(
+        &body.display_name,
+        MAX_DISPLAY_NAME,
+        "display_name",
+        TextKind::Name,
+    )?;
+    check(&body.bio, MAX_BIO, "bio", TextKind::Prose)?;
+    check(&body.avatar, MAX_AVATAR_REF, "avatar", TextKind::Name)?;
     let profile = Profile {
         display_name: body.display_name.filter(|s| !s.is_empty()),
         avatar: body.avatar.filter(|s| !s.is_empty()),

@@ -1,14 +1,14 @@
 //! Operator endpoints for federation: what the node is connected to and how
 //! it scores its peers, dialing a peer, and blocking a node (defederation).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_federation::{FedError, Multiaddr};
 use spaces_protocol::NodeId;
 
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Path};
 use super::{AppState, Authed};
 
 fn admin(authed: &Authed) -> ApiResult<()> {

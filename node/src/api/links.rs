@@ -2,22 +2,23 @@
 //! links service (`crate::services::links`); this file parses, renders and
 //! maps [`LinkError`] to HTTP errors.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Path};
 use super::rooms::{parse_room, rate};
-use super::{AppState, Authed, render};
+use super::{AppState, Authed, ranges, render};
+use crate::engine::now_ms;
 use crate::services::links::{LinkError, Live};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
-    /// How many people may join with it; default and 0 mean the maximum.
+    /// How many people may join with it; absent and 0 mean the maximum.
     #[serde(default)]
-    uses: u32,
+    uses: Option<u32>,
     #[serde(default)]
     expires_in_secs: Option<u64>,
 }
@@ -30,9 +31,11 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
+    let uses_left = ranges::link_uses(req.uses)?;
+    let expires_at_ms = ranges::expiry(now_ms(), req.expires_in_secs)?;
     let (code, link) = state
         .links
-        .create(&authed.user, room_id, req.uses, req.expires_in_secs)
+        .create(&authed.user, room_id, uses_left, expires_at_ms)
         .await?;
     Ok((
         StatusCode::CREATED,

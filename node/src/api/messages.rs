@@ -1,7 +1,7 @@
 //! Messages: send, history both ways, threads, reactions, edits, deletion
 //! and read markers.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -9,9 +9,9 @@ use spaces_protocol::content::*;
 use spaces_protocol::{EphemeralKind, Event, EventId, RoleId};
 
 use super::account::parse_user;
-use super::error::{ApiError, ApiResult, Json, Query};
+use super::error::{ApiError, ApiResult, Json, Path, Query, object};
 use super::rooms::{parse_room, rate};
-use super::{AppState, Authed, render};
+use super::{AppState, Authed, ranges, render};
 use crate::engine::EngineError;
 
 fn parse_event(text: &str) -> ApiResult<EventId> {
@@ -52,7 +52,7 @@ pub struct SendBody {
     reply_to: Option<String>,
     #[serde(default)]
     thread: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     mentions: MentionsBody,
 }
 
@@ -97,10 +97,6 @@ pub struct HistoryQuery {
     limit: Option<usize>,
 }
 
-/// Page size bounds: enough for a screen, small enough to answer fast.
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 200;
-
 /// Shown in the main timeline: everything accepted except reactions, edits
 /// and redactions (folded into their targets) and thread replies (in the
 /// thread view).
@@ -119,13 +115,7 @@ pub async fn history(
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
     let room_id = parse_room(&room_id)?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(
-            "bad_value",
-            format!("limit must be 1–{MAX_LIMIT}"),
-        ));
-    }
+    let limit = ranges::page_limit(query.limit)?;
     let backwards = match query.dir.as_deref() {
         None | Some("b") => true,
         Some("f") => false,
@@ -271,7 +261,7 @@ pub async fn unreact(
 #[serde(deny_unknown_fields)]
 pub struct EditBody {
     body: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     mentions: MentionsBody,
 }
 

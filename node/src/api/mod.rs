@@ -12,6 +12,7 @@ mod federation;
 mod links;
 mod messages;
 mod meta;
+mod ranges;
 mod ratelimit;
 mod render;
 mod rooms;

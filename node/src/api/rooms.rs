@@ -2,7 +2,7 @@
 //! change is a protocol event sent through the engine, so the auth rules —
 //! not this file — decide who may do what.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,8 +11,8 @@ use spaces_protocol::content::*;
 use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
 
 use super::account::parse_user;
-use super::error::{ApiError, ApiResult, Json};
-use super::{AppState, Authed, render};
+use super::error::{ApiError, ApiResult, Json, OptionalJson, Path};
+use super::{AppState, Authed, ranges, render};
 use crate::engine::{NewRoom, now_ms};
 use crate::federation::JoinError;
 use crate::services::links::{self, LinkError};
@@ -377,14 +377,8 @@ pub async fn join(
     State(state): State<AppState>,
     authed: Authed,
     Path(room_id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<JoinRequest>,
 ) -> ApiResult<Json<Value>> {
-    let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        JoinRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?
-    };
     let room = parse_room(&room_id)?;
     // Checked here, so a user's typo never costs their node standing with
     // the room's nodes.
@@ -607,7 +601,7 @@ pub async fn put_role(
         name: req.name,
         rank: req.rank,
         permissions,
-        color: req.color,
+        color: ranges::color(req.color)?,
         deleted: false,
     });
     let event = state
@@ -689,11 +683,7 @@ pub async fn timeout(
     Json(req): Json<TimeoutBody>,
 ) -> ApiResult<Json<Value>> {
     let target = parse_user(&user_id)?;
-    let until_ms = if req.seconds == 0 {
-        0
-    } else {
-        now_ms().saturating_add(req.seconds.saturating_mul(1000))
-    };
+    let until_ms = ranges::timeout_until(now_ms(), req.seconds);
     let content = Content::Timeout(Timeout {
         target,
         until_ms,

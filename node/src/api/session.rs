@@ -11,22 +11,23 @@
 //! are short-lived JWTs naming the session, and the session must still
 //! exist for one to be honoured, so revoking a session takes effect at once.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use spaces_auth::{Claims, TokenError};
 use spaces_protocol::UserId;
 use spaces_protocol::ids::validate_localpart;
+use spaces_protocol::text::TextKind;
 use spaces_store::{Account, InviteToken, Rotation, Session};
 
 use std::time::Instant;
 
 use spaces_auth::DeviceId;
 
-use super::AppState;
 use super::client::ClientAddr;
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Path};
+use super::{AppState, ranges};
 use crate::config::RegistrationMode;
 use crate::engine::now_ms;
 use crate::signin::{self, Trust};
@@ -393,14 +394,11 @@ pub async fn revoke(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InviteTokenRequest {
-    #[serde(default = "one")]
-    uses: u32,
+    /// Absent: 1.
+    #[serde(default)]
+    uses: Option<u32>,
     #[serde(default)]
     expires_in_secs: Option<u64>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 #[derive(Serialize)]
@@ -421,15 +419,12 @@ pub async fn create_invite_token(
             "only node admins create invite tokens",
         ));
     }
-    if req.uses == 0 || req.uses > 10_000 {
-        return Err(ApiError::bad_request("bad_value", "uses must be 1–10000"));
-    }
+    let uses_left = ranges::token_uses(req.uses)?;
+    let expires_at_ms = ranges::expiry(now_ms(), req.expires_in_secs)?;
     let token = InviteToken {
         token: spaces_auth::new_invite_token(&mut rand::rng()),
-        uses_left: req.uses,
-        expires_at_ms: req
-            .expires_in_secs
-            .map(|s| now_ms() + s.saturating_mul(1000)),
+        uses_left,
+        expires_at_ms,
         created_by: authed.username,
     };
     state.accounts.put_invite_token(token.clone()).await?;
@@ -457,6 +452,8 @@ async fn new_session(
     let refresh_token = format!("{session_id}.{}", secret.token);
     let now = now_ms();
     let mut device = device.unwrap_or_else(|| "unnamed device".into());
+    // Shown in the session list: a label, so a name's characters only.
+    device.retain(|c| !TextKind::Name.refuses(c));
     device.truncate(device.floor_char_boundary(MAX_DEVICE_LEN));
     state
         .accounts

@@ -22,6 +22,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use spaces_protocol::content::*;
+use spaces_protocol::text::TextError;
 use spaces_protocol::{
     AuthError, Ephemeral, EphemeralBody, EphemeralKind, Event, EventBody, EventId, InsertError,
     Inserted, NodeId, NodeKey, Rejection, Room, RoomId, UserId,
@@ -51,6 +52,10 @@ pub enum EngineError {
     Forbidden(#[from] AuthError),
     #[error("invalid event: {0}")]
     Invalid(Rejection),
+    /// A local user's text holds a character this node does not send
+    /// (`spaces_protocol::text`); peers' events are never refused for it.
+    #[error(transparent)]
+    Text(#[from] TextError),
     #[error(transparent)]
     Unavailable(#[from] WriteFailed),
     #[error("store: {0}")]
@@ -565,6 +570,7 @@ impl Engine {
         let slot = self.room(room_id)?;
         let mut view = slot.lock_owned().await;
         for content in &contents {
+            content.check_text()?;
             let body = view.room.draft(
                 self.inner.node_id,
                 sender.localpart(),
@@ -817,6 +823,7 @@ impl Engine {
         content: Content,
     ) -> Result<Fresh, EngineError> {
         debug_assert!(self.is_local(sender));
+        content.check_text()?;
         let body = view
             .room
             .draft(self.inner.node_id, sender.localpart(), now_ms(), content);

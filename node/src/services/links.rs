@@ -85,10 +85,10 @@ impl Links {
         &self,
         creator: &UserId,
         room_id: RoomId,
-        uses: u32,
-        expires_in_secs: Option<u64>,
+        uses_left: u32,
+        expires_at_ms: Option<u64>,
     ) -> Result<(String, InviteLink), LinkError> {
-        if uses > MAX_USES {
+        if uses_left == 0 || uses_left > MAX_USES {
             return Err(LinkError::TooManyUses);
         }
         {
@@ -111,8 +111,8 @@ impl Links {
         let link = InviteLink {
             room_id: room_id.0,
             creator: creator.to_string(),
-            uses_left: if uses == 0 { MAX_USES } else { uses },
-            expires_at_ms: expires_in_secs.map(|s| now_ms().saturating_add(s.saturating_mul(1000))),
+            uses_left,
+            expires_at_ms,
         };
         let stored = (code.clone(), link.clone());
         on_disk(&self.store, move |store| {
