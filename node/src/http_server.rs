@@ -46,7 +46,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use crate::api::ApiError;
 use crate::config::HttpConfig;
 use crate::metrics::Metrics;
 
@@ -315,15 +314,16 @@ async fn handle(
     let response = app.call(Request::from_parts(parts, body)).await?;
     let response = if late.load(Ordering::Relaxed) {
         metrics.http_closed_body_timeout.add(1);
-        let mut response = ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
+        // The `{code, message}` body of api.md, built here: this layer sits
+        // below the API and does not import it.
+        let body = serde_json::json!({
+            "code": "body_timeout",
+            "message": format!(
                 "the request body did not arrive within {} s",
                 body_read.as_secs()
             ),
-        )
-        .into_response();
+        });
+        let mut response = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
