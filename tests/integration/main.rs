@@ -13,6 +13,7 @@ mod admin_cli;
 mod durability;
 mod errors;
 mod federation;
+mod history;
 mod messages;
 mod rooms;
 mod websocket;
