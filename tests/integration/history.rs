@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::federation::{Peer, join_via, until_history_has};
 use crate::support::{FAST_SENDS, Node, User, data_dir, ids, node};
 
 /// `around` for `event_id` with `limit`.
@@ -232,4 +233,40 @@ async fn history_threads_and_aggregates_read_the_same_after_restart_and_sigkill(
     let next = node.send(&bob, &room, "after the crash").await;
     let history = node.history(&alice, &room, 50).await;
     assert_eq!(ids(&history).last(), Some(&next));
+}
+
+/// A node restarted on its data directory holds its rooms' events without
+/// their signed bytes; a node that joins afterwards gets the whole history
+/// by backfill, read from the host's store.
+#[tokio::test]
+async fn a_joiner_backfills_history_from_a_node_that_keeps_it_on_disk() {
+    let mut a = Peer::start(&[]).await;
+    let alice = a.node.register("alice").await;
+    let room = a
+        .node
+        .create_room(&alice, json!({ "name": "Archive", "visibility": "public" }))
+        .await;
+    let mut sent = Vec::new();
+    for i in 0..300 {
+        sent.push(a.node.send(&alice, &room, &format!("archived {i}")).await);
+    }
+    let status = a.node.terminate().await;
+    assert!(status.success(), "{status:?}");
+    a.restart(&[]).await;
+    let alice = a.node.login("alice", crate::support::PASSWORD).await;
+
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let bob = b.node.register("bob").await;
+    join_via(&b, &bob, &room, &[a.id()]).await;
+    let on_b = until_history_has(&b, &bob, &room, &sent).await;
+    let on_a = until_history_has(&a, &alice, &room, &sent).await;
+    assert_eq!(on_b, on_a, "same timeline, same order");
+    // What B got verifies and renders: a message reads the same on both.
+    let read = |node: &Node, user: &User| {
+        let path = format!("/api/v1/rooms/{room}/messages?around={}&limit=1", sent[150]);
+        let request = node.get(&path, Some(&user.access));
+        async move { request.await.expect(200)["events"][0]["content"]["body"].clone() }
+    };
+    assert_eq!(read(&b.node, &bob).await, "archived 150");
+    assert_eq!(read(&a.node, &alice).await, "archived 150");
 }
