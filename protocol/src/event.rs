@@ -225,6 +225,26 @@ impl Event {
         Event::from_parts(event_id_of(signed), body, bytes.to_vec())
     }
 
+    /// [`Event::decode_trusted`] keeping no copy of the bytes: for a holder that keeps them
+    /// elsewhere (see [`Event::without_bytes`]).
+    pub fn decode_trusted_body(bytes: &[u8]) -> Result<Event, Rejection> {
+        Ok(Event::decode_trusted(bytes)?.without_bytes())
+    }
+
+    /// The same event without its signed bytes, for a holder that keeps them elsewhere (the
+    /// node's replica: its store holds them): [`Event::bytes`] of the copy is empty. Its id,
+    /// body and everything derived from them are unchanged, so admission, resolution and
+    /// rendering see no difference.
+    pub fn without_bytes(&self) -> Event {
+        Event(Arc::new(Inner {
+            id: self.0.id,
+            room_id: self.0.room_id,
+            sender: self.0.sender.clone(),
+            body: self.0.body.clone(),
+            bytes: Vec::new(),
+        }))
+    }
+
     fn from_parts(id: EventId, body: EventBody, bytes: Vec<u8>) -> Result<Event, Rejection> {
         check_shape(&body)?;
         let sender = UserId::new(&body.sender, body.origin)
@@ -267,6 +287,8 @@ impl Event {
         &self.0.body
     }
     /// The exact bytes that were signed and verified: store and forward these.
+    /// The signed bytes: what a peer is sent. Empty for a copy made by
+    /// [`Event::without_bytes`].
     pub fn bytes(&self) -> &[u8] {
         &self.0.bytes
     }
@@ -377,5 +399,18 @@ mod tests {
             Event::decode(&tampered).unwrap_err(),
             Rejection::BadSignature
         );
+        // A copy without the bytes is the same event in every other respect.
+        for resident in [
+            event.without_bytes(),
+            Event::decode_trusted_body(event.bytes()).unwrap(),
+        ] {
+            assert!(resident.bytes().is_empty());
+            assert_eq!(resident, event);
+            assert_eq!(resident.body(), event.body());
+            assert_eq!(
+                (resident.room_id(), resident.sender(), resident.class()),
+                (event.room_id(), event.sender(), event.class())
+            );
+        }
     }
 }

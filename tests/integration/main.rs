@@ -19,6 +19,7 @@ mod hardening_conn;
 mod hardening_fed;
 mod hardening_input;
 mod hardening_races;
+mod history;
 mod messages;
 mod rooms;
 mod websocket;

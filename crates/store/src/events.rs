@@ -11,9 +11,20 @@
 //! (it loads them all at start) and an event reaches the writer only after the replica took it
 //! as new.
 //!
-//! There is no index by event id or by room: the engine keeps both in memory, loaded by one
-//! scan of the log at start ([`Store::events`]). A room that is loaded lazily some day needs a
-//! per-room index (room ‖ record seq → offsets) written in the same batch.
+//! # Indexes
+//!
+//! Two indexes live in the same tree under tagged keys (see `keys`), written in the same atomic
+//! batch as the records they point into, so after a crash an index entry never names a missing
+//! record and no stored event lacks its entries:
+//! - *room*: room ‖ record seq → the offsets of the room's events in that record. One entry per
+//!   room per record, not per event, so a busy single-room commit adds one insert per record.
+//!   [`Store::room_events_before`] and [`Store::room_events_after`] page through one room in
+//!   seq order with it.
+//! - *event id*: event id → seq, one entry per event: [`Store::event_by_id`].
+//!
+//! [`Store::events_at`] reads events by seq: the record holding seq `s` is the last record keyed
+//! at or before `s`. Readers that hold seqs (the engine keeps one per event of a room) need no
+//! index at all.
 //!
 //! # Seqs
 //!
@@ -45,7 +56,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use crate::keys::{self, tree};
-use crate::records::{self, FlipRecord, LogEntry, LogRecord};
+use crate::records::{self, FlipRecord, LogEntry, LogRecord, RoomIndexRecord};
 use crate::{Error, Id, Store};
 
 /// Events in one `log` record at most. Whoever wants one event of a record (the first page of
@@ -149,6 +160,32 @@ impl Store {
                 &keys::seq(record_seq)[..],
                 records::encode(tree::LOG, &record)?,
             );
+            // The room index: one entry per room of the record. Usually one room; a federation
+            // batch may hold many, and a record has at most 256 events, so a linear search is
+            // cheap.
+            let mut rooms: Vec<(Id, Vec<u8>)> = Vec::new();
+            for (offset, event) in (0u8..=u8::MAX).zip(chunk) {
+                match rooms
+                    .iter_mut()
+                    .find(|(room_id, _)| *room_id == event.room_id)
+                {
+                    Some((_, offsets)) => offsets.push(offset),
+                    None => rooms.push((event.room_id, vec![offset])),
+                }
+                batch.insert(
+                    &keys::id_index(&event.event_id)[..],
+                    &keys::seq(record_seq + u64::from(offset))[..],
+                );
+            }
+            for (room_id, offsets) in rooms {
+                let entry = RoomIndexRecord {
+                    offsets: Cow::Owned(offsets),
+                };
+                batch.insert(
+                    &keys::room_index(&room_id, record_seq)[..],
+                    records::encode(tree::LOG, &entry)?,
+                );
+            }
             record_seq += chunk.len() as u64;
         }
         let mut flips = Vec::new();
@@ -267,6 +304,159 @@ impl Store {
         Ok(found)
     }
 
+    /// The durable events at `seqs`, in the order asked; a seq past
+    /// [`last_seq`](Self::last_seq) or never stored is left out. Each record is read once
+    /// however many of its events are asked for in a row.
+    pub fn events_at(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>, Error> {
+        let last_seq = self.last_seq();
+        let mut found = Vec::with_capacity(seqs.len());
+        let mut record: Vec<StoredEvent> = Vec::new();
+        for &seq in seqs {
+            if seq == 0 || seq > last_seq {
+                continue;
+            }
+            let held = |record: &[StoredEvent]| {
+                record
+                    .first()
+                    .is_some_and(|first| first.seq <= seq && seq - first.seq < record.len() as u64)
+            };
+            if !held(&record) {
+                record = match self.log.range(..=keys::seq(seq)).next_back() {
+                    Some(entry) => {
+                        let (key, value) = entry?;
+                        decode_record(&key, &value)?
+                    }
+                    None => Vec::new(),
+                };
+                if !held(&record) {
+                    continue;
+                }
+            }
+            let first = record[0].seq;
+            // Lossless: `held` checked that the offset is below the record's length.
+            found.push(record[(seq - first) as usize].clone());
+        }
+        Ok(found)
+    }
+
+    /// The seq of the durable event `event_id`, if it is stored.
+    pub fn event_seq(&self, event_id: &Id) -> Result<Option<u64>, Error> {
+        let key = keys::id_index(event_id);
+        let Some(value) = self.log.get(key)? else {
+            return Ok(None);
+        };
+        let seq = keys::decode_seq(tree::LOG, &key, &value)?;
+        Ok((seq <= self.last_seq()).then_some(seq))
+    }
+
+    /// The durable event `event_id`, if it is stored.
+    pub fn event_by_id(&self, event_id: &Id) -> Result<Option<StoredEvent>, Error> {
+        let Some(seq) = self.event_seq(event_id)? else {
+            return Ok(None);
+        };
+        match self.events_at(&[seq])?.pop() {
+            Some(event) if event.event_id == *event_id => Ok(Some(event)),
+            // The index named a record that does not hold the event: not a crash (both are in
+            // one batch), so the tree was damaged.
+            _ => Err(Error::corrupt(
+                tree::LOG,
+                &keys::id_index(event_id),
+                "names a seq that does not hold the event",
+            )),
+        }
+    }
+
+    /// The durable events of `room_id` after `after_seq` (exclusive), ascending seq, at most
+    /// `limit`. Page on by passing the last returned seq.
+    pub fn room_events_after(
+        &self,
+        room_id: &Id,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, Error> {
+        let last_seq = self.last_seq();
+        if after_seq >= last_seq || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A record holding `after_seq + 1` starts at most `RECORD_MAX_EVENTS - 1` before it.
+        let start = (after_seq + 1).saturating_sub(RECORD_MAX_EVENTS as u64 - 1);
+        let range = keys::room_index(room_id, start)..=keys::room_index(room_id, last_seq);
+        let mut page = Vec::new();
+        for entry in self.log.range(range) {
+            let (key, value) = entry?;
+            let wanted = self.room_entry(&key, &value, |seq| seq > after_seq && seq <= last_seq)?;
+            for event in wanted {
+                page.push(event);
+                if page.len() == limit {
+                    return Ok(page);
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// The durable events of `room_id` before `before_seq` (exclusive), *descending* seq, at
+    /// most `limit`. Page back by passing the last returned seq.
+    pub fn room_events_before(
+        &self,
+        room_id: &Id,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, Error> {
+        let last_seq = self.last_seq();
+        if before_seq <= 1 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let end = before_seq.min(last_seq.saturating_add(1));
+        let range = keys::room_index(room_id, 0)..keys::room_index(room_id, end);
+        let mut page = Vec::new();
+        for entry in self.log.range(range).rev() {
+            let (key, value) = entry?;
+            let wanted = self.room_entry(&key, &value, |seq| seq < end)?;
+            for event in wanted.into_iter().rev() {
+                page.push(event);
+                if page.len() == limit {
+                    return Ok(page);
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// The events a room-index entry names whose seq passes `wanted`, ascending.
+    fn room_entry(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        wanted: impl Fn(u64) -> bool,
+    ) -> Result<Vec<StoredEvent>, Error> {
+        let record_seq = keys::decode_room_index(key)?;
+        let entry: RoomIndexRecord = records::decode(tree::LOG, key, value)?;
+        let seqs: Vec<u64> = entry
+            .offsets
+            .iter()
+            .map(|&offset| record_seq + u64::from(offset))
+            .filter(|&seq| wanted(seq))
+            .collect();
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(record) = self.log.get(keys::seq(record_seq))? else {
+            return Err(Error::corrupt(tree::LOG, key, "names a missing record"));
+        };
+        let events = decode_record(&keys::seq(record_seq), &record)?;
+        let first = events[0].seq;
+        seqs.into_iter()
+            .map(|seq| {
+                usize::try_from(seq - first)
+                    .ok()
+                    .and_then(|offset| events.get(offset))
+                    .cloned()
+                    .ok_or_else(|| Error::corrupt(tree::LOG, key, "offset past its record"))
+            })
+            .collect()
+    }
+
     /// The seq of the last event that is on disk; 0 if there is none.
     pub fn last_seq(&self) -> u64 {
         self.seqs.durable()
@@ -318,7 +508,7 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, Error> {
 
 /// The seq of the last event in `log`; 0 when it is empty.
 pub(crate) fn last_stored_seq(log: &sled::Tree) -> Result<u64, Error> {
-    match log.last()? {
+    match log.range(..keys::INDEX_START).next_back().transpose()? {
         Some((key, value)) => Ok(decode_record(&key, &value)?
             .last()
             .map_or(0, |event| event.seq)),
@@ -355,6 +545,10 @@ mod tests {
 
     fn ids(events: &[StoredEvent]) -> Vec<u8> {
         events.iter().map(|event| event.event_id[0]).collect()
+    }
+
+    fn n_records(store: &Store) -> usize {
+        store.log.range(..keys::INDEX_START).count()
     }
 
     fn all(store: &Store) -> Vec<StoredEvent> {
@@ -447,7 +641,7 @@ mod tests {
             })
             .collect();
         assert_eq!(store.append_events(&new).unwrap(), 1..n as u64 + 1);
-        assert_eq!(store.log.len(), 3, "cut by count");
+        assert_eq!(n_records(&store), 3, "cut by count");
         let stored = all(&store);
         assert_eq!(stored.len(), n);
         for (i, event) in stored.iter().enumerate() {
@@ -470,10 +664,92 @@ mod tests {
             flips: &[],
         }; 3];
         let seqs = store.append_events(&new).unwrap();
-        assert_eq!(store.log.len(), 6);
+        assert_eq!(n_records(&store), 6);
         let tail = store.stream_after(seqs.start - 1, 10).unwrap();
         assert_eq!(tail.len(), 3);
         assert!(tail.iter().all(|event| event.bytes == big));
+    }
+
+    #[test]
+    fn events_are_read_by_seq_and_by_id_after_reopen() {
+        let (dir, store) = open_temp();
+        append(&store, &[(1, 10), (2, 20), (1, 11)]);
+        append(&store, &[(2, 21)]);
+        let store = reopen(&dir, store);
+        let seqs = |events: Vec<StoredEvent>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&store.events_at(&[4, 1, 3, 2]).unwrap()),
+            [21, 10, 11, 20]
+        );
+        assert_eq!(seqs(store.events_at(&[0, 5, 2, u64::MAX]).unwrap()), [2]);
+        let event = store.event_by_id(&[11; 32]).unwrap().unwrap();
+        assert_eq!(
+            (event.seq, event.room_id, event.bytes),
+            (3, [1; 32], bytes_of(1, 11))
+        );
+        assert_eq!(store.event_seq(&[21; 32]).unwrap(), Some(4));
+        assert_eq!(store.event_by_id(&[99; 32]).unwrap(), None);
+        // The index does not change what the node-wide readers see.
+        assert_eq!(ids(&all(&store)), [10, 20, 11, 21]);
+        assert_eq!(store.last_seq(), 4);
+    }
+
+    #[test]
+    fn a_room_pages_in_seq_order_across_records() {
+        let (_dir, store) = open_temp();
+        // Rooms 1 and 2 interleaved in a commit that spans three records, then one more commit.
+        let n = RECORD_MAX_EVENTS * 2 + 10;
+        let events: Vec<(u8, u8)> = (0..n)
+            .map(|i| ((i % 2) as u8 + 1, (i % 251) as u8))
+            .collect();
+        append(&store, &events);
+        append(&store, &[(1, 7), (3, 8)]);
+        let room_1: Vec<u64> = (1..=n as u64).step_by(2).chain([n as u64 + 1]).collect();
+        let seqs = |events: &[StoredEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+        let mut forward = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.room_events_after(&[1; 32], after, 7).unwrap();
+            assert!(page.iter().all(|e| e.room_id == [1; 32]));
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            forward.extend(seqs(&page));
+        }
+        assert_eq!(forward, room_1);
+
+        let mut backward = Vec::new();
+        let mut before = u64::MAX;
+        loop {
+            let page = store.room_events_before(&[1; 32], before, 9).unwrap();
+            let Some(last) = page.last() else { break };
+            before = last.seq;
+            backward.extend(seqs(&page));
+        }
+        backward.reverse();
+        assert_eq!(backward, room_1);
+
+        // Pages that start inside a record.
+        assert_eq!(
+            seqs(&store.room_events_after(&[2; 32], 300, 3).unwrap()),
+            [302, 304, 306]
+        );
+        assert_eq!(
+            seqs(&store.room_events_before(&[2; 32], 300, 2).unwrap()),
+            [298, 296]
+        );
+        assert_eq!(
+            seqs(&store.room_events_after(&[3; 32], 0, 10).unwrap()),
+            [n as u64 + 2]
+        );
+        assert!(store.room_events_after(&[4; 32], 0, 10).unwrap().is_empty());
+        assert!(
+            store
+                .room_events_before(&[1; 32], 1, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.room_events_after(&[1; 32], 0, 0).unwrap().is_empty());
     }
 
     #[test]

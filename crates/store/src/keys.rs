@@ -3,6 +3,8 @@
 //! | tree            | key                              | value                          |
 //! |-----------------|----------------------------------|--------------------------------|
 //! | `log`           | seq (u64 BE) of its first event  | `LogRecord`: a run of events   |
+//! | `log`           | 0xf1 ‖ room id ‖ record seq      | `RoomIndexRecord`: offsets     |
+//! | `log`           | 0xf2 ‖ event id                  | seq (u64 BE) of the event      |
 //! | `flips`         | seq (u64 BE) of the event        | `FlipRecord`: what it changed  |
 //! | `accounts`      | username                         | [`Account`](crate::Account)    |
 //! | `profiles`      | username                         | [`Profile`](crate::Profile)    |
@@ -17,6 +19,13 @@
 //!
 //! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over `log`
 //!   walks seqs ascending.
+//! - `log` holds the event records and, under tagged keys, their two indexes, so that one sled
+//!   batch (atomic within a tree) writes a commit's records and index entries together. A record
+//!   key is a seq, whose first byte is 0x00 for any seq below 2^56 (a million events a second
+//!   for 2,000 years) and in any case below [`INDEX_START`] for seqs below 0xf0 << 56, so every
+//!   record sorts before every index entry: ranges over records stop at [`INDEX_START`].
+//! - The room index has one entry per (room, record), not per event: the offsets within the
+//!   record of that room's events. A single-room commit adds one index insert per record.
 //! - Layout 1 (before `log`) had the trees `events`, `stream` and `room_events`; `Store::open`
 //!   refuses a directory that holds events in them (see `store`).
 //! - Ids and seqs are fixed-width, so the parts of a composite key built from them need no
@@ -58,6 +67,41 @@ pub(crate) mod meta {
 }
 
 const SEQ_LEN: usize = 8;
+const ID_LEN: usize = 32;
+
+/// The first key of `log` that is not a record: every index key sorts at or after it.
+pub(crate) const INDEX_START: [u8; 1] = [0xf0];
+/// The tag of a room-index key in `log`.
+const ROOM_INDEX_TAG: u8 = 0xf1;
+/// The tag of an event-id-index key in `log`.
+const ID_INDEX_TAG: u8 = 0xf2;
+
+/// The room-index key of the record at `record_seq` for `room_id`.
+pub(crate) fn room_index(room_id: &[u8; ID_LEN], record_seq: u64) -> [u8; 1 + ID_LEN + SEQ_LEN] {
+    let mut key = [0; 1 + ID_LEN + SEQ_LEN];
+    key[0] = ROOM_INDEX_TAG;
+    key[1..1 + ID_LEN].copy_from_slice(room_id);
+    key[1 + ID_LEN..].copy_from_slice(&seq(record_seq));
+    key
+}
+
+/// The record seq of a [`room_index`] key.
+pub(crate) fn decode_room_index(key: &[u8]) -> Result<u64, Error> {
+    match key.split_first() {
+        Some((&ROOM_INDEX_TAG, rest)) if rest.len() == ID_LEN + SEQ_LEN => {
+            decode_seq(tree::LOG, key, &rest[ID_LEN..])
+        }
+        _ => Err(Error::corrupt(tree::LOG, key, "not a room-index key")),
+    }
+}
+
+/// The event-id-index key of `event_id`.
+pub(crate) fn id_index(event_id: &[u8; ID_LEN]) -> [u8; 1 + ID_LEN] {
+    let mut key = [0; 1 + ID_LEN];
+    key[0] = ID_INDEX_TAG;
+    key[1..].copy_from_slice(event_id);
+    key
+}
 
 /// The key of an invite link: its code's bytes. Codes are secrets (kept out of errors, like
 /// invite tokens); callers pass only base64url codes of at most 64 bytes.
@@ -144,6 +188,27 @@ mod tests {
         ];
         for pair in ascending.windows(2) {
             assert!(seq(pair[0]) < seq(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn records_sort_before_index_keys_and_rooms_by_seq() {
+        assert!(seq(1 << 56)[..] < INDEX_START[..]);
+        assert!(seq((0xf0 << 56) - 1)[..] < INDEX_START[..]);
+        assert!(INDEX_START[..] < room_index(&[0; 32], 0)[..]);
+        assert!(room_index(&[0xff; 32], u64::MAX)[..] < id_index(&[0; 32])[..]);
+        assert!(room_index(&[1; 32], 255) < room_index(&[1; 32], 256));
+        assert!(room_index(&[1; 32], u64::MAX) < room_index(&[2; 32], 0));
+        assert_eq!(decode_room_index(&room_index(&[7; 32], 300)).unwrap(), 300);
+        for bad in [
+            &id_index(&[1; 32])[..],
+            &seq(3),
+            &room_index(&[1; 32], 1)[..40],
+        ] {
+            assert!(matches!(
+                decode_room_index(bad),
+                Err(Error::Corrupt { tree: "log", .. })
+            ));
         }
     }
 

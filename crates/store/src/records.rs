@@ -85,6 +85,17 @@ impl Record for LogRecord<'_> {
     const VERSION: u8 = 1;
 }
 
+/// A room-index value in `log`: the offsets, within the record its key names, of the room's
+/// events there (ascending; a record holds at most 256 events, so an offset is one byte).
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RoomIndexRecord<'a> {
+    pub(crate) offsets: Cow<'a, [u8]>,
+}
+
+impl Record for RoomIndexRecord<'_> {
+    const VERSION: u8 = 1;
+}
+
 /// A `flips` value: the earlier events of a room whose acceptance storing the event at the key's
 /// seq changed, with their new value.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +393,11 @@ mod tests {
             flips: Cow::Borrowed(&[([5; 32], false)]),
         };
         assert_eq!(encode("t", &record).unwrap(), flips);
+        // version, number of offsets (varint), the offsets.
+        let record = RoomIndexRecord {
+            offsets: Cow::Borrowed(&[0, 3, 255]),
+        };
+        assert_eq!(encode("t", &record).unwrap(), [1, 3, 0, 3, 255]);
         assert_eq!(
             encode("t", &invite()).unwrap(),
             [

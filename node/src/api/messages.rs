@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_protocol::content::*;
-use spaces_protocol::{EphemeralKind, Event, EventId, RoleId};
+use spaces_protocol::{EphemeralKind, EventId, RoleId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, Path, Query, object};
@@ -95,6 +95,9 @@ pub struct HistoryQuery {
     dir: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    /// An event id to centre a window on (inclusive); not with `from` or `dir`.
+    #[serde(default)]
+    around: Option<String>,
 }
 
 /// Shown in the main timeline: everything accepted except reactions, edits
@@ -116,6 +119,12 @@ pub async fn history(
 ) -> ApiResult<Json<Value>> {
     let room_id = parse_room(&room_id)?;
     let limit = ranges::page_limit(query.limit)?;
+    if query.around.is_some() && (query.from.is_some() || query.dir.is_some()) {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            "around cannot be combined with from or dir",
+        ));
+    }
     let backwards = match query.dir.as_deref() {
         None | Some("b") => true,
         Some("f") => false,
@@ -124,57 +133,96 @@ pub async fn history(
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
     let floor = view.readable(&authed.user)?;
-    let anchor =
-        match &query.from {
-            Some(id) => Some(view.room.position(&parse_event(id)?).ok_or_else(|| {
-                ApiError::not_found("unknown_event", "no such event in this room")
-            })?),
-            None => None,
-        };
-    let mut positions = Vec::with_capacity(limit);
-    let mut has_more = false;
+    let len = view.room.len();
+    let bounds = (floor, len);
+    let position = |id: &str| -> ApiResult<usize> {
+        view.room
+            .position(&parse_event(id)?)
+            .ok_or_else(|| ApiError::not_found("unknown_event", "no such event in this room"))
+    };
     // Only what is on disk: a received event is in the replica a moment
     // before the writer stores it, and until then has no seq (a read
     // marker on it would find nothing). The arrivals lock is taken per
     // candidate: the writer needs it after every commit to this room.
-    let shown = |event: &Event, accepted: bool| {
-        accepted && in_timeline(event.content()) && view.arrivals().seq(&event.id()).is_some()
+    let shown = |pos: usize| {
+        view.room.at(pos).is_some_and(|(event, accepted)| {
+            accepted && in_timeline(event.content()) && view.arrivals().seq(&event.id()).is_some()
+        })
     };
-    if backwards {
-        let mut pos = anchor.unwrap_or(view.room.len());
-        while pos > floor {
-            pos -= 1;
-            let Some((event, accepted)) = view.room.at(pos) else {
-                break;
-            };
-            if shown(event, accepted) {
-                if positions.len() == limit {
-                    has_more = true;
-                    break;
-                }
-                positions.push(pos);
-            }
+    let render = |positions: &[usize]| -> Vec<Value> {
+        positions
+            .iter()
+            .filter_map(|p| view.room.at(*p))
+            .map(|(e, _)| render::event(e, Some(&view), &authed.user))
+            .collect()
+    };
+    if let Some(around) = &query.around {
+        let anchor = position(around)?;
+        if anchor < floor {
+            // Invariant 4: an event the caller may not read is not theirs to find.
+            return Err(ApiError::not_found(
+                "unknown_event",
+                "no such event in this room",
+            ));
         }
+        let n_before = (limit - 1) / 2;
+        let (mut positions, has_more_before) = scan((anchor, true), bounds, n_before, &shown);
         positions.reverse();
-    } else {
-        let mut pos = anchor.map_or(floor, |a| (a + 1).max(floor));
-        while let Some((event, accepted)) = view.room.at(pos) {
-            if shown(event, accepted) {
-                if positions.len() == limit {
-                    has_more = true;
-                    break;
-                }
-                positions.push(pos);
-            }
-            pos += 1;
+        if shown(anchor) {
+            positions.push(anchor);
         }
+        let n_after = limit - positions.len();
+        let (after, has_more_after) = scan((anchor + 1, false), bounds, n_after, &shown);
+        positions.extend(after);
+        return Ok(Json(json!({
+            "events": render(&positions),
+            "has_more_before": has_more_before,
+            "has_more_after": has_more_after,
+        })));
     }
-    let events: Vec<Value> = positions
-        .iter()
-        .filter_map(|p| view.room.at(*p))
-        .map(|(e, _)| render::event(e, Some(&view), &authed.user))
-        .collect();
-    Ok(Json(json!({ "events": events, "has_more": has_more })))
+    let anchor = query.from.as_deref().map(position).transpose()?;
+    let (positions, has_more) = if backwards {
+        let (mut positions, has_more) = scan((anchor.unwrap_or(len), true), bounds, limit, &shown);
+        positions.reverse();
+        (positions, has_more)
+    } else {
+        scan(
+            (anchor.map_or(floor, |a| a + 1), false),
+            bounds,
+            limit,
+            &shown,
+        )
+    };
+    Ok(Json(
+        json!({ "events": render(&positions), "has_more": has_more }),
+    ))
+}
+
+/// Up to `limit` positions of `floor..len` for which `shown` holds:
+/// backwards from just before `start`, or forwards from `start` (inclusive),
+/// in scan order; and whether another lies beyond them.
+fn scan(
+    (start, backwards): (usize, bool),
+    (floor, len): (usize, usize),
+    limit: usize,
+    shown: &dyn Fn(usize) -> bool,
+) -> (Vec<usize>, bool) {
+    let mut positions = Vec::with_capacity(limit);
+    let candidates: Box<dyn Iterator<Item = usize>> = if backwards {
+        Box::new((floor..start.min(len)).rev())
+    } else {
+        Box::new(start.max(floor)..len)
+    };
+    for pos in candidates {
+        if !shown(pos) {
+            continue;
+        }
+        if positions.len() == limit {
+            return (positions, true);
+        }
+        positions.push(pos);
+    }
+    (positions, false)
 }
 
 pub async fn thread(

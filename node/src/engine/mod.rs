@@ -27,7 +27,7 @@ use spaces_protocol::{
     AuthError, Ephemeral, EphemeralBody, EphemeralKind, Event, EventBody, EventId, InsertError,
     Inserted, NodeId, NodeKey, Rejection, Room, RoomId, UserId,
 };
-use spaces_store::Store;
+use spaces_store::{Store, StoredEvent};
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 pub use presence::{ClientPresence, PresenceOptions};
@@ -229,7 +229,8 @@ impl Engine {
         let mut by_room: HashMap<RoomId, (HashMap<EventId, u64>, Vec<Event>)> = HashMap::new();
         for stored in store.events() {
             let stored = stored?;
-            match Event::decode_trusted(&stored.bytes) {
+            // The replica keeps no signed bytes: the store has them.
+            match Event::decode_trusted_body(&stored.bytes) {
                 Ok(event) => {
                     let (seqs, events) = by_room.entry(RoomId(stored.room_id)).or_default();
                     seqs.insert(event.id(), stored.seq);
@@ -519,7 +520,7 @@ impl Engine {
         .sign(&self.inner.key)
         .map_err(EngineError::Invalid)?;
         let room_id = create.room_id();
-        let room = Room::new(create.clone()).map_err(EngineError::Invalid)?;
+        let room = Room::new(create.without_bytes()).map_err(EngineError::Invalid)?;
         let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
         let mut view = slot.clone().lock_owned().await;
         let mut events = vec![Fresh {
@@ -652,7 +653,7 @@ impl Engine {
         let slot = match self.room(&room_id) {
             Ok(slot) => slot,
             Err(_) if matches!(events[0].content(), Content::Create(_)) => {
-                let room = Room::new(events[0].clone()).map_err(EngineError::Invalid)?;
+                let room = Room::new(events[0].without_bytes()).map_err(EngineError::Invalid)?;
                 let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
                 // Locked before it is visible, so the create is queued first.
                 let view = slot.clone().lock_owned().await;
@@ -755,17 +756,47 @@ impl Engine {
         }
         // What the asker lacks: not its heads nor their ancestors, parents
         // first, found from the last cut below its heads rather than by
-        // walking the whole room.
-        let mut events = Vec::new();
+        // walking the whole room. Only durable events (those with a seq):
+        // one the writer has not stored yet reaches peers once it is.
+        let mut seqs = Vec::new();
+        let mut more = false;
+        {
+            let arrivals = view.arrivals();
+            for event in room.missing_for(&known) {
+                let Some(seq) = arrivals.seq(&event.id()) else {
+                    continue;
+                };
+                if seqs.len() >= limit {
+                    more = true;
+                    break;
+                }
+                seqs.push(seq);
+            }
+        }
+        drop(view);
+        let mut events = Vec::with_capacity(seqs.len());
         let mut bytes = 0;
-        for event in room.missing_for(&known) {
-            if events.len() >= limit || bytes >= max_bytes {
+        for stored in self.read_events(seqs).await? {
+            if bytes >= max_bytes {
                 return Ok((events, true));
             }
-            bytes += event.bytes().len();
-            events.push(event.bytes().to_vec());
+            bytes += stored.bytes.len();
+            events.push(stored.bytes);
         }
-        Ok((events, false))
+        Ok((events, more))
+    }
+
+    /// The stored events at `seqs`, in that order, read off the async
+    /// threads: the replica keeps no signed bytes.
+    async fn read_events(&self, seqs: Vec<u64>) -> Result<Vec<StoredEvent>, EngineError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.events_at(&seqs)).await {
+            Ok(read) => Ok(read?),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
     }
 
     /// The events of a room with these ids that this node holds, for a node
@@ -783,16 +814,24 @@ impl Engine {
         if !Self::may_serve(&view, node) {
             return Err(EngineError::UnknownRoom);
         }
+        let seqs: Vec<u64> = {
+            let arrivals = view.arrivals();
+            ids.iter().filter_map(|id| arrivals.seq(id)).collect()
+        };
+        drop(view);
         // Like a backfill batch: stop once `max_bytes` is reached, so 256
         // ids of large events (or one large event named 256 times) cannot
-        // build a response beyond the frame limit.
+        // build a response beyond the frame limit. Read a few at a time, so
+        // what is read and then left out stays small too.
         let (mut events, mut bytes) = (Vec::new(), 0);
-        for event in ids.iter().filter_map(|id| view.room.event(id)) {
-            if bytes >= max_bytes {
-                return Ok((events, true));
+        for chunk in seqs.chunks(16) {
+            for stored in self.read_events(chunk.to_vec()).await? {
+                if bytes >= max_bytes {
+                    return Ok((events, true));
+                }
+                bytes += stored.bytes.len();
+                events.push(stored.bytes);
             }
-            bytes += event.bytes().len();
-            events.push(event.bytes().to_vec());
         }
         Ok((events, false))
     }
@@ -845,7 +884,9 @@ impl Engine {
     /// Inserts into the replica and updates the read model and indexes.
     /// `Ok(None)`: already held.
     fn insert(&self, view: &mut RoomView, event: Event) -> Result<Option<Fresh>, InsertError> {
-        match view.room.insert(event.clone())? {
+        // The replica keeps no signed bytes (see `RoomView`): the writer
+        // stores them from `Fresh::event`, and peers are answered from the store.
+        match view.room.insert(event.without_bytes())? {
             Inserted::Duplicate => Ok(None),
             Inserted::New {
                 accepted, changed, ..
