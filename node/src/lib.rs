@@ -5,6 +5,9 @@
 //! - [`api`]: the HTTP + WebSocket gateway.
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`peering`]: the node's side of federation — taking and answering what
+//!   other nodes send, publishing, joining rooms held elsewhere (the
+//!   `spaces_federation` crate moves the bytes).
 //! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
 //! - [`http_server`]: connections — caps, time limits, hyper under the API.
 //! - [`hasher`]: password hashing on a bounded thread pool.
@@ -16,11 +19,11 @@ pub mod api;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
-pub mod federation;
 pub mod hasher;
 pub mod http_server;
 pub mod metrics;
 mod node;
+pub mod peering;
 pub mod services;
 pub mod signin;
 #[cfg(test)]

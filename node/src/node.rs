@@ -13,9 +13,9 @@ use crate::api::{self, AppState, Shared};
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::engine::Engine;
-use crate::federation::{self, Federation, NodeHost};
 use crate::http_server;
 use crate::metrics::Metrics;
+use crate::peering::{self, Federation, NodeHost};
 use crate::services::accounts::Accounts;
 use crate::services::links::Links;
 
@@ -58,8 +58,8 @@ impl Node {
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
                 .context("starting federation")?;
-        let publisher = tokio::spawn(federation::run_publisher(engine.clone(), handle.clone()));
-        let presence = tokio::spawn(federation::run_presence(engine.clone(), handle.clone()));
+        let publisher = tokio::spawn(peering::run_publisher(engine.clone(), handle.clone()));
+        let presence = tokio::spawn(peering::run_presence(engine.clone(), handle.clone()));
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;

@@ -5,7 +5,7 @@
 //!
 //! - The import graph (every `crate::…`, `super::…` and `self::…` path)
 //!   has no cycle, between top-level modules or between files.
-//! - `engine/`, `federation.rs` and `services/` do not import `crate::api`
+//! - `engine/`, `peering.rs` and `services/` do not import `crate::api`
 //!   or build JSON (`api/render.rs` does).
 //! - `api/` makes no store write and owns no lock (the rate limiter's
 //!   buckets aside): handlers call services.
@@ -273,13 +273,13 @@ fn the_import_graph_has_no_cycle() {
 }
 
 #[test]
-fn engine_federation_and_services_do_not_import_the_api() {
+fn engine_peering_and_services_do_not_import_the_api() {
     let sources = sources();
     let graph = file_graph(&sources);
     let below_the_api = |module: &[String]| {
         matches!(
             module.first().map(String::as_str),
-            Some("engine" | "federation" | "services")
+            Some("engine" | "peering" | "services")
         )
     };
     let offenders: Vec<String> = graph
@@ -304,7 +304,7 @@ fn below_the_api_nothing_builds_json() {
         .filter(|s| {
             matches!(
                 s.module.first().map(String::as_str),
-                Some("engine" | "federation" | "services")
+                Some("engine" | "peering" | "services")
             )
         })
         .filter(|s| s.code.contains("serde_json"))

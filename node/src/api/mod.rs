@@ -8,7 +8,7 @@
 mod account;
 mod client;
 mod error;
-mod federation;
+mod federation_admin;
 mod links;
 mod messages;
 mod meta;
@@ -64,7 +64,7 @@ pub struct Shared {
     pub hasher: crate::hasher::Hasher,
     pub accounts: crate::services::accounts::Accounts,
     pub links: crate::services::links::Links,
-    pub federation: crate::federation::Federation,
+    pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
     pub stopped: tokio::sync::watch::Receiver<bool>,
@@ -178,11 +178,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/invite-tokens",
             post(session::create_invite_token),
         )
-        .route("/api/v1/admin/federation", get(federation::status))
-        .route("/api/v1/admin/federation/dial", post(federation::dial))
+        .route("/api/v1/admin/federation", get(federation_admin::status))
+        .route(
+            "/api/v1/admin/federation/dial",
+            post(federation_admin::dial),
+        )
         .route(
             "/api/v1/admin/federation/blocks/{node_id}",
-            put(federation::block).delete(federation::unblock),
+            put(federation_admin::block).delete(federation_admin::unblock),
         )
         .route("/api/v1/rooms", get(rooms::list).post(rooms::create))
         .route("/api/v1/dms", post(rooms::create_dm))

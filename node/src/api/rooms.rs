@@ -14,7 +14,7 @@ use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, OptionalJson, Path};
 use super::{AppState, Authed, ranges, render};
 use crate::engine::{NewRoom, now_ms};
-use crate::federation::JoinError;
+use crate::peering::JoinError;
 use crate::services::links::{self, LinkError};
 
 pub fn parse_room(text: &str) -> ApiResult<RoomId> {

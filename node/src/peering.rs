@@ -2,6 +2,10 @@
 //! send ([`NodeHost`], the receive path), answering their sync and join
 //! requests, publishing this node's own events as they become durable, and
 //! joining rooms held elsewhere.
+//!
+//! Named apart from the `spaces_federation` crate (the libp2p side, which
+//! moves bytes and keeps score) and from `api/federation_admin.rs` (the
+//! operator's endpoints).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
