@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, property and integration tests of
-# the workspace, an OpenAPI fuzzer over a live node, then the web client's tests in a real browser. Reuses a target directory outside the checkout when one
-# exists (CI machines may keep /work/target between runs); never needs it.
+# Runs every test: formatting, lints, the dependency policy (deny.toml), unit,
+# property and integration tests of the workspace, an OpenAPI fuzzer over a
+# live node, then the web client's tests in a real browser. Reuses a target
+# directory outside the checkout when one exists (CI machines may keep
+# /work/target between runs); never needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then
@@ -11,6 +13,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo deny: licences, bans (duplicate versions), sources"
+scripts/deny.sh
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== OpenAPI fuzzing of a live node (schemathesis)"
