@@ -65,19 +65,23 @@ fn relative(path: &Path) -> String {
         .to_string()
 }
 
+/// The lines of a Markdown text outside fenced code blocks.
+fn prose_lines(markdown: &str) -> impl Iterator<Item = &str> {
+    let mut in_code = false;
+    markdown.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            return false;
+        }
+        !in_code
+    })
+}
+
 /// GitHub's heading anchors: lower case, punctuation dropped (but `-` and
 /// `_`), spaces to `-`; a repeated heading gets `-1`, `-2`, ….
 fn anchors(markdown: &str) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
-    let mut in_code = false;
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for line in prose_lines(markdown) {
         // Explicit anchors: `<a id="f1"></a>`.
         let mut rest = line;
         while let Some(at) = rest.find("<a id=\"") {
@@ -113,15 +117,7 @@ fn anchors(markdown: &str) -> BTreeSet<String> {
 /// The targets of inline Markdown links `[text](target)`, outside code.
 fn link_targets(markdown: &str) -> Vec<String> {
     let mut targets = Vec::new();
-    let mut in_code = false;
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for line in prose_lines(markdown) {
         // Inline code spans may hold link-like text that is not a link.
         let mut outside = String::new();
         for (i, part) in line.split('`').enumerate() {
