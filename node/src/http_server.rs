@@ -185,6 +185,7 @@ pub async fn serve(
             stall: None,
             stalled: false,
             metrics: metrics.clone(),
+            replacement: None,
             _permit: permit,
         };
         tokio::spawn(serve_connection(
@@ -546,10 +547,79 @@ struct Io {
     /// The last write attempt could not proceed.
     stalled: bool,
     metrics: Arc<Metrics>,
+    /// hyper's own answer to a request it could not parse, replaced by one
+    /// with a `{code, message}` body: the bytes still to send, and how many
+    /// are sent. Once set, whatever else hyper writes is dropped (it closes
+    /// the connection after such an answer).
+    replacement: Option<(Vec<u8>, usize)>,
     _permit: Permit,
 }
 
+/// hyper answers a request line or head it cannot parse (400), a URI too
+/// long (414) or headers too large (431) itself, with an empty body, before
+/// any request reaches the router. Such an answer is the only thing written
+/// while the connection is still reading a request's head; this gives it
+/// the `{code, message}` body every other error has (api.md, Errors).
+fn replace_hyper_error(head: &[u8]) -> Option<Vec<u8>> {
+    let status = head.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
+    let (status_line, code, message) = match status {
+        b"431" => (
+            "431 Request Header Fields Too Large",
+            "headers_too_large",
+            "the request's headers are too large",
+        ),
+        b"414" => (
+            "414 URI Too Long",
+            "uri_too_long",
+            "the request's URI is too long",
+        ),
+        _ if status.starts_with(b"4") => (
+            "400 Bad Request",
+            "bad_request",
+            "the request line or headers could not be parsed as HTTP/1.1",
+        ),
+        _ => return None,
+    };
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    Some(
+        format!(
+            "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
 impl Io {
+    /// Writes hyper's `buf`, or the replacement of hyper's own error answer
+    /// (see [`replace_hyper_error`]) in its place.
+    fn poll_write_or_replace(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        if self.replacement.is_none() {
+            let reading_head = matches!(*self.connection.0.phase.lock().unwrap(), Phase::Head(_));
+            if !reading_head {
+                return None;
+            }
+            self.replacement = Some((replace_hyper_error(buf)?, 0));
+        }
+        let (bytes, sent) = self.replacement.as_mut()?;
+        while *sent < bytes.len() {
+            let result = Pin::new(&mut self.tcp).poll_write(cx, &bytes[*sent..]);
+            match result {
+                Poll::Ready(Ok(n)) => *sent += n,
+                other => {
+                    let result = other.map_ok(|_| buf.len());
+                    return Some(self.write_result(cx, result));
+                }
+            }
+        }
+        // hyper's bytes are taken, and dropped.
+        Some(Poll::Ready(Ok(buf.len())))
+    }
+
     fn write_result<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -632,6 +702,9 @@ impl AsyncWrite for Io {
         if self.timed_out() {
             return timed_out_error();
         }
+        if let Some(replaced) = self.poll_write_or_replace(cx, buf) {
+            return replaced;
+        }
         let result = Pin::new(&mut self.tcp).poll_write(cx, buf);
         self.count_written(&result);
         self.write_result(cx, result)
@@ -644,6 +717,14 @@ impl AsyncWrite for Io {
     ) -> Poll<io::Result<usize>> {
         if self.timed_out() {
             return timed_out_error();
+        }
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty())
+            && (self.replacement.is_some() || first.starts_with(b"HTTP/1.1 4"))
+        {
+            let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+            if let Some(replaced) = self.poll_write_or_replace(cx, first) {
+                return replaced.map_ok(|_| total);
+            }
         }
         let result = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
         self.count_written(&result);

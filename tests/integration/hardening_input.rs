@@ -567,3 +567,61 @@ async fn spoofing_text_is_refused() {
         .expect("the current session");
     assert_eq!(current["device"], "phone");
 }
+
+/// Sends `request` on a fresh connection and reads the answer to its end
+/// (the node closes after these answers).
+async fn raw_exchange(node: &Node, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the node answers and closes")
+    .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Requests hyper cannot parse, answered by hyper before the router runs,
+/// still get a `{code, message}` body.
+#[tokio::test]
+async fn unparsable_requests_get_code_and_message() {
+    let (_dir, node) = node(&[]).await;
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (
+            b"NOT HTTP AT ALL\r\n\r\n".to_vec(),
+            "HTTP/1.1 400 ",
+            "bad_request",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                "a".repeat(1 << 20)
+            )
+            .into_bytes(),
+            "HTTP/1.1 431 ",
+            "headers_too_large",
+        ),
+    ];
+    for (request, status_line, code) in cases {
+        let answer = raw_exchange(&node, &request).await;
+        assert!(
+            answer.starts_with(status_line),
+            "{status_line}: {answer:.200}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let body: Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["code"], code, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // The node still serves.
+    assert_eq!(node.get("/healthz", None).await.status, 200);
+}
