@@ -702,7 +702,11 @@ impl AsyncWrite for Io {
         if self.timed_out() {
             return timed_out_error();
         }
-        if let Some(replaced) = self.poll_write_or_replace(cx, buf) {
+        // Only a write that starts like a 4xx status line can be hyper's own
+        // error answer: every other write skips the phase lock.
+        if (self.replacement.is_some() || buf.starts_with(b"HTTP/1.1 4"))
+            && let Some(replaced) = self.poll_write_or_replace(cx, buf)
+        {
             return replaced;
         }
         let result = Pin::new(&mut self.tcp).poll_write(cx, buf);
