@@ -217,6 +217,51 @@ pub enum Class {
 }
 
 impl Content {
+    /// What a replica keeps of this content: everything admission and
+    /// resolution read, nothing they do not. State events are kept whole
+    /// (they are the room's state). A message keeps its reply and thread
+    /// targets, its `@room` flag and whether it carries files (both need a
+    /// permission), but not its text, mentioned users and roles, or its
+    /// files' names and types; an edit keeps its target and `@room` flag;
+    /// a redaction its target; a reaction its target and key (the read
+    /// model counts reactions per key). The rest stays in the node's store
+    /// (docs/spec/state-resolution.md §What a replica holds).
+    pub fn skeleton(&self) -> Content {
+        let mentions = |m: &Mentions| Mentions {
+            room: m.room,
+            ..Mentions::default()
+        };
+        match self {
+            Content::Message(m) => Content::Message(Message {
+                body: String::new(),
+                mentions: mentions(&m.mentions),
+                reply_to: m.reply_to,
+                thread: m.thread,
+                // One file stands for all: only "has files" is authorized.
+                attachments: m
+                    .attachments
+                    .first()
+                    .map(|a| Attachment {
+                        mime: String::new(),
+                        name: String::new(),
+                        ..a.clone()
+                    })
+                    .into_iter()
+                    .collect(),
+            }),
+            Content::Edit(e) => Content::Edit(Edit {
+                target: e.target,
+                body: String::new(),
+                mentions: mentions(&e.mentions),
+            }),
+            Content::Redaction(r) => Content::Redaction(Redaction {
+                target: r.target,
+                reason: None,
+            }),
+            other => other.clone(),
+        }
+    }
+
     /// The event type's name, as used in the HTTP API and logs.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -350,6 +395,76 @@ mod tests {
 
     fn user(name: &str) -> UserId {
         UserId::new(name, NodeId([1; 32])).unwrap()
+    }
+
+    #[test]
+    fn a_skeleton_keeps_what_authorization_reads_and_drops_text_and_files() {
+        let file = |name: &str| Attachment {
+            hash: [7; 32],
+            size: 1 << 20,
+            mime: "image/png".into(),
+            name: name.into(),
+            width: Some(10),
+            height: Some(20),
+            node: NodeId([1; 32]),
+        };
+        let mentions = Mentions {
+            users: vec![user("a"), user("b")],
+            roles: vec![RoleId(3)],
+            room: true,
+        };
+        let message = Content::Message(Message {
+            body: "x".repeat(16_000),
+            mentions: mentions.clone(),
+            reply_to: Some(EventId([4; 32])),
+            thread: Some(EventId([5; 32])),
+            attachments: vec![file("a.png"), file("b.png")],
+        });
+        let Content::Message(kept) = message.skeleton() else {
+            panic!("a message stays a message");
+        };
+        assert!(kept.body.is_empty());
+        assert_eq!(
+            (kept.reply_to, kept.thread),
+            (Some(EventId([4; 32])), Some(EventId([5; 32])))
+        );
+        assert!(
+            kept.mentions.room && kept.mentions.users.is_empty() && kept.mentions.roles.is_empty()
+        );
+        assert_eq!(kept.attachments.len(), 1, "has files, not which");
+        assert!(kept.attachments[0].name.is_empty() && kept.attachments[0].mime.is_empty());
+        let plain = Content::Message(Message::default());
+        assert_eq!(plain.skeleton(), plain);
+        let edit = Content::Edit(Edit {
+            target: EventId([6; 32]),
+            body: "new text".into(),
+            mentions,
+        });
+        let Content::Edit(kept) = edit.skeleton() else {
+            panic!("an edit stays an edit");
+        };
+        assert_eq!(kept.target, EventId([6; 32]));
+        assert!(kept.body.is_empty() && kept.mentions.room);
+        let redaction = Content::Redaction(Redaction {
+            target: EventId([6; 32]),
+            reason: Some("spam".into()),
+        });
+        assert_eq!(
+            redaction.skeleton(),
+            Content::Redaction(Redaction {
+                target: EventId([6; 32]),
+                reason: None
+            })
+        );
+        // State, reactions: whole.
+        for content in samples() {
+            if !matches!(
+                content,
+                Content::Message(_) | Content::Edit(_) | Content::Redaction(_)
+            ) {
+                assert_eq!(content.skeleton(), content);
+            }
+        }
     }
 
     fn samples() -> Vec<Content> {

@@ -225,22 +225,31 @@ impl Event {
         Event::from_parts(event_id_of(signed), body, bytes.to_vec())
     }
 
-    /// [`Event::decode_trusted`] keeping no copy of the bytes: for a holder that keeps them
-    /// elsewhere (see [`Event::without_bytes`]).
-    pub fn decode_trusted_body(bytes: &[u8]) -> Result<Event, Rejection> {
-        Ok(Event::decode_trusted(bytes)?.without_bytes())
+    /// [`Event::decode_trusted`], keeping only the [`Event::skeleton`]: for
+    /// a replica loaded from its own store.
+    pub fn decode_skeleton(bytes: &[u8]) -> Result<Event, Rejection> {
+        Ok(Event::decode_trusted(bytes)?.skeleton())
     }
 
-    /// The same event without its signed bytes, for a holder that keeps them elsewhere (the
-    /// node's replica: its store holds them): [`Event::bytes`] of the copy is empty. Its id,
-    /// body and everything derived from them are unchanged, so admission, resolution and
-    /// rendering see no difference.
-    pub fn without_bytes(&self) -> Event {
+    /// The event as a replica keeps it ([`Content::skeleton`], no signed
+    /// bytes): its id, room, sender, parents, depth and clock are unchanged,
+    /// so admission, resolution and the order see no difference, but its
+    /// text and files are not held. Only for a holder whose store keeps the
+    /// whole event; [`Event::bytes`] of the copy is empty.
+    pub fn skeleton(&self) -> Event {
         Event(Arc::new(Inner {
             id: self.0.id,
             room_id: self.0.room_id,
             sender: self.0.sender.clone(),
-            body: self.0.body.clone(),
+            body: EventBody {
+                origin: self.0.body.origin,
+                room: self.0.body.room,
+                sender: self.0.body.sender.clone(),
+                parents: self.0.body.parents.clone(),
+                depth: self.0.body.depth,
+                origin_ts: self.0.body.origin_ts,
+                content: self.0.body.content.skeleton(),
+            },
             bytes: Vec::new(),
         }))
     }
@@ -287,8 +296,7 @@ impl Event {
         &self.0.body
     }
     /// The exact bytes that were signed and verified: store and forward these.
-    /// The signed bytes: what a peer is sent. Empty for a copy made by
-    /// [`Event::without_bytes`].
+    /// Empty for a copy made by [`Event::skeleton`].
     pub fn bytes(&self) -> &[u8] {
         &self.0.bytes
     }
@@ -399,14 +407,19 @@ mod tests {
             Event::decode(&tampered).unwrap_err(),
             Rejection::BadSignature
         );
-        // A copy without the bytes is the same event in every other respect.
+        // A skeleton is the same event to admission and resolution.
         for resident in [
-            event.without_bytes(),
-            Event::decode_trusted_body(event.bytes()).unwrap(),
+            event.skeleton(),
+            Event::decode_skeleton(event.bytes()).unwrap(),
         ] {
             assert!(resident.bytes().is_empty());
             assert_eq!(resident, event);
-            assert_eq!(resident.body(), event.body());
+            assert_eq!(resident.content(), &event.content().skeleton());
+            assert_eq!(resident.parents(), event.parents());
+            assert_eq!(
+                (resident.depth(), resident.origin_ts(), resident.origin()),
+                (event.depth(), event.origin_ts(), event.origin())
+            );
             assert_eq!(
                 (resident.room_id(), resident.sender(), resident.class()),
                 (event.room_id(), event.sender(), event.class())

@@ -12,7 +12,7 @@ use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, Path, Query, object};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, ranges, render};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, PageAt};
 
 fn parse_event(text: &str) -> ApiResult<EventId> {
     text.parse()
@@ -100,17 +100,6 @@ pub struct HistoryQuery {
     around: Option<String>,
 }
 
-/// Shown in the main timeline: everything accepted except reactions, edits
-/// and redactions (folded into their targets) and thread replies (in the
-/// thread view).
-fn in_timeline(content: &Content) -> bool {
-    match content {
-        Content::Message(m) => m.thread.is_none(),
-        Content::Reaction(_) | Content::Edit(_) | Content::Redaction(_) => false,
-        _ => true,
-    }
-}
-
 pub async fn history(
     State(state): State<AppState>,
     authed: Authed,
@@ -125,104 +114,31 @@ pub async fn history(
             "around cannot be combined with from or dir",
         ));
     }
-    let backwards = match query.dir.as_deref() {
-        None | Some("b") => true,
-        Some("f") => false,
-        Some(_) => return Err(ApiError::bad_request("bad_value", "dir must be b or f")),
+    let from = query.from.as_deref().map(parse_event).transpose()?;
+    let at = match (query.around.as_deref(), query.dir.as_deref()) {
+        (Some(around), _) => PageAt::Around(parse_event(around)?),
+        (None, None | Some("b")) => PageAt::Before(from),
+        (None, Some("f")) => PageAt::After(from),
+        (None, Some(_)) => return Err(ApiError::bad_request("bad_value", "dir must be b or f")),
     };
-    let slot = state.engine.room(&room_id)?;
-    let view = slot.lock().await;
-    let floor = view.readable(&authed.user)?;
-    let len = view.room.len();
-    let bounds = (floor, len);
-    let position = |id: &str| -> ApiResult<usize> {
-        view.room
-            .position(&parse_event(id)?)
-            .ok_or_else(|| ApiError::not_found("unknown_event", "no such event in this room"))
-    };
-    // Only what is on disk: a received event is in the replica a moment
-    // before the writer stores it, and until then has no seq (a read
-    // marker on it would find nothing). The arrivals lock is taken per
-    // candidate: the writer needs it after every commit to this room.
-    let shown = |pos: usize| {
-        view.room.at(pos).is_some_and(|(event, accepted)| {
-            accepted && in_timeline(event.content()) && view.arrivals().seq(&event.id()).is_some()
-        })
-    };
-    let render = |positions: &[usize]| -> Vec<Value> {
-        positions
-            .iter()
-            .filter_map(|p| view.room.at(*p))
-            .map(|(e, _)| render::event(e, Some(&view), &authed.user))
-            .collect()
-    };
-    if let Some(around) = &query.around {
-        let anchor = position(around)?;
-        if anchor < floor {
-            // Invariant 4: an event the caller may not read is not theirs to find.
-            return Err(ApiError::not_found(
-                "unknown_event",
-                "no such event in this room",
-            ));
-        }
-        let n_before = (limit - 1) / 2;
-        let (mut positions, has_more_before) = scan((anchor, true), bounds, n_before, &shown);
-        positions.reverse();
-        if shown(anchor) {
-            positions.push(anchor);
-        }
-        let n_after = limit - positions.len();
-        let (after, has_more_after) = scan((anchor + 1, false), bounds, n_after, &shown);
-        positions.extend(after);
-        return Ok(Json(json!({
-            "events": render(&positions),
-            "has_more_before": has_more_before,
-            "has_more_after": has_more_after,
-        })));
-    }
-    let anchor = query.from.as_deref().map(position).transpose()?;
-    let (positions, has_more) = if backwards {
-        let (mut positions, has_more) = scan((anchor.unwrap_or(len), true), bounds, limit, &shown);
-        positions.reverse();
-        (positions, has_more)
-    } else {
-        scan(
-            (anchor.map_or(floor, |a| a + 1), false),
-            bounds,
-            limit,
-            &shown,
-        )
-    };
-    Ok(Json(
-        json!({ "events": render(&positions), "has_more": has_more }),
-    ))
-}
-
-/// Up to `limit` positions of `floor..len` for which `shown` holds:
-/// backwards from just before `start`, or forwards from `start` (inclusive),
-/// in scan order; and whether another lies beyond them.
-fn scan(
-    (start, backwards): (usize, bool),
-    (floor, len): (usize, usize),
-    limit: usize,
-    shown: &dyn Fn(usize) -> bool,
-) -> (Vec<usize>, bool) {
-    let mut positions = Vec::with_capacity(limit);
-    let candidates: Box<dyn Iterator<Item = usize>> = if backwards {
-        Box::new((floor..start.min(len)).rev())
-    } else {
-        Box::new(start.max(floor)..len)
-    };
-    for pos in candidates {
-        if !shown(pos) {
-            continue;
-        }
-        if positions.len() == limit {
-            return (positions, true);
-        }
-        positions.push(pos);
-    }
-    (positions, false)
+    let page = state
+        .engine
+        .history(&room_id, &authed.user, at, limit)
+        .await?;
+    let events: Vec<Value> = page
+        .events
+        .iter()
+        .map(|s| render::event(&s.event, s.notes.as_ref(), &authed.user))
+        .collect();
+    Ok(Json(match at {
+        PageAt::Around(_) => json!({
+            "events": events,
+            "has_more_before": page.more_before,
+            "has_more_after": page.more_after,
+        }),
+        PageAt::Before(_) => json!({ "events": events, "has_more": page.more_before }),
+        PageAt::After(_) => json!({ "events": events, "has_more": page.more_after }),
+    }))
 }
 
 pub async fn thread(
@@ -232,36 +148,13 @@ pub async fn thread(
 ) -> ApiResult<Json<Value>> {
     let room_id = parse_room(&room_id)?;
     let root = parse_event(&event_id)?;
-    let slot = state.engine.room(&room_id)?;
-    let view = slot.lock().await;
-    let floor = view.readable(&authed.user)?;
-    let visible = |id: &EventId| {
-        view.room.position(id).is_some_and(|p| p >= floor)
-            && view.room.is_accepted(id)
-            && view.arrivals().seq(id).is_some()
-    };
-    if !visible(&root) {
-        return Err(ApiError::not_found(
-            "unknown_event",
-            "no such message in this room",
-        ));
-    }
-    let root_event = view
-        .room
-        .event(&root)
-        .ok_or_else(|| ApiError::not_found("unknown_event", "no such message"))?;
-    let replies: Vec<Value> = view
-        .agg
-        .threads
-        .get(&root)
-        .into_iter()
-        .flatten()
-        .filter(|id| visible(id))
-        .filter_map(|id| view.room.event(id))
-        .map(|e| render::event(e, Some(&view), &authed.user))
+    let (root, replies) = state.engine.thread(&room_id, &authed.user, root).await?;
+    let replies: Vec<Value> = replies
+        .iter()
+        .map(|s| render::event(&s.event, s.notes.as_ref(), &authed.user))
         .collect();
     Ok(Json(
-        json!({ "root": render::event(root_event, Some(&view), &authed.user), "replies": replies }),
+        json!({ "root": render::event(&root.event, root.notes.as_ref(), &authed.user), "replies": replies }),
     ))
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use spaces_protocol::content::*;
 use spaces_protocol::{Event, Permissions, RoomState, UserId};
 
-use crate::engine::{EphemeralItem, Notice, RoomView};
+use crate::engine::{EphemeralItem, Notes, Notice, RoomView};
 
 pub fn membership(m: Membership) -> &'static str {
     match m {
@@ -118,9 +118,9 @@ pub fn content(content: &Content) -> Value {
     }
 }
 
-/// An event as clients see it. With a view, messages carry their
-/// aggregates (reactions, latest edit, redaction, thread size).
-pub fn event(event: &Event, view: Option<&RoomView>, viewer: &UserId) -> Value {
+/// An event as clients see it. With the read model's notes, messages carry
+/// their reactions, latest edit, redaction and thread size.
+pub fn event(event: &Event, notes: Option<&Notes>, viewer: &UserId) -> Value {
     let mut value = json!({
         "event_id": event.id().to_string(),
         "room_id": event.room_id().to_string(),
@@ -130,42 +130,33 @@ pub fn event(event: &Event, view: Option<&RoomView>, viewer: &UserId) -> Value {
         "depth": event.depth(),
         "content": content(event.content()),
     });
-    let (Some(view), Content::Message(_)) = (view, event.content()) else {
+    let (Some(notes), Content::Message(_)) = (notes, event.content()) else {
         return value;
     };
-    let id = event.id();
-    let agg = &view.agg;
-    let redacted = agg.redacted.contains(&id);
-    let reactions: Vec<Value> = agg
+    let reactions: Vec<Value> = notes
         .reactions
-        .get(&id)
-        .map(|reactions| {
-            reactions
-                .iter()
-                .map(|(key, users)| {
-                    json!({
-                        "key": key, "count": users.len(),
-                        "me": users.iter().any(|(u, _)| u == viewer),
-                        "users": users.iter().map(|(u, _)| u.to_string()).collect::<Vec<_>>(),
-                    })
-                })
-                .collect()
+        .iter()
+        .map(|(key, users)| {
+            json!({
+                "key": key, "count": users.len(),
+                "me": users.iter().any(|(u, _)| u == viewer),
+                "users": users.iter().map(|(u, _)| u.to_string()).collect::<Vec<_>>(),
+            })
         })
-        .unwrap_or_default();
-    let edited = agg
-        .edits
-        .get(&id)
-        .filter(|_| !redacted)
+        .collect();
+    let edited = notes
+        .edited
+        .as_ref()
+        .filter(|_| !notes.redacted)
         .map(|(edit_id, body)| json!({ "edit_id": edit_id.to_string(), "body": body }));
-    let thread_count = agg.threads.get(&id).map_or(0, Vec::len);
     if let Some(object) = value.as_object_mut() {
-        if redacted {
+        if notes.redacted {
             object.insert("content".into(), json!({ "body": "", "mentions": { "users": [], "roles": [], "room": false }, "reply_to": null, "thread": null, "attachments": [] }));
         }
-        object.insert("redacted".into(), json!(redacted));
+        object.insert("redacted".into(), json!(notes.redacted));
         object.insert("edited".into(), edited.unwrap_or(Value::Null));
         object.insert("reactions".into(), json!(reactions));
-        object.insert("thread_count".into(), json!(thread_count));
+        object.insert("thread_count".into(), json!(notes.thread_count));
     }
     value
 }

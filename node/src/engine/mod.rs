@@ -13,6 +13,7 @@
 //! in user ids and protocol content.
 
 mod presence;
+mod read;
 mod rules;
 mod view;
 mod writer;
@@ -27,10 +28,11 @@ use spaces_protocol::{
     AuthError, Ephemeral, EphemeralBody, EphemeralKind, Event, EventBody, EventId, InsertError,
     Inserted, NodeId, NodeKey, Rejection, Room, RoomId, UserId,
 };
-use spaces_store::{Store, StoredEvent};
+use spaces_store::Store;
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 pub use presence::{ClientPresence, PresenceOptions};
+pub use read::{Notes, Page, PageAt, Shown};
 pub use view::{Aggregates, Arrivals, Reactions, RoomView};
 use writer::Writer;
 pub use writer::{Fresh, StreamItem, WriteFailed};
@@ -230,7 +232,7 @@ impl Engine {
         for stored in store.events() {
             let stored = stored?;
             // The replica keeps no signed bytes: the store has them.
-            match Event::decode_trusted_body(&stored.bytes) {
+            match Event::decode_skeleton(&stored.bytes) {
                 Ok(event) => {
                     let (seqs, events) = by_room.entry(RoomId(stored.room_id)).or_default();
                     seqs.insert(event.id(), stored.seq);
@@ -486,19 +488,23 @@ impl Engine {
         let mut accepted = Vec::new();
         for id in flipped {
             // Nothing before the floor, not even an id (invariant 4).
-            let Some(event) = view
-                .room
-                .event(&id)
-                .filter(|_| view.room.position(&id).is_some_and(|p| p >= floor))
-            else {
+            if !view.room.position(&id).is_some_and(|p| p >= floor) {
                 continue;
-            };
+            }
             if view.room.is_accepted(&id) {
-                accepted.push(event.clone());
+                accepted.push(id);
             } else {
                 refused.push(id);
             }
         }
+        // The replica holds skeletons: the accepted are read back whole.
+        let accepted: Vec<Event> = match self.show(view, &accepted, false).await {
+            Ok(shown) => shown.into_iter().map(|s| s.event).collect(),
+            Err(error) => {
+                tracing::error!(%error, "reading events whose acceptance changed");
+                Vec::new()
+            }
+        };
         (!refused.is_empty() || !accepted.is_empty()).then_some((refused, accepted))
     }
 
@@ -520,7 +526,7 @@ impl Engine {
         .sign(&self.inner.key)
         .map_err(EngineError::Invalid)?;
         let room_id = create.room_id();
-        let room = Room::new(create.without_bytes()).map_err(EngineError::Invalid)?;
+        let room = Room::new(create.skeleton()).map_err(EngineError::Invalid)?;
         let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
         let mut view = slot.clone().lock_owned().await;
         let mut events = vec![Fresh {
@@ -653,7 +659,7 @@ impl Engine {
         let slot = match self.room(&room_id) {
             Ok(slot) => slot,
             Err(_) if matches!(events[0].content(), Content::Create(_)) => {
-                let room = Room::new(events[0].without_bytes()).map_err(EngineError::Invalid)?;
+                let room = Room::new(events[0].skeleton()).map_err(EngineError::Invalid)?;
                 let slot = Arc::new(Mutex::new(RoomView::new(room, HashMap::new())));
                 // Locked before it is visible, so the create is queued first.
                 let view = slot.clone().lock_owned().await;
@@ -786,19 +792,6 @@ impl Engine {
         Ok((events, more))
     }
 
-    /// The stored events at `seqs`, in that order, read off the async
-    /// threads: the replica keeps no signed bytes.
-    async fn read_events(&self, seqs: Vec<u64>) -> Result<Vec<StoredEvent>, EngineError> {
-        if seqs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || store.events_at(&seqs)).await {
-            Ok(read) => Ok(read?),
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
-
     /// The events of a room with these ids that this node holds, for a node
     /// that may see the room, in the order asked, up to about `max_bytes`
     /// (`true`: some were left out).
@@ -886,7 +879,7 @@ impl Engine {
     fn insert(&self, view: &mut RoomView, event: Event) -> Result<Option<Fresh>, InsertError> {
         // The replica keeps no signed bytes (see `RoomView`): the writer
         // stores them from `Fresh::event`, and peers are answered from the store.
-        match view.room.insert(event.without_bytes())? {
+        match view.room.insert(event.skeleton())? {
             Inserted::Duplicate => Ok(None),
             Inserted::New {
                 accepted, changed, ..

@@ -16,8 +16,8 @@ pub type Reactions = BTreeMap<String, Vec<(UserId, EventId)>>;
 #[derive(Debug, Default)]
 pub struct Aggregates {
     pub reactions: HashMap<EventId, Reactions>,
-    /// The latest accepted edit of a message: (edit id, new body).
-    pub edits: HashMap<EventId, (EventId, String)>,
+    /// The latest accepted edit of a message (its body is in the store).
+    pub edits: HashMap<EventId, EventId>,
     pub redacted: HashSet<EventId>,
     /// Thread root → replies, in canonical order.
     pub threads: HashMap<EventId, Vec<EventId>>,
@@ -215,7 +215,7 @@ impl Aggregates {
                 }
             }
             Content::Edit(e) => {
-                self.edits.insert(e.target, (event.id(), e.body.clone()));
+                self.edits.insert(e.target, event.id());
             }
             Content::Redaction(r) => {
                 self.redacted.insert(r.target);

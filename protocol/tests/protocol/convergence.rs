@@ -801,7 +801,32 @@ impl World {
         let content = match kind % 16 {
             0..=3 => match pick(&messages, b).filter(|_| b.is_multiple_of(3)) {
                 Some(id) => reply("re", id),
-                None => text(&format!("m{b}")),
+                // Some with what needs a permission (`@room`, files), which
+                // a replica of skeletons must authorize alike.
+                None => match b % 5 {
+                    1 => Content::Message(Message {
+                        body: format!("@room m{b}"),
+                        mentions: Mentions {
+                            room: true,
+                            ..Mentions::default()
+                        },
+                        ..Message::default()
+                    }),
+                    2 => Content::Message(Message {
+                        body: format!("file m{b}"),
+                        attachments: vec![Attachment {
+                            hash: [b; 32],
+                            size: u64::from(b),
+                            mime: "text/plain".into(),
+                            name: format!("f{b}.txt"),
+                            width: None,
+                            height: None,
+                            node: author.key.node_id(),
+                        }],
+                        ..Message::default()
+                    }),
+                    _ => text(&format!("m{b}")),
+                },
             },
             4 => match pick(&messages, b) {
                 Some(id) => in_thread("thread", id),
@@ -937,16 +962,16 @@ fn check_convergence(ops: &[Op], delivery_seed: u64) -> Result<(), TestCaseError
     let (loaded, skipped) = Room::load(world.create.clone(), stored).unwrap();
     prop_assert!(skipped.is_empty());
     prop_assert_eq!(&outcome(&loaded), &want);
-    // The node's path: a replica of events without their signed bytes
-    // (`Event::without_bytes`, what the node keeps resident), delivered in
-    // another order with duplicates, and loaded from them, reaches the same
-    // state and order and rejects the same events.
-    let mut skeletons: Vec<Event> = world.published.iter().map(Event::without_bytes).collect();
+    // The node's path: a replica of skeletons (`Event::skeleton`: no
+    // signed bytes, no text or files, what the node keeps resident),
+    // delivered in another order with duplicates, and loaded from them,
+    // reaches the same state and order and rejects the same events.
+    let mut skeletons: Vec<Event> = world.published.iter().map(Event::skeleton).collect();
     for _ in 0..world.published.len() / 3 {
         skeletons.push(skeletons[rng.below(world.published.len())].clone());
     }
     rng.shuffle(&mut skeletons);
-    let mut replica = Replica::new(&world.create.without_bytes());
+    let mut replica = Replica::new(&world.create.skeleton());
     for event in skeletons {
         replica.deliver(event);
     }
@@ -958,10 +983,10 @@ fn check_convergence(ops: &[Op], delivery_seed: u64) -> Result<(), TestCaseError
     let mut stored: Vec<Event> = replicas[0]
         .room
         .iter()
-        .map(|(e, _)| Event::decode_trusted_body(e.bytes()).unwrap())
+        .map(|(e, _)| Event::decode_skeleton(e.bytes()).unwrap())
         .collect();
     rng.shuffle(&mut stored);
-    let (loaded, skipped) = Room::load(world.create.without_bytes(), stored).unwrap();
+    let (loaded, skipped) = Room::load(world.create.skeleton(), stored).unwrap();
     prop_assert!(skipped.is_empty());
     prop_assert_eq!(outcome(&loaded), want);
     Ok(())
