@@ -173,11 +173,7 @@ impl Engine {
         limit: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), EngineError> {
-        let slot = self.room(room_id)?;
-        let view = slot.lock().await;
-        if !Self::may_serve(&view, node) {
-            return Err(EngineError::UnknownRoom);
-        }
+        let view = self.served(room_id, node).await?;
         let room = &view.room;
         let known: Vec<EventId> = known
             .iter()
@@ -208,16 +204,8 @@ impl Engine {
             }
         }
         drop(view);
-        let mut events = Vec::with_capacity(seqs.len());
-        let mut bytes = 0;
-        for stored in self.read_events(seqs).await? {
-            if bytes >= max_bytes {
-                return Ok((events, true));
-            }
-            bytes += stored.bytes.len();
-            events.push(stored.bytes);
-        }
-        Ok((events, more))
+        let (events, cut) = self.signed_bytes(&seqs, max_bytes).await?;
+        Ok((events, cut || more))
     }
 
     /// The events of a room with these ids that this node holds, for a node
@@ -230,20 +218,39 @@ impl Engine {
         ids: &[EventId],
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), EngineError> {
-        let slot = self.room(room_id)?;
-        let view = slot.lock().await;
-        if !Self::may_serve(&view, node) {
-            return Err(EngineError::UnknownRoom);
-        }
+        let view = self.served(room_id, node).await?;
         let seqs: Vec<u64> = {
             let arrivals = view.arrivals();
             ids.iter().filter_map(|id| arrivals.seq(id)).collect()
         };
         drop(view);
-        // Like a backfill batch: stop once `max_bytes` is reached, so 256
-        // ids of large events (or one large event named 256 times) cannot
-        // build a response beyond the frame limit. Read a few at a time, so
-        // what is read and then left out stays small too.
+        self.signed_bytes(&seqs, max_bytes).await
+    }
+
+    /// The room, locked, when `node` may be sent its events; otherwise it is
+    /// an unknown room to that node.
+    async fn served(
+        &self,
+        room_id: &RoomId,
+        node: NodeId,
+    ) -> Result<OwnedMutexGuard<RoomView>, EngineError> {
+        let view = self.room(room_id)?.lock_owned().await;
+        if !Self::may_serve(&view, node) {
+            return Err(EngineError::UnknownRoom);
+        }
+        Ok(view)
+    }
+
+    /// The signed bytes of the stored events at `seqs`, in that order,
+    /// stopping once `max_bytes` is reached (`true`: some were left out), so
+    /// 256 ids of large events (or one large event named 256 times) cannot
+    /// build a response beyond the frame limit. Read a few at a time, so
+    /// what is read and then left out stays small too.
+    async fn signed_bytes(
+        &self,
+        seqs: &[u64],
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), EngineError> {
         let (mut events, mut bytes) = (Vec::new(), 0);
         for chunk in seqs.chunks(16) {
             for stored in self.read_events(chunk.to_vec()).await? {

@@ -2,7 +2,7 @@
 //! signed by another node's key, on a real store.
 
 use super::*;
-use spaces_protocol::content::{Member, Membership, Message};
+use spaces_protocol::content::{Edit, Member, Membership, Message};
 
 fn open_with_writer(dir: &std::path::Path) -> (Engine, std::thread::JoinHandle<()>) {
     let store = Store::open(dir, &spaces_store::Options::default()).unwrap();
@@ -426,4 +426,57 @@ async fn a_clock_far_ahead_is_deferred_not_admitted() {
         engine.ingest(join).await.unwrap(),
         Ingested::New { accepted: true }
     );
+}
+
+/// The replica holds no text of a message or an edit, live or after a
+/// restart; history reads both back whole from the store.
+#[tokio::test]
+async fn text_lives_in_the_store_and_history_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, writer) = open_with_writer(dir.path());
+    let owner = UserId::new("owner", engine.node_id()).unwrap();
+    let room_id = public_room(&engine, &owner).await;
+    let long = "x".repeat(16_000);
+    let message = engine.send(&owner, &room_id, said(&long)).await.unwrap();
+    let edit = Content::Edit(Edit {
+        target: message.id(),
+        body: "short now".into(),
+        mentions: Default::default(),
+    });
+    let edit = engine.send(&owner, &room_id, edit).await.unwrap();
+
+    let check = |engine: Engine| {
+        let (long, message, edit) = (long.clone(), message.clone(), edit.clone());
+        let owner = owner.clone();
+        async move {
+            {
+                let slot = engine.room(&room_id).unwrap();
+                let view = slot.lock().await;
+                for id in [message.id(), edit.id()] {
+                    let held = view.room.event(&id).unwrap();
+                    assert!(held.bytes().is_empty());
+                    assert_eq!(held.content(), &held.content().skeleton());
+                    assert!(
+                        matches!(held.content(),
+                    Content::Message(m) if m.body.is_empty())
+                            || matches!(held.content(), Content::Edit(e) if e.body.is_empty())
+                    );
+                }
+            }
+            let page = engine
+                .history(&room_id, &owner, PageAt::Before(None), 10)
+                .await
+                .unwrap();
+            let shown = page.events.last().unwrap();
+            assert_eq!(shown.event.id(), message.id());
+            assert!(matches!(shown.event.content(), Content::Message(m) if m.body == long));
+            let notes = shown.notes.as_ref().unwrap();
+            assert_eq!(notes.edited, Some((edit.id(), "short now".to_string())));
+            engine
+        }
+    };
+    let engine = check(engine).await;
+    drop(engine);
+    writer.join().unwrap();
+    check(open(dir.path())).await;
 }

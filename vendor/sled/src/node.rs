@@ -14,6 +14,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// Spaces patch 4: the bytes of the node's keys and values (or keys and
+    /// child pointers), for the cache's accounting of blob-backed pages.
+    pub(crate) fn held_bytes(&self) -> u64 {
+        let keys = |keys: &[IVec]| keys.iter().map(|k| k.len() as u64).sum::<u64>();
+        let bounds = (self.lo.len() + self.hi.len()) as u64;
+        bounds
+            + match &self.data {
+                Data::Leaf(leaf) => {
+                    keys(&leaf.keys) + leaf.values.iter().map(|v| v.len() as u64).sum::<u64>()
+                }
+                Data::Index(index) => keys(&index.keys) + 8 * index.pointers.len() as u64,
+            }
+    }
+
     pub(crate) fn new_hoisted_root(
         left: PageId,
         at: IVec,
