@@ -71,12 +71,6 @@ impl Node {
         let state = AppState::new(Shared {
             engine: engine.clone(),
             store,
-            verifier: spaces_auth::TokenVerifier::new(
-                data_dir.token_key.clone(),
-                spaces_auth::TokenVerifier::DEFAULT_CAPACITY,
-            ),
-            tokens: data_dir.token_key,
-            issuer: node_id.to_string(),
             sends: api::RateLimiter::new(config.limits.sends_per_sec, config.limits.send_burst),
             signin: crate::signin::Guard::new(config.login.options()),
             device_key,

@@ -11,8 +11,9 @@
 //!
 //! Bounded everywhere: a client that falls more than `ws_lag_events` behind
 //! the live stream is closed with code 4000 "lagged" (it reconnects and
-//! resumes); one that answers no ping for 60 s is closed; a revoked session
-//! is closed at the next heartbeat. A close handshake gets
+//! resumes); one that answers no ping for 60 s is closed; one whose session
+//! ends is closed at once (`Accounts::subscribe_ended`; the heartbeat checks
+//! the session too, for an end this connection missed). A close handshake gets
 //! `http.ws_close_timeout_secs`, and any write `http.write_timeout_secs`
 //! (the HTTP server's socket enforces it); past either, the TCP connection
 //! is dropped with a reset, so a client that stopped reading does not keep
@@ -184,7 +185,9 @@ async fn run(
     authed: &Authed,
     since: u64,
 ) -> Option<(u16, &'static str)> {
-    // Subscribe first: anything stored from now on is in `live`.
+    // Subscribe first: anything stored from now on is in `live`, and the
+    // end of this session in `ended`.
+    let mut ended = state.accounts.subscribe_ended();
     let mut live = state.engine.subscribe();
     let last_seq = state.store.last_seq();
     if since > last_seq {
@@ -282,6 +285,19 @@ async fn run(
     loop {
         tokio::select! {
             _ = stopped.changed() => return Some((1001, "node shutting down")),
+            session_id = ended.recv() => match session_id {
+                Ok(session_id) if session_id == authed.session_id => {
+                    return Some((CLOSE_UNAUTHORIZED, "session_revoked"));
+                }
+                Ok(_) => {}
+                // Missed some: look the session up.
+                Err(RecvError::Lagged(_)) => {
+                    if !matches!(state.store.session(&authed.session_id), Ok(Some(_))) {
+                        return Some((CLOSE_UNAUTHORIZED, "session_revoked"));
+                    }
+                }
+                Err(RecvError::Closed) => return Some((1001, "node shutting down")),
+            },
             item = live.recv() => {
                 // Take what is already queued too (bounded), and write it
                 // with one flush: a client that fell behind catches up in
