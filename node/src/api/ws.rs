@@ -28,7 +28,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
-use serde_json::json;
 use spaces_protocol::{Event, EventId, Presence, RoomId};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -197,9 +196,10 @@ async fn run(
     }
     // The user is online while this connection lasts (and it says so).
     let mut presence = state.engine.client_connected(&authed.user);
-    let ready = json!({ "type": "ready", "user_id": authed.user.to_string(), "seq": last_seq });
     socket
-        .send(Message::Text(ready.to_string().into()))
+        .send(Message::Text(
+            render::ready_frame(&authed.user, last_seq).into(),
+        ))
         .await
         .ok()?;
     let mut cursor = since;
@@ -239,7 +239,7 @@ async fn run(
         for (item, deliver) in items.iter().zip(verdicts) {
             if deliver {
                 socket
-                    .feed(Message::Text(frame(item).to_owned().into()))
+                    .feed(Message::Text(render::event_frame(item).to_owned().into()))
                     .await
                     .ok()?;
             }
@@ -251,7 +251,7 @@ async fn run(
                     .acceptance_for(&authed.user, &room_id, flipped)
                     .await
                 {
-                    let text = acceptance_frame(record.seq, room_id, &refused, &accepted);
+                    let text = render::acceptance_frame(record.seq, room_id, &refused, &accepted);
                     socket.feed(Message::Text(text.into())).await.ok()?;
                 }
             }
@@ -263,9 +263,8 @@ async fn run(
     }
     // The backlog is sent: from here on, live events. Clients that must
     // not act before they have caught up (and tests) wait for this frame.
-    let caught_up = json!({ "type": "caught_up", "seq": cursor });
     socket
-        .send(Message::Text(caught_up.to_string().into()))
+        .send(Message::Text(render::caught_up_frame(cursor).into()))
         .await
         .ok()?;
     // Presence: who shares a room with the user and is around. Subscribed
@@ -309,7 +308,7 @@ async fn run(
                         Ok(item) if item.seq > cursor => {
                             cursor = item.seq;
                             if state.engine.delivers_to(&authed.user, &item) {
-                                let text = frame(&item).to_owned();
+                                let text = render::event_frame(&item).to_owned();
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
@@ -321,8 +320,12 @@ async fn run(
                                     .acceptance_for(&authed.user, &item.room_id, flipped)
                                     .await
                             {
-                                let text =
-                                    acceptance_frame(item.seq, item.room_id, &refused, &accepted);
+                                let text = render::acceptance_frame(
+                                    item.seq,
+                                    item.room_id,
+                                    &refused,
+                                    &accepted,
+                                );
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
@@ -364,7 +367,7 @@ async fn run(
                     last_heard = Instant::now();
                     match serde_json::from_str::<ClientMessage>(&text) {
                         Ok(ClientMessage::Ping) => {
-                            socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.ok()?;
+                            socket.send(Message::Text(render::PONG_FRAME.into())).await.ok()?;
                         }
                         Ok(ClientMessage::Presence { state: reported }) if reported != Presence::Offline => {
                             // Counted against the send budget, so flapping
@@ -394,30 +397,4 @@ async fn run(
             }
         }
     }
-}
-
-/// Resolution changed its mind about earlier events of a room: a ban
-/// merged late refuses the messages it raced, a refused ban gives them
-/// back. Clients drop the refused ids and place the accepted events.
-fn acceptance_frame(seq: u64, room_id: RoomId, refused: &[EventId], accepted: &[Event]) -> String {
-    json!({
-        "type": "acceptance",
-        "seq": seq,
-        "room_id": room_id.to_string(),
-        "refused": refused.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "accepted": accepted
-            .iter()
-            .map(|e| render::event(e, None, &e.sender().clone()))
-            .collect::<Vec<_>>(),
-    })
-    .to_string()
-}
-
-/// An event frame. Without a room view the rendering does not depend on
-/// the viewer, so every client shares the item's one rendering.
-fn frame(item: &StreamItem) -> &str {
-    item.rendered.get_or_init(|| {
-        json!({ "type": "event", "seq": item.seq, "event": render::event(&item.event, None, &item.event.sender().clone()) })
-            .to_string()
-    })
 }
