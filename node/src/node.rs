@@ -53,6 +53,17 @@ impl Node {
         };
         let node_id = engine.node_id();
         let links = Links::new(engine.clone(), store.clone());
+        let migrated = links
+            .migrate_legacy()
+            .await
+            .context("moving invite links of an older build")?;
+        if migrated != Default::default() {
+            tracing::info!(
+                moved = migrated.moved,
+                dropped = migrated.dropped,
+                "invite links of an older build moved to their own tree"
+            );
+        }
         let accounts = Accounts::new(store.clone());
         let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
         let (handle, swarm_task) =

@@ -23,4 +23,5 @@ mod history;
 mod messages;
 mod rooms;
 mod tokens;
+mod upgrades;
 mod websocket;
