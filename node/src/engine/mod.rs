@@ -543,8 +543,37 @@ impl Engine {
         }
         self.write_rooms().insert(room_id, slot);
         self.index_room(&view);
-        self.persist(view, events).await?;
+        if let Err(error) = self.persist(view, events).await {
+            // Not stored (the writer failed): the room must not stay listed.
+            self.forget_new_room(&room_id);
+            return Err(error);
+        }
         Ok(room_id)
+    }
+
+    /// Takes a room whose creation never reached the store out of the
+    /// room map and every index. Nobody else knew its id yet.
+    fn forget_new_room(&self, room_id: &RoomId) {
+        self.write_rooms().remove(room_id);
+        for rooms in self
+            .inner
+            .memberships
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+        {
+            rooms.remove(room_id);
+        }
+        self.inner
+            .reaches
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+        self.inner
+            .directs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
     }
 
     /// Sends `content` into a room as `sender` (a local user).
@@ -1133,6 +1162,25 @@ mod tests {
             .draft(key.node_id(), sender, ts, content)
             .sign(key)
             .unwrap()
+    }
+
+    /// What a failed creation undoes: the room map and every index.
+    #[tokio::test]
+    async fn a_forgotten_new_room_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path());
+        let owner = UserId::new("owner", engine.node_id()).unwrap();
+        let kept = public_room(&engine, &owner).await;
+        let room_id = public_room(&engine, &owner).await;
+        assert!(engine.reach(&room_id).is_some());
+        engine.forget_new_room(&room_id);
+        assert!(matches!(
+            engine.room(&room_id),
+            Err(EngineError::UnknownRoom)
+        ));
+        assert_eq!(engine.rooms_of(&owner), [kept]);
+        assert!(engine.reach(&room_id).is_none());
+        assert!(engine.reach(&kept).is_some());
     }
 
     #[tokio::test]
