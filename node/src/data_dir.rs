@@ -1,5 +1,5 @@
 //! The data directory: `node.key` (the node's ed25519 seed), `token.key`
-//! (the access-token secret) and `store/` (sled). Keys are created on first
+//! (the secret device tokens are signed under) and `store/` (sled). Keys are created on first
 //! start with owner-only permissions and never rewritten.
 
 use std::fs;

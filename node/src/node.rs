@@ -53,6 +53,17 @@ impl Node {
         };
         let node_id = engine.node_id();
         let links = Links::new(engine.clone(), store.clone());
+        let migrated = links
+            .migrate_legacy()
+            .await
+            .context("moving invite links of an older build")?;
+        if migrated != Default::default() {
+            tracing::info!(
+                moved = migrated.moved,
+                dropped = migrated.dropped,
+                "invite links of an older build moved to their own tree"
+            );
+        }
         let accounts = Accounts::new(store.clone());
         let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
         let (handle, swarm_task) =
@@ -71,12 +82,6 @@ impl Node {
         let state = AppState::new(Shared {
             engine: engine.clone(),
             store,
-            verifier: spaces_auth::TokenVerifier::new(
-                data_dir.token_key.clone(),
-                spaces_auth::TokenVerifier::DEFAULT_CAPACITY,
-            ),
-            tokens: data_dir.token_key,
-            issuer: node_id.to_string(),
             sends: api::RateLimiter::new(config.limits.sends_per_sec, config.limits.send_burst),
             signin: crate::signin::Guard::new(config.login.options()),
             device_key,

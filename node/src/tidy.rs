@@ -5,10 +5,13 @@
 //!
 //! - The import graph (every `crate::…`, `super::…` and `self::…` path)
 //!   has no cycle, between top-level modules or between files.
-//! - `engine/`, `peering.rs` and `services/` do not import `crate::api`
-//!   or build JSON (`api/render.rs` does).
-//! - `api/` makes no store write and owns no lock (the rate limiter's
-//!   buckets aside): handlers call services.
+//! - `engine/`, `peering.rs` and `services/` do not import `crate::api`.
+//! - JSON is made in `api/` only (and in `http_server.rs`, for refusals
+//!   before any route runs); in `api/`, the WebSocket's frames are made in
+//!   `api/render.rs`, never in `api/ws.rs`, which only drives the socket.
+//! - `api/` makes no store write and owns no shared state — no lock, atomic
+//!   or static, and no task of its own (the rate limiter's buckets aside):
+//!   handlers call services.
 //! - A store method that flushes (an fsync) is called only inside
 //!   `spawn_blocking(…)` or `services::on_disk(…)`, except on the threads
 //!   that exist to block (the engine's writer, the operator CLI).
@@ -301,25 +304,75 @@ fn engine_peering_and_services_do_not_import_the_api() {
     assert!(offenders.is_empty(), "imports of crate::api: {offenders:?}");
 }
 
+/// Outside the API, where JSON may be made: the HTTP server answers the
+/// connections it refuses before any route runs (over capacity, a request
+/// hyper cannot parse) with `{code, message}` itself.
+const JSON_OUTSIDE_THE_API: &[&str] = &["http_server.rs"];
+
+/// Whether code builds JSON: it uses `json!`, or names `serde_json` for
+/// anything but `serde_json::from_…`, which only reads. A `Value` or `Map`
+/// made by hand, or serializing, needs `serde_json` named (in a `use` if
+/// not in place).
+fn builds_json(code: &str) -> bool {
+    code.contains("json!(")
+        || code
+            .match_indices("serde_json")
+            .any(|(at, _)| !code[at..].starts_with("serde_json::from_"))
+}
+
 /// The engine emits typed stream items; `api/render.rs` alone makes JSON
-/// of them. Federation and the services speak in types too.
+/// of them. Federation, the services and the rest of the node speak in
+/// types too.
 #[test]
-fn below_the_api_nothing_builds_json() {
+fn outside_the_api_nothing_builds_json() {
     let offenders: Vec<String> = sources()
         .into_iter()
-        .filter(|s| {
-            matches!(
-                s.module.first().map(String::as_str),
-                Some("engine" | "peering" | "services")
-            )
-        })
-        .filter(|s| s.code.contains("serde_json"))
+        .filter(|s| s.module.first().map(String::as_str) != Some("api"))
+        .filter(|s| !JSON_OUTSIDE_THE_API.contains(&s.file.as_str()))
+        .filter(|s| builds_json(&s.code))
         .map(|s| s.file)
         .collect();
     assert!(
         offenders.is_empty(),
-        "JSON built below the API: {offenders:?}"
+        "JSON built outside the API: {offenders:?}"
     );
+}
+
+/// `api/ws.rs` drives the socket; every frame it sends is made in
+/// `api/render.rs`. Reading the client's messages is its own.
+#[test]
+fn the_websocket_builds_no_frame_of_its_own() {
+    let ws = sources()
+        .into_iter()
+        .find(|s| s.file == "api/ws.rs")
+        .expect("api/ws.rs");
+    assert!(
+        !builds_json(&ws.code),
+        "api/ws.rs builds JSON; make the frame in api/render.rs"
+    );
+}
+
+#[test]
+fn the_json_check_tells_building_from_reading() {
+    for code in [
+        r#"let v = serde_json::json!({"a": 1});"#,
+        r#"let v = json!({"a": 1});"#,
+        "let text = serde_json::to_string(&x)?;",
+        "let m = serde_json::Map::new();",
+        "use serde_json::Value;",
+        "use serde_json::{Value, json};",
+    ] {
+        assert!(builds_json(code), "{code}");
+    }
+    for code in [
+        "let message: ClientMessage = serde_json::from_str(&text)?;",
+        "let v = serde_json::from_slice::<Thing>(&bytes);",
+        "let x = 1;",
+        "let m = HashMap::new();",
+        "let v = toml::Value::String(raw);",
+    ] {
+        assert!(!builds_json(code), "{code}");
+    }
 }
 
 /// The public `Store` methods that flush, read from `crates/store/src`: a
@@ -522,9 +575,22 @@ fn the_api_makes_no_store_write_and_owns_no_lock() {
         if source.file == "api/ratelimit.rs" {
             continue;
         }
-        for lock in ["Mutex", "RwLock", "Semaphore"] {
-            if source.code.contains(lock) {
-                offenders.push(format!("{}: a {lock}", source.file));
+        // Shared state (locks, atomics, statics) and work that outlives a
+        // request belong to a service with a handle.
+        for owned in [
+            "Mutex",
+            "RwLock",
+            "Semaphore",
+            "Atomic",
+            "OnceLock",
+            "LazyLock",
+            "static mut",
+            "thread_local!",
+            "tokio::spawn",
+            "thread::spawn",
+        ] {
+            if source.code.contains(owned) {
+                offenders.push(format!("{}: {owned}", source.file));
             }
         }
     }

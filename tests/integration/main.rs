@@ -22,4 +22,6 @@ mod hardening_races;
 mod history;
 mod messages;
 mod rooms;
+mod tokens;
+mod upgrades;
 mod websocket;

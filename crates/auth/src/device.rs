@@ -9,9 +9,9 @@
 //! Format: `d1.<payload>.<mac>`, both base64url without padding. The payload
 //! is the issue time (unix seconds, 8 bytes big-endian) and a random 16-byte
 //! device id; the MAC is HMAC-SHA256 over a domain label, the account's
-//! username and the payload, under a key derived from the node's token key.
-//! The derived key and the label keep a device token from ever verifying as
-//! an access token or the reverse. Stateless: the node stores nothing per
+//! username and the payload, under a key derived from the node's token
+//! secret (`key.rs`). Access tokens are opaque (`a1.`, see `access.rs`), so
+//! neither can pass for the other. Stateless: the node stores nothing per
 //! device, and a token stops working when it expires or the token key changes.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -30,8 +30,8 @@ pub type DeviceId = [u8; DEVICE_ID_LEN];
 
 const PREFIX: &str = "d1.";
 const PAYLOAD_LEN: usize = 8 + DEVICE_ID_LEN;
-/// What the MAC covers first: no access token's signing input (which starts
-/// with base64 of `{"`) can begin with it.
+/// What the MAC covers first, so a MAC made under this key for anything
+/// else cannot pass for a device token's.
 const LABEL: &[u8] = b"spaces device token v1\0";
 /// Our tokens are 3 + 32 + 1 + 43 = 79 characters; anything longer is refused
 /// before decoding.
@@ -51,7 +51,7 @@ impl core::fmt::Debug for DeviceKey {
 
 impl TokenKey {
     /// The key for device tokens: HMAC of a fixed label under this key, so it
-    /// differs from the access-token key but needs no secret of its own.
+    /// differs from the node's token secret but needs no secret of its own.
     pub fn device_key(&self) -> DeviceKey {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.to_bytes())
             .expect("HMAC takes keys of any length");
@@ -184,25 +184,18 @@ mod tests {
         }
     }
 
-    /// A device token is not an access token and the reverse: the keys differ.
+    /// A device token is not an access token and the reverse: the formats
+    /// differ, and the device key is not the node's token secret.
     #[test]
     fn the_device_key_is_not_the_token_key() {
         let token_key = TokenKey::from_bytes([1; 32]);
         assert_ne!(token_key.device_key().0, token_key.to_bytes());
-        let claims = crate::Claims {
-            iss: "n".into(),
-            sub: "alice".into(),
-            sid: "s".into(),
-            iat: 0,
-            exp: 10,
-            adm: false,
-        };
-        let access = token_key.issue(&claims);
+        let access = crate::new_access_token("AAECAwQFBgcICQoLDA0ODw", &mut seeded(5)).token;
         assert_eq!(
             token_key.device_key().verify(&access, "alice", 0, DAY),
             None
         );
         let device = token_key.device_key().issue("alice", &[1; 16], 0);
-        assert!(token_key.verify(&device, 0, "n").is_err());
+        assert!(crate::parse_access_token(&device).is_none());
     }
 }

@@ -1,8 +1,6 @@
-//! Errors of the password functions.
-//!
-//! Token verification has its own [`TokenError`](crate::TokenError): a caller
-//! answers a bad token with 401 and a bad password with a form error, so the two
-//! are never matched together.
+//! Errors of the password functions. Tokens have no error type: a presented
+//! token either parses or is `None`, and whether it is live is the
+//! session's business, decided by the node.
 
 use core::fmt;
 

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 /// 256 bits: beyond guessing for the life of any deployment.
 const REFRESH_TOKEN_LEN: usize = 32;
-/// 128 bits: session ids are not secret (they travel in signed access tokens)
+/// 128 bits: session ids are not secret (they are readable in access and refresh tokens)
 /// but must never collide, and 2^64 sessions are needed before a collision is likely.
 const SESSION_ID_LEN: usize = 16;
 /// 144 bits: invites are bearer secrets pasted by hand; 18 bytes is a multiple

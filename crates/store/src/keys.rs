@@ -16,6 +16,7 @@
 //! | `invite_links`  | code                             | [`InviteLink`](crate::InviteLink) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
 //! | `meta`          | key                              | node metadata; `first_account` |
+//! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
 //! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over `log`
 //!   walks seqs ascending.
@@ -64,6 +65,9 @@ pub(crate) mod meta {
     /// The username of the first account ever created: present once any account exists, so
     /// "is this the first account?" is one read inside the transaction that creates it.
     pub(crate) const FIRST_ACCOUNT: &str = "first_account";
+    /// Builds before the `invite_links` tree kept each invite link here, under this prefix and
+    /// its code, as JSON; the node moves them (`Store::legacy_invite_links`).
+    pub(crate) const LEGACY_INVITE_LINK_PREFIX: &str = "invite_link/";
 }
 
 const SEQ_LEN: usize = 8;
@@ -107,6 +111,13 @@ pub(crate) fn id_index(event_id: &[u8; ID_LEN]) -> [u8; 1 + ID_LEN] {
 /// invite tokens); callers pass only base64url codes of at most 64 bytes.
 pub(crate) fn invite_link(code: &str) -> &[u8] {
     code.as_bytes()
+}
+
+/// The `meta` key under which an older build kept the invite link `code`.
+pub(crate) fn legacy_invite_link(code: &str) -> Vec<u8> {
+    let mut key = meta::LEGACY_INVITE_LINK_PREFIX.as_bytes().to_vec();
+    key.extend_from_slice(code.as_bytes());
+    key
 }
 
 /// A seq as a `stream` key or a `read_markers` value.

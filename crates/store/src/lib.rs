@@ -26,8 +26,8 @@ mod store;
 
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
-pub use records::{Account, InviteLink, InviteToken, Profile, Session};
-pub use sessions::Rotation;
+pub use records::{AccessGrant, Account, InviteLink, InviteToken, Profile, Session};
+pub use sessions::{Renewal, Rotation};
 pub use store::{Options, Store};
 
 /// An event or room id: a 32-byte hash chosen by the protocol.

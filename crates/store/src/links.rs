@@ -5,6 +5,13 @@
 //! `uses_left`, with no lock held by anyone. The caller's admission may still fail after the use
 //! was taken (the auth rules refuse the invite); it then gives the use back with
 //! [`Store::return_invite_link_use`], so a failed admission costs the link nothing.
+//!
+//! Builds before this tree kept links as JSON in `meta` under `invite_link/<code>`. The store
+//! does not read JSON or ids' text forms, so the node moves them: it reads them with
+//! [`Store::legacy_invite_links`] and hands each back, converted or not, to
+//! [`Store::migrate_legacy_invite_link`], which moves it in one transaction.
+
+use sled::transaction::Transactional;
 
 use crate::keys::{self, tree};
 use crate::records::{self, InviteLink};
@@ -81,6 +88,55 @@ impl Store {
                 return Ok(());
             }
         }
+    }
+}
+
+impl Store {
+    /// The invite links an older build left in `meta`, as (code, JSON bytes), in code order.
+    /// Codes are secrets: an error names no key.
+    pub fn legacy_invite_links(&self) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let prefix = keys::meta::LEGACY_INVITE_LINK_PREFIX;
+        self.meta
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let code = std::str::from_utf8(&key[prefix.len()..])
+                    .map_err(|_| Error::Corrupt {
+                        tree: tree::META,
+                        key_hex: None,
+                        reason: "a legacy invite link's code is not UTF-8".into(),
+                    })?
+                    .to_owned();
+                Ok((code, value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Moves the legacy link `code` out of `meta`: stores `link` under its code in
+    /// `invite_links` (unless a link already has that code there) and removes the `meta` entry,
+    /// in one transaction; with `None` (a record the node could not read) it only removes it.
+    /// Durable on return. A crash leaves the link either moved or not, never both or neither.
+    pub fn migrate_legacy_invite_link(
+        &self,
+        code: &str,
+        link: Option<&InviteLink>,
+    ) -> Result<(), Error> {
+        let value = link
+            .map(|link| records::encode(tree::INVITE_LINKS, link))
+            .transpose()?;
+        let legacy_key = keys::legacy_invite_link(code);
+        let key = keys::invite_link(code);
+        (&self.meta, &self.invite_links).transaction(|(meta, invite_links)| {
+            if let Some(value) = &value
+                && invite_links.get(key)?.is_none()
+            {
+                invite_links.insert(key, value.as_slice())?;
+            }
+            meta.remove(legacy_key.as_slice())?;
+            Ok(())
+        })?;
+        self.db.flush()?;
+        Ok(())
     }
 }
 
@@ -179,5 +235,50 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn legacy_links_move_out_of_meta_once() {
+        let (dir, store) = open_temp();
+        store
+            .put_meta("invite_link/old", br#"{"uses_left":3}"#)
+            .unwrap();
+        store.put_meta("invite_link/junk", b"not json").unwrap();
+        store.put_meta("invite_links_other", b"x").unwrap();
+        store.put_meta("first_start", b"1").unwrap();
+        let found = store.legacy_invite_links().unwrap();
+        assert_eq!(
+            found,
+            [
+                ("junk".to_owned(), b"not json".to_vec()),
+                ("old".to_owned(), br#"{"uses_left":3}"#.to_vec()),
+            ]
+        );
+        store
+            .migrate_legacy_invite_link("old", Some(&link(3, None)))
+            .unwrap();
+        store.migrate_legacy_invite_link("junk", None).unwrap();
+        let store = reopen(&dir, store);
+        assert!(store.legacy_invite_links().unwrap().is_empty());
+        assert_eq!(store.invite_link("old").unwrap(), Some(link(3, None)));
+        assert_eq!(store.invite_link("junk").unwrap(), None);
+        assert_eq!(
+            store.meta("invite_links_other").unwrap(),
+            Some(b"x".to_vec())
+        );
+        assert_eq!(store.meta("first_start").unwrap(), Some(b"1".to_vec()));
+    }
+
+    /// A code already in the tree keeps its record: the legacy copy is only removed.
+    #[test]
+    fn a_migration_never_replaces_a_link() {
+        let (_dir, store) = open_temp();
+        store.put_invite_link("code", &link(1, None)).unwrap();
+        store.put_meta("invite_link/code", b"{}").unwrap();
+        store
+            .migrate_legacy_invite_link("code", Some(&link(9, Some(5))))
+            .unwrap();
+        assert_eq!(store.invite_link("code").unwrap(), Some(link(1, None)));
+        assert!(store.legacy_invite_links().unwrap().is_empty());
     }
 }

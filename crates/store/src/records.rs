@@ -166,6 +166,28 @@ pub struct Session {
     /// most [`Session::MAX_PREVIOUS_HASHES`]: presenting one of them again is reuse (a copy of
     /// the token exists), anything else is merely a wrong token.
     pub previous_hashes: Vec<[u8; 32]>,
+    /// The access tokens this session issued that may still be live, newest first, at most
+    /// [`Session::MAX_ACCESS_GRANTS`]: each one's hash and expiry.
+    pub access: Vec<AccessGrant>,
+    /// The account was a node admin when the newest access token was issued.
+    pub admin: bool,
+}
+
+/// An access token a session issued: only its hash is kept, never the token.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessGrant {
+    pub hash: [u8; 32],
+    /// The token is refused from this instant on.
+    pub expires_at_ms: u64,
+}
+
+impl fmt::Debug for AccessGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessGrant")
+            .field("hash", &"<redacted>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 impl Session {
@@ -174,20 +196,47 @@ impl Session {
     /// is for a stolen copy racing its owner, which shows within minutes; an older token is
     /// refused all the same, only without ending the session. 8 × 32 bytes per session.
     pub const MAX_PREVIOUS_HASHES: usize = 8;
+
+    /// Access tokens honoured per session: the newest, and the one before it until it
+    /// expires, so a request sent just before a refresh (or by another tab that has not yet
+    /// seen it) still goes through. 2 × 40 bytes per session.
+    pub const MAX_ACCESS_GRANTS: usize = 2;
+
+    /// The grant whose hash is `hash`. Every grant is compared, in constant time, so the time
+    /// taken says nothing about which matched or how much of a hash did.
+    pub fn access_grant(&self, hash: &[u8; 32]) -> Option<AccessGrant> {
+        use subtle::{ConditionallySelectable, ConstantTimeEq};
+        let mut found = subtle::Choice::from(0);
+        let mut index = 0u8;
+        for (n, grant) in self.access.iter().enumerate() {
+            let matches = grant.hash.ct_eq(hash);
+            index.conditional_assign(&(n as u8), matches & !found);
+            found |= matches;
+        }
+        bool::from(found).then(|| self.access[usize::from(index)])
+    }
 }
 
-/// Format 2 added `previous_hashes`; format 1 records read as having none.
+/// Format 3 added the access grants and the admin flag, format 2 `previous_hashes`; older
+/// records read as having none of them (their access tokens were JWTs, no longer honoured:
+/// the client refreshes).
 impl Record for Session {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
     fn upgrade(version: u8, body: &[u8]) -> Result<Session, String> {
-        if version != 1 {
-            return Err(format!(
-                "format version {version}, this build reads 1 and {}",
-                Self::VERSION
-            ));
-        }
-        let v1: SessionV1 = take_all(body)?;
+        let (v1, previous_hashes) = match version {
+            1 => (take_all::<SessionV1>(body)?, Vec::new()),
+            2 => {
+                let v2: SessionV2 = take_all(body)?;
+                (v2.v1, v2.previous_hashes)
+            }
+            _ => {
+                return Err(format!(
+                    "format version {version}, this build reads 1 to {}",
+                    Self::VERSION
+                ));
+            }
+        };
         Ok(Session {
             id: v1.id,
             username: v1.username,
@@ -196,9 +245,19 @@ impl Record for Session {
             created_at_ms: v1.created_at_ms,
             last_used_ms: v1.last_used_ms,
             expires_at_ms: v1.expires_at_ms,
-            previous_hashes: Vec::new(),
+            previous_hashes,
+            access: Vec::new(),
+            admin: false,
         })
     }
+}
+
+/// [`Session`] as format 2 stored it: format 1's fields, then the earlier hashes (postcard
+/// writes a flattened struct's fields in order, so nesting reads the same bytes).
+#[derive(Deserialize)]
+struct SessionV2 {
+    v1: SessionV1,
+    previous_hashes: Vec<[u8; 32]>,
 }
 
 /// [`Session`] as format 1 stored it.
@@ -224,6 +283,8 @@ impl fmt::Debug for Session {
             .field("last_used_ms", &self.last_used_ms)
             .field("expires_at_ms", &self.expires_at_ms)
             .field("previous_hashes", &self.previous_hashes.len())
+            .field("access", &self.access)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -299,6 +360,11 @@ mod tests {
             last_used_ms: 2,
             expires_at_ms: 3,
             previous_hashes: vec![[8; 32]],
+            access: vec![AccessGrant {
+                hash: [7; 32],
+                expires_at_ms: 4,
+            }],
+            admin: true,
         }
     }
 
@@ -410,40 +476,83 @@ mod tests {
         );
     }
 
-    /// Format 2 of a session: format 1's fields, then the earlier hashes.
+    /// Format 3 of a session: format 1's fields, the earlier hashes (format 2), then the
+    /// access grants and the admin flag.
     #[test]
     fn pinned_session_format() {
-        let mut expected = vec![2, 2, b's', b'1', 2, b'a', b'l'];
+        let mut expected = vec![3, 2, b's', b'1', 2, b'a', b'l'];
         expected.extend_from_slice(&[9; 32]);
         expected.extend_from_slice(&[5, b'p', b'h', b'o', b'n', b'e', 1, 2, 3]);
         expected.push(1); // one earlier hash
         expected.extend_from_slice(&[8; 32]);
+        expected.push(1); // one access grant
+        expected.extend_from_slice(&[7; 32]);
+        expected.push(4); // its expiry
+        expected.push(1); // admin
         assert_eq!(encode("t", &session()).unwrap(), expected);
     }
 
-    /// Sessions stored by builds before format 2 stay readable, with no earlier hashes.
+    /// Sessions stored by builds before format 3 stay readable, with no access grants (their
+    /// JWTs are not honoured; clients refresh), and before format 2 with no earlier hashes.
     #[test]
-    fn format_1_sessions_upgrade() {
+    fn format_1_and_2_sessions_upgrade() {
         let mut v1 = vec![1, 2, b's', b'1', 2, b'a', b'l'];
         v1.extend_from_slice(&[9; 32]);
         v1.extend_from_slice(&[5, b'p', b'h', b'o', b'n', b'e', 1, 2, 3]);
         let read: Session = decode("sessions", b"s1", &v1).unwrap();
+        let without_grants = Session {
+            access: Vec::new(),
+            admin: false,
+            ..session()
+        };
         assert_eq!(
             read,
             Session {
                 previous_hashes: Vec::new(),
-                ..session()
+                ..without_grants.clone()
             }
         );
-        let mut trailing = v1.clone();
-        trailing.push(0);
-        assert!(decode::<Session>("sessions", b"s1", &trailing).is_err());
-        let mut future = v1;
-        future[0] = 3;
-        assert!(matches!(
-            decode::<Session>("sessions", b"s1", &future),
-            Err(Error::Corrupt { reason, .. }) if reason.contains("format version 3")
-        ));
+        let mut v2 = v1.clone();
+        v2[0] = 2;
+        v2.push(1);
+        v2.extend_from_slice(&[8; 32]);
+        let read: Session = decode("sessions", b"s1", &v2).unwrap();
+        assert_eq!(read, without_grants);
+        for old in [v1, v2] {
+            let mut trailing = old.clone();
+            trailing.push(0);
+            assert!(decode::<Session>("sessions", b"s1", &trailing).is_err());
+            let mut future = old;
+            future[0] = 4;
+            assert!(matches!(
+                decode::<Session>("sessions", b"s1", &future),
+                Err(Error::Corrupt { reason, .. }) if reason.contains("format version 4")
+            ));
+        }
+    }
+
+    /// The grant whose hash matches, whichever position it holds; none for any other hash.
+    #[test]
+    fn access_grants_are_found_by_hash() {
+        let grant = |n: u8| AccessGrant {
+            hash: [n; 32],
+            expires_at_ms: u64::from(n) * 10,
+        };
+        let session = Session {
+            access: vec![grant(1), grant(2)],
+            ..session()
+        };
+        assert_eq!(session.access_grant(&[1; 32]), Some(grant(1)));
+        assert_eq!(session.access_grant(&[2; 32]), Some(grant(2)));
+        assert_eq!(session.access_grant(&[3; 32]), None);
+        let mut almost = [2; 32];
+        almost[31] = 3;
+        assert_eq!(session.access_grant(&almost), None);
+        let none = Session {
+            access: Vec::new(),
+            ..session
+        };
+        assert_eq!(none.access_grant(&[1; 32]), None);
     }
 
     #[test]

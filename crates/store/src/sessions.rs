@@ -15,6 +15,13 @@
 //! A lookup that missed caches what it read only if no write bumped the generation since it
 //! started, so a read that raced a revocation cannot put the revoked session back. Only this
 //! process writes the database (sled locks the directory), so the cache sees every change.
+//!
+//! # Ended sessions
+//!
+//! A deleted session leaves a note in memory until the last access token it issued would have
+//! expired, so that the API can tell a client "your session ended" rather than "this is no token
+//! of ours" ([`Store::session_ended`]). Bounded like the cache, and forgotten at restart: then such
+//! a token is merely unknown, refused all the same.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -23,14 +30,18 @@ use sled::transaction::{ConflictableTransactionError, Transactional};
 use subtle::ConstantTimeEq;
 
 use crate::keys::{self, tree};
-use crate::records::{self, Session};
+use crate::records::{self, AccessGrant, Session};
 use crate::{Error, Store};
 
 /// Sessions kept in memory at most. A node's active sessions fit many times over; past that the
 /// cache starts again empty, and lookups go to sled until it refills.
 const MAX_CACHED_SESSIONS: usize = 16_384;
 
-/// Sessions by id, as last read; see the module docs.
+/// Ended sessions remembered at most; see the module docs. Sessions ended within one access
+/// token lifetime (15 minutes by default) fit many times over.
+const MAX_ENDED_SESSIONS: usize = 16_384;
+
+/// Sessions by id, as last read, and recently ended ones; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct SessionCache {
     inner: Mutex<CacheInner>,
@@ -41,6 +52,8 @@ struct CacheInner {
     sessions: HashMap<String, Session>,
     /// Bumped by every write of a session.
     generation: u64,
+    /// Deleted sessions, with the expiry of the last access token each issued.
+    ended: HashMap<String, u64>,
 }
 
 impl SessionCache {
@@ -76,6 +89,30 @@ impl SessionCache {
         let mut inner = self.lock();
         inner.generation += 1;
         inner.sessions.remove(id);
+    }
+
+    /// Notes that `session` was deleted, if it issued access tokens.
+    fn ended(&self, session: &Session) {
+        let Some(until_ms) = session.access.iter().map(|g| g.expires_at_ms).max() else {
+            return;
+        };
+        let mut inner = self.lock();
+        if inner.ended.len() >= MAX_ENDED_SESSIONS {
+            inner.ended.clear();
+        }
+        inner.ended.insert(session.id.clone(), until_ms);
+    }
+
+    fn has_ended(&self, id: &str, now_ms: u64) -> bool {
+        let mut inner = self.lock();
+        match inner.ended.get(id) {
+            Some(&until_ms) if until_ms > now_ms => true,
+            Some(_) => {
+                inner.ended.remove(id);
+                false
+            }
+            None => false,
+        }
     }
 }
 
@@ -141,22 +178,33 @@ impl Store {
         let deleted =
             (&self.sessions, &self.user_sessions).transaction(|(sessions, user_sessions)| {
                 let Some(old) = sessions.remove(id.as_bytes())? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 let old: Session = records::decode(tree::SESSIONS, id.as_bytes(), &old)
                     .map_err(ConflictableTransactionError::Abort)?;
                 user_sessions.remove(keys::user_item(&old.username, id.as_bytes()))?;
-                Ok(true)
+                Ok(Some(old))
             })?;
         self.session_cache.invalidate(id);
+        if let Some(old) = &deleted {
+            self.session_cache.ended(old);
+        }
         self.db.flush()?;
-        Ok(deleted)
+        Ok(deleted.is_some())
+    }
+
+    /// Whether session `id` was deleted by this process while an access token it issued was
+    /// still unexpired at `now_ms`: a token naming it is then from an ended session, not
+    /// unknown. See the module docs.
+    pub fn session_ended(&self, id: &str, now_ms: u64) -> bool {
+        self.session_cache.has_ended(id, now_ms)
     }
 
     /// Refresh-token rotation: if `presented` is the hash of the session's current refresh
-    /// token, atomically replaces it by `new` (keeping it among the
-    /// [previous hashes](Session::previous_hashes)) and sets `last_used_ms` and `expires_at_ms`.
-    /// Durable on return.
+    /// token, atomically replaces it by the renewal's (keeping it among the
+    /// [previous hashes](Session::previous_hashes)), adds the renewal's access grant before the
+    /// others that are unexpired at `now_ms` (keeping [`Session::MAX_ACCESS_GRANTS`]), and sets
+    /// `admin`, `last_used_ms` and `expires_at_ms`. Durable on return.
     ///
     /// Hashes are compared in constant time. [`Rotation::Reused`] if `presented` is one of the
     /// session's earlier tokens (replayed or stolen: the caller ends the session);
@@ -166,9 +214,7 @@ impl Store {
         &self,
         id: &str,
         presented: &[u8; 32],
-        new: [u8; 32],
-        now_ms: u64,
-        expires_at_ms: u64,
+        renewal: &Renewal,
     ) -> Result<Rotation, Error> {
         loop {
             let Some(current) = self.sessions.get(id)? else {
@@ -197,11 +243,22 @@ impl Store {
                     .iter()
                     .take(Session::MAX_PREVIOUS_HASHES - 1),
             );
+            let mut access = Vec::with_capacity(Session::MAX_ACCESS_GRANTS);
+            access.push(renewal.access);
+            access.extend(
+                session
+                    .access
+                    .iter()
+                    .filter(|grant| grant.expires_at_ms > renewal.now_ms)
+                    .take(Session::MAX_ACCESS_GRANTS - 1),
+            );
             let rotated = Session {
-                refresh_hash: new,
-                last_used_ms: now_ms,
-                expires_at_ms,
+                refresh_hash: renewal.refresh_hash,
+                last_used_ms: renewal.now_ms,
+                expires_at_ms: renewal.expires_at_ms,
                 previous_hashes,
+                access,
+                admin: renewal.admin,
                 ..session
             };
             let value = records::encode(tree::SESSIONS, &rotated)?;
@@ -217,6 +274,20 @@ impl Store {
             // rotation won, the presented hash is now an earlier one and this is `Reused`.
         }
     }
+}
+
+/// What a successful [`Store::rotate_session`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renewal {
+    /// The hash of the session's new refresh token.
+    pub refresh_hash: [u8; 32],
+    /// The new access token's.
+    pub access: AccessGrant,
+    /// Whether the account is an admin now.
+    pub admin: bool,
+    pub now_ms: u64,
+    /// The session's new expiry.
+    pub expires_at_ms: u64,
 }
 
 /// What [`Store::rotate_session`] did.
@@ -249,6 +320,22 @@ mod tests {
             last_used_ms: 100,
             expires_at_ms: 1_000,
             previous_hashes: Vec::new(),
+            access: Vec::new(),
+            admin: false,
+        }
+    }
+
+    /// A renewal to refresh hash `refresh_hash`, with an access grant of the same hash.
+    fn renewal(refresh_hash: [u8; 32], now_ms: u64, expires_at_ms: u64) -> Renewal {
+        Renewal {
+            refresh_hash,
+            access: AccessGrant {
+                hash: refresh_hash,
+                expires_at_ms: now_ms + 100,
+            },
+            admin: true,
+            now_ms,
+            expires_at_ms,
         }
     }
 
@@ -317,7 +404,7 @@ mod tests {
         assert_eq!(store.session("s1").unwrap(), Some(session("s1", "bob")));
 
         store
-            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
             .unwrap();
         assert_eq!(store.session("s1").unwrap().unwrap().expires_at_ms, 5_000);
 
@@ -357,13 +444,15 @@ mod tests {
         let (dir, store) = open_temp();
         store.put_session(&session("s1", "alice")).unwrap();
         let rotated = store
-            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
             .unwrap();
         let expected = Session {
             refresh_hash: [2; 32],
             last_used_ms: 500,
             expires_at_ms: 5_000,
             previous_hashes: vec![[1; 32]],
+            access: vec![renewal([2; 32], 500, 5_000).access],
+            admin: true,
             ..session("s1", "alice")
         };
         assert_eq!(rotated, Rotation::Rotated(expected.clone()));
@@ -379,19 +468,19 @@ mod tests {
         store.put_session(&session("s1", "alice")).unwrap();
         assert_eq!(
             store
-                .rotate_session("s1", &[9; 32], [2; 32], 500, 5_000)
+                .rotate_session("s1", &[9; 32], &renewal([2; 32], 500, 5_000))
                 .unwrap(),
             Rotation::Unknown
         );
         assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
         // Still so after rotations, when the session has earlier hashes.
         store
-            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
             .unwrap();
         let before = store.session("s1").unwrap();
         assert_eq!(
             store
-                .rotate_session("s1", &[9; 32], [3; 32], 600, 6_000)
+                .rotate_session("s1", &[9; 32], &renewal([3; 32], 600, 6_000))
                 .unwrap(),
             Rotation::Unknown
         );
@@ -403,11 +492,11 @@ mod tests {
         let (_dir, store) = open_temp();
         store.put_session(&session("s1", "alice")).unwrap();
         store
-            .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+            .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
             .unwrap();
         assert_eq!(
             store
-                .rotate_session("s1", &[1; 32], [3; 32], 600, 6_000)
+                .rotate_session("s1", &[1; 32], &renewal([3; 32], 600, 6_000))
                 .unwrap(),
             Rotation::Reused
         );
@@ -425,7 +514,7 @@ mod tests {
         for n in 1..=n_rotations {
             assert!(matches!(
                 store
-                    .rotate_session("s1", &[n; 32], [n + 1; 32], 500, 5_000)
+                    .rotate_session("s1", &[n; 32], &renewal([n + 1; 32], 500, 5_000))
                     .unwrap(),
                 Rotation::Rotated(_)
             ));
@@ -439,13 +528,13 @@ mod tests {
         let oldest_kept = n_rotations + 1 - Session::MAX_PREVIOUS_HASHES as u8;
         assert_eq!(
             store
-                .rotate_session("s1", &[oldest_kept; 32], [99; 32], 1, 2)
+                .rotate_session("s1", &[oldest_kept; 32], &renewal([99; 32], 1, 2))
                 .unwrap(),
             Rotation::Reused
         );
         assert_eq!(
             store
-                .rotate_session("s1", &[oldest_kept - 1; 32], [99; 32], 1, 2)
+                .rotate_session("s1", &[oldest_kept - 1; 32], &renewal([99; 32], 1, 2))
                 .unwrap(),
             Rotation::Unknown
         );
@@ -465,15 +554,86 @@ mod tests {
         assert_eq!(store.session("s1").unwrap(), Some(session("s1", "alice")));
         assert!(matches!(
             store
-                .rotate_session("s1", &[1; 32], [2; 32], 500, 5_000)
+                .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
                 .unwrap(),
             Rotation::Rotated(_)
         ));
-        assert_eq!(store.sessions.get("s1").unwrap().unwrap()[0], 2);
+        assert_eq!(
+            store.sessions.get("s1").unwrap().unwrap()[0],
+            <Session as records::Record>::VERSION
+        );
         assert_eq!(
             store.session("s1").unwrap().unwrap().previous_hashes,
             [[1; 32]]
         );
+    }
+
+    /// A rotation keeps the new access grant and the one before it while it is unexpired.
+    #[test]
+    fn rotation_keeps_the_newest_unexpired_access_grants() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        let grants = |store: &Store| store.session("s1").unwrap().unwrap().access;
+        // Each grant of `renewal` lives 100 ms.
+        store
+            .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
+            .unwrap();
+        assert_eq!(grants(&store), [renewal([2; 32], 500, 5_000).access]);
+        store
+            .rotate_session("s1", &[2; 32], &renewal([3; 32], 550, 5_000))
+            .unwrap();
+        store
+            .rotate_session("s1", &[3; 32], &renewal([4; 32], 560, 5_000))
+            .unwrap();
+        assert_eq!(
+            grants(&store),
+            [
+                renewal([4; 32], 560, 5_000).access,
+                renewal([3; 32], 550, 5_000).access
+            ]
+        );
+        // Past the previous grant's expiry (660), only the new one is kept.
+        store
+            .rotate_session("s1", &[4; 32], &renewal([5; 32], 660, 5_000))
+            .unwrap();
+        assert_eq!(grants(&store), [renewal([5; 32], 660, 5_000).access]);
+    }
+
+    /// A deleted session that issued access tokens is remembered as ended until the last of
+    /// them expires; one that never did, or was never there, is not.
+    #[test]
+    fn ended_sessions_are_remembered_until_their_tokens_expire() {
+        let (_dir, store) = open_temp();
+        store.put_session(&session("s1", "alice")).unwrap();
+        store.put_session(&session("s2", "alice")).unwrap();
+        store
+            .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
+            .unwrap();
+        assert!(!store.session_ended("s1", 500));
+        assert!(store.delete_session("s1").unwrap());
+        assert!(store.delete_session("s2").unwrap());
+        assert!(store.session_ended("s1", 599));
+        assert!(!store.session_ended("s2", 599), "it issued no access token");
+        assert!(!store.session_ended("nope", 599));
+        assert!(!store.session_ended("s1", 600));
+        assert!(!store.session_ended("s1", 500), "forgotten once expired");
+    }
+
+    #[test]
+    fn ended_sessions_are_bounded() {
+        let cache = SessionCache::default();
+        let ended = |n: usize| Session {
+            access: vec![AccessGrant {
+                hash: [0; 32],
+                expires_at_ms: 10,
+            }],
+            ..session(&n.to_string(), "alice")
+        };
+        for n in 0..=MAX_ENDED_SESSIONS {
+            cache.ended(&ended(n));
+        }
+        assert_eq!(cache.lock().ended.len(), 1);
+        assert!(cache.has_ended(&MAX_ENDED_SESSIONS.to_string(), 0));
     }
 
     #[test]
@@ -481,7 +641,7 @@ mod tests {
         let (_dir, store) = open_temp();
         assert_eq!(
             store
-                .rotate_session("gone", &[1; 32], [2; 32], 1, 2)
+                .rotate_session("gone", &[1; 32], &renewal([2; 32], 1, 2))
                 .unwrap(),
             Rotation::Unknown
         );
@@ -497,7 +657,7 @@ mod tests {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     store
-                        .rotate_session("s1", &[1; 32], [10 + n; 32], 500, 5_000)
+                        .rotate_session("s1", &[1; 32], &renewal([10 + n; 32], 500, 5_000))
                         .unwrap()
                 })
             })
@@ -545,7 +705,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            store.rotate_session("s1", &[1; 32], [2; 32], 1, 2),
+            store.rotate_session("s1", &[1; 32], &renewal([2; 32], 1, 2)),
             Err(Error::Corrupt {
                 tree: "sessions",
                 ..

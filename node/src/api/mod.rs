@@ -27,7 +27,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, patch, post, put};
-use spaces_auth::TokenKey;
 use spaces_store::Store;
 
 pub use client::ClientAddr;
@@ -46,11 +45,6 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub engine: Engine,
     pub store: Store,
-    pub tokens: TokenKey,
-    /// Checks access tokens under `tokens`, remembering those it verified.
-    pub verifier: spaces_auth::TokenVerifier,
-    /// `iss` of our tokens: the node id.
-    pub issuer: String,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub sends: RateLimiter,

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 use spaces_protocol::content::*;
-use spaces_protocol::{Event, Permissions, RoomState, UserId};
+use spaces_protocol::{Event, EventId, Permissions, RoomId, RoomState, UserId};
 
-use crate::engine::{EphemeralItem, Notes, Notice, RoomView};
+use crate::engine::{EphemeralItem, Notes, Notice, RoomView, StreamItem};
 
 pub fn membership(m: Membership) -> &'static str {
     match m {
@@ -205,4 +205,52 @@ pub fn ephemeral(item: &EphemeralItem) -> &str {
         }
         .to_string()
     })
+}
+
+// The WebSocket's frames (docs/spec/api.md §WebSocket). `api/ws.rs` drives
+// the socket and sends these; it builds no JSON of its own.
+
+/// The first frame after authentication: who the client is and the last
+/// durable seq.
+pub fn ready_frame(user: &UserId, last_seq: u64) -> String {
+    json!({ "type": "ready", "user_id": user.to_string(), "seq": last_seq }).to_string()
+}
+
+/// The end of the backlog: live events follow.
+pub fn caught_up_frame(seq: u64) -> String {
+    json!({ "type": "caught_up", "seq": seq }).to_string()
+}
+
+/// The answer to a client's `ping` message.
+pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
+
+/// An event frame. Without a room view the rendering does not depend on
+/// the viewer, so every client shares the item's one rendering.
+pub fn event_frame(item: &StreamItem) -> &str {
+    item.rendered.get_or_init(|| {
+        json!({ "type": "event", "seq": item.seq, "event": event(&item.event, None, item.event.sender()) })
+            .to_string()
+    })
+}
+
+/// Resolution changed its mind about earlier events of a room: a ban
+/// merged late refuses the messages it raced, a refused ban gives them
+/// back. Clients drop the refused ids and place the accepted events.
+pub fn acceptance_frame(
+    seq: u64,
+    room_id: RoomId,
+    refused: &[EventId],
+    accepted: &[Event],
+) -> String {
+    json!({
+        "type": "acceptance",
+        "seq": seq,
+        "room_id": room_id.to_string(),
+        "refused": strings(refused),
+        "accepted": accepted
+            .iter()
+            .map(|e| event(e, None, e.sender()))
+            .collect::<Vec<_>>(),
+    })
+    .to_string()
 }

@@ -7,19 +7,20 @@
 //! twice (a stolen copy racing its owner) ends the session. Only a token the
 //! session really issued counts as used twice (the store keeps the hashes of
 //! its last few); a made-up secret after a known session id is just refused,
-//! so the session id, readable in every access token, is no weapon. Access tokens
-//! are short-lived JWTs naming the session, and the session must still
-//! exist for one to be honoured, so revoking a session takes effect at once.
+//! so the session id, readable in every access token, is no weapon. Access
+//! tokens are opaque too, `a1.<session id>.<secret>`: the session record
+//! keeps the hashes and expiries of its newest two, so a token is honoured
+//! only while its session exists, and ending a session takes effect at once
+//! (open WebSockets hear of it through `Accounts::subscribe_ended`).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
-use spaces_auth::{Claims, TokenError};
 use spaces_protocol::UserId;
 use spaces_protocol::ids::validate_localpart;
 use spaces_protocol::text::TextKind;
-use spaces_store::{Account, InviteToken, Rotation, Session};
+use spaces_store::{AccessGrant, Account, InviteToken, Renewal, Rotation, Session};
 
 use std::time::Instant;
 
@@ -64,36 +65,42 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
-/// Checks an access token and that its session is still alive.
+/// Checks an access token against its session's record: the session is
+/// alive, the token one of its grants (compared in constant time), unexpired.
 pub fn authenticate(state: &AppState, token: &str) -> Result<Authed, ApiError> {
-    let claims = state
-        .verifier
-        .verify(token, now_ms() / 1000, &state.issuer)
-        .map_err(|e| match e {
-            TokenError::Expired => {
-                ApiError::unauthorized("token_expired", "access token expired; refresh it")
-            }
-            _ => ApiError::unauthorized("bad_token", "access token is not valid here"),
-        })?;
-    let session = state.store.session(&claims.sid)?;
-    let user: UserId = claims
-        .sub
-        .parse()
-        .map_err(|_| ApiError::unauthorized("bad_token", "access token names no user"))?;
-    match session {
-        Some(s) if s.username == user.localpart() && s.expires_at_ms > now_ms() => {}
-        _ => {
-            return Err(ApiError::unauthorized(
-                "session_revoked",
-                "this session has ended; log in again",
-            ));
-        }
+    let bad_token = || ApiError::unauthorized("bad_token", "access token is not valid here");
+    let revoked =
+        || ApiError::unauthorized("session_revoked", "this session has ended; log in again");
+    let presented = spaces_auth::parse_access_token(token).ok_or_else(bad_token)?;
+    let now = now_ms();
+    let Some(session) = state.store.session(presented.session_id)? else {
+        // Deleted here while its tokens were live, or never ours: only the
+        // first is worth telling apart, so the client stops refreshing.
+        return Err(if state.store.session_ended(presented.session_id, now) {
+            revoked()
+        } else {
+            bad_token()
+        });
+    };
+    if session.expires_at_ms <= now {
+        return Err(revoked());
     }
+    let grant = session
+        .access_grant(&presented.hash)
+        .ok_or_else(bad_token)?;
+    if grant.expires_at_ms <= now {
+        return Err(ApiError::unauthorized(
+            "token_expired",
+            "access token expired; refresh it",
+        ));
+    }
+    let user = UserId::new(&session.username, state.engine.node_id())
+        .map_err(|_| ApiError::internal("a session names an invalid username"))?;
     Ok(Authed {
-        username: user.localpart().to_owned(),
         user,
-        session_id: claims.sid,
-        admin: claims.adm,
+        username: session.username,
+        session_id: session.id,
+        admin: session.admin,
     })
 }
 
@@ -294,26 +301,38 @@ pub async fn refresh(
     };
     let (session_id, _) = req.refresh_token.split_once('.').ok_or_else(bad)?;
     let old_hash = spaces_auth::hash_refresh_token(&req.refresh_token);
-    let fresh = spaces_auth::new_refresh_token(&mut rand::rng());
     let now = now_ms();
-    let expires = now + state.config.limits.session_days * 86_400_000;
-    let new_token = format!("{session_id}.{}", fresh.token);
-    let new_hash = spaces_auth::hash_refresh_token(&new_token);
-    match state.store.session(session_id)? {
-        Some(session) if session.expires_at_ms > now => {}
+    let username = match state.store.session(session_id)? {
+        Some(session) if session.expires_at_ms > now => session.username,
         Some(_) => {
             // Expired: gone for good, not revived by a late refresh.
             state.accounts.delete_session(session_id.into()).await?;
             return Err(bad());
         }
         None => return Err(bad()),
+    };
+    // Read before the rotation, whose access grant records the admin flag.
+    let account = state.store.account(&username)?.ok_or_else(bad)?;
+    if account.disabled {
+        return Err(ApiError::forbidden(
+            "account_disabled",
+            "this account is disabled",
+        ));
     }
-    let session = match state
+    let issued = Issued::new(&state, session_id);
+    let renewal = Renewal {
+        refresh_hash: issued.refresh_hash,
+        access: issued.access,
+        admin: account.is_admin,
+        now_ms: now,
+        expires_at_ms: now + state.config.limits.session_days * 86_400_000,
+    };
+    match state
         .accounts
-        .rotate_session(session_id.into(), old_hash, new_hash, now, expires)
+        .rotate_session(session_id.into(), old_hash, renewal)
         .await?
     {
-        Rotation::Rotated(session) => session,
+        Rotation::Rotated(_) => {}
         Rotation::Reused => {
             // A refresh token this session issued before, used again: two holders (a stolen
             // copy racing its owner). End the session for both.
@@ -328,15 +347,8 @@ pub async fn refresh(
         // Not a token of this session: a guess or a forgery naming someone's session id,
         // which is no one's proof of anything. Refused; the session is untouched.
         Rotation::Unknown => return Err(bad()),
-    };
-    let account = state.store.account(&session.username)?.ok_or_else(bad)?;
-    if account.disabled {
-        return Err(ApiError::forbidden(
-            "account_disabled",
-            "this account is disabled",
-        ));
     }
-    Ok(Json(tokens_for(&state, &account, &session.id, new_token)))
+    Ok(Json(tokens_for(&state, &account, session_id, issued)))
 }
 
 pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<StatusCode> {
@@ -443,13 +455,8 @@ async fn new_session(
     account: &Account,
     device: Option<String>,
 ) -> ApiResult<Tokens> {
-    // `ThreadRng` is not `Send`: gone before the await below.
-    let (session_id, secret) = {
-        let mut rng = rand::rng();
-        let session_id = spaces_auth::new_session_id(&mut rng);
-        (session_id, spaces_auth::new_refresh_token(&mut rng))
-    };
-    let refresh_token = format!("{session_id}.{}", secret.token);
+    let session_id = spaces_auth::new_session_id(&mut rand::rng());
+    let issued = Issued::new(state, &session_id);
     let now = now_ms();
     let mut device = device.unwrap_or_else(|| "unnamed device".into());
     // Shown in the session list: a label, so a name's characters only.
@@ -460,42 +467,57 @@ async fn new_session(
         .put_session(Session {
             id: session_id.clone(),
             username: account.username.clone(),
-            refresh_hash: spaces_auth::hash_refresh_token(&refresh_token),
+            refresh_hash: issued.refresh_hash,
             device,
             created_at_ms: now,
             last_used_ms: now,
             expires_at_ms: now + state.config.limits.session_days * 86_400_000,
             previous_hashes: Vec::new(),
+            access: vec![issued.access],
+            admin: account.is_admin,
         })
         .await?;
-    Ok(tokens_for(state, account, &session_id, refresh_token))
+    Ok(tokens_for(state, account, &session_id, issued))
 }
 
-fn tokens_for(
-    state: &AppState,
-    account: &Account,
-    session_id: &str,
+/// A fresh refresh token and access token for a session, with what its
+/// record keeps of them. No `Debug`: it holds the secrets.
+struct Issued {
     refresh_token: String,
-) -> Tokens {
-    let now_s = now_ms() / 1000;
+    refresh_hash: [u8; 32],
+    access_token: String,
+    access: AccessGrant,
+}
+
+impl Issued {
+    fn new(state: &AppState, session_id: &str) -> Issued {
+        let mut rng = rand::rng();
+        let refresh = spaces_auth::new_refresh_token(&mut rng);
+        let refresh_token = format!("{session_id}.{}", refresh.token);
+        let access = spaces_auth::new_access_token(session_id, &mut rng);
+        Issued {
+            refresh_hash: spaces_auth::hash_refresh_token(&refresh_token),
+            refresh_token,
+            access_token: access.token,
+            access: AccessGrant {
+                hash: access.hash,
+                expires_at_ms: now_ms() + state.config.limits.access_token_secs * 1000,
+            },
+        }
+    }
+}
+
+fn tokens_for(state: &AppState, account: &Account, session_id: &str, issued: Issued) -> Tokens {
     let user_id = UserId::new(&account.username, state.engine.node_id())
         .map(|u| u.to_string())
         .unwrap_or_default();
-    let claims = Claims {
-        iss: state.issuer.clone(),
-        sub: user_id.clone(),
-        sid: session_id.to_owned(),
-        iat: now_s,
-        exp: now_s + state.config.limits.access_token_secs,
-        adm: account.is_admin,
-    };
     Tokens {
         user_id,
         session_id: session_id.to_owned(),
-        access_token: state.tokens.issue(&claims),
+        access_token: issued.access_token,
         token_type: "Bearer",
         expires_in: state.config.limits.access_token_secs,
-        refresh_token,
+        refresh_token: issued.refresh_token,
         is_admin: account.is_admin,
         device_token: None,
     }

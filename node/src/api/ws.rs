@@ -11,8 +11,9 @@
 //!
 //! Bounded everywhere: a client that falls more than `ws_lag_events` behind
 //! the live stream is closed with code 4000 "lagged" (it reconnects and
-//! resumes); one that answers no ping for 60 s is closed; a revoked session
-//! is closed at the next heartbeat. A close handshake gets
+//! resumes); one that answers no ping for 60 s is closed; one whose session
+//! ends is closed at once (`Accounts::subscribe_ended`; the heartbeat checks
+//! the session too, for an end this connection missed). A close handshake gets
 //! `http.ws_close_timeout_secs`, and any write `http.write_timeout_secs`
 //! (the HTTP server's socket enforces it); past either, the TCP connection
 //! is dropped with a reset, so a client that stopped reading does not keep
@@ -27,7 +28,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
-use serde_json::json;
 use spaces_protocol::{Event, EventId, Presence, RoomId};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -184,7 +184,9 @@ async fn run(
     authed: &Authed,
     since: u64,
 ) -> Option<(u16, &'static str)> {
-    // Subscribe first: anything stored from now on is in `live`.
+    // Subscribe first: anything stored from now on is in `live`, and the
+    // end of this session in `ended`.
+    let mut ended = state.accounts.subscribe_ended();
     let mut live = state.engine.subscribe();
     let last_seq = state.store.last_seq();
     if since > last_seq {
@@ -194,9 +196,10 @@ async fn run(
     }
     // The user is online while this connection lasts (and it says so).
     let mut presence = state.engine.client_connected(&authed.user);
-    let ready = json!({ "type": "ready", "user_id": authed.user.to_string(), "seq": last_seq });
     socket
-        .send(Message::Text(ready.to_string().into()))
+        .send(Message::Text(
+            render::ready_frame(&authed.user, last_seq).into(),
+        ))
         .await
         .ok()?;
     let mut cursor = since;
@@ -236,7 +239,7 @@ async fn run(
         for (item, deliver) in items.iter().zip(verdicts) {
             if deliver {
                 socket
-                    .feed(Message::Text(frame(item).to_owned().into()))
+                    .feed(Message::Text(render::event_frame(item).to_owned().into()))
                     .await
                     .ok()?;
             }
@@ -248,7 +251,7 @@ async fn run(
                     .acceptance_for(&authed.user, &room_id, flipped)
                     .await
                 {
-                    let text = acceptance_frame(record.seq, room_id, &refused, &accepted);
+                    let text = render::acceptance_frame(record.seq, room_id, &refused, &accepted);
                     socket.feed(Message::Text(text.into())).await.ok()?;
                 }
             }
@@ -260,9 +263,8 @@ async fn run(
     }
     // The backlog is sent: from here on, live events. Clients that must
     // not act before they have caught up (and tests) wait for this frame.
-    let caught_up = json!({ "type": "caught_up", "seq": cursor });
     socket
-        .send(Message::Text(caught_up.to_string().into()))
+        .send(Message::Text(render::caught_up_frame(cursor).into()))
         .await
         .ok()?;
     // Presence: who shares a room with the user and is around. Subscribed
@@ -282,6 +284,19 @@ async fn run(
     loop {
         tokio::select! {
             _ = stopped.changed() => return Some((1001, "node shutting down")),
+            session_id = ended.recv() => match session_id {
+                Ok(session_id) if session_id == authed.session_id => {
+                    return Some((CLOSE_UNAUTHORIZED, "session_revoked"));
+                }
+                Ok(_) => {}
+                // Missed some: look the session up.
+                Err(RecvError::Lagged(_)) => {
+                    if !matches!(state.store.session(&authed.session_id), Ok(Some(_))) {
+                        return Some((CLOSE_UNAUTHORIZED, "session_revoked"));
+                    }
+                }
+                Err(RecvError::Closed) => return Some((1001, "node shutting down")),
+            },
             item = live.recv() => {
                 // Take what is already queued too (bounded), and write it
                 // with one flush: a client that fell behind catches up in
@@ -293,7 +308,7 @@ async fn run(
                         Ok(item) if item.seq > cursor => {
                             cursor = item.seq;
                             if state.engine.delivers_to(&authed.user, &item) {
-                                let text = frame(&item).to_owned();
+                                let text = render::event_frame(&item).to_owned();
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
@@ -305,8 +320,12 @@ async fn run(
                                     .acceptance_for(&authed.user, &item.room_id, flipped)
                                     .await
                             {
-                                let text =
-                                    acceptance_frame(item.seq, item.room_id, &refused, &accepted);
+                                let text = render::acceptance_frame(
+                                    item.seq,
+                                    item.room_id,
+                                    &refused,
+                                    &accepted,
+                                );
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;
                             }
@@ -348,7 +367,7 @@ async fn run(
                     last_heard = Instant::now();
                     match serde_json::from_str::<ClientMessage>(&text) {
                         Ok(ClientMessage::Ping) => {
-                            socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.ok()?;
+                            socket.send(Message::Text(render::PONG_FRAME.into())).await.ok()?;
                         }
                         Ok(ClientMessage::Presence { state: reported }) if reported != Presence::Offline => {
                             // Counted against the send budget, so flapping
@@ -378,30 +397,4 @@ async fn run(
             }
         }
     }
-}
-
-/// Resolution changed its mind about earlier events of a room: a ban
-/// merged late refuses the messages it raced, a refused ban gives them
-/// back. Clients drop the refused ids and place the accepted events.
-fn acceptance_frame(seq: u64, room_id: RoomId, refused: &[EventId], accepted: &[Event]) -> String {
-    json!({
-        "type": "acceptance",
-        "seq": seq,
-        "room_id": room_id.to_string(),
-        "refused": refused.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "accepted": accepted
-            .iter()
-            .map(|e| render::event(e, None, &e.sender().clone()))
-            .collect::<Vec<_>>(),
-    })
-    .to_string()
-}
-
-/// An event frame. Without a room view the rendering does not depend on
-/// the viewer, so every client shares the item's one rendering.
-fn frame(item: &StreamItem) -> &str {
-    item.rendered.get_or_init(|| {
-        json!({ "type": "event", "seq": item.seq, "event": render::event(&item.event, None, &item.event.sender().clone()) })
-            .to_string()
-    })
 }

@@ -192,4 +192,29 @@ impl Engine {
             .read()
             .unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Takes a room whose creation never reached the store out of the
+    /// room map and every index. Nobody else knew its id yet.
+    pub(super) fn forget_new_room(&self, room_id: &RoomId) {
+        self.write_rooms().remove(room_id);
+        for rooms in self
+            .inner
+            .memberships
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+        {
+            rooms.remove(room_id);
+        }
+        self.inner
+            .reaches
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+        self.inner
+            .directs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+    }
 }

@@ -65,7 +65,11 @@ impl Engine {
         }
         self.write_rooms().insert(room_id, slot);
         self.index_room(&view);
-        self.persist(view, events).await?;
+        if let Err(error) = self.persist(view, events).await {
+            // Not stored (the writer failed): the room must not stay listed.
+            self.forget_new_room(&room_id);
+            return Err(error);
+        }
         Ok(room_id)
     }
 

@@ -480,3 +480,22 @@ async fn text_lives_in_the_store_and_history_reads_it_back() {
     writer.join().unwrap();
     check(open(dir.path())).await;
 }
+
+/// What a failed creation undoes: the room map and every index.
+#[tokio::test]
+async fn a_forgotten_new_room_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let owner = UserId::new("owner", engine.node_id()).unwrap();
+    let kept = public_room(&engine, &owner).await;
+    let room_id = public_room(&engine, &owner).await;
+    assert!(engine.reach(&room_id).is_some());
+    engine.forget_new_room(&room_id);
+    assert!(matches!(
+        engine.room(&room_id),
+        Err(EngineError::UnknownRoom)
+    ));
+    assert_eq!(engine.rooms_of(&owner), [kept]);
+    assert!(engine.reach(&room_id).is_none());
+    assert!(engine.reach(&kept).is_some());
+}

@@ -2,26 +2,42 @@
 //! registration invite tokens, profiles, settings, contacts and read
 //! markers, all kept in the store.
 //!
-//! State: the store's trees, nothing in memory. The rules that need one
-//! decision are single store operations (the first account is an admin,
-//! a token's or session's use is a compare-and-swap), so this service holds
-//! no lock. Every write flushes, so every method runs it through
+//! State: the store's trees, and a channel telling open WebSockets which
+//! sessions ended. The rules that need one decision are single store
+//! operations (the first account is an admin, a token's or session's use is
+//! a compare-and-swap), so this service holds no lock. Every write flushes, so every method runs it through
 //! [`on_disk`]; reads are sled lookups served from its cache and stay
 //! inline at the callers.
 
-use spaces_store::{Account, Error, Id, InviteToken, Profile, Rotation, Session, Store};
+use spaces_store::{Account, Error, Id, InviteToken, Profile, Renewal, Rotation, Session, Store};
+use tokio::sync::broadcast;
 
 use super::on_disk;
+
+/// Session ends not yet seen by a slow listener; past that it lags and
+/// checks its session in the store instead. Sessions end a few at a time.
+const ENDED_CAPACITY: usize = 64;
 
 /// The accounts service: cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Accounts {
     store: Store,
+    /// The id of every session [`delete_session`](Self::delete_session) ended.
+    ended: broadcast::Sender<String>,
 }
 
 impl Accounts {
     pub fn new(store: Store) -> Accounts {
-        Accounts { store }
+        Accounts {
+            store,
+            ended: broadcast::channel(ENDED_CAPACITY).0,
+        }
+    }
+
+    /// The ids of sessions ended from now on, so a WebSocket can close at
+    /// once. On `Lagged`, the listener looks its session up instead.
+    pub fn subscribe_ended(&self) -> broadcast::Receiver<String> {
+        self.ended.subscribe()
     }
 
     /// Creates a sign-up's account; it is a node admin exactly when it is
@@ -56,19 +72,23 @@ impl Accounts {
         &self,
         id: String,
         old: [u8; 32],
-        new: [u8; 32],
-        now_ms: u64,
-        expires_at_ms: u64,
+        renewal: Renewal,
     ) -> Result<Rotation, Error> {
         on_disk(&self.store, move |store| {
-            store.rotate_session(&id, &old, new, now_ms, expires_at_ms)
+            store.rotate_session(&id, &old, &renewal)
         })
         .await
     }
 
-    /// Ends a session; false if there was none.
+    /// Ends a session, and tells open WebSockets; false if there was none.
     pub async fn delete_session(&self, id: String) -> Result<bool, Error> {
-        on_disk(&self.store, move |store| store.delete_session(&id)).await
+        let ended = id.clone();
+        let deleted = on_disk(&self.store, move |store| store.delete_session(&id)).await?;
+        if deleted {
+            // Nobody listening is fine: no WebSocket is open.
+            let _ = self.ended.send(ended);
+        }
+        Ok(deleted)
     }
 
     pub async fn put_profile(&self, username: String, profile: Profile) -> Result<(), Error> {

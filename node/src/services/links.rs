@@ -19,6 +19,11 @@
 //! requests and federation answers in flight, both bounded). Writes go
 //! through [`on_disk`]. Errors are [`LinkError`]: the API renders them as
 //! HTTP errors, federation as `Refused` answers.
+//!
+//! Links minted by builds before the `invite_links` tree are JSON records
+//! in the store's `meta`; [`Links::migrate_legacy`] moves them at start,
+//! each in one store transaction, so a crash half-way moves the rest at the
+//! next start.
 
 use spaces_protocol::content::{Content, JoinRule, Member, Membership};
 use spaces_protocol::{AuthError, Event, Permissions, RoomId, UserId};
@@ -73,9 +78,64 @@ pub fn is_code_shaped(code: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A link as builds before the `invite_links` tree stored it, as JSON.
+#[derive(serde::Deserialize)]
+struct LegacyLink {
+    room_id: String,
+    creator: String,
+    uses_left: u32,
+    expires_at_ms: Option<u64>,
+}
+
+impl LegacyLink {
+    /// The link as stored now; `None` if its ids do not parse.
+    fn convert(self) -> Option<InviteLink> {
+        let room_id: RoomId = self.room_id.parse().ok()?;
+        let creator: UserId = self.creator.parse().ok()?;
+        Some(InviteLink {
+            room_id: room_id.0,
+            creator: creator.to_string(),
+            uses_left: self.uses_left,
+            expires_at_ms: self.expires_at_ms,
+        })
+    }
+}
+
+/// What [`Links::migrate_legacy`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Links moved to the `invite_links` tree, as they were (used up and
+    /// expired ones too: they are refused there the same way).
+    pub moved: usize,
+    /// Records that were not links of the old format; removed.
+    pub dropped: usize,
+}
+
 impl Links {
     pub fn new(engine: Engine, store: Store) -> Links {
         Links { engine, store }
+    }
+
+    /// Moves the invite links an older build kept in `meta` to the
+    /// `invite_links` tree (see the module docs). Run once at start,
+    /// before the API serves; nothing to do on a store that has none.
+    pub async fn migrate_legacy(&self) -> Result<Migrated, spaces_store::Error> {
+        on_disk(&self.store, |store| {
+            let mut migrated = Migrated::default();
+            for (code, bytes) in store.legacy_invite_links()? {
+                let link = serde_json::from_slice::<LegacyLink>(&bytes)
+                    .ok()
+                    .and_then(LegacyLink::convert)
+                    .filter(|_| is_code_shaped(&code));
+                match &link {
+                    Some(_) => migrated.moved += 1,
+                    None => migrated.dropped += 1,
+                }
+                store.migrate_legacy_invite_link(&code, link.as_ref())?;
+            }
+            Ok(migrated)
+        })
+        .await
     }
 
     /// Mints a link to `room_id` for `uses` admissions (0: [`MAX_USES`]),
