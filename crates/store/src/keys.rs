@@ -54,6 +54,8 @@ pub(crate) mod tree {
     pub(crate) const CONTACTS: &str = "contacts";
     pub(crate) const SESSIONS: &str = "sessions";
     pub(crate) const USER_SESSIONS: &str = "user_sessions";
+    /// Deleted sessions whose access tokens have not all expired: id → expiry (u64 big-endian).
+    pub(crate) const ENDED_SESSIONS: &str = "ended_sessions";
     pub(crate) const INVITES: &str = "invites";
     pub(crate) const INVITE_LINKS: &str = "invite_links";
     pub(crate) const READ_MARKERS: &str = "read_markers";

@@ -18,10 +18,12 @@
 //!
 //! # Ended sessions
 //!
-//! A deleted session leaves a note in memory until the last access token it issued would have
-//! expired, so that the API can tell a client "your session ended" rather than "this is no token
-//! of ours" ([`Store::session_ended`]). Bounded like the cache, and forgotten at restart: then such
-//! a token is merely unknown, refused all the same.
+//! A deleted session that issued access tokens leaves a note in `ended_sessions`, written in the
+//! deletion's transaction, until the last of those tokens would have expired, so that the API can
+//! tell a client "your session ended" rather than "this is no token of ours"
+//! ([`Store::session_ended`]), across restarts and for sessions ended by the admin CLI. A note is
+//! dropped when it is read after its expiry; there are at most as many as sessions ended within
+//! one access-token lifetime.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -37,11 +39,7 @@ use crate::{Error, Store};
 /// cache starts again empty, and lookups go to sled until it refills.
 const MAX_CACHED_SESSIONS: usize = 16_384;
 
-/// Ended sessions remembered at most; see the module docs. Sessions ended within one access
-/// token lifetime (15 minutes by default) fit many times over.
-const MAX_ENDED_SESSIONS: usize = 16_384;
-
-/// Sessions by id, as last read, and recently ended ones; see the module docs.
+/// Sessions by id, as last read; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct SessionCache {
     inner: Mutex<CacheInner>,
@@ -52,8 +50,6 @@ struct CacheInner {
     sessions: HashMap<String, Session>,
     /// Bumped by every write of a session.
     generation: u64,
-    /// Deleted sessions, with the expiry of the last access token each issued.
-    ended: HashMap<String, u64>,
 }
 
 impl SessionCache {
@@ -89,30 +85,6 @@ impl SessionCache {
         let mut inner = self.lock();
         inner.generation += 1;
         inner.sessions.remove(id);
-    }
-
-    /// Notes that `session` was deleted, if it issued access tokens.
-    fn ended(&self, session: &Session) {
-        let Some(until_ms) = session.access.iter().map(|g| g.expires_at_ms).max() else {
-            return;
-        };
-        let mut inner = self.lock();
-        if inner.ended.len() >= MAX_ENDED_SESSIONS {
-            inner.ended.clear();
-        }
-        inner.ended.insert(session.id.clone(), until_ms);
-    }
-
-    fn has_ended(&self, id: &str, now_ms: u64) -> bool {
-        let mut inner = self.lock();
-        match inner.ended.get(id) {
-            Some(&until_ms) if until_ms > now_ms => true,
-            Some(_) => {
-                inner.ended.remove(id);
-                false
-            }
-            None => false,
-        }
     }
 }
 
@@ -173,31 +145,46 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a session; `false` if there was none. Durable on return.
+    /// Deletes a session; `false` if there was none. Durable on return. If it issued access
+    /// tokens, a note that it ended stays until the last of them expires (see the module docs).
     pub fn delete_session(&self, id: &str) -> Result<bool, Error> {
-        let deleted =
-            (&self.sessions, &self.user_sessions).transaction(|(sessions, user_sessions)| {
+        let deleted = (&self.sessions, &self.user_sessions, &self.ended_sessions).transaction(
+            |(sessions, user_sessions, ended)| {
                 let Some(old) = sessions.remove(id.as_bytes())? else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 let old: Session = records::decode(tree::SESSIONS, id.as_bytes(), &old)
                     .map_err(ConflictableTransactionError::Abort)?;
                 user_sessions.remove(keys::user_item(&old.username, id.as_bytes()))?;
-                Ok(Some(old))
-            })?;
+                if let Some(until_ms) = old.access.iter().map(|g| g.expires_at_ms).max() {
+                    ended.insert(id.as_bytes(), &until_ms.to_be_bytes()[..])?;
+                }
+                Ok(true)
+            },
+        )?;
         self.session_cache.invalidate(id);
-        if let Some(old) = &deleted {
-            self.session_cache.ended(old);
-        }
         self.db.flush()?;
-        Ok(deleted.is_some())
+        Ok(deleted)
     }
 
-    /// Whether session `id` was deleted by this process while an access token it issued was
-    /// still unexpired at `now_ms`: a token naming it is then from an ended session, not
-    /// unknown. See the module docs.
-    pub fn session_ended(&self, id: &str, now_ms: u64) -> bool {
-        self.session_cache.has_ended(id, now_ms)
+    /// Whether session `id` was deleted while an access token it issued was still unexpired at
+    /// `now_ms`: a token naming it is then from an ended session, not unknown. See the module
+    /// docs.
+    pub fn session_ended(&self, id: &str, now_ms: u64) -> Result<bool, Error> {
+        let Some(value) = self.ended_sessions.get(id.as_bytes())? else {
+            return Ok(false);
+        };
+        let until_ms = <[u8; 8]>::try_from(&value[..])
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::corrupt(tree::ENDED_SESSIONS, id.as_bytes(), "not a u64"))?;
+        if until_ms > now_ms {
+            return Ok(true);
+        }
+        // Expired: nothing will ask again. Not flushed; a crash only keeps a stale note.
+        self.ended_sessions
+            .compare_and_swap(id.as_bytes(), Some(value), None as Option<&[u8]>)?
+            .ok();
+        Ok(false)
     }
 
     /// Refresh-token rotation: if `presented` is the hash of the session's current refresh
@@ -603,37 +590,24 @@ mod tests {
     /// them expires; one that never did, or was never there, is not.
     #[test]
     fn ended_sessions_are_remembered_until_their_tokens_expire() {
-        let (_dir, store) = open_temp();
+        let (dir, store) = open_temp();
         store.put_session(&session("s1", "alice")).unwrap();
         store.put_session(&session("s2", "alice")).unwrap();
         store
             .rotate_session("s1", &[1; 32], &renewal([2; 32], 500, 5_000))
             .unwrap();
-        assert!(!store.session_ended("s1", 500));
+        let ended = |store: &Store, id: &str, now_ms: u64| store.session_ended(id, now_ms).unwrap();
+        assert!(!ended(&store, "s1", 500));
         assert!(store.delete_session("s1").unwrap());
         assert!(store.delete_session("s2").unwrap());
-        assert!(store.session_ended("s1", 599));
-        assert!(!store.session_ended("s2", 599), "it issued no access token");
-        assert!(!store.session_ended("nope", 599));
-        assert!(!store.session_ended("s1", 600));
-        assert!(!store.session_ended("s1", 500), "forgotten once expired");
-    }
-
-    #[test]
-    fn ended_sessions_are_bounded() {
-        let cache = SessionCache::default();
-        let ended = |n: usize| Session {
-            access: vec![AccessGrant {
-                hash: [0; 32],
-                expires_at_ms: 10,
-            }],
-            ..session(&n.to_string(), "alice")
-        };
-        for n in 0..=MAX_ENDED_SESSIONS {
-            cache.ended(&ended(n));
-        }
-        assert_eq!(cache.lock().ended.len(), 1);
-        assert!(cache.has_ended(&MAX_ENDED_SESSIONS.to_string(), 0));
+        assert!(ended(&store, "s1", 599));
+        assert!(!ended(&store, "s2", 599), "it issued no access token");
+        assert!(!ended(&store, "nope", 599));
+        // Across a restart (and for a deletion by another process, the admin CLI).
+        let store = reopen(&dir, store);
+        assert!(ended(&store, "s1", 599));
+        assert!(!ended(&store, "s1", 600));
+        assert!(!ended(&store, "s1", 500), "forgotten once expired");
     }
 
     #[test]

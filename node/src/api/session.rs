@@ -76,7 +76,7 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<Authed, ApiError> {
     let Some(session) = state.store.session(presented.session_id)? else {
         // Deleted here while its tokens were live, or never ours: only the
         // first is worth telling apart, so the client stops refreshing.
-        return Err(if state.store.session_ended(presented.session_id, now) {
+        return Err(if state.store.session_ended(presented.session_id, now)? {
             revoked()
         } else {
             bad_token()
