@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub login: LoginConfig,
     pub presence: PresenceConfig,
+    pub search: SearchConfig,
     pub web: WebConfig,
 }
 
@@ -241,6 +242,22 @@ impl Default for PresenceConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Keep a full-text index of messages in `<data_dir>/search/` and
+    /// answer `GET /api/v1/search`. Off: no index is written and searches
+    /// answer 503 `search_off`; turned on again, the index catches up from
+    /// the store.
+    pub enabled: bool,
+}
+
+impl Default for SearchConfig {
+    fn default() -> SearchConfig {
+        SearchConfig { enabled: true }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -259,6 +276,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             login: LoginConfig::default(),
             presence: PresenceConfig::default(),
+            search: SearchConfig::default(),
             web: WebConfig::default(),
         }
     }

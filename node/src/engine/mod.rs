@@ -31,6 +31,7 @@ use spaces_store::{Store, StoredEvent};
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 pub use presence::{ClientPresence, PresenceOptions};
+pub use rules::MessageNow;
 pub use view::{Aggregates, Arrivals, Reactions, RoomView};
 use writer::Writer;
 pub use writer::{Fresh, StreamItem, WriteFailed};
@@ -457,9 +458,7 @@ impl Engine {
                 let id = items[i].event.id();
                 verdicts[i] = view.room.is_accepted(&id)
                     && (is_about(user, &items[i])
-                        || floor.is_some_and(|floor| {
-                            view.room.position(&id).is_some_and(|p| p >= floor)
-                        }));
+                        || floor.is_some_and(|floor| view.shows(floor, &id)));
             }
         }
         verdicts
