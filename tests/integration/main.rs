@@ -22,4 +22,5 @@ mod hardening_races;
 mod history;
 mod messages;
 mod rooms;
+mod search;
 mod websocket;
