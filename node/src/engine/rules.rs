@@ -250,3 +250,85 @@ impl Engine {
         Ok(event)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use spaces_protocol::{EventBody, NodeKey, Room};
+
+    use super::*;
+
+    /// What the search index is told of a message: shown with its latest
+    /// edit, hidden once redacted; edits and redactions point at their
+    /// target; other events are about no message.
+    #[test]
+    fn message_now_follows_edits_and_redactions() {
+        let key = NodeKey::from_seed([5; 32]);
+        let create = EventBody::create(
+            key.node_id(),
+            "owner",
+            1,
+            RoomKind::Room,
+            JoinRule::Public,
+            HistoryVisibility::Shared,
+            [0; 16],
+        )
+        .sign(&key)
+        .unwrap();
+        let mut room = Room::new(create.clone()).unwrap();
+        let mut add = |n: u64, content: Content| {
+            let event = room
+                .draft(key.node_id(), "owner", 1 + n, content)
+                .sign(&key)
+                .unwrap();
+            room.insert(event.clone()).unwrap();
+            event.id()
+        };
+        let message = add(
+            1,
+            Content::Message(Message {
+                body: "first".into(),
+                ..Default::default()
+            }),
+        );
+        let other = add(
+            2,
+            Content::Message(Message {
+                body: "second".into(),
+                ..Default::default()
+            }),
+        );
+        let edit = add(
+            3,
+            Content::Edit(Edit {
+                target: message,
+                body: "first, edited".into(),
+                mentions: Mentions::default(),
+            }),
+        );
+        let redaction = add(
+            4,
+            Content::Redaction(Redaction {
+                target: other,
+                reason: None,
+            }),
+        );
+        let view = RoomView::new(room, HashMap::new());
+        let shown_edited = MessageNow::Shown {
+            latest_edit: Some(edit),
+        };
+        assert_eq!(view.message_now(&message), Some((message, shown_edited)));
+        assert_eq!(view.message_now(&edit), Some((message, shown_edited)));
+        assert_eq!(view.message_now(&other), Some((other, MessageNow::Hidden)));
+        assert_eq!(
+            view.message_now(&redaction),
+            Some((other, MessageNow::Hidden))
+        );
+        assert_eq!(view.message_now(&create.id()), None);
+        // Readability per event: the whole shared history from position 0.
+        let floor = view.readable(create.sender()).unwrap();
+        assert!(view.shows(floor, &message));
+        assert!(!view.shows(view.room.len(), &message), "before the floor");
+    }
+}
