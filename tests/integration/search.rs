@@ -304,6 +304,23 @@ async fn edits_replace_and_redactions_remove() {
         .await
         .expect(200);
     assert_eq!(page["results"][0]["highlights"], json!([[15, 21]]));
+    // `mentions:me` finds what mentions the caller by id.
+    let bob = node.register("bob").await;
+    node.invite(&alice, &room, &bob).await;
+    node.join(&bob, &room).await;
+    let ping = node
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice.access),
+            json!({ "body": "standup soon", "mentions": { "users": [bob.id] } }),
+        )
+        .await
+        .expect(201)["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    until_found(&node, &bob, "mentions:me", &[&ping]).await;
+    until_found(&node, &alice, "mentions:me", &[]).await;
 }
 
 #[tokio::test]

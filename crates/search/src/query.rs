@@ -1,7 +1,7 @@
 //! The query language and the search itself.
 //!
 //! A query is words, `"exact phrases"` and filters, all of which must match:
-//! `from:USER`, `in:ROOM`, `has:file|image|link|reply|thread`,
+//! `from:USER`, `in:ROOM`, `mentions:USER`, `has:file|image|link|reply|thread`,
 //! `before:YYYY-MM-DD`, `after:YYYY-MM-DD` (UTC days; both exclude the day
 //! named, as people read them). Words go through the same analyzer as
 //! message bodies, so a word that splits into several terms (CJK text,
@@ -69,6 +69,8 @@ pub struct Request {
     /// `in:` rooms; a message in any of them matches.
     pub rooms: Vec<String>,
     pub has: Vec<Has>,
+    /// Users the message must mention (all of them).
+    pub mentions: Vec<String>,
     /// Only messages sent after this (exclusive), Unix ms.
     pub after_ms: Option<u64>,
     /// Only messages sent before this (exclusive), Unix ms.
@@ -181,6 +183,7 @@ impl Request {
             match filter {
                 Some(("from", user)) => request.from = Some(user.to_owned()),
                 Some(("in", room)) => request.rooms.push(room.to_owned()),
+                Some(("mentions", user)) => request.mentions.push(user.to_owned()),
                 Some(("has", has)) => request.has.push(Has::parse(has).ok_or_else(|| {
                     QueryError::BadFilter(format!(
                         "has:{has} is not one of file, image, link, reply, thread"
@@ -221,6 +224,7 @@ impl Request {
         let filtered = self.from.is_some()
             || !self.rooms.is_empty()
             || !self.has.is_empty()
+            || !self.mentions.is_empty()
             || self.after_ms.is_some()
             || self.before_ms.is_some();
         if n_terms == 0 && !filtered {
@@ -326,6 +330,15 @@ impl SearchIndex {
                 )),
             ));
         }
+        for user in &request.mentions {
+            must.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    text_term(f.mentions, user),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
         if request.after_ms.is_some() || request.before_ms.is_some() {
             let bound = |ms: Option<u64>| match ms {
                 Some(ms) => Bound::Excluded(Term::from_field_u64(f.origin_ts, ms)),
@@ -399,7 +412,7 @@ mod tests {
     #[test]
     fn parses_words_phrases_and_filters() {
         let request = Request::parse(
-            r#"Hello "big  World" from:alice@n in:r1 has:file after:2024-01-31 before:2024-03-01 東京 https://x.org"#,
+            r#"Hello "big  World" from:alice@n in:r1 mentions:me has:file after:2024-01-31 before:2024-03-01 東京 https://x.org"#,
         )
         .unwrap();
         assert_eq!(
@@ -413,6 +426,7 @@ mod tests {
         );
         assert_eq!(request.from.as_deref(), Some("alice@n"));
         assert_eq!(request.rooms, ["r1"]);
+        assert_eq!(request.mentions, ["me"]);
         assert_eq!(request.has, [Has::File]);
         // 2024-02-01T00:00:00Z is 1706745600000.
         assert_eq!(request.after_ms, Some(1_706_745_600_000 - 1));

@@ -53,6 +53,8 @@ pub struct Doc {
     pub seq: u64,
     pub body: String,
     pub has: Vec<Has>,
+    /// Users the message mentions by id (`mentions:` filters).
+    pub mentions: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +65,7 @@ pub struct Fields {
     pub origin_ts: Field,
     pub seq: Field,
     pub has: Field,
+    pub mentions: Field,
     pub body: Field,
 }
 
@@ -75,6 +78,7 @@ pub fn build() -> (Schema, Fields) {
     let origin_ts = builder.add_u64_field("origin_ts", INDEXED | FAST | STORED);
     let seq = builder.add_u64_field("seq", FAST | STORED);
     let has = builder.add_text_field("has", STRING);
+    let mentions = builder.add_text_field("mentions", STRING);
     // Positions for phrases; the text is stored to render hits and highlights.
     let body_options = TextOptions::default()
         .set_indexing_options(
@@ -91,6 +95,7 @@ pub fn build() -> (Schema, Fields) {
         origin_ts,
         seq,
         has,
+        mentions,
         body,
     };
     (builder.build(), fields)

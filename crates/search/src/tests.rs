@@ -14,6 +14,7 @@ fn doc(n: u64, room: &str, sender: &str, body: &str) -> Doc {
         seq: n,
         body: body.to_owned(),
         has: Vec::new(),
+        mentions: Vec::new(),
     }
 }
 
@@ -112,6 +113,7 @@ fn filters_scope_and_order() {
     let (index, mut writer, _) = open(dir.path());
     let mut file = doc(3, "r1", "b@n", "the report, attached");
     file.has = vec![Has::File];
+    file.mentions = vec!["a@n".to_owned()];
     for doc in [
         doc(1, "r1", "a@n", "the quarterly report"),
         doc(2, "r2", "a@n", "report for the other room"),
@@ -136,6 +138,8 @@ fn filters_scope_and_order() {
     assert_eq!(ids(&index, "report in:r2", &all, Order::Recent), ["e2"]);
     assert_eq!(ids(&index, "report from:b@n", &all, Order::Recent), ["e3"]);
     assert_eq!(ids(&index, "has:file", &all, Order::Recent), ["e3"]);
+    assert_eq!(ids(&index, "mentions:a@n", &all, Order::Recent), ["e3"]);
+    assert!(ids(&index, "mentions:b@n", &all, Order::Recent).is_empty());
     // Relevance: three mentions beat one.
     assert_eq!(ids(&index, "report", &["r1"], Order::Relevance)[0], "e4");
     // Phrases keep order; words do not.

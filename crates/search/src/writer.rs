@@ -74,6 +74,9 @@ impl Writer {
         for has in &doc.has {
             document.add_text(f.has, has.as_str());
         }
+        for user in &doc.mentions {
+            document.add_text(f.mentions, user);
+        }
         document.add_text(f.body, &doc.body);
         self.writer.add_document(document)?;
         self.pending += 1;

@@ -153,6 +153,11 @@ impl Search {
         if let Some(sender) = &query.sender {
             request.from = Some(sender.to_string());
         }
+        for mentioned in &mut request.mentions {
+            if mentioned == "me" {
+                *mentioned = user.to_string();
+            }
+        }
         request.after_ms = query.after_ms.max(request.after_ms);
         request.before_ms = match (query.before_ms, request.before_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -523,13 +528,13 @@ fn doc(
     let Content::Message(content) = message.content() else {
         return Ok(None);
     };
-    let body = match latest_edit.map(read).transpose()?.flatten() {
-        Some((_, edit)) => match edit.content() {
-            Content::Edit(edit) => edit.body.clone(),
-            _ => content.body.clone(),
-        },
-        None => content.body.clone(),
+    // The text and mentions as the room shows them: the latest edit's.
+    let edit = latest_edit.map(read).transpose()?.flatten();
+    let (body, mentions) = match edit.as_ref().map(|(_, e)| e.content()) {
+        Some(Content::Edit(edit)) => (edit.body.clone(), &edit.mentions),
+        _ => (content.body.clone(), &content.mentions),
     };
+    let mentions = mentions.users.iter().map(ToString::to_string).collect();
     let mut has = Vec::new();
     if !content.attachments.is_empty() {
         has.push(Has::File);
@@ -558,5 +563,6 @@ fn doc(
         seq,
         body,
         has,
+        mentions,
     }))
 }
