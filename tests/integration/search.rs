@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::federation::{Peer, join_via, until_history_has};
-use crate::support::{FAST_SENDS, Node, PASSWORD, User, data_dir};
+use crate::support::{FAST_SENDS, Node, PASSWORD, User, admin, data_dir};
 
 /// How long a message may take to become searchable here: the spec's
 /// "about a second", with a wide margin for a debug build on a loaded
@@ -500,4 +500,35 @@ async fn restarts_and_sigkill_lose_nothing_and_index_nothing_twice() {
         assert_eq!(hits.len(), before.len(), "earlier messages once each");
     }
     assert!(!acked.is_empty());
+
+    // `spaces admin reindex` drops the index; the next start rebuilds it
+    // from the store, every message once.
+    assert!(node.terminate().await.success());
+    let said = admin(dir.path(), &["reindex"], "").await;
+    assert!(said.contains("search index dropped"), "{said}");
+    assert!(!dir.path().join("search").exists());
+    node = Node::start(dir.path(), FAST_SENDS).await;
+    let alice = node.login("alice", PASSWORD).await;
+    until_found(&node, &alice, "gecko", &before.iter().collect::<Vec<_>>()).await;
+    let start = Instant::now();
+    loop {
+        let mut found = 0;
+        for round in 0..2 {
+            let hits = search_all(&node, &alice, &format!("iguana{round}"), "").await;
+            assert_eq!(ids(&hits).len(), hits.len(), "a message indexed twice");
+            found += hits
+                .iter()
+                .filter(|(id, _)| acked.iter().any(|(a, _)| a == id))
+                .count();
+        }
+        if found == acked.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{found} of {} found after reindex",
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
