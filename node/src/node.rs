@@ -91,6 +91,10 @@ impl Node {
             tokens: data_dir.token_key,
             issuer: node_id.to_string(),
             sends: api::RateLimiter::new(config.limits.sends_per_sec, config.limits.send_burst),
+            searches: api::RateLimiter::new(
+                config.search.searches_per_sec,
+                config.search.search_burst,
+            ),
             signin: crate::signin::Guard::new(config.login.options()),
             device_key,
             registrations_per_ip: api::RateLimiter::with_rate(

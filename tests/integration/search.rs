@@ -10,7 +10,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::federation::{Peer, join_via, until_history_has};
-use crate::support::{FAST_SENDS, Node, PASSWORD, User, admin, data_dir};
+use crate::support::{Node, PASSWORD, User, admin, data_dir};
+
+/// Sends and searches lifted: these tests send and poll faster than a person.
+const FAST: &[(&str, &str)] = &[
+    ("SPACES__LIMITS__SENDS_PER_SEC", "100000"),
+    ("SPACES__LIMITS__SEND_BURST", "100000"),
+    ("SPACES__SEARCH__SEARCHES_PER_SEC", "100000"),
+    ("SPACES__SEARCH__SEARCH_BURST", "100000"),
+];
 
 /// How long a message may take to become searchable here: the spec's
 /// "about a second", with a wide margin for a debug build on a loaded
@@ -108,7 +116,7 @@ async fn post_ok(node: &Node, user: &User, path: &str, body: Value) {
 /// before the point they may read from.
 #[tokio::test]
 async fn hits_are_exactly_what_the_room_api_lets_each_user_read() {
-    let (_dir, node) = crate::support::node(FAST_SENDS).await;
+    let (_dir, node) = crate::support::node(FAST).await;
     let owner = node.register("owner").await;
     let member = node.register("member").await;
     let outsider = node.register("outsider").await;
@@ -235,8 +243,8 @@ async fn hits_are_exactly_what_the_room_api_lets_each_user_read() {
 /// user of the second node who is not in it finds nothing.
 #[tokio::test]
 async fn messages_of_another_nodes_room_are_found_by_its_members_only() {
-    let a = Peer::start(&[]).await;
-    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let a = Peer::start_with(&[], &FAST[2..]).await;
+    let b = Peer::start_with(std::slice::from_ref(&a.addr), &FAST[2..]).await;
     let alice = a.node.register("alice").await;
     let bob = b.node.register("bob").await;
     let carol = b.node.register("carol").await;
@@ -271,7 +279,7 @@ async fn messages_of_another_nodes_room_are_found_by_its_members_only() {
 /// An edit replaces the indexed text; a redaction removes the message.
 #[tokio::test]
 async fn edits_replace_and_redactions_remove() {
-    let (_dir, node) = crate::support::node(FAST_SENDS).await;
+    let (_dir, node) = crate::support::node(FAST).await;
     let alice = node.register("alice").await;
     let room = node.create_room(&alice, json!({ "name": "r" })).await;
     let id = node.send(&alice, &room, "meet at the lighthouse").await;
@@ -325,7 +333,7 @@ async fn edits_replace_and_redactions_remove() {
 
 #[tokio::test]
 async fn bad_queries_get_clear_errors() {
-    let (_dir, node) = crate::support::node(&[]).await;
+    let (_dir, node) = crate::support::node(FAST).await;
     let alice = node.register("alice").await;
     let long = "a".repeat(513);
     for (path, code) in [
@@ -355,6 +363,23 @@ async fn bad_queries_get_clear_errors() {
     node.get("/api/v1/search?q=x", None)
         .await
         .error(401, "missing_token");
+    // Each user has a search budget (default 5/s, burst 20).
+    let (_dir, limited) = crate::support::node(&[]).await;
+    let carol = limited.register("carol").await;
+    let mut limited_at = None;
+    for i in 0..40 {
+        let reply = limited.get("/api/v1/search?q=x", Some(&carol.access)).await;
+        if reply.status == 429 {
+            limited_at = Some(i);
+            reply.error(429, "rate_limited");
+            break;
+        }
+        reply.expect(200);
+    }
+    assert!(
+        limited_at.is_some_and(|i| i >= 20),
+        "limited after the burst: {limited_at:?}"
+    );
     // Search off: refused, not silently empty.
     let (_dir, off) = crate::support::node(&[("SPACES__SEARCH__ENABLED", "false")]).await;
     let bob = off.register("bob").await;
@@ -438,7 +463,7 @@ async fn load_then_kill(
 #[tokio::test]
 async fn restarts_and_sigkill_lose_nothing_and_index_nothing_twice() {
     let dir = data_dir();
-    let mut node = Node::start(dir.path(), FAST_SENDS).await;
+    let mut node = Node::start(dir.path(), FAST).await;
     let alice = node.register("alice").await;
     let rooms = vec![
         node.create_room(&alice, json!({ "name": "one" })).await,
@@ -455,7 +480,7 @@ async fn restarts_and_sigkill_lose_nothing_and_index_nothing_twice() {
 
     // A clean stop and start: the same hits, once each.
     assert!(node.terminate().await.success());
-    node = Node::start(dir.path(), FAST_SENDS).await;
+    node = Node::start(dir.path(), FAST).await;
     let alice = node.login("alice", PASSWORD).await;
     let hits = search_all(&node, &alice, "gecko", "").await;
     assert_eq!(hits.len(), before.len(), "no hit twice: {hits:?}");
@@ -467,7 +492,7 @@ async fn restarts_and_sigkill_lose_nothing_and_index_nothing_twice() {
     for round in 0..2 {
         let tag = format!("iguana{round}");
         let this_round = load_then_kill(&mut node, &alice, &rooms, &tag).await;
-        node = Node::start(dir.path(), FAST_SENDS).await;
+        node = Node::start(dir.path(), FAST).await;
         let alice = node.login("alice", PASSWORD).await;
         acked.extend(this_round.iter().cloned());
         let start = Instant::now();
@@ -507,7 +532,7 @@ async fn restarts_and_sigkill_lose_nothing_and_index_nothing_twice() {
     let said = admin(dir.path(), &["reindex"], "").await;
     assert!(said.contains("search index dropped"), "{said}");
     assert!(!dir.path().join("search").exists());
-    node = Node::start(dir.path(), FAST_SENDS).await;
+    node = Node::start(dir.path(), FAST).await;
     let alice = node.login("alice", PASSWORD).await;
     until_found(&node, &alice, "gecko", &before.iter().collect::<Vec<_>>()).await;
     let start = Instant::now();

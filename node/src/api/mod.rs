@@ -55,6 +55,8 @@ pub struct Shared {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub sends: RateLimiter,
+    /// Searches per user.
+    pub searches: RateLimiter,
     /// Sign-in throttling per address, account and device.
     pub signin: crate::signin::Guard,
     /// Signs and checks device tokens (see `spaces_auth::DeviceKey`).

@@ -75,6 +75,10 @@ pub async fn search(
     authed: Authed,
     Query(query): Query<SearchQuery>,
 ) -> ApiResult<Json<Value>> {
+    state
+        .searches
+        .check(&authed.username)
+        .map_err(super::session::too_many)?;
     let limit = match query.limit.unwrap_or(DEFAULT_LIMIT) {
         limit @ 1..=MAX_LIMIT => limit,
         _ => {
