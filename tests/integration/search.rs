@@ -557,3 +557,60 @@ async fn restarts_and_sigkill_lose_nothing_and_index_nothing_twice() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `GET /directory?q=` matches words of public rooms' names and topics,
+/// case and accents folded, by prefix.
+#[tokio::test]
+async fn the_directory_filters_public_rooms_by_name_and_topic() {
+    let (_dir, node) = crate::support::node(FAST).await;
+    let alice = node.register("alice").await;
+    let gardens = node
+        .create_room(
+            &alice,
+            json!({ "name": "Community Gardens", "topic": "Tomatoes and beans", "visibility": "public" }),
+        )
+        .await;
+    let cafe = node
+        .create_room(
+            &alice,
+            json!({ "name": "Café Central", "visibility": "public" }),
+        )
+        .await;
+    node.create_room(&alice, json!({ "name": "Secret gardens" }))
+        .await;
+    let listed = |q: &str| {
+        let node = &node;
+        let alice = alice.clone();
+        let q = encode(q);
+        async move {
+            let rooms = node
+                .get(&format!("/api/v1/directory?q={q}"), Some(&alice.access))
+                .await
+                .expect(200);
+            rooms
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["room_id"].as_str().unwrap().to_owned())
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    assert_eq!(
+        listed("gard").await,
+        BTreeSet::from([gardens.clone()]),
+        "private rooms are not listed"
+    );
+    assert_eq!(listed("TOMATO").await, BTreeSet::from([gardens.clone()]));
+    assert_eq!(listed("cafe").await, BTreeSet::from([cafe.clone()]));
+    assert_eq!(listed("").await, BTreeSet::from([gardens, cafe]));
+    assert!(
+        listed("gardens central").await.is_empty(),
+        "every word must match"
+    );
+    node.get(
+        &format!("/api/v1/directory?q={}", "a".repeat(101)),
+        Some(&alice.access),
+    )
+    .await
+    .error(400, "bad_value");
+}

@@ -26,6 +26,7 @@ pub use query::{
     Hit, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_BYTES, MAX_TERMS, Order, Page, QueryError, Request,
 };
 pub use schema::{Doc, Has};
+pub use tokenizer::terms;
 pub use writer::Writer;
 
 #[cfg(test)]
