@@ -1,5 +1,5 @@
 //! Operator commands on a data directory: create users, reset passwords,
-//! list users and rooms, mint invite tokens. They open the store directly,
+//! list users and rooms, mint invite tokens, drop the search index. They open the store directly,
 //! so the node must be stopped (sled allows one process at a time, and says
 //! so if another holds it).
 
@@ -107,4 +107,16 @@ pub fn invite_token(
         created_by: "admin".into(),
     })?;
     Ok(token)
+}
+
+/// Removes the search index (`<data>/search/`): the next start rebuilds it
+/// from the store, in the background, logging when it has caught up. The
+/// store is opened first only to make sure no node is running on it.
+pub fn reindex(dir: &DataDir) -> anyhow::Result<()> {
+    let _store = dir.open_store()?;
+    let index = dir.path.join("search");
+    if index.exists() {
+        std::fs::remove_dir_all(&index).with_context(|| format!("removing {}", index.display()))?;
+    }
+    Ok(())
 }

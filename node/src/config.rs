@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub login: LoginConfig,
     pub presence: PresenceConfig,
+    pub search: SearchConfig,
     pub web: WebConfig,
 }
 
@@ -241,6 +242,31 @@ impl Default for PresenceConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Keep a full-text index of messages in `<data_dir>/search/` and
+    /// answer `GET /api/v1/search`. Off: no index is written and searches
+    /// answer 503 `search_off`; turned on again, the index catches up from
+    /// the store.
+    pub enabled: bool,
+    /// Searches per user per second, and the burst above it: a person
+    /// types a query in a few requests; each search holds one of the
+    /// node's few search slots for milliseconds.
+    pub searches_per_sec: u32,
+    pub search_burst: u32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> SearchConfig {
+        SearchConfig {
+            enabled: true,
+            searches_per_sec: 5,
+            search_burst: 20,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -259,6 +285,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             login: LoginConfig::default(),
             presence: PresenceConfig::default(),
+            search: SearchConfig::default(),
             web: WebConfig::default(),
         }
     }
@@ -404,6 +431,9 @@ impl Config {
         }
         if self.limits.ws_lag_events == 0 || self.limits.max_body_bytes < 1024 {
             bail!("limits.ws_lag_events must be positive and limits.max_body_bytes at least 1024");
+        }
+        if self.search.searches_per_sec == 0 || self.search.search_burst == 0 {
+            bail!("search.searches_per_sec and search.search_burst must be positive");
         }
         if self.limits.sends_per_sec == 0 || self.limits.send_burst == 0 {
             bail!("limits.sends_per_sec and limits.send_burst must be positive");

@@ -65,6 +65,9 @@ enum AdminCommand {
     ListUsers,
     /// List rooms with their event counts.
     ListRooms,
+    /// Drop the search index; the node rebuilds it from the store when it
+    /// next starts.
+    Reindex,
     /// Mint a sign-up invite token (for registration mode "invite").
     InviteToken {
         /// How many sign-ups it allows.
@@ -133,6 +136,12 @@ fn main() -> anyhow::Result<()> {
                     uses,
                     expires_in_secs,
                 } => println!("{}", admin::invite_token(&dir, uses, expires_in_secs)?),
+                AdminCommand::Reindex => {
+                    admin::reindex(&dir)?;
+                    println!(
+                        "search index dropped; the node rebuilds it from the store when it starts"
+                    );
+                }
             }
             Ok(())
         }

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::peering::{self, Federation, NodeHost};
 use crate::services::accounts::Accounts;
 use crate::services::links::Links;
+use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
 /// running until the runtime stops.
@@ -32,6 +33,9 @@ pub struct Node {
     /// The swarm task, the publisher and the presence announcer: stopped
     /// after the HTTP server.
     federation: [JoinHandle<()>; 3],
+    /// The search indexer, if search is on: it commits and stops on the
+    /// stop signal, before the engine goes.
+    indexer: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -76,6 +80,15 @@ impl Node {
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
         let http_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
+        let (search, indexer) = if config.search.enabled {
+            let options = spaces_search::Options::new(data_dir.path.join("search"));
+            let (search, task) = Search::start(engine.clone(), options, stopped.clone())
+                .await
+                .context("opening the search index")?;
+            (search, Some(task))
+        } else {
+            (Search::off(), None)
+        };
         let device_key = data_dir.token_key.device_key();
         let limits = http_server::Limits::from_config(&config.http);
         let server_metrics = metrics.clone();
@@ -83,6 +96,10 @@ impl Node {
             engine: engine.clone(),
             store,
             sends: api::RateLimiter::new(config.limits.sends_per_sec, config.limits.send_burst),
+            searches: api::RateLimiter::new(
+                config.search.searches_per_sec,
+                config.search.search_burst,
+            ),
             signin: crate::signin::Guard::new(config.login.options()),
             device_key,
             registrations_per_ip: api::RateLimiter::with_rate(
@@ -95,6 +112,7 @@ impl Node {
             ),
             accounts,
             links,
+            search,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -121,6 +139,7 @@ impl Node {
             server,
             writer,
             federation: [swarm_task, publisher, presence],
+            indexer,
         })
     }
 
@@ -132,6 +151,16 @@ impl Node {
         for task in self.federation {
             task.abort();
             let _ = task.await;
+        }
+        if let Some(mut indexer) = self.indexer {
+            // It saw the stop signal: a last commit, then it ends.
+            let limit = std::time::Duration::from_secs(10);
+            if tokio::time::timeout(limit, &mut indexer).await.is_err() {
+                tracing::warn!(
+                    "the search indexer did not stop within 10 s; the next start catches up"
+                );
+                indexer.abort();
+            }
         }
         let store = self.engine.store().clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;

@@ -22,6 +22,7 @@ mod hardening_races;
 mod history;
 mod messages;
 mod rooms;
+mod search;
 mod tokens;
 mod upgrades;
 mod websocket;

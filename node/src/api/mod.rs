@@ -16,6 +16,7 @@ mod ranges;
 mod ratelimit;
 mod render;
 mod rooms;
+mod search;
 mod session;
 mod ws;
 
@@ -48,6 +49,8 @@ pub struct Shared {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub sends: RateLimiter,
+    /// Searches per user.
+    pub searches: RateLimiter,
     /// Sign-in throttling per address, account and device.
     pub signin: crate::signin::Guard,
     /// Signs and checks device tokens (see `spaces_auth::DeviceKey`).
@@ -58,6 +61,7 @@ pub struct Shared {
     pub hasher: crate::hasher::Hasher,
     pub accounts: crate::services::accounts::Accounts,
     pub links: crate::services::links::Links,
+    pub search: crate::services::search::Search,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -104,6 +108,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/rooms"),
     ("POST", "/api/v1/dms"),
     ("GET", "/api/v1/directory"),
+    ("GET", "/api/v1/search"),
     ("GET", "/api/v1/rooms/{room_id}"),
     ("PATCH", "/api/v1/rooms/{room_id}"),
     ("GET", "/api/v1/rooms/{room_id}/members"),
@@ -184,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rooms", get(rooms::list).post(rooms::create))
         .route("/api/v1/dms", post(rooms::create_dm))
         .route("/api/v1/directory", get(rooms::directory))
+        .route("/api/v1/search", get(search::search))
         .route(
             "/api/v1/rooms/{room_id}",
             get(rooms::get).patch(rooms::update),

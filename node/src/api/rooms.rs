@@ -11,7 +11,7 @@ use spaces_protocol::content::*;
 use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
 
 use super::account::parse_user;
-use super::error::{ApiError, ApiResult, Json, OptionalJson, Path};
+use super::error::{ApiError, ApiResult, Json, OptionalJson, Path, Query};
 use super::{AppState, Authed, ranges, render};
 use crate::engine::{NewRoom, now_ms};
 use crate::peering::JoinError;
@@ -179,16 +179,56 @@ pub async fn list(State(state): State<AppState>, authed: Authed) -> ApiResult<Js
     Ok(Json(rooms.into_iter().map(|(_, v)| v).collect()))
 }
 
+/// Longest directory query, in bytes.
+const MAX_DIRECTORY_QUERY: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryQuery {
+    #[serde(default)]
+    q: Option<String>,
+}
+
+/// Whether every word of the query starts a word of the room's name or
+/// topic, compared as search compares them (case and accents folded).
+fn directory_match(wanted: &[String], name: Option<&str>, topic: Option<&str>) -> bool {
+    if wanted.is_empty() {
+        return true;
+    }
+    let text = format!("{} {}", name.unwrap_or_default(), topic.unwrap_or_default());
+    let words: Vec<String> = spaces_search::terms(&text)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    wanted
+        .iter()
+        .all(|w| words.iter().any(|t| t.starts_with(w.as_str())))
+}
+
 pub async fn directory(
     State(state): State<AppState>,
     authed: Authed,
+    Query(query): Query<DirectoryQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
+    let q = query.q.unwrap_or_default();
+    if q.len() > MAX_DIRECTORY_QUERY {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            format!("q must be at most {MAX_DIRECTORY_QUERY} bytes"),
+        ));
+    }
+    let wanted: Vec<String> = spaces_search::terms(&q)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     let mut rooms = Vec::new();
     for room_id in state.engine.room_ids() {
         let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
         let room_state = view.room.state();
-        if room_state.join_rule() == JoinRule::Public && room_state.kind() != Some(RoomKind::Direct)
+        if room_state.join_rule() == JoinRule::Public
+            && room_state.kind() != Some(RoomKind::Direct)
+            && directory_match(&wanted, room_state.name(), room_state.topic())
         {
             rooms.push(render::room(&view, &authed.user, None));
         }

@@ -75,9 +75,7 @@ impl Engine {
                 let id = items[i].event.id();
                 verdicts[i] = view.room.is_accepted(&id)
                     && (is_about(user, &items[i])
-                        || floor.is_some_and(|floor| {
-                            view.room.position(&id).is_some_and(|p| p >= floor)
-                        }));
+                        || floor.is_some_and(|floor| view.shows(floor, &id)));
             }
         }
         verdicts

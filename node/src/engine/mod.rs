@@ -42,6 +42,7 @@ pub use index::Reach;
 pub use ingest::{Ingested, MAX_CLOCK_AHEAD_MS};
 pub use presence::{ClientPresence, PresenceOptions};
 pub use read::{Notes, Page, PageAt, Shown};
+pub use rules::MessageNow;
 pub use send::NewRoom;
 pub use view::{Aggregates, Arrivals, Reactions, RoomView};
 use writer::Writer;

@@ -2,7 +2,9 @@
 //! under one lock, so two concurrent requests cannot both pass the check.
 //!
 //! - Readability ([`RoomView::readable`]): the one home of "may this user
-//!   read this room", for every handler and service.
+//!   read this room", for every handler and service; [`RoomView::shows`]
+//!   and [`Engine::readable_events`] apply it to single events (search
+//!   hits, a WebSocket's backlog).
 //! - Reaction uniqueness ([`Engine::react`], [`Engine::unreact`]): decided
 //!   under the room's lock, which the reaction's send keeps until it is
 //!   queued, so the read model already holds the first of two identical
@@ -23,6 +25,15 @@ use super::{Engine, EngineError, NewRoom, RoomId, RoomView, forbidden};
 /// hash collision, and DM creation is rare and rate-limited, so 16 is plenty.
 pub(super) const DM_LOCK_SHARDS: usize = 16;
 
+/// What the room shows of a message now ([`RoomView::message_now`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageNow {
+    /// Refused, redacted, or not a message: no text to show or find.
+    Hidden,
+    /// Shown, with the text of its latest accepted edit if it has one.
+    Shown { latest_edit: Option<EventId> },
+}
+
 impl RoomView {
     /// The first position `user` may read from, or why not: `UnknownRoom`
     /// to someone never in a private room (invariant 4), `Forbidden
@@ -30,6 +41,40 @@ impl RoomView {
     pub fn readable(&self, user: &UserId) -> Result<usize, EngineError> {
         self.readable_from(user)
             .ok_or_else(|| forbidden(self, user, AuthError::NotMember))
+    }
+
+    /// Whether the event `id` is one a reader whose history starts at
+    /// `floor` ([`RoomView::readable`]) sees through the room API now:
+    /// accepted, and at or after their floor.
+    pub fn shows(&self, floor: usize, id: &EventId) -> bool {
+        self.room.is_accepted(id) && self.room.position(id).is_some_and(|p| p >= floor)
+    }
+
+    /// What the message an event is about (a message is about itself, an
+    /// edit or a redaction about its target) reads like now: `None` when
+    /// the room shows no text for it (refused, redacted, not a message),
+    /// else its latest accepted edit, if any. For the search index: it
+    /// reads bodies from the store, never from the replica.
+    pub fn message_now(&self, id: &EventId) -> Option<(EventId, MessageNow)> {
+        let target = match self.room.event(id)?.content() {
+            Content::Message(_) => *id,
+            Content::Edit(edit) => edit.target,
+            Content::Redaction(redaction) => redaction.target,
+            _ => return None,
+        };
+        let shown = self
+            .room
+            .event(&target)
+            .is_some_and(|e| matches!(e.content(), Content::Message(_)))
+            && self.room.is_accepted(&target)
+            && !self.agg.redacted.contains(&target);
+        let now = match shown {
+            false => MessageNow::Hidden,
+            true => MessageNow::Shown {
+                latest_edit: self.agg.edits.get(&target).copied(),
+            },
+        };
+        Some((target, now))
     }
 
     /// The id of `user`'s reaction `key` to `target`, if they made one.
@@ -80,6 +125,50 @@ impl Engine {
             reason: None,
         });
         self.send_locked(view, sender, redaction).await
+    }
+
+    /// Of `events` (room, event), those `user` may read through the room
+    /// API now ([`RoomView::readable`], then [`RoomView::shows`]) and that
+    /// are not redacted: the filter on search hits. Each room is locked,
+    /// and its floor computed, once.
+    pub async fn readable_events(&self, user: &UserId, events: &[(RoomId, EventId)]) -> Vec<bool> {
+        let mut verdicts = vec![false; events.len()];
+        let mut by_room: std::collections::HashMap<RoomId, Vec<usize>> = Default::default();
+        for (i, (room_id, _)) in events.iter().enumerate() {
+            by_room.entry(*room_id).or_default().push(i);
+        }
+        for (room_id, indexes) in by_room {
+            let Ok(slot) = self.room(&room_id) else {
+                continue;
+            };
+            let view = slot.lock().await;
+            let Some(floor) = view.readable_from(user) else {
+                continue;
+            };
+            for i in indexes {
+                let id = &events[i].1;
+                verdicts[i] = view.shows(floor, id) && !view.agg.redacted.contains(id);
+            }
+        }
+        verdicts
+    }
+
+    /// [`RoomView::message_now`] for each of `events` of a room, under one
+    /// lock; events the room does not hold, or that are about no message,
+    /// are left out.
+    pub async fn messages_now(
+        &self,
+        room_id: &RoomId,
+        events: &[EventId],
+    ) -> Vec<(EventId, MessageNow)> {
+        let Ok(slot) = self.room(room_id) else {
+            return Vec::new();
+        };
+        let view = slot.lock().await;
+        events
+            .iter()
+            .filter_map(|id| view.message_now(id))
+            .collect()
     }
 
     /// The direct room of `creator` (local) with `other`: the existing one
@@ -159,5 +248,87 @@ impl Engine {
             )));
         }
         Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use spaces_protocol::{EventBody, NodeKey, Room};
+
+    use super::*;
+
+    /// What the search index is told of a message: shown with its latest
+    /// edit, hidden once redacted; edits and redactions point at their
+    /// target; other events are about no message.
+    #[test]
+    fn message_now_follows_edits_and_redactions() {
+        let key = NodeKey::from_seed([5; 32]);
+        let create = EventBody::create(
+            key.node_id(),
+            "owner",
+            1,
+            RoomKind::Room,
+            JoinRule::Public,
+            HistoryVisibility::Shared,
+            [0; 16],
+        )
+        .sign(&key)
+        .unwrap();
+        let mut room = Room::new(create.clone()).unwrap();
+        let mut add = |n: u64, content: Content| {
+            let event = room
+                .draft(key.node_id(), "owner", 1 + n, content)
+                .sign(&key)
+                .unwrap();
+            room.insert(event.clone()).unwrap();
+            event.id()
+        };
+        let message = add(
+            1,
+            Content::Message(Message {
+                body: "first".into(),
+                ..Default::default()
+            }),
+        );
+        let other = add(
+            2,
+            Content::Message(Message {
+                body: "second".into(),
+                ..Default::default()
+            }),
+        );
+        let edit = add(
+            3,
+            Content::Edit(Edit {
+                target: message,
+                body: "first, edited".into(),
+                mentions: Mentions::default(),
+            }),
+        );
+        let redaction = add(
+            4,
+            Content::Redaction(Redaction {
+                target: other,
+                reason: None,
+            }),
+        );
+        let view = RoomView::new(room, HashMap::new());
+        let shown_edited = MessageNow::Shown {
+            latest_edit: Some(edit),
+        };
+        assert_eq!(view.message_now(&message), Some((message, shown_edited)));
+        assert_eq!(view.message_now(&edit), Some((message, shown_edited)));
+        assert_eq!(view.message_now(&other), Some((other, MessageNow::Hidden)));
+        assert_eq!(
+            view.message_now(&redaction),
+            Some((other, MessageNow::Hidden))
+        );
+        assert_eq!(view.message_now(&create.id()), None);
+        // Readability per event: the whole shared history from position 0.
+        let floor = view.readable(create.sender()).unwrap();
+        assert!(view.shows(floor, &message));
+        assert!(!view.shows(view.room.len(), &message), "before the floor");
     }
 }

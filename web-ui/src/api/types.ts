@@ -153,3 +153,20 @@ export type ServerFrame =
   | { type: 'presence'; user_id: string; state: Presence }
   | { type: 'typing'; room_id: string; user_id: string; typing: boolean }
   | { type: 'pong' };
+
+/** One hit of `GET /api/v1/search`. */
+export interface SearchHit {
+  event_id: string;
+  room_id: string;
+  sender: string;
+  origin_ts: number;
+  body: string;
+  /** [start, end) ranges of `body` in code points. */
+  highlights: [number, number][];
+}
+
+export interface SearchPage {
+  results: SearchHit[];
+  next_cursor: string | null;
+  estimated_total: number;
+}

@@ -9,6 +9,7 @@
 // - `rooms.ts`    the room list, history, members, read markers, room actions
 // - `messages.ts` sending (local echoes), edits, deletions, reactions, threads
 // - `session.ts`  boot, the live connection, reset
+// - `search.ts`   full-text search, and revealing a hit in its timeline
 //
 // Components import from here only.
 
@@ -47,3 +48,4 @@ export {
   toggleReaction,
 } from './messages';
 export { boot, reset } from './session';
+export { reveal, search, type SearchOptions } from './search';

@@ -10,6 +10,7 @@ import { CreateRoomDialog, DirectoryDialog, DmDialog } from './Dialogs';
 import { JoinView } from './JoinView';
 import { Panel, type PanelState } from './Panel';
 import { RoomView } from './RoomView';
+import { SearchDialog } from './Search';
 import { Sidebar } from './Sidebar';
 
 export function App() {
@@ -27,7 +28,7 @@ export function App() {
   return <Shell key={session.user_id} />;
 }
 
-export type DialogKind = 'create' | 'directory' | 'dm' | null;
+export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | null;
 
 function Shell() {
   const route = useRoute();
@@ -39,6 +40,22 @@ function Shell() {
   useEffect(() => {
     void boot();
     return () => reset();
+  }, []);
+
+  // Ctrl+K (⌘K) anywhere, or "/" outside a text field, opens search.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement | null;
+      const typing =
+        !!target &&
+        (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName));
+      if (((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'k') || (e.key === '/' && !typing)) {
+        e.preventDefault();
+        setDialog('search');
+      }
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
   }, []);
 
   const room = route.name === 'room' ? route.room : null;
@@ -87,6 +104,7 @@ function Shell() {
       {dialog === 'create' && <CreateRoomDialog onClose={() => setDialog(null)} />}
       {dialog === 'directory' && <DirectoryDialog onClose={() => setDialog(null)} />}
       {dialog === 'dm' && <DmDialog onClose={() => setDialog(null)} />}
+      {dialog === 'search' && <SearchDialog room={room} onClose={() => setDialog(null)} />}
     </div>
   );
 }

@@ -44,7 +44,16 @@ export function Sidebar(props: { active: string | null; openDialog: (d: DialogKi
           <Icon name="plus" /> New room
         </button>
         <button type="button" onClick={() => props.openDialog('directory')}>
-          <Icon name="search" /> Browse
+          <Icon name="hash" /> Browse
+        </button>
+        <button
+          type="button"
+          class="sidebar-search"
+          aria-keyshortcuts="Control+K /"
+          title="Search messages (Ctrl+K or /)"
+          onClick={() => props.openDialog('search')}
+        >
+          <Icon name="search" /> Search <kbd aria-hidden="true">Ctrl K</kbd>
         </button>
       </div>
       <div class="sidebar-scroll">

@@ -17,6 +17,9 @@ import { Row } from './Message';
 const BOTTOM_SLACK = 48;
 /** Start fetching older history this far from the top. */
 const LOAD_AHEAD = 400;
+/** Dispatched on `window` with a message id as `detail`: the timeline that
+ *  holds the message scrolls to it (search results). */
+export const REVEAL_EVENT = 'spaces-reveal';
 /** Messages from one sender closer than this share a header. */
 const GROUP_MS = 5 * 60_000;
 
@@ -121,6 +124,25 @@ export function Timeline(props: Props) {
   useEffect(() => {
     maybeLoad();
   }, [props.hasMore, props.loading]);
+
+  // A search hit opened in this list: centre its row, keep the reader's
+  // place there (not at the bottom), and flash it.
+  useEffect(() => {
+    const onReveal = (e: Event) => {
+      const id = (e as CustomEvent<string>).detail;
+      const el = scroller.current;
+      const row = list.current?.querySelector<HTMLElement>(`[data-id="${CSS.escape(id)}"]`);
+      if (!el || !row) return;
+      stick.current = false;
+      el.scrollTop = row.offsetTop - (el.clientHeight - row.offsetHeight) / 2;
+      record();
+      row.focus({ preventScroll: true });
+      row.classList.add('flash');
+      setTimeout(() => row.classList.remove('flash'), 2000);
+    };
+    addEventListener(REVEAL_EVENT, onReveal);
+    return () => removeEventListener(REVEAL_EVENT, onReveal);
+  }, []);
 
   const toBottom = () => {
     const el = scroller.current;
