@@ -5,6 +5,7 @@
 //! - [`api`]: the HTTP + WebSocket gateway.
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`archive`]: the backup archive: writing, checking, restoring.
 //! - [`peering`]: the node's side of federation — taking and answering what
 //!   other nodes send, publishing, joining rooms held elsewhere (the
 //!   `spaces_federation` crate moves the bytes).
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod archive;
 pub mod config;
 pub mod data_dir;
 pub mod engine;

@@ -444,9 +444,10 @@ fn calls_on_the_runtime(
     found
 }
 
-/// Where blocking is the point: the engine's writer thread (group commit)
-/// and the operator CLI (no runtime at all).
-const BLOCKING_THREADS: [&str; 2] = ["engine/writer.rs", "admin.rs"];
+/// Where blocking is the point: the engine's writer thread (group commit),
+/// the operator CLI (no runtime at all) and the backup archive's reader and
+/// writer (run by the CLI, or on a blocking thread by `services::backup`).
+const BLOCKING_THREADS: [&str; 3] = ["engine/writer.rs", "admin.rs", "archive.rs"];
 const BLOCKING_ENTRIES: [&str; 2] = ["spawn_blocking(", "on_disk("];
 
 #[test]

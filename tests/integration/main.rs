@@ -21,5 +21,6 @@ mod hardening_input;
 mod hardening_races;
 mod history;
 mod messages;
+mod operator;
 mod rooms;
 mod websocket;

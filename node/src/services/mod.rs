@@ -9,12 +9,14 @@
 //!
 //! - [`accounts`]: accounts, sessions, invite tokens, profiles, settings,
 //!   contacts, read markers: the store's per-user writes.
+//! - [`backup`]: online backup of the data directory, and restore.
 //! - [`links`]: room invite links, used by the API and by federation joins.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
 
 pub mod accounts;
+pub mod backup;
 mod disk;
 pub mod links;
 
