@@ -11,6 +11,7 @@
 //!   `spaces_federation` crate moves the bytes).
 //! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
 //! - [`http_server`]: connections — caps, time limits, hyper under the API.
+//! - [`logging`]: log output, text or JSON lines.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
 //! - [`signin`]: sign-in throttling per address, per account and per device.
@@ -23,6 +24,7 @@ pub mod data_dir;
 pub mod engine;
 pub mod hasher;
 pub mod http_server;
+pub mod logging;
 pub mod metrics;
 mod node;
 pub mod peering;

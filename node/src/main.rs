@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use spaces_node::config::{Config, Overrides};
+use spaces_node::config::{Config, LogFormat, Overrides};
 use spaces_node::data_dir::DataDir;
 use spaces_node::{Node, admin};
 
@@ -107,19 +107,9 @@ enum AdminCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A server logs its life at info; an admin command speaks only when it must.
-    let default_filter = match cli.command {
-        // Kademlia warns "No known peers" whenever a node without peers
-        // gains a listen address (every start of a first node): not news.
-        Command::Serve { .. } => "info,sled=warn,libp2p_kad::behaviour=error",
-        Command::Admin { .. } | Command::Healthcheck { .. } => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Kademlia warns "No known peers" whenever a node without peers gains a
+    // listen address (every start of a first node): not news.
+    const SERVE_FILTER: &str = "info,sled=warn,libp2p_kad::behaviour=error";
     match cli.command {
         Command::Serve {
             common,
@@ -132,10 +122,12 @@ fn main() -> anyhow::Result<()> {
                 p2p_listen: (!p2p_listen.is_empty()).then_some(p2p_listen),
             };
             let config = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
+            spaces_node::logging::init(SERVE_FILTER, config.log.format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(config))
         }
         Command::Healthcheck { url } => {
+            spaces_node::logging::init("warn", LogFormat::Text);
             if let Err(e) = admin::healthcheck(&url) {
                 eprintln!("unhealthy: {e:#}");
                 std::process::exit(1);
@@ -148,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let config = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
+            spaces_node::logging::init("warn", config.log.format);
             // Backup and restore must not create a data directory (and keys) where there is none.
             let dir = || DataDir::open(&config.data_dir);
             match command {

@@ -301,3 +301,42 @@ async fn check_finds_injected_corruption_and_newer_formats_are_refused() {
     assert!(!serve.status.success());
     assert!(String::from_utf8_lossy(&serve.stderr).contains("newer than this spaces"));
 }
+
+/// `/metrics` behind `metrics.token`, and JSON log lines.
+#[tokio::test]
+async fn metrics_token_and_json_logs() {
+    let dir = data_dir();
+    let node = Node::start(
+        dir.path(),
+        &[
+            ("SPACES__METRICS__TOKEN", "metrics-secret"),
+            ("SPACES__LOG__FORMAT", "json"),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .await;
+    node.get("/metrics", None).await.error(401, "missing_token");
+    node.get("/metrics", Some("metrics-secretX"))
+        .await
+        .error(401, "bad_token");
+    // A user's access token is not the metrics token.
+    let alice = node.register("alice").await;
+    node.get("/metrics", Some(&alice.access))
+        .await
+        .error(401, "bad_token");
+    let reply = node.get("/metrics", Some("metrics-secret")).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.text.contains("spaces_"), "{}", reply.text);
+
+    let log = node.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "node started" && l["level"] == "INFO"),
+        "{log}"
+    );
+}
