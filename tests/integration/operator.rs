@@ -340,3 +340,59 @@ async fn metrics_token_and_json_logs() {
         "{log}"
     );
 }
+
+/// The committed fixture, written by the first build with data-directory
+/// format 1 (tests/integration/fixtures/README.md), restores, passes
+/// `admin check`, and serves its account and messages: a later format must
+/// migrate it, not refuse it.
+#[tokio::test]
+async fn a_format_1_fixture_still_opens() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/integration/fixtures/format-1.spaces"
+    );
+    let work = data_dir();
+    let target = work.path().join("restored");
+    let target_arg = target.to_str().unwrap();
+    let restored = run_cli(
+        &[
+            "admin",
+            "restore",
+            "--from",
+            fixture,
+            "--data-dir",
+            target_arg,
+        ],
+        "",
+    )
+    .await;
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let check = run_cli(&["admin", "--data-dir", target_arg, "check"], "").await;
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let node = Node::start(&target, &[]).await;
+    let alice = node.login("alice", crate::support::PASSWORD).await;
+    let me = node
+        .get("/api/v1/me", Some(&alice.access))
+        .await
+        .expect(200);
+    assert_eq!(me["is_admin"], true);
+    let room = "!pl2h6t5nblvymwsvxrzgqnobd4qkpp67bup57okqvbx6tzw4kk2q";
+    let bodies: Vec<String> = node
+        .history(&alice, room, PAGE)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["content"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies, ["first message", "second message", "third message"]);
+    node.send(&alice, room, "fourth message").await;
+}
