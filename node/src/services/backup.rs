@@ -146,3 +146,39 @@ impl ChannelWriter {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One backup at a time: a second is refused while the first streams;
+    /// a client that goes away ends its backup and frees the slot.
+    #[tokio::test]
+    async fn one_backup_at_a_time_and_a_dropped_client_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Larger than the channel holds (16 × 64 KiB): the first backup
+        // blocks on its unread stream.
+        std::fs::write(dir.path().join("big"), vec![7u8; 4 * 1024 * 1024]).unwrap();
+        let store = Store::open(&dir.path().join("store"), &Default::default()).unwrap();
+        let backups = Backups::new(dir.path().to_owned(), store, "~node".into());
+        let first = backups.start().await.unwrap();
+        assert!(matches!(backups.start().await, Err(BackupError::Busy)));
+        drop(first);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut second = loop {
+            match backups.start().await {
+                Ok(stream) => break stream,
+                Err(BackupError::Busy) if tokio::time::Instant::now() < deadline => {
+                    // Waiting on the first backup's thread to see the closed channel.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let mut n_bytes = 0;
+        while let Some(chunk) = second.chunks.recv().await {
+            n_bytes += chunk.unwrap().len();
+        }
+        assert!(n_bytes > 4 * 1024 * 1024, "the whole archive streamed");
+    }
+}
