@@ -17,6 +17,8 @@ echo "== cargo deny: licences, bans (duplicate versions), sources"
 scripts/deny.sh
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== packaging: systemd unit (systemd-analyze verify, security)"
+packaging/check.sh
 echo "== OpenAPI fuzzing of a live node (schemathesis)"
 scripts/openapi-fuzz.sh
 echo "== web client: unit and end-to-end tests in headless Chromium"

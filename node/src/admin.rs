@@ -1,13 +1,18 @@
 //! Operator commands on a data directory: create users, reset passwords,
 //! list users and rooms, mint invite tokens, drop the search index. They open the store directly,
 //! so the node must be stopped (sled allows one process at a time, and says
-//! so if another holds it).
+//! so if another holds it). Backup is the exception: with a URL it asks the
+//! running node (`POST /api/v1/admin/backup`); restore writes a new directory.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use spaces_protocol::content::Content;
 use spaces_protocol::{Event, RoomId, UserId};
 use spaces_store::{Account, InviteToken};
 
+use crate::archive as backup;
 use crate::data_dir::DataDir;
 use crate::engine::now_ms;
 
@@ -119,4 +124,287 @@ pub fn reindex(dir: &DataDir) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&index).with_context(|| format!("removing {}", index.display()))?;
     }
     Ok(())
+}
+
+/// Writes a backup to `to` (which must not exist): from the running node at
+/// `url`, with an admin's access token in `SPACES_ADMIN_TOKEN`, or from the
+/// stopped node's `data_dir`. The archive is written beside `to`, checked
+/// whole, and only then renamed to `to`.
+pub fn backup(data_dir: &Path, to: &Path, url: Option<String>) -> anyhow::Result<()> {
+    if to.exists() {
+        bail!("{} exists: choose a new file name", to.display());
+    }
+    let partial = partial_path(to);
+    let written = match url {
+        Some(url) => backup_online(&url, &partial),
+        None => backup_stopped(data_dir, &partial),
+    }
+    .and_then(|total| {
+        let info = backup::verify(&partial).context("checking the written backup")?;
+        std::fs::rename(&partial, to).with_context(|| format!("renaming to {}", to.display()))?;
+        Ok((total, info))
+    });
+    let (total, info) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "backup of {} written to {}: {}, events up to seq {}",
+        info.node_id,
+        to.display(),
+        mib(total),
+        info.last_seq
+    );
+    Ok(())
+}
+
+fn partial_path(to: &Path) -> PathBuf {
+    let mut name = to.file_name().unwrap_or_default().to_owned();
+    name.push(".partial");
+    to.with_file_name(name)
+}
+
+fn create_new(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // A backup holds the node's keys.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+fn backup_stopped(data_dir: &Path, partial: &Path) -> anyhow::Result<u64> {
+    if !data_dir.join("node.key").is_file() {
+        bail!(
+            "{} is not a Spaces data directory (no node.key)",
+            data_dir.display()
+        );
+    }
+    let dir = DataDir::open(data_dir)?;
+    let store = dir.open_store().context(
+        "the node may be running: back it up online with --url http://ADDR and SPACES_ADMIN_TOKEN",
+    )?;
+    let mut progress = Progress::new("backup", backup::size_estimate(data_dir));
+    let mut out = std::io::BufWriter::new(create_new(partial)?);
+    backup::backup_offline(
+        data_dir,
+        &store,
+        dir.node_key.node_id().to_string(),
+        &mut out,
+        &mut |n| progress.show(n),
+    )?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    progress.done();
+    Ok(progress.last)
+}
+
+fn backup_online(url: &str, partial: &Path) -> anyhow::Result<u64> {
+    let token = std::env::var("SPACES_ADMIN_TOKEN")
+        .context("set SPACES_ADMIN_TOKEN to a node admin's access token")?;
+    let endpoint = format!("{}/api/v1/admin/backup", url.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut response = reqwest::Client::new()
+            .post(&endpoint)
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .with_context(|| format!("connecting to {endpoint}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            bail!(
+                "the node refused the backup: {status} {} {}",
+                body["code"].as_str().unwrap_or(""),
+                body["message"].as_str().unwrap_or("")
+            );
+        }
+        let estimate = response
+            .headers()
+            .get("x-spaces-backup-estimate")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut progress = Progress::new("backup", estimate);
+        let mut out = std::io::BufWriter::new(create_new(partial)?);
+        let mut total = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .context("the backup stream broke off")?
+        {
+            out.write_all(&chunk)?;
+            total += chunk.len() as u64;
+            progress.show(total);
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        progress.done();
+        Ok(total)
+    })
+}
+
+/// Restores the archive `from` into `data_dir` (absent or empty).
+pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let size = std::fs::metadata(from)
+        .with_context(|| format!("reading {}", from.display()))?
+        .len();
+    let mut progress = Progress::new("restore", size);
+    let info = backup::restore(from, data_dir, &mut |n| progress.show(n))?;
+    progress.done();
+    eprintln!(
+        "restored {} into {}: events up to seq {}",
+        info.node_id,
+        data_dir.display(),
+        info.last_seq
+    );
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    // For display only: precision is irrelevant.
+    #[allow(clippy::cast_precision_loss)]
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    format!("{mib:.1} MiB")
+}
+
+/// A one-line progress indicator on standard error, redrawn at most every
+/// 100 ms, and only when standard error is a terminal.
+struct Progress {
+    what: &'static str,
+    estimate: u64,
+    last: u64,
+    drawn: Option<std::time::Instant>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(what: &'static str, estimate: u64) -> Progress {
+        Progress {
+            what,
+            estimate,
+            last: 0,
+            drawn: None,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, done: u64) {
+        self.last = done;
+        if !self.terminal || self.drawn.is_some_and(|t| t.elapsed().as_millis() < 100) {
+            return;
+        }
+        self.drawn = Some(std::time::Instant::now());
+        // The estimate is an upper bound (sled's files hold garbage too).
+        let line = if let Some(percent) = done.saturating_mul(100).checked_div(self.estimate) {
+            let percent = percent.min(99);
+            let filled = usize::try_from(percent / 5).unwrap_or(20);
+            format!(
+                "{} [{}{}] {percent:>2}%  {}",
+                self.what,
+                "#".repeat(filled),
+                " ".repeat(20 - filled),
+                mib(done)
+            )
+        } else {
+            format!("{} {}", self.what, mib(done))
+        };
+        eprint!("\r{line}   ");
+    }
+
+    fn done(&mut self) {
+        if self.drawn.is_some() {
+            eprintln!(
+                "\r{} [{}] 100%  {}   ",
+                self.what,
+                "#".repeat(20),
+                mib(self.last)
+            );
+        }
+    }
+}
+
+/// `spaces admin check`: verifies a stopped node's data directory: its
+/// format, keys, every store record (every event decodes, its signature
+/// verifies and its id and room are the ones it is stored under) and that
+/// the indexes agree with the log. Returns the report's lines; `Ok(false)`
+/// when something is wrong.
+pub fn check(data_dir: &Path, out: &mut dyn Write) -> anyhow::Result<bool> {
+    if !data_dir.join("node.key").is_file() {
+        bail!(
+            "{} is not a Spaces data directory (no node.key)",
+            data_dir.display()
+        );
+    }
+    // Refuses a directory newer than this build, and damaged keys.
+    let dir = DataDir::open(data_dir)?;
+    let store = dir
+        .open_store()
+        .context("the store cannot be opened: stop the node first, or the store is damaged")?;
+    let report = store.check(&mut |stored| match Event::decode(&stored.bytes) {
+        Err(rejection) => Some(format!("does not verify: {rejection}")),
+        Ok(event) if event.id().0 != stored.event_id => {
+            Some("is stored under another event id".to_owned())
+        }
+        Ok(event) if event.room_id().0 != stored.room_id => {
+            Some("is stored under another room".to_owned())
+        }
+        Ok(_) => None,
+    })?;
+    writeln!(
+        out,
+        "data directory {} (format {}), node {}",
+        data_dir.display(),
+        crate::data_dir::FORMAT,
+        dir.node_key.node_id()
+    )?;
+    writeln!(
+        out,
+        "{} events in {} records, {} other entries checked",
+        report.n_events, report.n_records, report.n_entries
+    )?;
+    for problem in &report.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    if report.n_problems > report.problems.len() as u64 {
+        writeln!(
+            out,
+            "... and {} more problems",
+            report.n_problems - report.problems.len() as u64
+        )?;
+    }
+    if report.n_problems == 0 {
+        writeln!(out, "ok")?;
+    } else {
+        writeln!(out, "{} problems found", report.n_problems)?;
+    }
+    Ok(report.n_problems == 0)
+}
+
+/// `spaces healthcheck`: `GET /healthz` at `url` answers 200 within 5 s.
+pub fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let endpoint = format!("{}/healthz", url.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let response = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?
+            .get(&endpoint)
+            .send()
+            .await
+            .with_context(|| format!("asking {endpoint}"))?;
+        if !response.status().is_success() {
+            bail!("{endpoint} answered {}", response.status());
+        }
+        Ok(())
+    })
 }

@@ -21,6 +21,33 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub search: SearchConfig,
     pub web: WebConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A secret that `GET /metrics` must present as `Authorization: Bearer
+    /// <token>`. Unset: `/metrics` is open to anyone who reaches the HTTP
+    /// listener (fine on loopback, not on a public address).
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human-readable lines) or `json` (one JSON object a line, for
+    /// log collectors). `RUST_LOG` still sets the filter.
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -287,6 +314,8 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             search: SearchConfig::default(),
             web: WebConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

@@ -5,22 +5,26 @@
 //! - [`api`]: the HTTP + WebSocket gateway.
 //! - [`node`]: wiring — [`Node::spawn`] starts everything, [`Node::shutdown`] stops it.
 //! - [`admin`]: operator commands that work on a stopped node's data directory.
+//! - [`archive`]: the backup archive: writing, checking, restoring.
 //! - [`peering`]: the node's side of federation — taking and answering what
 //!   other nodes send, publishing, joining rooms held elsewhere (the
 //!   `spaces_federation` crate moves the bytes).
 //! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
 //! - [`http_server`]: connections — caps, time limits, hyper under the API.
+//! - [`logging`]: log output, text or JSON lines.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
 //! - [`signin`]: sign-in throttling per address, per account and per device.
 
 pub mod admin;
 pub mod api;
+pub mod archive;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
 pub mod hasher;
 pub mod http_server;
+pub mod logging;
 pub mod metrics;
 mod node;
 pub mod peering;

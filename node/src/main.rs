@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use spaces_node::config::{Config, Overrides};
+use spaces_node::config::{Config, LogFormat, Overrides};
 use spaces_node::data_dir::DataDir;
 use spaces_node::{Node, admin};
 
@@ -41,7 +41,15 @@ enum Command {
         #[arg(long, value_name = "MULTIADDR")]
         p2p_listen: Vec<String>,
     },
-    /// Operator commands on a stopped node's data directory.
+    /// Exit 0 if the node at --url answers `GET /healthz` with 200 within
+    /// 5 seconds, 1 otherwise: a container or monitor health check.
+    Healthcheck {
+        /// The node's base URL.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// Operator commands: most on a stopped node's data directory; `backup`
+    /// also on a running node through its HTTP API.
     Admin {
         #[command(flatten)]
         common: Common,
@@ -77,24 +85,34 @@ enum AdminCommand {
         #[arg(long)]
         expires_in_secs: Option<u64>,
     },
+    /// Back up a node into one archive file: a running node through its HTTP
+    /// API (--url, with an admin's access token in SPACES_ADMIN_TOKEN), or a
+    /// stopped node's data directory (--data-dir).
+    Backup {
+        /// The archive to write; must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// The running node's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Verify a stopped node's data directory: every event decodes and
+    /// verifies, the indexes agree; exits non-zero if anything is wrong.
+    Check,
+    /// Restore a backup into --data-dir, which must not exist or be empty.
+    Restore {
+        /// The archive written by `spaces admin backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A server logs its life at info; an admin command speaks only when it must.
-    let default_filter = match cli.command {
-        // Kademlia warns "No known peers" whenever a node without peers
-        // gains a listen address (every start of a first node): not news.
-        Command::Serve { .. } => "info,sled=warn,libp2p_kad::behaviour=error",
-        Command::Admin { .. } => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Kademlia warns "No known peers" whenever a node without peers gains a
+    // listen address (every start of a first node): not news.
+    const SERVE_FILTER: &str = "info,sled=warn,libp2p_kad::behaviour=error";
     match cli.command {
         Command::Serve {
             common,
@@ -107,8 +125,17 @@ fn main() -> anyhow::Result<()> {
                 p2p_listen: (!p2p_listen.is_empty()).then_some(p2p_listen),
             };
             let config = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
+            spaces_node::logging::init(SERVE_FILTER, config.log.format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(config))
+        }
+        Command::Healthcheck { url } => {
+            spaces_node::logging::init("warn", LogFormat::Text);
+            if let Err(e) = admin::healthcheck(&url) {
+                eprintln!("unhealthy: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Admin { common, command } => {
             let overrides = Overrides {
@@ -116,28 +143,37 @@ fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let config = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
-            let dir = DataDir::open(&config.data_dir)?;
+            spaces_node::logging::init("warn", config.log.format);
+            // Backup and restore must not create a data directory (and keys) where there is none.
+            let dir = || DataDir::open(&config.data_dir);
             match command {
+                AdminCommand::Backup { to, url } => admin::backup(&config.data_dir, &to, url)?,
+                AdminCommand::Restore { from } => admin::restore(&from, &config.data_dir)?,
+                AdminCommand::Check => {
+                    if !admin::check(&config.data_dir, &mut std::io::stdout())? {
+                        std::process::exit(1);
+                    }
+                }
                 AdminCommand::CreateUser { username, admin } => {
-                    let user = admin::create_user(&dir, &username, &read_password()?, admin)?;
+                    let user = admin::create_user(&dir()?, &username, &read_password()?, admin)?;
                     println!("created {user}");
                 }
                 AdminCommand::ResetPassword { username } => {
-                    admin::reset_password(&dir, &username, &read_password()?)?;
+                    admin::reset_password(&dir()?, &username, &read_password()?)?;
                     println!("password reset; sessions ended");
                 }
-                AdminCommand::ListUsers => admin::list_users(&dir)?
+                AdminCommand::ListUsers => admin::list_users(&dir()?)?
                     .iter()
                     .for_each(|l| println!("{l}")),
-                AdminCommand::ListRooms => admin::list_rooms(&dir)?
+                AdminCommand::ListRooms => admin::list_rooms(&dir()?)?
                     .iter()
                     .for_each(|l| println!("{l}")),
                 AdminCommand::InviteToken {
                     uses,
                     expires_in_secs,
-                } => println!("{}", admin::invite_token(&dir, uses, expires_in_secs)?),
+                } => println!("{}", admin::invite_token(&dir()?, uses, expires_in_secs)?),
                 AdminCommand::Reindex => {
-                    admin::reindex(&dir)?;
+                    admin::reindex(&dir()?)?;
                     println!(
                         "search index dropped; the node rebuilds it from the store when it starts"
                     );

@@ -17,6 +17,7 @@ use crate::http_server;
 use crate::metrics::Metrics;
 use crate::peering::{self, Federation, NodeHost};
 use crate::services::accounts::Accounts;
+use crate::services::backup::Backups;
 use crate::services::links::Links;
 use crate::services::search::Search;
 
@@ -69,6 +70,7 @@ impl Node {
             );
         }
         let accounts = Accounts::new(store.clone());
+        let backups = Backups::new(config.data_dir.clone(), store.clone(), node_id.to_string());
         let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
@@ -113,6 +115,7 @@ impl Node {
             accounts,
             links,
             search,
+            backups,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

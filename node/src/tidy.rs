@@ -304,10 +304,12 @@ fn engine_peering_and_services_do_not_import_the_api() {
     assert!(offenders.is_empty(), "imports of crate::api: {offenders:?}");
 }
 
-/// Outside the API, where JSON may be made: the HTTP server answers the
-/// connections it refuses before any route runs (over capacity, a request
-/// hyper cannot parse) with `{code, message}` itself.
-const JSON_OUTSIDE_THE_API: &[&str] = &["http_server.rs"];
+/// Outside the API, where JSON may be made, none of it for clients' views:
+/// the HTTP server answers the connections it refuses before any route runs
+/// (over capacity, a request hyper cannot parse) with `{code, message}`
+/// itself; the admin CLI calls the node's HTTP API; a backup archive's
+/// manifest and JSON log lines are formats for operators' tools.
+const JSON_OUTSIDE_THE_API: &[&str] = &["http_server.rs", "admin.rs", "archive.rs", "logging.rs"];
 
 /// Whether code builds JSON: it uses `json!`, or names `serde_json` for
 /// anything but `serde_json::from_…`, which only reads. A `Value` or `Map`
@@ -497,9 +499,10 @@ fn calls_on_the_runtime(
     found
 }
 
-/// Where blocking is the point: the engine's writer thread (group commit)
-/// and the operator CLI (no runtime at all).
-const BLOCKING_THREADS: [&str; 2] = ["engine/writer.rs", "admin.rs"];
+/// Where blocking is the point: the engine's writer thread (group commit),
+/// the operator CLI (no runtime at all) and the backup archive's reader and
+/// writer (run by the CLI, or on a blocking thread by `services::backup`).
+const BLOCKING_THREADS: [&str; 3] = ["engine/writer.rs", "admin.rs", "archive.rs"];
 const BLOCKING_ENTRIES: [&str; 2] = ["spawn_blocking(", "on_disk("];
 
 #[test]

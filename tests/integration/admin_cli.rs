@@ -21,6 +21,9 @@ async fn help_names_the_commands() {
         "list-users",
         "list-rooms",
         "invite-token",
+        "backup",
+        "restore",
+        "check",
     ] {
         assert!(
             text.contains(command),

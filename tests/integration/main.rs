@@ -21,6 +21,7 @@ mod hardening_input;
 mod hardening_races;
 mod history;
 mod messages;
+mod operator;
 mod rooms;
 mod search;
 mod tokens;

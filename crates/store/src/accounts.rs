@@ -27,6 +27,7 @@ impl Store {
 
     fn insert_account(&self, account: &Account, first_is_admin: bool) -> Result<Account, Error> {
         let key = keys::username(&account.username);
+        let gate = self.shared_gate();
         let created = (&self.accounts, &self.meta).transaction(
             |(accounts, meta)| -> Result<Account, ConflictableTransactionError<Error>> {
                 if accounts.get(&key)?.is_some() {
@@ -43,6 +44,7 @@ impl Store {
                 Ok(account)
             },
         )?;
+        drop(gate);
         self.db.flush()?;
         Ok(created)
     }

@@ -487,7 +487,7 @@ fn records_of<'a, 'b>(events: &'a [NewEvent<'b>]) -> impl Iterator<Item = &'a [N
 }
 
 /// The events of the `log` record under `key`, with their seqs.
-fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, Error> {
+pub(crate) fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, Error> {
     let first_seq = keys::decode_seq(tree::LOG, key, key)?;
     let record: LogRecord = records::decode(tree::LOG, key, value)?;
     if record.events.is_empty() {

@@ -101,6 +101,16 @@ pub(crate) fn decode_room_index(key: &[u8]) -> Result<u64, Error> {
     }
 }
 
+/// Whether a `log` key is a [`room_index`] key (by its tag and length).
+pub(crate) fn is_room_index(key: &[u8]) -> bool {
+    key.len() == 1 + ID_LEN + SEQ_LEN && key[0] == ROOM_INDEX_TAG
+}
+
+/// Whether a `log` key is an [`id_index`] key (by its tag and length).
+pub(crate) fn is_id_index(key: &[u8]) -> bool {
+    key.len() == 1 + ID_LEN && key[0] == ID_INDEX_TAG
+}
+
 /// The event-id-index key of `event_id`.
 pub(crate) fn id_index(event_id: &[u8; ID_LEN]) -> [u8; 1 + ID_LEN] {
     let mut key = [0; 1 + ID_LEN];

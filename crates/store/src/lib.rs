@@ -10,11 +10,14 @@
 //! - `sessions`: refresh-token sessions and their rotation.
 //! - `invites`: registration invite tokens.
 //! - `links`: room invite links and their atomic use.
+//! - `check`: reading every record back and reporting what does not decode or agree.
+//! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
 //! - `records`: the stored structs and their versioned encoding.
 //! - `error`: [`Error`].
 
 mod accounts;
+mod check;
 mod error;
 mod events;
 mod invites;
@@ -22,12 +25,15 @@ mod keys;
 mod links;
 mod records;
 mod sessions;
+mod snapshot;
 mod store;
 
+pub use check::CheckReport;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use records::{AccessGrant, Account, InviteLink, InviteToken, Profile, Session};
 pub use sessions::{Renewal, Rotation};
+pub use snapshot::{Entry, Restorer, Snapshot};
 pub use store::{Options, Store};
 
 /// An event or room id: a 32-byte hash chosen by the protocol.

@@ -93,6 +93,7 @@ impl Store {
     pub fn put_session(&self, session: &Session) -> Result<(), Error> {
         let value = sled::IVec::from(records::encode(tree::SESSIONS, session)?);
         let index_key = keys::user_item(&session.username, session.id.as_bytes());
+        let gate = self.shared_gate();
         (&self.sessions, &self.user_sessions).transaction(|(sessions, user_sessions)| {
             let old = sessions.insert(session.id.as_bytes(), value.clone())?;
             // A replaced session of another user must leave that user's index.
@@ -104,6 +105,7 @@ impl Store {
             user_sessions.insert(&index_key[..], &[][..])?;
             Ok(())
         })?;
+        drop(gate);
         self.session_cache.invalidate(&session.id);
         self.db.flush()?;
         Ok(())
@@ -148,6 +150,7 @@ impl Store {
     /// Deletes a session; `false` if there was none. Durable on return. If it issued access
     /// tokens, a note that it ended stays until the last of them expires (see the module docs).
     pub fn delete_session(&self, id: &str) -> Result<bool, Error> {
+        let gate = self.shared_gate();
         let deleted = (&self.sessions, &self.user_sessions, &self.ended_sessions).transaction(
             |(sessions, user_sessions, ended)| {
                 let Some(old) = sessions.remove(id.as_bytes())? else {
@@ -162,6 +165,7 @@ impl Store {
                 Ok(true)
             },
         )?;
+        drop(gate);
         self.session_cache.invalidate(id);
         self.db.flush()?;
         Ok(deleted)

@@ -66,6 +66,9 @@ pub struct Store {
     pub(crate) meta: sled::Tree,
     pub(crate) seqs: Arc<Seqs>,
     pub(crate) session_cache: Arc<SessionCache>,
+    /// Held shared by every write that spans two trees in one transaction, and exclusively by
+    /// [`Store::snapshot`] while it copies those trees (see `snapshot`).
+    pub(crate) gate: Arc<std::sync::RwLock<()>>,
 }
 
 /// How long `open` waits for the directory's lock. sled closes its file on a
@@ -136,6 +139,7 @@ impl Store {
             db,
             seqs: Arc::new(Seqs::new(last_seq)),
             session_cache: Arc::default(),
+            gate: Arc::default(),
         };
         crate::accounts::mark_first_account(&store)?;
         tracing::info!(path = %path.display(), last_seq, "store opened");
@@ -146,6 +150,14 @@ impl Store {
     /// this is for callers that want a barrier, e.g. at shutdown.
     pub fn flush(&self) -> Result<(), Error> {
         self.seqs.flush(&self.db)
+    }
+
+    /// Holds off [`Store::snapshot`] while a write spanning two trees runs.
+    pub(crate) fn shared_gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        // The guarded value is `()`: a panic while it was held left nothing half-updated.
+        self.gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A small piece of node metadata, e.g. the schema version or the node's first start time.

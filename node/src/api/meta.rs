@@ -15,7 +15,28 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     axum::Json(body).into_response()
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics.token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            None => {
+                return ApiError::unauthorized("missing_token", "metrics need the metrics token")
+                    .into_response();
+            }
+            // BLAKE3 hashes compare in constant time: the comparison says
+            // nothing about how much of the token was right.
+            Some(presented)
+                if blake3::hash(presented.as_bytes()) != blake3::hash(token.as_bytes()) =>
+            {
+                return ApiError::unauthorized("bad_token", "not the metrics token")
+                    .into_response();
+            }
+            Some(_) => {}
+        }
+    }
     // The alarm also goes off when failures stop, not only on the next one.
     state.signin.tick(std::time::Instant::now(), &state.metrics);
     let mut text = state

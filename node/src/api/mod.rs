@@ -6,6 +6,7 @@
 //! client when one is built.
 
 mod account;
+mod backup;
 mod client;
 mod error;
 mod federation_admin;
@@ -62,6 +63,7 @@ pub struct Shared {
     pub accounts: crate::services::accounts::Accounts,
     pub links: crate::services::links::Links,
     pub search: crate::services::search::Search,
+    pub backups: crate::services::backup::Backups,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -101,6 +103,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/contacts/{user_id}"),
     ("POST", "/api/v1/admin/invite-tokens"),
     ("GET", "/api/v1/admin/federation"),
+    ("POST", "/api/v1/admin/backup"),
     ("POST", "/api/v1/admin/federation/dial"),
     ("PUT", "/api/v1/admin/federation/blocks/{node_id}"),
     ("DELETE", "/api/v1/admin/federation/blocks/{node_id}"),
@@ -178,6 +181,7 @@ pub fn router(state: AppState) -> Router {
             post(session::create_invite_token),
         )
         .route("/api/v1/admin/federation", get(federation_admin::status))
+        .route("/api/v1/admin/backup", post(backup::backup))
         .route(
             "/api/v1/admin/federation/dial",
             post(federation_admin::dial),

@@ -9,6 +9,7 @@
 //!
 //! - [`accounts`]: accounts, sessions, invite tokens, profiles, settings,
 //!   contacts, read markers: the store's per-user writes.
+//! - [`backup`]: online backup of the data directory, and restore.
 //! - [`links`]: room invite links, used by the API and by federation joins.
 //! - [`search`]: full-text search: the indexer task that feeds
 //!   `spaces-search` from the live stream, and queries filtered by the
@@ -18,6 +19,7 @@
 //!   holds every caller in `node/src` to it.
 
 pub mod accounts;
+pub mod backup;
 mod disk;
 pub mod links;
 pub mod search;
