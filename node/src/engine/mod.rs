@@ -488,7 +488,7 @@ impl Engine {
         let mut accepted = Vec::new();
         for id in flipped {
             // Nothing before the floor, not even an id (invariant 4).
-            if !view.room.position(&id).is_some_and(|p| p >= floor) {
+            if view.room.position(&id).is_none_or(|p| p < floor) {
                 continue;
             }
             if view.room.is_accepted(&id) {
