@@ -16,10 +16,13 @@
 //!
 //! `spaces-bench federation ...` and `spaces-bench join ...` measure
 //! several nodes joined by libp2p on loopback: see [`federation`].
+//! `spaces-bench history ...` measures one node holding a lot of history:
+//! see [`history`].
 //!
 //! Every loop is bounded in count and time.
 
 mod federation;
+mod history;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -288,11 +291,18 @@ impl Sender {
     }
 
     async fn send(&mut self, body: &str) -> anyhow::Result<()> {
+        let uri = self.uri.clone();
+        self.send_to(&uri, body).await.map(drop)
+    }
+
+    /// Sends `body` to `uri` (on this connection's node) instead; the
+    /// acknowledgement's bytes.
+    async fn send_to(&mut self, uri: &hyper::Uri, body: &str) -> anyhow::Result<bytes::Bytes> {
         use http_body_util::BodyExt;
-        let request = hyper::Request::post(self.uri.clone())
+        let request = hyper::Request::post(uri.clone())
             .header(
                 hyper::header::HOST,
-                self.uri.authority().map_or("", |a| a.as_str()),
+                uri.authority().map_or("", |a| a.as_str()),
             )
             .header(hyper::header::AUTHORIZATION, self.authorization.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -306,7 +316,7 @@ impl Sender {
         if !status.is_success() || !body.windows(10).any(|w| w == b"\"event_id\"") {
             bail!("{status}: {}", String::from_utf8_lossy(&body));
         }
-        Ok(())
+        Ok(body)
     }
 }
 
@@ -365,6 +375,10 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       cross-node delivery latency in a public room spanning N nodes
   spaces-bench join [--history N] [--joiners N]
       time for fresh nodes to join a room holding N messages
+  spaces-bench history [--messages N] [--rooms R] [--body-bytes B]
+      R rooms filled with N messages each (default 1 × 1000000), then a
+      restart: time to serve, resident bytes per stored message, history
+      page latency (newest, deep, around) and send throughput afterwards
 
 Results are printed as Markdown tables (README.md keeps the latest).";
 
@@ -380,6 +394,7 @@ async fn main() -> anyhow::Result<()> {
             federation::latency(federation::LatencyArgs::parse(&argv[1..])?).await
         }
         Some("join") => federation::join(federation::JoinArgs::parse(&argv[1..])?).await,
+        Some("history") => history::history(history::HistoryArgs::parse(&argv[1..])?).await,
         _ => load(parse_args(&argv)?).await,
     }
 }
@@ -396,100 +411,23 @@ async fn load(args: Args) -> anyhow::Result<()> {
         .build()?;
     let base = node.base.clone();
 
-    // Users, registered concurrently (argon2 dominates).
-    let mut handles = Vec::new();
-    for i in 0..args.users {
-        let (client, base) = (client.clone(), base.clone());
-        handles.push(tokio::spawn(async move {
-            let body = json!({ "username": format!("user{i}"), "password": PASSWORD });
-            let v = post(&client, format!("{base}/api/v1/auth/register"), None, body).await?;
-            anyhow::Ok(User {
-                token: v["access_token"].as_str().context("token")?.to_owned(),
-            })
-        }));
-    }
-    let mut users = Vec::new();
-    for h in handles {
-        users.push(h.await??);
-    }
-    let room = post(
-        &client,
-        format!("{base}/api/v1/rooms"),
-        Some(&users[0].token),
-        json!({ "name": "bench", "visibility": "public" }),
-    )
-    .await?;
-    let room_id = room["room_id"].as_str().context("room id")?.to_owned();
-    for user in &users[1..] {
-        post(
-            &client,
-            format!("{base}/api/v1/rooms/{room_id}/join"),
-            Some(&user.token),
-            json!({}),
-        )
-        .await?;
-    }
+    let users = register_users(&client, &base, args.users).await?;
+    let room_id = create_room(&client, &base, &users[0].token, "bench").await?;
+    join_room(&client, &base, &room_id, &users[1..]).await?;
     let rss_setup = node.rss_kib();
 
     // 1. Throughput: every user sends as fast as acknowledgements come back.
-    let commits_0 = node_metric(&client, &base, "spaces_store_commits_total").await?;
-    // The senders run on a runtime of their own, one thread: the load
-    // generator then takes at most one of the cores it shares with the node.
-    let (addr, path) = (
-        base.trim_start_matches("http://").to_owned(),
-        format!("/api/v1/rooms/{room_id}/messages"),
-    );
-    let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
-    let (n, node_stat) = (
-        args.messages_per_sender,
-        format!("/proc/{}/stat", node.child.id()),
-    );
-    let run = std::thread::spawn(move || -> anyhow::Result<_> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async move {
-            let mut senders = Vec::new();
-            for token in &tokens {
-                senders.push(Sender::connect(&addr, &path, token).await?);
-            }
-            let cpu_0 = (cpu_secs_of(&node_stat), cpu_secs_of("/proc/self/stat"));
-            let started = Instant::now();
-            let deadline = started + Duration::from_secs(60);
-            let handles: Vec<_> = senders
-                .into_iter()
-                .map(|mut sender| {
-                    tokio::spawn(async move {
-                        let mut acked = 0usize;
-                        for i in 0..n {
-                            if Instant::now() > deadline {
-                                break;
-                            }
-                            if let Err(e) = sender.send(&format!("throughput {i}")).await {
-                                eprintln!("send: {e:#}");
-                                break;
-                            }
-                            acked += 1;
-                        }
-                        acked
-                    })
-                })
-                .collect();
-            let mut acked = 0;
-            for h in handles {
-                acked += h.await?;
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            let cpu_1 = (cpu_secs_of(&node_stat), cpu_secs_of("/proc/self/stat"));
-            Ok((acked, elapsed, cpu_1.0 - cpu_0.0, cpu_1.1 - cpu_0.1))
-        })
-    });
-    let (acked, elapsed, node_cpu, bench_cpu) = run
-        .join()
-        .map_err(|_| anyhow::anyhow!("the throughput run panicked"))??;
-    let throughput = acked as f64 / elapsed;
+    let run =
+        measure_throughput(&node, &client, &room_id, &users, args.messages_per_sender).await?;
+    let Throughput {
+        acked,
+        elapsed,
+        node_cpu,
+        bench_cpu,
+        commits,
+    } = run;
+    let throughput = run.per_sec();
     let (node_cpu_1, bench_cpu_1) = (node.cpu_secs(), cpu_secs_of("/proc/self/stat"));
-    let commits = node_metric(&client, &base, "spaces_store_commits_total").await? - commits_0;
 
     // 2. Latency: every member on a WebSocket; one sender at a fixed rate.
     let ws_url = base.replacen("http", "ws", 1) + "/ws";
@@ -609,6 +547,158 @@ async fn load(args: Args) -> anyhow::Result<()> {
         rss_restart as f64 / 1024.0
     );
     Ok(())
+}
+
+/// Registers `n` users `user0`, `user1`, … concurrently (argon2 dominates).
+async fn register_users(
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+) -> anyhow::Result<Vec<User>> {
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let (client, base) = (client.clone(), base.to_owned());
+        handles.push(tokio::spawn(async move {
+            let body = json!({ "username": format!("user{i}"), "password": PASSWORD });
+            let v = post(&client, format!("{base}/api/v1/auth/register"), None, body).await?;
+            anyhow::Ok(User {
+                token: v["access_token"].as_str().context("token")?.to_owned(),
+            })
+        }));
+    }
+    let mut users = Vec::new();
+    for h in handles {
+        users.push(h.await??);
+    }
+    Ok(users)
+}
+
+/// Creates a public room; its id.
+async fn create_room(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let room = post(
+        client,
+        format!("{base}/api/v1/rooms"),
+        Some(token),
+        json!({ "name": name, "visibility": "public" }),
+    )
+    .await?;
+    Ok(room["room_id"].as_str().context("room id")?.to_owned())
+}
+
+/// Has each of `users` join `room_id`, one after another.
+async fn join_room(
+    client: &reqwest::Client,
+    base: &str,
+    room_id: &str,
+    users: &[User],
+) -> anyhow::Result<()> {
+    for user in users {
+        post(
+            client,
+            format!("{base}/api/v1/rooms/{room_id}/join"),
+            Some(&user.token),
+            json!({}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What one throughput run measured.
+#[derive(Clone, Copy)]
+struct Throughput {
+    acked: usize,
+    /// Wall seconds.
+    elapsed: f64,
+    /// CPU seconds of the node and of the load generator.
+    node_cpu: f64,
+    bench_cpu: f64,
+    /// Group commits (one fsync each) during the run.
+    commits: u64,
+}
+
+impl Throughput {
+    fn per_sec(&self) -> f64 {
+        self.acked as f64 / self.elapsed
+    }
+}
+
+/// The throughput measurement: each of `users`, members of `room_id`,
+/// sends `n` messages into it as fast as acknowledgements come back, on a
+/// keep-alive connection of its own; bounded by 60 s.
+async fn measure_throughput(
+    node: &NodeProcess,
+    client: &reqwest::Client,
+    room_id: &str,
+    users: &[User],
+    n: usize,
+) -> anyhow::Result<Throughput> {
+    let base = &node.base;
+    let commits_0 = node_metric(client, base, "spaces_store_commits_total").await?;
+    // The senders run on a runtime of their own, one thread: the load
+    // generator then takes at most one of the cores it shares with the node.
+    let (addr, path) = (
+        base.trim_start_matches("http://").to_owned(),
+        format!("/api/v1/rooms/{room_id}/messages"),
+    );
+    let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
+    let node_stat = format!("/proc/{}/stat", node.child.id());
+    let run = std::thread::spawn(move || -> anyhow::Result<_> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let mut senders = Vec::new();
+            for token in &tokens {
+                senders.push(Sender::connect(&addr, &path, token).await?);
+            }
+            let cpu_0 = (cpu_secs_of(&node_stat), cpu_secs_of("/proc/self/stat"));
+            let started = Instant::now();
+            let deadline = started + Duration::from_secs(60);
+            let handles: Vec<_> = senders
+                .into_iter()
+                .map(|mut sender| {
+                    tokio::spawn(async move {
+                        let mut acked = 0usize;
+                        for i in 0..n {
+                            if Instant::now() > deadline {
+                                break;
+                            }
+                            if let Err(e) = sender.send(&format!("throughput {i}")).await {
+                                eprintln!("send: {e:#}");
+                                break;
+                            }
+                            acked += 1;
+                        }
+                        acked
+                    })
+                })
+                .collect();
+            let mut acked = 0;
+            for h in handles {
+                acked += h.await?;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let cpu_1 = (cpu_secs_of(&node_stat), cpu_secs_of("/proc/self/stat"));
+            Ok((acked, elapsed, cpu_1.0 - cpu_0.0, cpu_1.1 - cpu_0.1))
+        })
+    });
+    let (acked, elapsed, node_cpu, bench_cpu) = run
+        .join()
+        .map_err(|_| anyhow::anyhow!("the throughput run panicked"))??;
+    let commits = node_metric(client, base, "spaces_store_commits_total").await? - commits_0;
+    Ok(Throughput {
+        acked,
+        elapsed,
+        node_cpu,
+        bench_cpu,
+        commits,
+    })
 }
 
 async fn node_last_seq(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
