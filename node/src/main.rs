@@ -65,6 +65,8 @@ enum AdminCommand {
     ListUsers,
     /// List rooms with their event counts.
     ListRooms,
+    /// Report the media store: blobs, bytes, kept uploads, references.
+    MediaStats,
     /// Mint a sign-up invite token (for registration mode "invite").
     InviteToken {
         /// How many sign-ups it allows.
@@ -77,6 +79,7 @@ enum AdminCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    spaces_node::install_crypto_provider();
     let cli = Cli::parse();
     // A server logs its life at info; an admin command speaks only when it must.
     let default_filter = match cli.command {
@@ -133,6 +136,9 @@ fn main() -> anyhow::Result<()> {
                     uses,
                     expires_in_secs,
                 } => println!("{}", admin::invite_token(&dir, uses, expires_in_secs)?),
+                AdminCommand::MediaStats => {
+                    println!("{}", admin::media_stats(&dir, &config.media)?)
+                }
             }
             Ok(())
         }

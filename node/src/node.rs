@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::peering::{self, Federation, NodeHost};
 use crate::services::accounts::Accounts;
 use crate::services::links::Links;
+use crate::services::media::Media;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
 /// running until the runtime stops.
@@ -26,6 +27,7 @@ pub struct Node {
     pub http_addr: SocketAddr,
     pub node_id: NodeId,
     engine: Engine,
+    media: Media,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
@@ -54,6 +56,10 @@ impl Node {
         let node_id = engine.node_id();
         let links = Links::new(engine.clone(), store.clone());
         let accounts = Accounts::new(store.clone());
+        let blobs = spaces_blobs::Blobs::open(config.media.options(data_dir.path.join("blobs")))
+            .await
+            .context("opening the media store")?;
+        let media = Media::new(blobs, engine.clone());
         let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
@@ -90,6 +96,7 @@ impl Node {
             ),
             accounts,
             links,
+            media: media.clone(),
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -112,6 +119,7 @@ impl Node {
             http_addr,
             node_id,
             engine,
+            media,
             stop,
             server,
             writer,
@@ -128,6 +136,7 @@ impl Node {
             task.abort();
             let _ = task.await;
         }
+        self.media.blobs().shutdown().await;
         let store = self.engine.store().clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
         // The writer stops when the last engine handle is gone (the server's

@@ -10,6 +10,7 @@
 //! - [`accounts`]: accounts, sessions, invite tokens, profiles, settings,
 //!   contacts, read markers: the store's per-user writes.
 //! - [`links`]: room invite links, used by the API and by federation joins.
+//! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -17,5 +18,6 @@
 pub mod accounts;
 mod disk;
 pub mod links;
+pub mod media;
 
 pub use disk::on_disk;
