@@ -153,3 +153,25 @@ export type ServerFrame =
   | { type: 'presence'; user_id: string; state: Presence }
   | { type: 'typing'; room_id: string; user_id: string; typing: boolean }
   | { type: 'pong' };
+
+/** A stored file (`POST /api/v1/media`). */
+export interface MediaUpload {
+  hash: string;
+  size: number;
+  mime: string;
+  name: string;
+  width: number | null;
+  height: number | null;
+  thumbnail: string | null;
+}
+
+/** An attachment as a message carries it. */
+export interface AttachmentJson {
+  hash: string;
+  size: number;
+  mime: string;
+  name: string;
+  width: number | null;
+  height: number | null;
+  node: string;
+}

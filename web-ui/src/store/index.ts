@@ -8,6 +8,7 @@
 // - `people.ts`   names, presence, typing
 // - `rooms.ts`    the room list, history, members, read markers, room actions
 // - `messages.ts` sending (local echoes), edits, deletions, reactions, threads
+// - `media.ts`    uploads and authorized downloads of attachments
 // - `session.ts`  boot, the live connection, reset
 //
 // Components import from here only.
@@ -47,3 +48,4 @@ export {
   toggleReaction,
 } from './messages';
 export { boot, reset } from './session';
+export { attachmentsOf, blobUrl, download, formatSize, isImage, mediaPath, thumbnailPath, uploadFile } from './media';
