@@ -656,3 +656,53 @@ async fn unreferenced_uploads_are_collected() {
     .await;
     assert_eq!(got.bytes, text(50_000, 2));
 }
+
+/// Redacting the only message that references a file ends its reference:
+/// past the grace period the file is collected and nobody can fetch it.
+#[tokio::test]
+async fn a_redacted_messages_file_is_collected() {
+    let dir = data_dir();
+    let node = Node::start(
+        dir.path(),
+        &[
+            ("SPACES__LIMITS__SENDS_PER_SEC", "100000"),
+            ("SPACES__LIMITS__SEND_BURST", "100000"),
+            ("SPACES__MEDIA__GRACE_SECS", "1"),
+            ("SPACES__MEDIA__GC_INTERVAL_SECS", "1"),
+        ],
+    )
+    .await;
+    let alice = node.register("alice").await;
+    let room = node.create_room(&alice, json!({ "name": "Oops" })).await;
+    let up = upload(&node, &alice, "oops", text(50_000, 5))
+        .await
+        .expect(201);
+    let hash = up["hash"].as_str().unwrap().to_owned();
+    let event = node
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice.access),
+            json!({ "body": "wrong file", "attachments": [{ "hash": hash }] }),
+        )
+        .await
+        .expect(201);
+    let event_id = event["event_id"].as_str().unwrap();
+    node.delete(
+        &format!("/api/v1/rooms/{room}/messages/{event_id}"),
+        Some(&alice.access),
+    )
+    .await
+    .expect(204);
+    let data_file = dir.path().join(format!("blobs/store/data/{hash}.data"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the redacted message's file was never collected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.get(&format!("/api/v1/media/{hash}"), Some(&alice.access))
+        .await
+        .error(404, "unknown_media");
+}

@@ -373,17 +373,7 @@ pub async fn redact(
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
     let target = parse_event(&event_id)?;
-    state
-        .engine
-        .send(
-            &authed.user,
-            &room_id,
-            Content::Redaction(Redaction {
-                target,
-                reason: None,
-            }),
-        )
-        .await?;
+    state.media.redact(&authed.user, &room_id, target).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,10 +10,13 @@
 //!
 //! A message's references are tagged after the engine stored it: a crash
 //! in between leaves the blob readable to its uploader only (it fails
-//! closed) and, past the grace period, collected.
+//! closed) and, past the grace period, collected. A redaction drops the
+//! references of the message it redacts (read from the store: the replica
+//! keeps no bodies); a crash in between leaves them to a later version's
+//! repair.
 
 use spaces_blobs::{BlobError, Blobs, Chunks, Hash, Meta, Reference, Upload};
-use spaces_protocol::content::{Attachment, Content};
+use spaces_protocol::content::{Attachment, Content, Redaction};
 use spaces_protocol::{Event, EventId, RoomId, UserId};
 
 use crate::engine::{Engine, EngineError};
@@ -170,6 +173,41 @@ impl Media {
         };
         for hash in hashes {
             self.blobs.add_reference(&hash, &reference).await?;
+        }
+        Ok(event)
+    }
+
+    /// Redacts a message; its attachments lose the reference, and a blob
+    /// nothing else keeps goes at the next sweep.
+    pub async fn redact(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: EventId,
+    ) -> Result<Event, MediaError> {
+        let content = Content::Redaction(Redaction {
+            target,
+            reason: None,
+        });
+        let event = self.engine.send(sender, room_id, content).await?;
+        let store = self.engine.store().clone();
+        let stored = tokio::task::spawn_blocking(move || store.event_by_id(&target.0))
+            .await
+            .map_err(|e| BlobError::Store(e.to_string()))?
+            .map_err(EngineError::from)?;
+        let Some(message) = stored.and_then(|s| Event::decode_trusted(&s.bytes).ok()) else {
+            return Ok(event);
+        };
+        if let Content::Message(m) = message.content() {
+            let reference = Reference {
+                scope: room_id.to_string(),
+                item: target.to_string(),
+            };
+            for attachment in &m.attachments {
+                self.blobs
+                    .remove_reference(&Hash::from_bytes(attachment.hash), &reference)
+                    .await?;
+            }
         }
         Ok(event)
     }
