@@ -4,4 +4,5 @@
 //! files and run them on stable, without libFuzzer.
 
 pub mod checks;
+pub mod media_checks;
 pub mod wire_checks;

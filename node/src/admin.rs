@@ -1,5 +1,6 @@
 //! Operator commands on a data directory: create users, reset passwords,
-//! list users and rooms, mint invite tokens, drop the search index. They open the store directly,
+//! list users and rooms, mint invite tokens, drop the search index, report the media store.
+//! They open the store directly,
 //! so the node must be stopped (sled allows one process at a time, and says
 //! so if another holds it). Backup is the exception: with a URL it asks the
 //! running node (`POST /api/v1/admin/backup`); restore writes a new directory.
@@ -406,5 +407,27 @@ pub fn healthcheck(url: &str) -> anyhow::Result<()> {
             bail!("{endpoint} answered {}", response.status());
         }
         Ok(())
+    })
+}
+
+/// What the media store holds: blobs (files, thumbnails and records) and
+/// their bytes, kept uploads and references.
+pub fn media_stats(dir: &DataDir, media: &crate::config::MediaConfig) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime for the media store")?;
+    let options = media.options(dir.path.join("blobs"));
+    runtime.block_on(async {
+        let blobs = spaces_blobs::Blobs::open(options)
+            .await
+            .context("opening the media store")?;
+        let stats = blobs.stats().await;
+        blobs.shutdown().await;
+        let stats = stats.context("reading the media store")?;
+        Ok(format!(
+            "{} blobs, {} bytes; {} uploads kept, {} references",
+            stats.blobs, stats.bytes, stats.uploads, stats.references
+        ))
     })
 }

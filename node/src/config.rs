@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub login: LoginConfig,
     pub presence: PresenceConfig,
+    pub media: MediaConfig,
     pub search: SearchConfig,
     pub web: WebConfig,
     pub metrics: MetricsConfig,
@@ -268,6 +269,54 @@ impl Default for PresenceConfig {
         }
     }
 }
+/// Files and images (`spaces_blobs`, docs/spec/api.md "Media").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// The largest file accepted, in bytes (413 `too_large` above it).
+    pub max_file_bytes: u64,
+    /// What one user's kept uploads may add up to, in bytes (413 `quota_exceeded`).
+    pub quota_bytes: u64,
+    /// The largest image canvas (width x height) decoded; a larger image
+    /// is refused (413 `image_too_large`), which is what stops
+    /// decompression bombs before they allocate.
+    pub max_image_pixels: u64,
+    /// Images decoded at once, node-wide: each holds its file and canvas
+    /// in memory (40 Mpx RGBA is 160 MB).
+    pub image_jobs: usize,
+    /// Seconds an upload that no message references is kept.
+    pub grace_secs: u64,
+    /// Seconds between garbage collections of unreferenced blobs.
+    pub gc_interval_secs: u64,
+}
+
+impl MediaConfig {
+    pub fn options(&self, dir: PathBuf) -> spaces_blobs::Options {
+        spaces_blobs::Options {
+            dir,
+            max_file_bytes: self.max_file_bytes,
+            quota_bytes: self.quota_bytes,
+            max_image_pixels: self.max_image_pixels,
+            image_jobs: self.image_jobs.max(1),
+            grace: std::time::Duration::from_secs(self.grace_secs),
+            gc_interval: std::time::Duration::from_secs(self.gc_interval_secs.max(1)),
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        let options = spaces_blobs::Options::new(PathBuf::new());
+        MediaConfig {
+            max_file_bytes: options.max_file_bytes,
+            quota_bytes: options.quota_bytes,
+            max_image_pixels: options.max_image_pixels,
+            image_jobs: options.image_jobs,
+            grace_secs: options.grace.as_secs(),
+            gc_interval_secs: options.gc_interval.as_secs(),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -312,6 +361,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             login: LoginConfig::default(),
             presence: PresenceConfig::default(),
+            media: MediaConfig::default(),
             search: SearchConfig::default(),
             web: WebConfig::default(),
             metrics: MetricsConfig::default(),

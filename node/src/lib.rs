@@ -35,3 +35,12 @@ mod tidy;
 
 pub use config::Config;
 pub use node::Node;
+
+/// Names rustls' process-wide crypto provider (aws-lc-rs, the one in our
+/// tree). iroh (under `spaces_blobs`) turns on reqwest's
+/// `rustls-no-provider`, and reqwest then panics when a client is built
+/// without a provider installed. Every binary and the test harness call
+/// this first; calling it again does nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -76,6 +76,8 @@ enum AdminCommand {
     /// Drop the search index; the node rebuilds it from the store when it
     /// next starts.
     Reindex,
+    /// Report the media store: blobs, bytes, kept uploads, references.
+    MediaStats,
     /// Mint a sign-up invite token (for registration mode "invite").
     InviteToken {
         /// How many sign-ups it allows.
@@ -108,6 +110,7 @@ enum AdminCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    spaces_node::install_crypto_provider();
     let cli = Cli::parse();
     // A server logs its life at info; an admin command speaks only when it must.
     // Kademlia warns "No known peers" whenever a node without peers gains a
@@ -177,6 +180,9 @@ fn main() -> anyhow::Result<()> {
                     println!(
                         "search index dropped; the node rebuilds it from the store when it starts"
                     );
+                }
+                AdminCommand::MediaStats => {
+                    println!("{}", admin::media_stats(&dir()?, &config.media)?)
                 }
             }
             Ok(())

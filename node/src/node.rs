@@ -19,6 +19,7 @@ use crate::peering::{self, Federation, NodeHost};
 use crate::services::accounts::Accounts;
 use crate::services::backup::Backups;
 use crate::services::links::Links;
+use crate::services::media::Media;
 use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -28,6 +29,7 @@ pub struct Node {
     pub http_addr: SocketAddr,
     pub node_id: NodeId,
     engine: Engine,
+    media: Media,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
@@ -71,6 +73,10 @@ impl Node {
         }
         let accounts = Accounts::new(store.clone());
         let backups = Backups::new(config.data_dir.clone(), store.clone(), node_id.to_string());
+        let blobs = spaces_blobs::Blobs::open(config.media.options(data_dir.path.join("blobs")))
+            .await
+            .context("opening the media store")?;
+        let media = Media::new(blobs, engine.clone());
         let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
@@ -116,6 +122,7 @@ impl Node {
             links,
             search,
             backups,
+            media: media.clone(),
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -138,6 +145,7 @@ impl Node {
             http_addr,
             node_id,
             engine,
+            media,
             stop,
             server,
             writer,
@@ -165,6 +173,7 @@ impl Node {
                 indexer.abort();
             }
         }
+        self.media.blobs().shutdown().await;
         let store = self.engine.store().clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
         // The writer stops when the last engine handle is gone (the server's

@@ -20,6 +20,7 @@ mod hardening_fed;
 mod hardening_input;
 mod hardening_races;
 mod history;
+mod media;
 mod messages;
 mod operator;
 mod rooms;

@@ -68,6 +68,7 @@ impl Node {
     /// Starts `spaces serve` on `data_dir` with an ephemeral port and the
     /// given extra environment, and waits until it prints its address.
     pub async fn start(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        spaces_node::install_crypto_provider();
         let mut command = Command::new(BIN);
         command
             .arg("serve")
@@ -753,6 +754,8 @@ pub async fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> String {
 
 /// A fresh temporary data directory.
 pub fn data_dir() -> tempfile::TempDir {
+    // Every test makes a data directory before its first HTTP client.
+    spaces_node::install_crypto_provider();
     tempfile::Builder::new()
         .prefix("spaces-it-")
         .tempdir()

@@ -54,6 +54,17 @@ pub struct SendBody {
     thread: Option<String>,
     #[serde(default, deserialize_with = "object")]
     mentions: MentionsBody,
+    /// Files uploaded through `POST /api/v1/media`, by hash.
+    #[serde(default)]
+    attachments: Vec<AttachmentBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentBody {
+    hash: String,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 pub async fn send(
@@ -64,12 +75,22 @@ pub async fn send(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
-    if req.body.trim().is_empty() {
+    if req.body.trim().is_empty() && req.attachments.is_empty() {
         return Err(ApiError::bad_request(
             "empty_message",
-            "a message needs a body",
+            "a message needs a body or an attachment",
         ));
     }
+    let attachments = req
+        .attachments
+        .into_iter()
+        .map(|a| {
+            Ok(crate::services::media::AttachmentRequest {
+                hash: super::media::parse_hash(&a.hash)?,
+                name: a.name,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     let content = Content::Message(Message {
         body: req.body,
         mentions: req.mentions.parse()?,
@@ -77,7 +98,14 @@ pub async fn send(
         thread: req.thread.as_deref().map(parse_event).transpose()?,
         attachments: Vec::new(),
     });
-    let event = state.engine.send(&authed.user, &room_id, content).await?;
+    let event = if attachments.is_empty() {
+        state.engine.send(&authed.user, &room_id, content).await?
+    } else {
+        state
+            .media
+            .send(&authed.user, &room_id, content, attachments)
+            .await?
+    };
     Ok((
         StatusCode::CREATED,
         Json(render::event(&event, None, &authed.user)),
@@ -238,17 +266,7 @@ pub async fn redact(
     rate(&state, &authed)?;
     let room_id = parse_room(&room_id)?;
     let target = parse_event(&event_id)?;
-    state
-        .engine
-        .send(
-            &authed.user,
-            &room_id,
-            Content::Redaction(Redaction {
-                target,
-                reason: None,
-            }),
-        )
-        .await?;
+    state.media.redact(&authed.user, &room_id, target).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod federation_admin;
 mod links;
+mod media;
 mod messages;
 mod meta;
 mod ranges;
@@ -64,6 +65,7 @@ pub struct Shared {
     pub links: crate::services::links::Links,
     pub search: crate::services::search::Search,
     pub backups: crate::services::backup::Backups,
+    pub media: crate::services::media::Media,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -143,6 +145,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/rooms/{room_id}/invite-links"),
     ("GET", "/api/v1/invite-links/{code}"),
     ("POST", "/api/v1/invite-links/{code}/join"),
+    ("POST", "/api/v1/media"),
+    ("GET", "/api/v1/media/{hash}"),
+    ("GET", "/api/v1/media/{hash}/thumbnail"),
     ("GET", "/ws"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -242,6 +247,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rooms/{room_id}/invite-links", post(links::create))
         .route("/api/v1/invite-links/{code}", get(links::preview))
         .route("/api/v1/invite-links/{code}/join", post(links::redeem))
+        .route("/api/v1/media", post(media::upload))
+        .route("/api/v1/media/{hash}", get(media::download))
+        .route("/api/v1/media/{hash}/thumbnail", get(media::thumbnail))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))

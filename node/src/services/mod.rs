@@ -14,6 +14,7 @@
 //! - [`search`]: full-text search: the indexer task that feeds
 //!   `spaces-search` from the live stream, and queries filtered by the
 //!   room API's readability.
+//! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -22,6 +23,7 @@ pub mod accounts;
 pub mod backup;
 mod disk;
 pub mod links;
+pub mod media;
 pub mod search;
 
 pub use disk::on_disk;

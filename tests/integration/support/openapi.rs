@@ -329,7 +329,8 @@ impl Document {
             }
             return;
         };
-        let Some(media) = content.get(&content_type) else {
+        // `*/*`: a file served with the type sniffed at upload (media).
+        let Some(media) = content.get(&content_type).or_else(|| content.get("*/*")) else {
             let declared: Vec<&String> = content.keys().collect();
             problems.push(format!(
                 "{at}: content type {content_type:?} is not one of {declared:?}"

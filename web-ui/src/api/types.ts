@@ -170,3 +170,25 @@ export interface SearchPage {
   next_cursor: string | null;
   estimated_total: number;
 }
+
+/** A stored file (`POST /api/v1/media`). */
+export interface MediaUpload {
+  hash: string;
+  size: number;
+  mime: string;
+  name: string;
+  width: number | null;
+  height: number | null;
+  thumbnail: string | null;
+}
+
+/** An attachment as a message carries it. */
+export interface AttachmentJson {
+  hash: string;
+  size: number;
+  mime: string;
+  name: string;
+  width: number | null;
+  height: number | null;
+  node: string;
+}

@@ -8,6 +8,7 @@
 // - `people.ts`   names, presence, typing
 // - `rooms.ts`    the room list, history, members, read markers, room actions
 // - `messages.ts` sending (local echoes), edits, deletions, reactions, threads
+// - `media.ts`    uploads and authorized downloads of attachments
 // - `session.ts`  boot, the live connection, reset
 // - `search.ts`   full-text search, and revealing a hit in its timeline
 //
@@ -49,3 +50,4 @@ export {
 } from './messages';
 export { boot, reset } from './session';
 export { reveal, search, type SearchOptions } from './search';
+export { attachmentsOf, blobUrl, download, formatSize, isImage, mediaPath, thumbnailPath, uploadFile } from './media';

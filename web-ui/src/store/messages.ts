@@ -2,9 +2,10 @@
 // it fails), editing, deleting, reactions, and the threads we open.
 
 import { api, ApiError, seg } from '../api/client';
-import type { EventJson, MentionsJson, ThreadPage } from '../api/types';
+import type { AttachmentJson, EventJson, MentionsJson, ThreadPage } from '../api/types';
 import { changed, commit, setMsg, store, updateMsg, updateThread } from './core';
 import { foldDiscard, foldEcho, foldPage, foldSent, withReaction, withoutReaction } from './fold';
+import { attachmentsOf } from './media';
 import { errorText, localpart, type Msg } from './model';
 import { can, toUserId } from './people';
 
@@ -41,10 +42,11 @@ export function mentionsIn(body: string, room: string): MentionsJson {
 export async function send(
   room: string,
   body: string,
-  options: { replyTo?: string | null; thread?: string | null } = {},
+  options: { replyTo?: string | null; thread?: string | null; attachments?: AttachmentJson[] } = {},
 ): Promise<void> {
   const me = store.me;
-  if (!me || !body.trim()) return;
+  const attachments = options.attachments ?? [];
+  if (!me || (!body.trim() && attachments.length === 0)) return;
   const localId = `local:${++localCounter}`;
   const mentions = mentionsIn(body, room);
   const echo: Msg = {
@@ -61,7 +63,7 @@ export async function send(
     edited: false,
     reactions: [],
     threadCount: 0,
-    content: {},
+    content: attachments.length ? { attachments } : {},
     pending: 'sending',
   };
   commit(foldEcho(store, echo));
@@ -72,6 +74,8 @@ async function deliver(echo: Msg): Promise<void> {
   const request: Record<string, unknown> = { body: echo.body, mentions: echo.mentions };
   if (echo.replyTo) request.reply_to = echo.replyTo;
   if (echo.thread) request.thread = echo.thread;
+  const attachments = attachmentsOf(echo.content);
+  if (attachments.length) request.attachments = attachments.map((a) => ({ hash: a.hash, name: a.name }));
   try {
     const event = await api<EventJson>(
       'POST',

@@ -1,15 +1,31 @@
 // The message box: Enter sends, Shift+Enter breaks the line, @ completes
 // room members, Up in an empty box edits your last message, Escape drops a
 // reply. Drafts are kept per room (and per thread) while the page lives.
+// Files come from the attach button, a paste or a drop; each uploads at
+// once with a progress bar, and the message carries those that finished.
 
 import type { Ref } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { plainPreview } from '../markdown';
-import { can, localpart, nameOf, noteTyping, send, store, useStore } from '../store';
+import type { AttachmentJson, MediaUpload } from '../api/types';
+import { can, formatSize, localpart, nameOf, noteTyping, send, store, uploadFile, useStore } from '../store';
 import { Icon } from './common';
 
 const drafts = new Map<string, string>();
 const MAX_SUGGESTIONS = 6;
+/** Files on one message: the node takes at most 16. */
+const MAX_FILES = 16;
+
+interface PendingFile {
+  id: number;
+  name: string;
+  size: number;
+  progress: number;
+  done?: MediaUpload;
+  error?: string;
+}
+
+let fileCounter = 0;
 
 interface Props {
   room: string;
@@ -32,6 +48,26 @@ export function Composer(props: Props) {
   const replyTarget = useStore(() => (props.replyTo ? store.msgs.get(props.replyTo) : undefined));
   useStore(() => store.names);
   const canSend = !entry || entry.info.membership === 'join';
+  const [files, setFiles] = useState<PendingFile[]>([]);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const uploading = files.some((f) => !f.done && !f.error);
+  const ready = files.filter((f) => f.done);
+
+  const patchFile = (id: number, patch: Partial<PendingFile>) =>
+    setFiles((list) => list.map((f) => (f.id === id ? { ...f, ...patch } : f)));
+
+  const addFiles = (list: FileList | File[] | null | undefined) => {
+    if (!list || !canSend) return;
+    for (const file of Array.from(list).slice(0, MAX_FILES)) {
+      const id = ++fileCounter;
+      const name = file.name || (file.type.startsWith('image/') ? 'pasted-image' : 'file');
+      setFiles((all) => (all.length >= MAX_FILES ? all : [...all, { id, name, size: file.size, progress: 0 }]));
+      uploadFile(file, name, (progress) => patchFile(id, { progress })).then(
+        (done) => patchFile(id, { done, progress: 1 }),
+        (error: unknown) => patchFile(id, { error: error instanceof Error ? error.message : 'Upload failed.' }),
+      );
+    }
+  };
 
   useEffect(() => {
     setText(drafts.get(key) ?? '');
@@ -109,9 +145,19 @@ export function Composer(props: Props) {
 
   const submit = () => {
     const body = text.trim();
-    if (!body || !canSend) return;
+    if ((!body && ready.length === 0) || !canSend || uploading) return;
+    const attachments: AttachmentJson[] = ready.map((f) => ({
+      hash: f.done!.hash,
+      size: f.done!.size,
+      mime: f.done!.mime,
+      name: f.done!.name,
+      width: f.done!.width,
+      height: f.done!.height,
+      node: '',
+    }));
     update('', 0);
-    void send(props.room, body, { replyTo: props.replyTo ?? null, thread: props.thread ?? null });
+    setFiles([]);
+    void send(props.room, body, { replyTo: props.replyTo ?? null, thread: props.thread ?? null, attachments });
     props.onCancelReply?.();
   };
 
@@ -156,7 +202,43 @@ export function Composer(props: Props) {
         e.preventDefault();
         submit();
       }}
+      onDragOver={(e) => {
+        if (e.dataTransfer?.types.includes('Files')) e.preventDefault();
+      }}
+      onDrop={(e) => {
+        if (!e.dataTransfer?.files.length) return;
+        e.preventDefault();
+        addFiles(e.dataTransfer.files);
+      }}
     >
+      {files.length > 0 && (
+        <ul class="pending-files" aria-label="Files to send">
+          {files.map((f) => (
+            <li key={f.id} class={f.error ? 'failed' : undefined}>
+              <span class="file-name">{f.name}</span>
+              <span class="muted">{formatSize(f.size)}</span>
+              {f.error ? (
+                <span role="alert">{f.error}</span>
+              ) : (
+                <progress
+                  max={1}
+                  value={f.progress}
+                  aria-label={`Uploading ${f.name}`}
+                  aria-valuetext={f.done ? 'uploaded' : `${Math.round(f.progress * 100)}%`}
+                />
+              )}
+              <button
+                type="button"
+                class="icon-button small"
+                aria-label={`Remove ${f.name}`}
+                onClick={() => setFiles((all) => all.filter((x) => x.id !== f.id))}
+              >
+                <Icon name="x" size={14} />
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       {props.replyTo && (
         <div class="replying" role="status">
           <Icon name="reply" size={14} />
@@ -193,6 +275,27 @@ export function Composer(props: Props) {
         </ul>
       )}
       <div class="composer-row">
+        <input
+          ref={fileInput}
+          type="file"
+          multiple
+          hidden
+          aria-label="Choose files"
+          onChange={(e) => {
+            addFiles(e.currentTarget.files);
+            e.currentTarget.value = '';
+          }}
+        />
+        <button
+          type="button"
+          class="icon-button"
+          aria-label="Attach files"
+          title="Attach files"
+          disabled={!canSend}
+          onClick={() => fileInput.current?.click()}
+        >
+          <Icon name="paperclip" />
+        </button>
         <textarea
           ref={setArea}
           rows={1}
@@ -207,6 +310,13 @@ export function Composer(props: Props) {
           onKeyUp={(e) => setCaret(e.currentTarget.selectionStart ?? 0)}
           onClick={(e) => setCaret(e.currentTarget.selectionStart ?? 0)}
           onKeyDown={onKeyDown}
+          onPaste={(e) => {
+            const pasted = e.clipboardData?.files;
+            if (pasted && pasted.length > 0) {
+              e.preventDefault();
+              addFiles(pasted);
+            }
+          }}
           maxLength={16000}
         />
         <button
@@ -214,7 +324,7 @@ export function Composer(props: Props) {
           class="send icon-button"
           aria-label="Send"
           title="Send (Enter)"
-          disabled={!canSend || !text.trim()}
+          disabled={!canSend || uploading || (!text.trim() && ready.length === 0)}
         >
           <Icon name="send" />
         </button>

@@ -3,9 +3,17 @@
 
 import { useContext, useEffect, useRef, useState } from 'preact/hooks';
 import { plainPreview, renderMarkdown, type MarkdownContext } from '../markdown';
+import type { AttachmentJson } from '../api/types';
 import {
+  attachmentsOf,
+  blobUrl,
   can,
   discard,
+  download,
+  formatSize,
+  isImage,
+  mediaPath,
+  thumbnailPath,
   edit,
   localpart,
   nameOf,
@@ -120,6 +128,7 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
           <div class="msg-body">
             {renderMarkdown(msg.body, mentionContext(msg))}
             {msg.edited && <span class="edited"> (edited)</span>}
+            <Attachments list={attachmentsOf(msg.content)} />
           </div>
         )}
         {msg.pending === 'sending' && <p class="msg-state">Sending…</p>}
@@ -410,4 +419,77 @@ export function describe(msg: Msg): string {
     default:
       return `${who} changed the room (${msg.type})`;
   }
+}
+
+/** A message's files: images as thumbnails that open a lightbox, the rest
+ *  as chips that download. */
+function Attachments({ list }: { list: AttachmentJson[] }) {
+  if (list.length === 0) return null;
+  return (
+    <div class="attachments">
+      {list.map((a) => (isImage(a) ? <ImageAttachment key={a.hash} a={a} /> : <FileChip key={a.hash} a={a} />))}
+    </div>
+  );
+}
+
+/** An object URL of an authorized download, once it has arrived. */
+function useBlobUrl(path: string | null): string | null {
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    setUrl(null);
+    if (path) void blobUrl(path).then((u) => live && setUrl(u), () => {});
+    return () => {
+      live = false;
+    };
+  }, [path]);
+  return url;
+}
+
+function ImageAttachment({ a }: { a: AttachmentJson }) {
+  const [open, setOpen] = useState(false);
+  const thumb = useBlobUrl(thumbnailPath(a, 512));
+  const full = useBlobUrl(open ? mediaPath(a) : null);
+  // Fit the 512 px thumbnail box, keeping the aspect ratio the sender's
+  // node measured, so the timeline does not jump when it loads.
+  const w = a.width ?? 512;
+  const h = a.height ?? 512;
+  const scale = Math.min(1, 320 / Math.max(w, h));
+  useEffect(() => {
+    if (!open) return;
+    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && setOpen(false);
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [open]);
+  return (
+    <>
+      <button type="button" class="attachment-image" aria-label={`Open image ${a.name}`} onClick={() => setOpen(true)}>
+        {thumb ? (
+          <img src={thumb} alt={a.name} width={Math.round(w * scale)} height={Math.round(h * scale)} />
+        ) : (
+          <span class="attachment-placeholder" style={{ width: `${Math.round(w * scale)}px`, height: `${Math.round(h * scale)}px` }} />
+        )}
+      </button>
+      {open && (
+        <div class="lightbox" role="dialog" aria-label={`Image ${a.name}`} onClick={() => setOpen(false)}>
+          {full ? <img src={full} alt={a.name} /> : <p class="muted">Loading…</p>}
+          <button type="button" class="icon-button lightbox-close" aria-label="Close image" onClick={() => setOpen(false)}>
+            <Icon name="x" />
+          </button>
+        </div>
+      )}
+    </>
+  );
+}
+
+function FileChip({ a }: { a: AttachmentJson }) {
+  return (
+    <button type="button" class="file-chip" aria-label={`Download ${a.name}`} onClick={() => void download(a)}>
+      <Icon name="file" />
+      <span class="file-name">{a.name}</span>
+      <span class="muted">
+        {formatSize(a.size)} · {a.mime}
+      </span>
+    </button>
+  );
 }

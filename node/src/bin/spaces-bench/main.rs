@@ -384,6 +384,7 @@ Results are printed as Markdown tables (README.md keeps the latest).";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    spaces_node::install_crypto_provider();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
