@@ -255,8 +255,7 @@ impl Engine {
 mod tests {
     use std::collections::HashMap;
 
-    use spaces_protocol::{EventBody, NodeKey, Room};
-
+    use super::super::view::test_room;
     use super::*;
 
     /// What the search index is told of a message: shown with its latest
@@ -264,19 +263,7 @@ mod tests {
     /// target; other events are about no message.
     #[test]
     fn message_now_follows_edits_and_redactions() {
-        let key = NodeKey::from_seed([5; 32]);
-        let create = EventBody::create(
-            key.node_id(),
-            "owner",
-            1,
-            RoomKind::Room,
-            JoinRule::Public,
-            HistoryVisibility::Shared,
-            [0; 16],
-        )
-        .sign(&key)
-        .unwrap();
-        let mut room = Room::new(create.clone()).unwrap();
+        let (key, create, mut room) = test_room(5);
         let mut add = |n: u64, content: Content| {
             let event = room
                 .draft(key.node_id(), "owner", 1 + n, content)

@@ -232,29 +232,37 @@ impl Aggregates {
     }
 }
 
+/// A public room with shared history created by "owner" of the node whose
+/// key comes from `seed`: the key, the create event and the replica.
+#[cfg(test)]
+pub(super) fn test_room(seed: u8) -> (spaces_protocol::NodeKey, Event, Room) {
+    use spaces_protocol::content::{HistoryVisibility, JoinRule, RoomKind};
+    let key = spaces_protocol::NodeKey::from_seed([seed; 32]);
+    let create = spaces_protocol::EventBody::create(
+        key.node_id(),
+        "owner",
+        1,
+        RoomKind::Room,
+        JoinRule::Public,
+        HistoryVisibility::Shared,
+        [0; 16],
+    )
+    .sign(&key)
+    .unwrap();
+    let room = Room::new(create.clone()).unwrap();
+    (key, create, room)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spaces_protocol::content::{HistoryVisibility, JoinRule, Message, RoomKind};
-    use spaces_protocol::{EventBody, NodeKey};
+    use spaces_protocol::content::Message;
 
     /// Seqs recorded out of order (two sends of one commit) still count in
     /// order; only others' messages count as unread.
     #[test]
     fn arrivals_keep_seq_order_and_unread_counts_others() {
-        let key = NodeKey::from_seed([3; 32]);
-        let create = EventBody::create(
-            key.node_id(),
-            "owner",
-            1,
-            RoomKind::Room,
-            JoinRule::Public,
-            HistoryVisibility::Shared,
-            [0; 16],
-        )
-        .sign(&key)
-        .unwrap();
-        let mut room = Room::new(create.clone()).unwrap();
+        let (key, create, mut room) = test_room(3);
         let mut message = |n: u64| {
             let content = Content::Message(Message {
                 body: format!("m{n}"),
