@@ -24,9 +24,12 @@ use crate::writer::Writer;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub dir: PathBuf,
-    /// Commit once this many changes are pending: bounds the work a crash
-    /// redoes and the size of a fresh segment. 1000 messages index in a few
-    /// milliseconds.
+    /// Commit once this many changes are pending, even before
+    /// `commit_interval`: bounds the work a crash redoes (the store replays
+    /// it) and the size of a fresh segment. Large, so that under load the
+    /// timer, not the count, paces commits: each commit builds a segment's
+    /// term dictionary and feeds merges, and at 1000 a busy room's ten
+    /// commits a second cost the send path as much as the sends themselves.
     pub commit_docs: usize,
     /// Commit at most this long after the first pending change: a message
     /// is searchable within about this, plus the reader's reload. 500 ms
@@ -44,7 +47,7 @@ impl Options {
     pub fn new(dir: impl Into<PathBuf>) -> Options {
         Options {
             dir: dir.into(),
-            commit_docs: 1000,
+            commit_docs: 20_000,
             commit_interval: Duration::from_millis(500),
             writer_memory: 32 << 20,
         }
