@@ -116,18 +116,7 @@ mod tests {
 
     use super::*;
     use crate::new_session_id;
-    use crate::test_rng::{ReplayRng, seeded};
-
-    /// Bytes 0, 1, …, 31 as "random" input.
-    const COUNTING: [u8; 32] = {
-        let mut bytes = [0u8; 32];
-        let mut i = 0;
-        while i < 32 {
-            bytes[i] = i as u8;
-            i += 1;
-        }
-        bytes
-    };
+    use crate::test_rng::{COUNTING, ReplayRng, seeded};
 
     #[test]
     fn known_vector() {

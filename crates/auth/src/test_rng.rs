@@ -40,3 +40,14 @@ impl TryCryptoRng for ReplayRng<'_> {}
 pub(crate) fn seeded(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
+
+/// Bytes 0, 1, …, 31 as "random" input, for known-answer vectors.
+pub(crate) const COUNTING: [u8; 32] = {
+    let mut bytes = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        bytes[i] = i as u8;
+        i += 1;
+    }
+    bytes
+};
