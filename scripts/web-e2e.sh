@@ -83,8 +83,8 @@ node e2e/size.mjs "$url"
 
 echo "== e2e tests (headless chromium)"
 status=0
-SPACES_E2E_URL="$url" SPACES_E2E_SHOTS="$shots" \
-  timeout 170 node --test --test-concurrency=1 --test-reporter=spec e2e/ || status=$?
+SPACES_E2E_URL="$url" SPACES_E2E_SHOTS="$shots" SPACES_E2E_BIN="$bin" \
+  timeout 400 node --test --test-concurrency=1 --test-reporter=spec e2e/ || status=$?
 echo "== screenshots: $shots"
 if [ "$status" != 0 ]; then
   echo "== node log (last 40 lines)" >&2

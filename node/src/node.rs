@@ -100,6 +100,7 @@ impl Node {
         let device_key = data_dir.token_key.device_key();
         let limits = http_server::Limits::from_config(&config.http);
         let server_metrics = metrics.clone();
+        let txns = crate::services::txns::Txns::new(store.clone());
         let state = AppState::new(Shared {
             engine: engine.clone(),
             store,
@@ -123,6 +124,7 @@ impl Node {
             search,
             backups,
             media: media.clone(),
+            txns,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -27,4 +27,5 @@ mod rooms;
 mod search;
 mod tokens;
 mod upgrades;
+mod users;
 mod websocket;

@@ -463,3 +463,206 @@ async fn outsiders_and_former_members_cannot_read_a_private_room() {
     .expect(200);
     outsider_cannot(bob.clone(), (403, "not_member")).await;
 }
+
+/// A send with a `txn_id` happens once per session: a resend answers the
+/// first event (200) instead of making another, also after a restart; the
+/// same id from another session, or a new id, makes a new event; the id
+/// reused in another room is refused; a bad id is refused and sends nothing.
+#[tokio::test]
+async fn txn_id_sends_once_per_session_across_restarts() {
+    let dir = crate::support::data_dir();
+    let mut node = Node::start(dir.path(), FAST_SENDS).await;
+    let alice = node.register("alice").await;
+    let room = node
+        .create_room(&alice, json!({ "name": "Once", "visibility": "public" }))
+        .await;
+    let other = node
+        .create_room(&alice, json!({ "name": "Other", "visibility": "public" }))
+        .await;
+    let messages = format!("/api/v1/rooms/{room}/messages");
+    let body = json!({ "body": "only once", "txn_id": "m-1" });
+
+    let first = node
+        .post(&messages, Some(&alice.access), body.clone())
+        .await
+        .expect(201);
+    let again = node
+        .post(&messages, Some(&alice.access), body.clone())
+        .await
+        .expect(200);
+    assert_eq!(again["event_id"], first["event_id"]);
+    assert_eq!(again["content"]["body"], "only once");
+
+    // Concurrent resends make no second event either.
+    let racing = futures_util::future::join_all((0..4).map(|_| {
+        node.post(
+            &messages,
+            Some(&alice.access),
+            json!({ "body": "x", "txn_id": "m-2" }),
+        )
+    }))
+    .await;
+    let raced: HashSet<String> = racing
+        .into_iter()
+        .map(|r| {
+            assert!(matches!(r.status, 200 | 201), "{}", r.text);
+            r.body["event_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        raced.len(),
+        1,
+        "one event for four concurrent sends: {raced:?}"
+    );
+
+    // Another room with the same id: refused, nothing sent there.
+    node.post(
+        &format!("/api/v1/rooms/{other}/messages"),
+        Some(&alice.access),
+        json!({ "body": "elsewhere", "txn_id": "m-1" }),
+    )
+    .await
+    .error(409, "txn_id_reused");
+    // A bad id: refused, nothing sent.
+    for bad in [json!(""), json!("a b"), json!("x".repeat(65)), json!(7)] {
+        let status = node
+            .post(
+                &messages,
+                Some(&alice.access),
+                json!({ "body": "bad", "txn_id": bad }),
+            )
+            .await;
+        assert_eq!(status.status, 400, "{bad}: {}", status.text);
+    }
+
+    // Another session of the same user: its own ids.
+    let second_session = node.login("alice", crate::support::PASSWORD).await;
+    let fresh = node
+        .post(&messages, Some(&second_session.access), body.clone())
+        .await
+        .expect(201);
+    assert_ne!(fresh["event_id"], first["event_id"]);
+
+    // Durable: after a restart the resend is still answered with the first event.
+    let status = node.terminate().await;
+    assert!(status.success());
+    let node = Node::start(dir.path(), FAST_SENDS).await;
+    let after = node
+        .post(&messages, Some(&alice.access), body.clone())
+        .await
+        .expect(200);
+    assert_eq!(after["event_id"], first["event_id"]);
+
+    let bodies: Vec<String> = node
+        .history(&alice, &room, 50)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["content"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies, ["only once", "x", "only once"]);
+    let other_bodies = node.history(&alice, &other, 50).await;
+    assert!(other_bodies.iter().all(|e| e["type"] != "message"));
+}
+
+/// `GET /rooms` as `user`: the entry of `room`.
+async fn listed(node: &Node, user: &User, room: &str) -> Value {
+    let rooms = node
+        .get("/api/v1/rooms", Some(&user.access))
+        .await
+        .expect(200);
+    rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room_id"] == room)
+        .cloned()
+        .unwrap_or_else(|| panic!("{room} not listed: {rooms}"))
+}
+
+/// The room list names the first unread timeline message after the read
+/// marker (not the reader's own, not a thread reply) and previews the last
+/// message as last edited, on one line, cut, and hidden once deleted.
+#[tokio::test]
+async fn room_list_has_first_unread_and_last_message() {
+    let (_dir, node) = node(FAST_SENDS).await;
+    let alice = node.register("alice").await;
+    let bob = node.register("bob").await;
+    let room = node
+        .create_room(&alice, json!({ "name": "Flow", "visibility": "public" }))
+        .await;
+    node.join(&bob, &room).await;
+    let entry = listed(&node, &bob, &room).await;
+    assert_eq!(entry["first_unread"], Value::Null);
+    assert_eq!(entry["last_message"], Value::Null);
+
+    let first = node.send(&alice, &room, "one").await;
+    let second = node.send(&alice, &room, "two\n\n  lines").await;
+    node.send(&bob, &room, "bob's own").await;
+    let entry = listed(&node, &bob, &room).await;
+    assert_eq!(entry["unread"], 2);
+    assert_eq!(entry["first_unread"], first.as_str());
+    assert_eq!(entry["last_message"]["body"], "bob's own");
+    assert_eq!(entry["last_message"]["sender"], bob.id.as_str());
+    // For alice, bob's message is the first unread; her own never are.
+    assert_eq!(listed(&node, &alice, &room).await["unread"], 1);
+
+    node.post(
+        &format!("/api/v1/rooms/{room}/read"),
+        Some(&bob.access),
+        json!({ "event_id": first }),
+    )
+    .await
+    .expect(204);
+    let entry = listed(&node, &bob, &room).await;
+    assert_eq!(entry["first_unread"], second.as_str());
+
+    // A thread reply is neither the landing point nor the preview.
+    let messages = format!("/api/v1/rooms/{room}/messages");
+    node.post(
+        &messages,
+        Some(&alice.access),
+        json!({ "body": "in a thread", "thread": second }),
+    )
+    .await
+    .expect(201);
+    let long = format!("{}\n{}", "word ".repeat(40), "tail");
+    let last = node.send(&alice, &room, &long).await;
+    let entry = listed(&node, &bob, &room).await;
+    assert_eq!(entry["first_unread"], second.as_str());
+    let preview = entry["last_message"]["body"].as_str().unwrap();
+    assert_eq!(entry["last_message"]["event_id"], last.as_str());
+    assert_eq!(preview.chars().count(), 141, "{preview}");
+    assert!(
+        preview.ends_with('…') && !preview.contains('\n'),
+        "{preview}"
+    );
+
+    node.patch(
+        &format!("{messages}/{last}"),
+        Some(&alice.access),
+        json!({ "body": "edited  short" }),
+    )
+    .await
+    .expect(200);
+    let entry = listed(&node, &bob, &room).await;
+    assert_eq!(entry["last_message"]["body"], "edited short");
+    node.delete(&format!("{messages}/{last}"), Some(&alice.access))
+        .await
+        .expect(204);
+    let entry = listed(&node, &bob, &room).await;
+    assert_eq!(entry["last_message"]["event_id"], last.as_str());
+    assert_eq!(entry["last_message"]["body"], Value::Null);
+    // All read: nothing to land on.
+    node.post(
+        &format!("/api/v1/rooms/{room}/read"),
+        Some(&bob.access),
+        json!({ "event_id": last }),
+    )
+    .await
+    .expect(204);
+    assert_eq!(
+        listed(&node, &bob, &room).await["first_unread"],
+        Value::Null
+    );
+}

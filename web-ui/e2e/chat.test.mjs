@@ -10,6 +10,7 @@ import {
   openPage,
   pageApi,
   shot,
+  shotViews,
   startProxy,
   until,
 } from './harness.mjs';
@@ -242,6 +243,15 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await shot(a, 'thread-panel-light');
     await bobPanel.getByRole('button', { name: 'Close thread' }).click();
     await panel.getByRole('button', { name: 'Close thread' }).click();
+
+    // The room's threads, from its header, open the thread again.
+    await b.getByRole('button', { name: 'Threads (1)' }).click();
+    const threads = b.getByRole('dialog', { name: 'Threads' });
+    await threads.getByText(/2 replies/).waitFor();
+    await shotViews(b, 'threads-list');
+    await threads.getByRole('button', { name: /Deal\./ }).click();
+    await bobPanel.getByText('Thread: see you there').waitFor();
+    await bobPanel.getByRole('button', { name: 'Close thread' }).click();
   });
 
   step('react, and take a reaction back', async () => {
@@ -284,6 +294,8 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     const doomed = message(a, 'Lunch plans', 'Typo here');
     await doomed.hover();
     await doomed.getByRole('button', { name: 'Delete', exact: true }).click();
+    // The app's own question, not the browser's confirm().
+    await a.getByRole('dialog', { name: 'Delete message' }).getByRole('button', { name: 'Delete' }).click();
     await log(b, 'Lunch plans').getByText('Message deleted').waitFor();
     assert.equal(await message(b, 'Lunch plans', 'Typo here').count(), 0);
     // bob cannot edit or delete alice's messages.
@@ -517,7 +529,11 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     const invitation = a.getByRole('link', { name: 'bob, invitation' });
     await invitation.waitFor();
     await invitation.click();
-    await a.getByRole('button', { name: 'Accept invitation' }).click();
+    // A message request: who, and what they wrote, before accepting.
+    await a.getByRole('heading', { name: 'bob wants to message you' }).waitFor();
+    await a.getByRole('log', { name: 'Message request from bob' }).getByText('psst, a secret').waitFor();
+    await shotViews(a, 'message-request');
+    await a.getByRole('button', { name: 'Accept', exact: true }).click();
     await a.getByRole('log', { name: 'Messages in bob' }).getByText('psst, a secret').waitFor();
     await a.getByRole('navigation').getByRole('region', { name: 'Direct messages' }).getByRole('link', { name: /^bob/ }).waitFor();
     await a.getByRole('link', { name: /^Town square/ }).click();
@@ -666,6 +682,13 @@ describe('Spaces web client', { timeout: 150_000 }, () => {
     await aliceRow.getByRole('img', { name: 'online' }).waitFor();
 
     await a.getByRole('button', { name: 'Log out' }).click();
+    // Asked first; "Cancel" keeps the session.
+    const question = a.getByRole('dialog', { name: 'Log out' });
+    await question.getByRole('button', { name: 'Cancel' }).click();
+    await question.waitFor({ state: 'detached' });
+    await a.getByRole('button', { name: 'Log out' }).click();
+    await shotViews(a, 'logout-confirm');
+    await question.getByRole('button', { name: 'Log out' }).click();
     await a.getByRole('tab', { name: 'Log in' }).waitFor();
     await aliceRow.getByRole('img', { name: 'offline' }).waitFor();
     await a.reload();

@@ -49,9 +49,9 @@ export async function openPage(browser, options = {}) {
   if (process.env.E2E_DEBUG) page.on('framenavigated', (f) => { if (f === page.mainFrame()) console.log(contextOptions.colorScheme, 'NAVIGATED', f.url()); });
   page.on('pageerror', (error) => page.errors.push(String(error)));
   page.on('dialog', (dialog) => {
-    // Native confirm() of Delete/Leave is accepted; any alert() means
-    // injected script ran, which a test below treats as a failure.
-    if (dialog.type() !== 'confirm') page.errors.push(`unexpected ${dialog.type()}: ${dialog.message()}`);
+    // The client asks in its own dialogs: a native confirm() is a
+    // regression, and an alert() means injected script ran.
+    page.errors.push(`unexpected ${dialog.type()}: ${dialog.message()}`);
     void dialog.accept();
   });
   return { context, page };
@@ -140,4 +140,87 @@ export async function pageApi(page, method, path, body) {
     },
     { method, path, body },
   );
+}
+
+/**
+ * Screenshots of one view at 1440×900 and 390×844, light and dark:
+ * `<name>-desktop-light.png` … `<name>-phone-dark.png`. The page's own
+ * viewport and colour scheme are put back afterwards.
+ */
+export async function shotViews(page, name) {
+  const size = page.viewportSize();
+  for (const [device, viewport] of [
+    ['desktop', { width: 1440, height: 900 }],
+    ['phone', { width: 390, height: 844 }],
+  ]) {
+    await page.setViewportSize(viewport);
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      // Let layout and the theme settle for one frame.
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+      await shot(page, `${name}-${device}-${scheme}`);
+    }
+  }
+  await page.setViewportSize(size);
+  await page.emulateMedia({ colorScheme: null });
+}
+
+/**
+ * A node of the test's own, which it can stop and start again on the same
+ * address and data directory (the shared node of scripts/web-e2e.sh must
+ * stay up for the other tests). Needs SPACES_E2E_BIN, the `spaces` binary;
+ * returns null without it.
+ */
+export async function ownNode() {
+  const bin = process.env.SPACES_E2E_BIN;
+  if (!bin) return null;
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { fileURLToPath } = await import('node:url');
+  const dir = mkdtempSync(join(tmpdir(), 'spaces-e2e-node-'));
+  const port = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const webDir = fileURLToPath(new URL('../dist', import.meta.url));
+  let child = null;
+  let exited = null;
+  const node = {
+    url,
+    async start() {
+      child = spawn(
+        bin,
+        ['serve', '--data-dir', join(dir, 'data'), '--http-listen', `127.0.0.1:${port}`, '--p2p-listen', '/ip4/127.0.0.1/tcp/0'],
+        {
+          env: {
+            ...process.env,
+            SPACES__WEB__DIR: webDir,
+            SPACES__LIMITS__SENDS_PER_SEC: '1000',
+            SPACES__LIMITS__SEND_BURST: '1000',
+            SPACES__PRESENCE__GRACE_SECS: '1',
+            RUST_LOG: process.env.RUST_LOG ?? 'warn',
+          },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      exited = new Promise((resolve) => child.once('exit', resolve));
+      await until(async () => (await fetch(`${url}/healthz`)).ok, `own node on ${url}`, 30_000);
+    },
+    async stop() {
+      if (!child) return;
+      child.kill('SIGTERM');
+      await exited;
+      child = null;
+    },
+    async close() {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await node.start();
+  return node;
 }

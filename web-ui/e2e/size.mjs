@@ -29,6 +29,20 @@ for (const path of assets) {
   rows.push([path, body.length, gz]);
   total += gz;
 }
+// Fonts the styles name (the emoji font) count too, whether or not this
+// browser would fetch them.
+for (const [path] of rows.slice(1)) {
+  if (!path.endsWith('.css')) continue;
+  const css = (await get(path)).toString('utf8');
+  for (const [, ref] of css.matchAll(/url\(\s*['"]?([^'")]+)['"]?\s*\)/g)) {
+    if (ref.startsWith('data:')) continue;
+    if (/^[a-z]+:\/\//i.test(ref)) throw new Error(`styles name an external URL: ${ref}`);
+    const body = await get(new URL(ref, new URL(path, base)).pathname);
+    const gz = gzipSync(body, { level: 9 }).length;
+    rows.push([ref, body.length, gz]);
+    total += gz;
+  }
+}
 for (const [path, raw, gz] of rows) {
   console.log(`  ${path.padEnd(36)} ${(raw / 1024).toFixed(1).padStart(7)} KB  ${(gz / 1024).toFixed(1).padStart(6)} KB gzipped`);
 }

@@ -6,13 +6,16 @@
 // http(s) or mailto URL. There is no innerHTML anywhere in this client.
 //
 // The subset: **bold**, *italic* / _italic_, ~~strike~~, `code`, fenced
-// code blocks, > quotes, - and 1. lists, [text](https://…) links, bare
-// https:// links, and @mentions. Everything else shows as typed.
+// code blocks, > quotes, - and 1. lists, # headings (three levels),
+// ||spoilers|| (hidden until clicked), :shortcode: emoji (emoji.ts),
+// [text](https://…) links, bare https:// links, and @mentions. Everything
+// else shows as typed.
 //
 // Linear time: delimiter searches remember where a search already failed,
 // so a hostile message of 16 KiB of asterisks costs no more than reading it.
 
 import { h, type ComponentChildren, type VNode as AnyVNode } from 'preact';
+import { shortcode } from './emoji';
 
 type VNode = AnyVNode<any>;
 
@@ -43,6 +46,7 @@ function link(href: string, children: ComponentChildren): VNode {
 
 const FENCE = /^\s{0,3}```/;
 const QUOTE = /^\s{0,3}> ?/;
+const HEADING = /^(#{1,3}) +(\S.*)$/;
 const BULLET = /^\s{0,3}[-*+]\s+(?=\S)/;
 const ORDERED = /^\s{0,3}(\d{1,9})[.)]\s+(?=\S)/;
 
@@ -74,6 +78,14 @@ function blocks(lines: string[], ctx: MarkdownContext, depth: number): VNode[] {
         i = end + 1;
         continue;
       }
+    }
+    const heading = HEADING.exec(line);
+    if (heading) {
+      flush();
+      // h3–h5: the page's own headings keep levels 1 and 2.
+      out.push(h(`h${heading[1].length + 2}`, { class: 'md-heading' }, inline(heading[2], ctx, depth)));
+      i++;
+      continue;
     }
     if (depth < MAX_DEPTH && QUOTE.test(line)) {
       flush();
@@ -118,6 +130,34 @@ const SPACE = /\s/;
 const URL_START = /^https?:\/\//i;
 const URL_BODY = /^[^\s<>"]+/;
 const MENTION = /^@(room\b|[a-z0-9._-]+(?::~[a-z2-7]+)?)/;
+const SHORTCODE = /^:([a-z0-9_+&.-]{1,32}):/;
+
+/** `||hidden||`: shown blurred until clicked (or Enter/Space). */
+function spoiler(children: ComponentChildren[]): VNode {
+  const reveal = (e: Event) => {
+    const el = e.currentTarget as HTMLElement;
+    if (el.classList.contains('revealed')) return;
+    e.preventDefault();
+    el.classList.add('revealed');
+    el.setAttribute('aria-expanded', 'true');
+    el.removeAttribute('aria-label');
+  };
+  return h(
+    'span',
+    {
+      class: 'spoiler',
+      role: 'button',
+      tabIndex: 0,
+      'aria-expanded': 'false',
+      'aria-label': 'Spoiler, press to reveal',
+      onClick: reveal,
+      onKeyDown: (e: KeyboardEvent) => {
+        if (e.key === 'Enter' || e.key === ' ') reveal(e);
+      },
+    },
+    children,
+  );
+}
 
 function isWord(ch: string | undefined): boolean {
   return ch !== undefined && WORD.test(ch);
@@ -190,6 +230,27 @@ export function inline(text: string, ctx: MarkdownContext, depth = 0): Component
         out.push(h(tag, null, inline(text.slice(i + delim.length, end), ctx, depth + 1)));
         i = end + delim.length;
         continue outer;
+      }
+    }
+    if (ch === '|' && text[i + 1] === '|' && depth < MAX_DEPTH) {
+      const failed = noCloser.get('||');
+      const end = failed !== undefined && i + 2 >= failed ? -1 : text.indexOf('||', i + 2);
+      if (end === -1) noCloser.set('||', i + 2);
+      if (end > i + 2) {
+        flush();
+        out.push(spoiler(inline(text.slice(i + 2, end), ctx, depth + 1)));
+        i = end + 2;
+        continue;
+      }
+    }
+    if (ch === ':') {
+      const match = SHORTCODE.exec(text.slice(i, i + 40));
+      const emoji = match ? shortcode(match[1]) : undefined;
+      if (match && emoji) {
+        flush();
+        out.push(h('span', { class: 'emoji', title: match[0], role: 'img', 'aria-label': match[1].replace(/_/g, ' ') }, emoji));
+        i += match[0].length;
+        continue;
       }
     }
     if (ch === '[') {

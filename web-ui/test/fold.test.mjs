@@ -252,12 +252,18 @@ test('a state event shows as a line and asks for fresh room details', () => {
   ]);
 });
 
-test('our own leave or ban drops the room', () => {
+test('our own leave or ban drops the room; one by someone else says who and why', () => {
   for (const membership of ['leave', 'ban']) {
-    const e = event({ type: 'member', content: { target: ME, membership } });
-    const { state: s, effects } = live(state(), e);
+    const own = event({ sender: ME, type: 'member', content: { target: ME, membership } });
+    const { state: s, effects } = live(state(), own);
     assert.equal(s.rooms.has(ROOM), false, membership);
     assert.deepEqual(effects, []);
+    const theirs = event({ type: 'member', content: { target: ME, membership, reason: 'spam' } });
+    const removed = live(state(), theirs);
+    assert.equal(removed.state.rooms.has(ROOM), false, membership);
+    assert.deepEqual(removed.effects, [
+      { kind: 'removed', room: ROOM, name: 'Room', by: BOB, ban: membership === 'ban', reason: 'spam' },
+    ]);
   }
 });
 
@@ -294,4 +300,44 @@ test('entryFrom: a direct room someone else made is with its creator', () => {
   assert.equal(kept.unread, 2);
   assert.equal(kept.last, 9);
   assert.equal(kept.peer, BOB);
+});
+
+test('the first unread message is kept; the preview follows the last message, its edit and deletion', () => {
+  const first = event({ content: { body: 'first' } });
+  const second = event({ content: { body: 'second' } });
+  const mine = event({ sender: ME, content: { body: 'mine' } });
+  let s = liveAll(state(), [first, second]);
+  let entry = s.rooms.get(ROOM);
+  assert.equal(entry.firstUnread, first.event_id);
+  assert.deepEqual(entry.preview, { id: second.event_id, sender: BOB, body: 'second', attachments: 0 });
+  s = live(s, mine, 3).state;
+  entry = s.rooms.get(ROOM);
+  assert.equal(entry.firstUnread, first.event_id, 'our own message is never the first unread');
+  assert.equal(entry.preview.body, 'mine');
+  // A thread reply changes neither.
+  s = live(s, event({ content: { body: 'in thread', thread: first.event_id } }), 4).state;
+  assert.equal(s.rooms.get(ROOM).preview.id, mine.event_id);
+  s = live(s, event({ sender: ME, type: 'edit', content: { target: mine.event_id, body: 'mine, edited' } }), 5).state;
+  assert.equal(s.rooms.get(ROOM).preview.body, 'mine, edited');
+  s = live(s, event({ sender: ME, type: 'redaction', content: { target: mine.event_id } }), 6).state;
+  assert.equal(s.rooms.get(ROOM).preview.body, null);
+  // Read as it arrives: no first unread.
+  const reading = live({ ...state({ active: ROOM }), atBottom: true }, event()).state;
+  assert.equal(reading.rooms.get(ROOM).firstUnread, null);
+});
+
+test('entryFrom takes the first unread and the preview from the room list only', () => {
+  const listed = entryFrom(
+    roomInfo({
+      first_unread: '$f',
+      last_message: { event_id: '$l', sender: BOB, origin_ts: 1, body: 'hey', n_attachments: 1 },
+    }),
+    undefined,
+    ME,
+  );
+  assert.equal(listed.firstUnread, '$f');
+  assert.deepEqual(listed.preview, { id: '$l', sender: BOB, body: 'hey', attachments: 1 });
+  const details = entryFrom(roomInfo(), listed, ME);
+  assert.equal(details.firstUnread, '$f');
+  assert.equal(details.preview, listed.preview);
 });

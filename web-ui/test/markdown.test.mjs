@@ -88,3 +88,18 @@ test('previews flatten and shorten', () => {
   assert.equal(plainPreview('a\n\n```\ncode\n```\nb'), 'a [code] b');
   assert.equal(plainPreview('x'.repeat(200), 10), 'xxxxxxxxx…');
 });
+
+test('headings, spoilers and :shortcode: emoji', () => {
+  assert.equal(render('# Big\n## Mid\n### *Small*'), '<h3 class="md-heading">Big</h3><h4 class="md-heading">Mid</h4><h5 class="md-heading"><em>Small</em></h5>');
+  assert.equal(render('#nohash and #### four'), '<p>#nohash and #### four</p>');
+  const spoiled = renderMarkdown('the end: ||he **was** the cat|| ok', ctx)[0].props.children;
+  const spoiler = spoiled.find((n) => typeof n === 'object' && n.props.class === 'spoiler');
+  assert.equal(html(spoiler.props.children), 'he <strong>was</strong> the cat');
+  assert.equal(spoiler.props.role, 'button');
+  assert.equal(render('a || b'), '<p>a || b</p>');
+  assert.equal(
+    render('nice :thumbs_up: :not_an_emoji: :smile:'),
+    '<p>nice <span class="emoji" title=":thumbs_up:" role="img" aria-label="thumbs up">👍</span> :not_an_emoji: <span class="emoji" title=":smile:" role="img" aria-label="smile">😄</span></p>',
+  );
+  assert.equal(render('`:smile:`'), '<p><code>:smile:</code></p>');
+});

@@ -15,6 +15,7 @@
 //! | `invites`       | token                            | [`InviteToken`](crate::InviteToken) |
 //! | `invite_links`  | code                             | [`InviteLink`](crate::InviteLink) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
+//! | `txns`          | session id                       | `SentTxns`: last txn ids sent  |
 //! | `meta`          | key                              | node metadata; `first_account` |
 //! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
@@ -59,6 +60,7 @@ pub(crate) mod tree {
     pub(crate) const INVITES: &str = "invites";
     pub(crate) const INVITE_LINKS: &str = "invite_links";
     pub(crate) const READ_MARKERS: &str = "read_markers";
+    pub(crate) const TXNS: &str = "txns";
     pub(crate) const META: &str = "meta";
 }
 

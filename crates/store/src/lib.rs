@@ -9,7 +9,9 @@
 //! - `accounts`: per-user state: accounts, profiles, settings, contacts, read markers.
 //! - `sessions`: refresh-token sessions and their rotation.
 //! - `invites`: registration invite tokens.
+//! - `directory`: finding local users by username or display name (user search).
 //! - `links`: room invite links and their atomic use.
+//! - `txns`: the client transaction ids a session sent with, for exactly-once sends.
 //! - `check`: reading every record back and reporting what does not decode or agree.
 //! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
@@ -18,6 +20,7 @@
 
 mod accounts;
 mod check;
+mod directory;
 mod error;
 mod events;
 mod invites;
@@ -27,14 +30,17 @@ mod records;
 mod sessions;
 mod snapshot;
 mod store;
+mod txns;
 
 pub use check::CheckReport;
+pub use directory::FoundUser;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use records::{AccessGrant, Account, InviteLink, InviteToken, Profile, Session};
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};
 pub use store::{Options, Store};
+pub use txns::MAX_TXNS_PER_SESSION;
 
 /// An event or room id: a 32-byte hash chosen by the protocol.
 pub type Id = [u8; 32];

@@ -336,6 +336,25 @@ impl Record for InviteLink {
     const VERSION: u8 = 1;
 }
 
+/// A `txns` value: a session's last client transaction ids and the events they made, oldest
+/// first (see `txns`).
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SentTxns {
+    pub(crate) entries: Vec<SentTxn>,
+}
+
+/// One entry of [`SentTxns`].
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SentTxn {
+    pub(crate) txn_id: String,
+    pub(crate) room_id: Id,
+    pub(crate) event_id: Id,
+}
+
+impl Record for SentTxns {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,11 +151,17 @@ impl Store {
     /// tokens, a note that it ended stays until the last of them expires (see the module docs).
     pub fn delete_session(&self, id: &str) -> Result<bool, Error> {
         let gate = self.shared_gate();
-        let deleted = (&self.sessions, &self.user_sessions, &self.ended_sessions).transaction(
-            |(sessions, user_sessions, ended)| {
+        let deleted = (
+            &self.sessions,
+            &self.user_sessions,
+            &self.ended_sessions,
+            &self.txns,
+        )
+            .transaction(|(sessions, user_sessions, ended, txns)| {
                 let Some(old) = sessions.remove(id.as_bytes())? else {
                     return Ok(false);
                 };
+                txns.remove(id.as_bytes())?;
                 let old: Session = records::decode(tree::SESSIONS, id.as_bytes(), &old)
                     .map_err(ConflictableTransactionError::Abort)?;
                 user_sessions.remove(keys::user_item(&old.username, id.as_bytes()))?;
@@ -163,8 +169,7 @@ impl Store {
                     ended.insert(id.as_bytes(), &until_ms.to_be_bytes()[..])?;
                 }
                 Ok(true)
-            },
-        )?;
+            })?;
         drop(gate);
         self.session_cache.invalidate(id);
         self.db.flush()?;

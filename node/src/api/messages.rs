@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult, Json, Path, Query, object};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, ranges, render};
 use crate::engine::{EngineError, PageAt};
+use crate::services::txns::{Sent, TxnError};
 
 fn parse_event(text: &str) -> ApiResult<EventId> {
     text.parse()
@@ -57,6 +58,10 @@ pub struct SendBody {
     /// Files uploaded through `POST /api/v1/media`, by hash.
     #[serde(default)]
     attachments: Vec<AttachmentBody>,
+    /// A client transaction id: a second send with it from this session
+    /// answers the first one's event (`services::txns`).
+    #[serde(default)]
+    txn_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,18 +103,42 @@ pub async fn send(
         thread: req.thread.as_deref().map(parse_event).transpose()?,
         attachments: Vec::new(),
     });
-    let event = if attachments.is_empty() {
-        state.engine.send(&authed.user, &room_id, content).await?
-    } else {
-        state
-            .media
-            .send(&authed.user, &room_id, content, attachments)
-            .await?
+    let sender = authed.user.clone();
+    let send = {
+        let (state, room_id) = (state.clone(), room_id.clone());
+        async move {
+            Ok::<_, ApiError>(if attachments.is_empty() {
+                state.engine.send(&sender, &room_id, content).await?
+            } else {
+                state
+                    .media
+                    .send(&sender, &room_id, content, attachments)
+                    .await?
+            })
+        }
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(render::event(&event, None, &authed.user)),
-    ))
+    let (status, event) = match req.txn_id {
+        None => (StatusCode::CREATED, send.await?),
+        Some(txn_id) => match state
+            .txns
+            .once(authed.session_id.clone(), txn_id, room_id, send)
+            .await?
+        {
+            Sent::New(event) => (StatusCode::CREATED, event),
+            Sent::Replayed(event) => (StatusCode::OK, event),
+        },
+    };
+    Ok((status, Json(render::event(&event, None, &authed.user))))
+}
+
+impl From<TxnError> for ApiError {
+    fn from(error: TxnError) -> ApiError {
+        match error {
+            TxnError::BadId => ApiError::bad_request("bad_value", error.to_string()),
+            TxnError::OtherRoom => ApiError::conflict("txn_id_reused", error.to_string()),
+            TxnError::Store(e) => e.into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ mod render;
 mod rooms;
 mod search;
 mod session;
+mod users;
 mod ws;
 
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ pub struct Shared {
     pub search: crate::services::search::Search,
     pub backups: crate::services::backup::Backups,
     pub media: crate::services::media::Media,
+    /// Exactly-once sends by client transaction id.
+    pub txns: crate::services::txns::Txns,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -114,6 +117,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/dms"),
     ("GET", "/api/v1/directory"),
     ("GET", "/api/v1/search"),
+    ("GET", "/api/v1/users"),
     ("GET", "/api/v1/rooms/{room_id}"),
     ("PATCH", "/api/v1/rooms/{room_id}"),
     ("GET", "/api/v1/rooms/{room_id}/members"),
@@ -199,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dms", post(rooms::create_dm))
         .route("/api/v1/directory", get(rooms::directory))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/users", get(users::search))
         .route(
             "/api/v1/rooms/{room_id}",
             get(rooms::get).patch(rooms::update),

@@ -16,6 +16,7 @@ use super::{AppState, Authed, ranges, render};
 use crate::engine::{NewRoom, now_ms};
 use crate::peering::JoinError;
 use crate::services::links::{self, LinkError};
+use crate::services::on_disk;
 
 pub fn parse_room(text: &str) -> ApiResult<RoomId> {
     text.parse()
@@ -153,6 +154,26 @@ pub async fn create_dm(
     })
 }
 
+/// Characters of a room's last message shown in the room list.
+const PREVIEW_CHARS: usize = 140;
+
+/// The start of a message body on one line: whitespace runs become one
+/// space, cut after [`PREVIEW_CHARS`] characters with an ellipsis.
+fn preview_text(body: &str) -> String {
+    let mut out = String::new();
+    for (n, word) in body.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > PREVIEW_CHARS {
+            let cut: String = out.chars().take(PREVIEW_CHARS).collect();
+            return cut + "…";
+        }
+    }
+    out
+}
+
 /// Cap on counted unread messages: clients show "99+" long before this.
 const UNREAD_CAP: usize = 999;
 
@@ -169,12 +190,86 @@ pub async fn list(State(state): State<AppState>, authed: Authed) -> ApiResult<Js
         let view = slot.lock().await;
         let unread = view.unread(&authed.user, marker, UNREAD_CAP);
         let last = view.last_message_seq();
+        let first_unread = (unread > 0)
+            .then(|| view.first_unread(&authed.user, marker))
+            .flatten();
+        let last_message = view.last_message();
         let mut value = render::room(&view, &authed.user, Some(unread));
         if let Some(object) = value.as_object_mut() {
             object.insert("last_seq".into(), json!(last));
+            object.insert(
+                "first_unread".into(),
+                json!(first_unread.map(|id| id.to_string())),
+            );
         }
-        rooms.push((last, value));
+        rooms.push((last, value, last_message));
     }
+    // The previews' text is in the store (the replica holds skeletons):
+    // one or two reads per room, off the async threads.
+    let wanted: Vec<_> = rooms
+        .iter()
+        .map(|(_, _, m)| {
+            m.as_ref()
+                .map(|m| (m.event.id().0, m.edit.map(|e| e.0), m.redacted))
+        })
+        .collect();
+    let texts = on_disk(&state.store, move |store| {
+        wanted
+            .into_iter()
+            .map(|wanted| {
+                let Some((message, edit, redacted)) = wanted else {
+                    return Ok(None);
+                };
+                let read =
+                    |id: &[u8; 32]| -> Result<Option<spaces_protocol::Event>, spaces_store::Error> {
+                        Ok(store
+                            .event_by_id(id)?
+                            .and_then(|s| spaces_protocol::Event::decode_trusted(&s.bytes).ok()))
+                    };
+                if redacted {
+                    return Ok(Some((None, 0)));
+                }
+                let original = read(&message)?;
+                let n_attachments = match original.as_ref().map(|e| e.content()) {
+                    Some(Content::Message(m)) => m.attachments.len(),
+                    _ => 0,
+                };
+                let edited = match edit {
+                    Some(edit) => read(&edit)?,
+                    None => None,
+                };
+                let body = match (
+                    edited.as_ref().map(|e| e.content()),
+                    original.as_ref().map(|e| e.content()),
+                ) {
+                    (Some(Content::Edit(e)), _) => e.body.clone(),
+                    (_, Some(Content::Message(m))) => m.body.clone(),
+                    _ => String::new(),
+                };
+                Ok(Some((Some(preview_text(&body)), n_attachments)))
+            })
+            .collect::<Result<Vec<_>, spaces_store::Error>>()
+    })
+    .await?;
+    let mut rooms: Vec<(u64, Value)> = rooms
+        .into_iter()
+        .zip(texts)
+        .map(|((last, mut value, message), text)| {
+            let preview = message.zip(text).map(|(m, (body, n_attachments))| {
+                json!({
+                    "event_id": m.event.id().to_string(),
+                    "sender": m.event.sender().to_string(),
+                    "origin_ts": m.event.origin_ts(),
+                    "body": body,
+                    "n_attachments": n_attachments,
+                })
+            });
+            if let Some(object) = value.as_object_mut() {
+                object.insert("last_message".into(), json!(preview));
+            }
+            (last, value)
+        })
+        .collect();
     rooms.sort_by_key(|(last, _)| std::cmp::Reverse(*last));
     Ok(Json(rooms.into_iter().map(|(_, v)| v).collect()))
 }

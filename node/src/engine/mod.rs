@@ -44,7 +44,7 @@ pub use presence::{ClientPresence, PresenceOptions};
 pub use read::{Notes, Page, PageAt, Shown};
 pub use rules::MessageNow;
 pub use send::NewRoom;
-pub use view::{Aggregates, Arrivals, Reactions, RoomView};
+pub use view::{Aggregates, Arrivals, LastMessage, Reactions, RoomView};
 use writer::Writer;
 pub use writer::{Fresh, StreamItem, WriteFailed};
 

@@ -13,6 +13,15 @@ use spaces_protocol::{Event, EventId, Room, UserId};
 /// Reactions on one message: key → (user, reaction event), in canonical order.
 pub type Reactions = BTreeMap<String, Vec<(UserId, EventId)>>;
 
+/// A room's last timeline message, as [`RoomView::last_message`] finds it.
+#[derive(Debug)]
+pub struct LastMessage {
+    /// The skeleton: id, sender, time; its text is read from the store.
+    pub event: Event,
+    pub edit: Option<EventId>,
+    pub redacted: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Aggregates {
     pub reactions: HashMap<EventId, Reactions>,
@@ -155,6 +164,48 @@ impl RoomView {
             .map_or(0, |(seq, ..)| *seq)
     }
 
+    /// The first accepted timeline message (not a thread reply) after
+    /// `marker` that `user` did not send: where a client opening the room
+    /// lands. Walks only the messages after the marker.
+    pub fn first_unread(&self, user: &UserId, marker: u64) -> Option<EventId> {
+        let arrivals = self.arrivals();
+        let start = arrivals
+            .messages
+            .partition_point(|(seq, ..)| *seq <= marker);
+        let own = arrivals.sender_index.get(user).copied();
+        arrivals.messages[start..]
+            .iter()
+            .filter(|(_, sender, id)| Some(*sender) != own && self.room.is_accepted(id))
+            .map(|(_, _, id)| *id)
+            .find(|id| self.in_timeline(id))
+    }
+
+    /// The room's last accepted timeline message (not a thread reply): its
+    /// event (a skeleton: the text is in the store), the id of its latest
+    /// accepted edit, and whether it was deleted.
+    pub fn last_message(&self) -> Option<LastMessage> {
+        let id = self
+            .arrivals()
+            .messages
+            .iter()
+            .rev()
+            .map(|(_, _, id)| *id)
+            .find(|id| self.room.is_accepted(id) && self.in_timeline(id))?;
+        Some(LastMessage {
+            event: self.room.event(&id)?.clone(),
+            edit: self.agg.edits.get(&id).copied(),
+            redacted: self.agg.redacted.contains(&id),
+        })
+    }
+
+    /// Whether a stored message is in the timeline (thread replies are not).
+    fn in_timeline(&self, id: &EventId) -> bool {
+        matches!(
+            self.room.event(id).map(Event::content),
+            Some(Content::Message(m)) if m.thread.is_none()
+        )
+    }
+
     /// The canonical position from which `user` may read history, or `None`
     /// when they may not read it at all. Invariant 4: non-members see nothing
     /// unless the room is world-readable.
@@ -290,5 +341,14 @@ mod tests {
         assert_eq!(view.unread(&owner, 0, 10), 0);
         let seqs: Vec<u64> = view.arrivals().messages.iter().map(|m| m.0).collect();
         assert_eq!(seqs, [2, 3]);
+        assert_eq!(view.first_unread(&other, 0), Some(first.id()));
+        assert_eq!(view.first_unread(&other, 2), Some(second.id()));
+        assert_eq!(view.first_unread(&other, 3), None);
+        assert_eq!(view.first_unread(&owner, 0), None);
+        let last = view.last_message().unwrap();
+        assert_eq!(
+            (last.event.id(), last.edit, last.redacted),
+            (second.id(), None, false)
+        );
     }
 }

@@ -15,6 +15,8 @@
 //!   `spaces-search` from the live stream, and queries filtered by the
 //!   room API's readability.
 //! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
+//! - [`txns`]: exactly-once sends: a session's client transaction ids and
+//!   the events they made.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -25,5 +27,6 @@ mod disk;
 pub mod links;
 pub mod media;
 pub mod search;
+pub mod txns;
 
 pub use disk::on_disk;

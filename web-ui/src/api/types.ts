@@ -48,6 +48,19 @@ export interface Room {
   n_events: number;
   /** Only in GET /rooms: stream seq of the room's newest message. */
   last_seq?: number;
+  /** Only in GET /rooms: the first unread timeline message. */
+  first_unread?: string | null;
+  /** Only in GET /rooms: the last timeline message, for the room list. */
+  last_message?: MessagePreview | null;
+}
+
+export interface MessagePreview {
+  event_id: string;
+  sender: string;
+  origin_ts: number;
+  /** One line, cut; null when deleted. */
+  body: string | null;
+  n_attachments: number;
 }
 
 /** POST /rooms/{id}/invite-links (node/src/api/links.rs). */

@@ -38,7 +38,9 @@ export type Effect =
   /** Re-read the room's details. */
   | { kind: 'room-info'; room: string }
   /** Re-read the member list. */
-  | { kind: 'members'; room: string };
+  | { kind: 'members'; room: string }
+  /** Someone else removed or banned us: tell us who, where and why. */
+  | { kind: 'removed'; room: string; name: string; by: string; ban: boolean; reason: string | null };
 
 export interface Folded {
   state: FoldState;
@@ -193,6 +195,11 @@ export function withoutReaction(msg: Msg, key: string, user: string): Msg {
   };
 }
 
+function attachmentCount(msg: Msg): number {
+  const list = msg.content.attachments;
+  return Array.isArray(list) ? list.length : 0;
+}
+
 /** Our own message came back before the POST answered: the echo waiting
  *  for it, if any. */
 export function echoFor(msgs: Map<string, Msg>, msg: Msg): Msg | undefined {
@@ -226,6 +233,17 @@ export function entryFrom(
     last: Math.max(previous?.last ?? 0, info.last_seq ?? 0),
     // In a direct room someone else made, the other person is its creator.
     peer: previous?.peer ?? (info.kind === 'direct' && info.creator !== me ? info.creator : null),
+    // Only the room list carries these; a room's own details keep what we knew.
+    firstUnread: info.first_unread !== undefined ? info.first_unread : (previous?.firstUnread ?? null),
+    preview:
+      info.last_message !== undefined
+        ? info.last_message && {
+            id: info.last_message.event_id,
+            sender: info.last_message.sender,
+            body: info.last_message.body,
+            attachments: info.last_message.n_attachments,
+          }
+        : (previous?.preview ?? null),
   };
 }
 
@@ -275,6 +293,10 @@ export function foldLive(
       const original = d.s.msgs.get(target);
       // Only the sender edits a message (the node's auth rules say so too;
       // this keeps a refused edit from a peer off the screen).
+      const previewed = d.s.rooms.get(event.room_id)?.preview;
+      if (previewed?.id === target && previewed.sender === event.sender && previewed.body !== null) {
+        d.updateRoom(event.room_id, () => ({ preview: { ...previewed, body: String(c.body ?? '') } }));
+      }
       if (!original || original.sender !== event.sender || original.redacted) break;
       d.updateMsg(target, () => ({
         body: String(c.body ?? ''),
@@ -286,6 +308,8 @@ export function foldLive(
     case 'redaction': {
       const target = String(c.target);
       const reaction = d.s.reactionIndex.get(target);
+      const previewed = d.s.rooms.get(event.room_id)?.preview;
+      if (previewed?.id === target) d.updateRoom(event.room_id, () => ({ preview: { ...previewed, body: null } }));
       if (reaction) {
         d.unindexReaction(target);
         d.updateMsg(reaction.target, (msg) => withoutReaction(msg, reaction.key, reaction.sender));
@@ -335,6 +359,11 @@ function liveMessage(d: Draft, event: EventJson, seq: number, around: Surroundin
     last: Math.max(entry.last, seq),
     unread: fromOther && !reading && !msg.thread ? entry.unread + 1 : entry.unread,
     mentioned: fromOther && !reading && mentionsMe ? entry.mentioned + 1 : entry.mentioned,
+    firstUnread:
+      fromOther && !reading && !msg.thread && !entry.firstUnread ? msg.id : entry.firstUnread,
+    preview: msg.thread
+      ? entry.preview
+      : { id: msg.id, sender: msg.sender, body: msg.body, attachments: attachmentCount(msg) },
   });
   if (reading && !msg.thread) d.effects.push({ kind: 'read', room });
 }
@@ -350,11 +379,24 @@ function liveState(d: Draft, event: EventJson, seq: number): void {
   if (event.type === 'member' && c.target === me) {
     const membership = c.membership as string;
     if (membership === 'leave' || membership === 'ban') {
+      const entry = d.s.rooms.get(room);
+      // Not our own leave, nor a declined invitation: someone acted on us.
+      if (entry && event.sender !== me) {
+        d.effects.push({
+          kind: 'removed',
+          room,
+          name: entry.info.name ?? (entry.peer ?? 'a direct message'),
+          by: event.sender,
+          ban: membership === 'ban',
+          reason: typeof c.reason === 'string' && c.reason ? c.reason : null,
+        });
+      }
       d.dropRoom(room);
       return;
     }
   }
-  if (event.type === 'member' && d.s.rooms.get(room)?.members) {
+  const rolesChange = event.type === 'role' || event.type === 'member_roles' || event.type === 'timeout';
+  if ((event.type === 'member' || rolesChange) && d.s.rooms.get(room)?.members) {
     d.effects.push({ kind: 'members', room });
   }
   d.updateRoom(room, (entry) => ({ last: Math.max(entry.last, seq) }));

@@ -9,13 +9,16 @@
 // - `rooms.ts`    the room list, history, members, read markers, room actions
 // - `messages.ts` sending (local echoes), edits, deletions, reactions, threads
 // - `media.ts`    uploads and authorized downloads of attachments
+// - `outbox.ts`   messages not yet acknowledged: kept across reloads, sent in order once
 // - `session.ts`  boot, the live connection, reset
 // - `search.ts`   full-text search, and revealing a hit in its timeline
+// - `profiles.ts` profiles (name, avatar, bio): read lazily, ours saved
+// - `overlay.ts`  the app's own dialogs: profile card, profile, questions
 //
 // Components import from here only.
 
 export { store, useStore } from './core';
-export type { Msg, Reaction, RoomEntry, Store, ThreadView, Timeline } from './model';
+export type { Msg, Overlay, Reaction, RoomEntry, Store, ThreadView, Timeline } from './model';
 export { localpart } from './model';
 export { can, nameOf, noteTyping, roomName, toUserId } from './people';
 export {
@@ -49,5 +52,8 @@ export {
   toggleReaction,
 } from './messages';
 export { boot, reset } from './session';
+export { clearOutbox, queuedCount } from './outbox';
+export { avatarHash, loadProfile, saveProfile } from './profiles';
+export { ask, closeOverlay, openOverlay } from './overlay';
 export { reveal, search, type SearchOptions } from './search';
 export { attachmentsOf, blobUrl, download, formatSize, isImage, mediaPath, thumbnailPath, uploadFile } from './media';

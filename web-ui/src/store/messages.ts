@@ -2,11 +2,11 @@
 // it fails), editing, deleting, reactions, and the threads we open.
 
 import { api, ApiError, seg } from '../api/client';
-import type { AttachmentJson, EventJson, MentionsJson, ThreadPage } from '../api/types';
+import type { AttachmentJson, MentionsJson, ThreadPage } from '../api/types';
 import { changed, commit, setMsg, store, updateMsg, updateThread } from './core';
-import { foldDiscard, foldEcho, foldPage, foldSent, withReaction, withoutReaction } from './fold';
-import { attachmentsOf } from './media';
-import { errorText, localpart, type Msg } from './model';
+import { foldDiscard, foldPage, withReaction, withoutReaction } from './fold';
+import { errorText, localpart } from './model';
+import { dropFromOutbox, enqueue, newTxn, requeue } from './outbox';
 import { can, toUserId } from './people';
 
 /** Numbers local echoes. Never reset: an echo of the user before a reset
@@ -47,55 +47,27 @@ export async function send(
   const me = store.me;
   const attachments = options.attachments ?? [];
   if (!me || (!body.trim() && attachments.length === 0)) return;
-  const localId = `local:${++localCounter}`;
-  const mentions = mentionsIn(body, room);
-  const echo: Msg = {
-    id: localId,
+  enqueue({
+    id: `local:${++localCounter}:${Date.now().toString(36)}`,
+    txn: newTxn(),
     room,
-    sender: me.user_id,
-    ts: Date.now(),
-    type: 'message',
     body,
-    mentions,
+    mentions: mentionsIn(body, room),
     replyTo: options.replyTo ?? null,
     thread: options.thread ?? null,
-    redacted: false,
-    edited: false,
-    reactions: [],
-    threadCount: 0,
-    content: attachments.length ? { attachments } : {},
-    pending: 'sending',
-  };
-  commit(foldEcho(store, echo));
-  await deliver(echo);
-}
-
-async function deliver(echo: Msg): Promise<void> {
-  const request: Record<string, unknown> = { body: echo.body, mentions: echo.mentions };
-  if (echo.replyTo) request.reply_to = echo.replyTo;
-  if (echo.thread) request.thread = echo.thread;
-  const attachments = attachmentsOf(echo.content);
-  if (attachments.length) request.attachments = attachments.map((a) => ({ hash: a.hash, name: a.name }));
-  try {
-    const event = await api<EventJson>(
-      'POST',
-      `/api/v1/rooms/${seg(echo.room)}/messages`,
-      request,
-    );
-    commit(foldSent(store, echo, event));
-  } catch (error) {
-    updateMsg(echo.id, () => ({ pending: 'failed', error: errorText(error) }));
-  }
+    attachments,
+    ts: Date.now(),
+  });
+  return Promise.resolve();
 }
 
 export function retry(localId: string): void {
   const echo = store.msgs.get(localId);
-  if (!echo || echo.pending !== 'failed') return;
-  updateMsg(localId, () => ({ pending: 'sending', error: undefined }));
-  void deliver({ ...echo, pending: 'sending' });
+  if (echo) requeue(echo);
 }
 
 export function discard(localId: string): void {
+  dropFromOutbox(localId);
   commit(foldDiscard(store, localId));
 }
 

@@ -5,7 +5,7 @@
 // keep them and talk to the node.
 
 import type { LiveStatus } from '../api/live';
-import type { Me, MembersPage, MentionsJson, Presence, Room } from '../api/types';
+import type { Me, MembersPage, MentionsJson, Presence, Profile, Room } from '../api/types';
 
 export interface Reaction {
   key: string;
@@ -28,9 +28,12 @@ export interface Msg {
   reactions: Reaction[];
   threadCount: number;
   content: Record<string, unknown>;
-  /** Local echo of a message being sent. */
-  pending?: 'sending' | 'failed';
+  /** Local echo of a message being sent; `queued` waits in the outbox
+   *  for the node to be reachable. */
+  pending?: 'sending' | 'queued' | 'failed';
   error?: string;
+  /** The client transaction id a local echo is sent with (`outbox.ts`). */
+  txn?: string;
 }
 
 export interface Timeline {
@@ -59,6 +62,18 @@ export interface RoomEntry {
   last: number;
   /** For direct rooms: the other person. */
   peer: string | null;
+  /** The first message not read yet (not ours, not in a thread). */
+  firstUnread: string | null;
+  /** The last message, for the room list. */
+  preview: Preview | null;
+}
+
+export interface Preview {
+  id: string;
+  sender: string;
+  /** Null when deleted. */
+  body: string | null;
+  attachments: number;
 }
 
 /** A reaction event we saw live: what to undo when it is redacted. */
@@ -91,7 +106,27 @@ export interface Store extends FoldState {
   /** Presence of people who share a room with us; absent means offline. */
   presence: Map<string, Presence>;
   status: LiveStatus;
+  /** Where the room in view had its first unread message when it was
+   *  opened: the "New messages" divider. */
+  divider: { room: string; id: string } | null;
+  /** Profiles read from the node this session (`profiles.ts`). */
+  profiles: Map<string, Profile>;
+  /** The app's own overlays: a profile card, our profile, a question. */
+  overlay: Overlay | null;
 }
+
+export type Overlay =
+  | { kind: 'card'; user: string; room: string | null }
+  | { kind: 'profile' }
+  | { kind: 'notice'; title: string; text: string }
+  | {
+      kind: 'confirm';
+      title: string;
+      text: string;
+      action: string;
+      danger?: boolean;
+      resolve: (yes: boolean) => void;
+    };
 
 /** A store that knows nothing: at start and after `reset()`. */
 export function freshStore(): Store {
@@ -109,6 +144,9 @@ export function freshStore(): Store {
     status: 'connecting',
     active: null,
     atBottom: true,
+    divider: null,
+    profiles: new Map(),
+    overlay: null,
   };
 }
 

@@ -31,6 +31,9 @@ export function setRooms(rooms: Room[]): void {
   const map = new Map<string, RoomEntry>();
   for (const room of rooms) map.set(room.room_id, entryFrom(room, undefined, store.me?.user_id));
   store.rooms = map;
+  // Opened at a room's address before the list came: land as if opened now.
+  const first = store.active ? map.get(store.active)?.firstUnread : null;
+  if (store.active && first && !store.divider) store.divider = { room: store.active, id: first };
   changed();
 }
 
@@ -68,7 +71,9 @@ export function scheduleAggregates(room: string): void {
  *  (one request for a burst of messages). */
 export function scheduleRead(room: string): void {
   const entry = store.rooms.get(room);
-  if (entry && (entry.unread || entry.mentioned)) updateRoom(room, () => ({ unread: 0, mentioned: 0 }));
+  if (entry && (entry.unread || entry.mentioned || entry.firstUnread)) {
+    updateRoom(room, () => ({ unread: 0, mentioned: 0, firstUnread: null }));
+  }
   debounce('read:' + room, 500, () => void markRead(room));
 }
 
@@ -94,6 +99,8 @@ export function setActive(room: string | null): void {
   if (store.active === room) return;
   store.active = room;
   store.atBottom = true;
+  const first = room ? store.rooms.get(room)?.firstUnread : null;
+  store.divider = room && first ? { room, id: first } : null;
   changed();
   if (room) {
     openRoom(room);

@@ -8,7 +8,9 @@ import type { EventJson, Me, Room } from '../api/types';
 import { changed, commit, owned, resetAll, store, subscribe } from './core';
 import { foldAcceptance, foldLive, type Folded } from './fold';
 import { errorText } from './model';
-import { clearPresence, loadProfileName, roomName, setPresence, setTyping } from './people';
+import { flushOutbox, restoreOutbox } from './outbox';
+import { openOverlay } from './overlay';
+import { clearPresence, loadProfileName, nameOf, roomName, setPresence, setTyping } from './people';
 import {
   loadLatest,
   loadMembers,
@@ -50,6 +52,17 @@ function apply({ state, effects }: Folded): void {
       case 'members':
         scheduleMembers(room);
         break;
+      case 'removed': {
+        const by = nameOf(effect.by);
+        openOverlay({
+          kind: 'notice',
+          title: effect.ban ? 'You were banned' : 'You were removed',
+          text:
+            `${by} ${effect.ban ? 'banned you from' : 'removed you from'} ${effect.name}` +
+            (effect.reason ? `: “${effect.reason}”` : '.'),
+        });
+        break;
+      }
     }
   }
 }
@@ -76,6 +89,7 @@ export async function boot(): Promise<void> {
     changed();
     // Opened at a room's address: its timeline can load now.
     if (store.active) openRoom(store.active);
+    restoreOutbox();
     for (const room of rooms) if (room.kind === 'direct') void loadMembers(room.room_id);
     void loadProfileName(me.user_id);
     // Everything up to the newest message of our rooms is in what we just
@@ -93,6 +107,7 @@ export async function boot(): Promise<void> {
       status(status) {
         store.status = status;
         changed();
+        if (status === 'live') void flushOutbox();
       },
       synced() {
         // Rooms we were invited to or joined while away came as member

@@ -7,7 +7,10 @@ import { navigate, useRoute } from '../router';
 import { boot, reset, setActive, store, useStore } from '../store';
 import { AuthScreen } from './Auth';
 import { CreateRoomDialog, DirectoryDialog, DmDialog } from './Dialogs';
+import { declineBlocked } from './Dm';
 import { JoinView } from './JoinView';
+import { OfflineBanner } from './OfflineBanner';
+import { Overlays } from './Overlays';
 import { Panel, type PanelState } from './Panel';
 import { RoomView } from './RoomView';
 import { SearchDialog } from './Search';
@@ -64,6 +67,11 @@ function Shell() {
     setPanel((p) => (p && p.kind === 'thread' && p.room !== room ? null : p));
   }, [room]);
 
+  // Requests from people this user blocked are declined unseen.
+  useEffect(() => {
+    if (booted) void declineBlocked();
+  }, [booted]);
+
   // A room we are no longer in (left, kicked) closes.
   const present = useStore(() => (room ? store.rooms.has(room) : true));
   useEffect(() => {
@@ -90,6 +98,7 @@ function Shell() {
   const view = route.name === 'home' ? 'list' : 'room';
   return (
     <div class="shell" data-view={view} data-panel={panel ? 'open' : 'closed'}>
+      <OfflineBanner />
       <Sidebar active={room} openDialog={setDialog} />
       <main class="main" id="main">
         {route.name === 'room' && store.rooms.has(route.room) ? (
@@ -105,6 +114,7 @@ function Shell() {
       {dialog === 'directory' && <DirectoryDialog onClose={() => setDialog(null)} />}
       {dialog === 'dm' && <DmDialog onClose={() => setDialog(null)} />}
       {dialog === 'search' && <SearchDialog room={room} onClose={() => setDialog(null)} />}
+      <Overlays />
     </div>
   );
 }

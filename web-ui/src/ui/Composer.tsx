@@ -9,7 +9,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { plainPreview } from '../markdown';
 import type { AttachmentJson, MediaUpload } from '../api/types';
 import { can, formatSize, localpart, nameOf, noteTyping, send, store, uploadFile, useStore } from '../store';
-import { Icon } from './common';
+import { formatTime, Icon } from './common';
+import { useMyTimeout } from './Roles';
 
 const drafts = new Map<string, string>();
 const MAX_SUGGESTIONS = 6;
@@ -47,7 +48,8 @@ export function Composer(props: Props) {
   const entry = useStore(() => store.rooms.get(props.room));
   const replyTarget = useStore(() => (props.replyTo ? store.msgs.get(props.replyTo) : undefined));
   useStore(() => store.names);
-  const canSend = !entry || entry.info.membership === 'join';
+  const mutedUntil = useMyTimeout(props.room);
+  const canSend = (!entry || entry.info.membership === 'join') && !mutedUntil;
   const [files, setFiles] = useState<PendingFile[]>([]);
   const fileInput = useRef<HTMLInputElement>(null);
   const uploading = files.some((f) => !f.done && !f.error);
@@ -300,7 +302,13 @@ export function Composer(props: Props) {
           ref={setArea}
           rows={1}
           aria-label={props.label}
-          placeholder={canSend ? props.label : 'Join the room to send messages'}
+          placeholder={
+            canSend
+              ? props.label
+              : mutedUntil
+                ? `You are timed out until ${formatTime(mutedUntil)}`
+                : 'Join the room to send messages'
+          }
           disabled={!canSend}
           value={text}
           aria-controls={open ? listId : undefined}

@@ -18,6 +18,7 @@ import {
   useStore,
 } from '../store';
 import { Dialog, FieldError, formatFull, Icon, value } from './common';
+import { UserResults } from './Dm';
 
 function message(error: unknown): string {
   if (error instanceof ApiError && error.code === 'unknown_user') return 'No such user on this node.';
@@ -185,13 +186,7 @@ export function DmDialog({ onClose }: { onClose: () => void }) {
   const [who, setWho] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    const user = toUserId(who);
-    if (!user) {
-      setError('Enter a username, like alice, or a full user id.');
-      return;
-    }
+  const start = async (user: string) => {
     setBusy(true);
     setError(null);
     try {
@@ -202,6 +197,15 @@ export function DmDialog({ onClose }: { onClose: () => void }) {
       setError(message(err));
       setBusy(false);
     }
+  };
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const user = toUserId(who);
+    if (!user) {
+      setError('Enter a username, like alice, or a full user id.');
+      return;
+    }
+    await start(user);
   };
   return (
     <Dialog title="Message someone" onClose={onClose}>
@@ -214,11 +218,12 @@ export function DmDialog({ onClose }: { onClose: () => void }) {
             autoFocus
             autocapitalize="none"
             spellcheck={false}
-            placeholder="alice"
+            placeholder="alice, or a name"
             value={who}
             onInput={(e) => setWho(value(e))}
           />
         </label>
+        <UserResults query={who} onPick={(user) => void start(user)} />
         <FieldError error={error} />
         <div class="dialog-actions">
           <button type="button" onClick={onClose}>

@@ -5,6 +5,7 @@ import { useContext, useEffect, useRef, useState } from 'preact/hooks';
 import { plainPreview, renderMarkdown, type MarkdownContext } from '../markdown';
 import type { AttachmentJson } from '../api/types';
 import {
+  ask,
   attachmentsOf,
   blobUrl,
   can,
@@ -25,6 +26,9 @@ import {
   type Msg,
 } from '../store';
 import { Avatar, formatFull, formatTime, Icon, memo } from './common';
+import { EmojiSearch } from './EmojiPicker';
+import { showCard } from './Overlays';
+import { nameColor, roleColorCss } from './roles-view';
 import { RoomContext } from './room-context';
 
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀'];
@@ -50,12 +54,18 @@ function mentionContext(msg: Msg): MarkdownContext {
   };
 }
 
+/** Longer messages start collapsed, with "Show more". */
+const LONG_CHARS = 1200;
+const LONG_LINES = 16;
+
 function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean; tabStop: boolean }) {
   const ctx = useContext(RoomContext)!;
   const me = useStore(() => store.me?.user_id);
   const entry = useStore(() => store.rooms.get(msg.room));
   useStore(() => store.names);
   const [picker, setPicker] = useState(false);
+  const [expanded, setExpanded] = useState(false);
+  const long = msg.body.length > LONG_CHARS || msg.body.split('\n', LONG_LINES + 1).length > LONG_LINES;
   const [error, setError] = useState<string | null>(null);
   const mine = msg.sender === me;
   const editing = ctx.editing === msg.id;
@@ -63,6 +73,7 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
   const real = !msg.pending;
   const canDelete = real && !msg.redacted && (mine || can(entry, 'manage_messages'));
   const name = nameOf(msg.sender);
+  const colour = nameColor(entry, msg.sender);
 
   const act = (work: Promise<unknown>) =>
     work.catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)));
@@ -105,15 +116,29 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
             {formatTime(msg.ts)}
           </time>
         ) : (
-          <Avatar user={msg.sender} />
+          <button
+            type="button"
+            class="person-button"
+            tabIndex={-1}
+            aria-label={`Profile of ${name}`}
+            onClick={() => showCard(msg.sender, msg.room)}
+          >
+            <Avatar user={msg.sender} />
+          </button>
         )}
       </div>
       <div class="msg-main">
         {!continued && (
           <header class="msg-head">
-            <span class="msg-sender" title={msg.sender}>
-              {name}
-            </span>
+            <button type="button" class="person-button" onClick={() => showCard(msg.sender, msg.room)}>
+              <span
+                class={`msg-sender${colour != null ? ' coloured' : ''}`}
+                title={msg.sender}
+                style={roleColorCss(colour)}
+              >
+                {name}
+              </span>
+            </button>
             <time dateTime={new Date(msg.ts).toISOString()} title={formatFull(msg.ts)}>
               {formatTime(msg.ts)}
             </time>
@@ -125,13 +150,26 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
         ) : editing ? (
           <EditBox msg={msg} onDone={() => ctx.startEdit(null)} />
         ) : (
-          <div class="msg-body">
-            {renderMarkdown(msg.body, mentionContext(msg))}
-            {msg.edited && <span class="edited"> (edited)</span>}
-            <Attachments list={attachmentsOf(msg.content)} />
-          </div>
+          <>
+            <div class={`msg-body${long && !expanded ? ' collapsed' : ''}`}>
+              {renderMarkdown(msg.body, mentionContext(msg))}
+              {msg.edited && <span class="edited"> (edited)</span>}
+              <Attachments list={attachmentsOf(msg.content)} />
+            </div>
+            {long && (
+              <button
+                type="button"
+                class="link show-more"
+                aria-expanded={expanded}
+                onClick={() => setExpanded((x) => !x)}
+              >
+                {expanded ? 'Show less' : 'Show more'}
+              </button>
+            )}
+          </>
         )}
         {msg.pending === 'sending' && <p class="msg-state">Sending…</p>}
+        {msg.pending === 'queued' && <p class="msg-state queued">Waiting for the connection</p>}
         {msg.pending === 'failed' && (
           <p class="msg-state failed" role="alert">
             Not sent: {msg.error}{' '}
@@ -226,7 +264,14 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
               aria-label="Delete"
               title="Delete"
               onClick={() => {
-                if (confirm('Delete this message for everyone?')) void act(remove(msg.id));
+                void ask({
+                  title: 'Delete message',
+                  text: 'Delete this message for everyone?',
+                  action: 'Delete',
+                  danger: true,
+                }).then((yes) => {
+                  if (yes) void act(remove(msg.id));
+                });
               }}
             >
               <Icon name="trash" size={16} />
@@ -250,13 +295,14 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
 
 function ReactionPicker(props: { onPick: (key: string) => void; onClose: () => void }) {
   const ref = useRef<HTMLDivElement>(null);
+  const [more, setMore] = useState(false);
   useEffect(() => {
     ref.current?.querySelector('button')?.focus();
   }, []);
   return (
     <div
       ref={ref}
-      class="picker"
+      class={`picker${more ? ' wide' : ''}`}
       role="group"
       aria-label="Pick a reaction"
       onKeyDown={(e) => {
@@ -271,6 +317,17 @@ function ReactionPicker(props: { onPick: (key: string) => void; onClose: () => v
           {key}
         </button>
       ))}
+      <button
+        type="button"
+        class="more-emoji"
+        aria-label="More emoji"
+        aria-expanded={more}
+        title="More emoji"
+        onClick={() => setMore((m) => !m)}
+      >
+        <Icon name="plus" size={16} />
+      </button>
+      {more && <EmojiSearch onPick={props.onPick} label="All emoji" />}
     </div>
   );
 }

@@ -4,6 +4,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/ho
 import type { HistoryVisibility, JoinRule, MemberJson, RoleJson } from '../api/types';
 import { navigate } from '../router';
 import {
+  ask,
   can,
   leaveRoom,
   moderate,
@@ -15,7 +16,10 @@ import {
   updateRoomSettings,
   useStore,
 } from '../store';
-import { Avatar, FieldError, Icon, value } from './common';
+import { Avatar, FieldError, formatTime, Icon, value } from './common';
+import { showCard } from './Overlays';
+import { RolesEditor, TimeoutActions } from './Roles';
+import { nameColor, roleColorCss } from './roles-view';
 import { Composer } from './Composer';
 import { InviteLinkBox } from './Dialogs';
 import { Row } from './Message';
@@ -183,9 +187,11 @@ function MemberItem(props: {
   const manageable = [...roles.values()].filter((r) => props.iAmOwner || r.rank < props.myRank);
   const canRoles = allowed('manage_roles') && manageable.length > 0;
   const actions = (['kick', 'ban'] as const).filter((a) => allowed(a));
+  const canTimeout = allowed('timeout') && member.membership === 'join';
   const run = (work: Promise<void>) =>
     work.catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)));
-  const roleNames = member.roles.map((id) => roles.get(id)?.name).filter(Boolean);
+  const held = member.roles.flatMap((id) => roles.get(id) ?? []);
+  const colour = nameColor(useStore(() => store.rooms.get(room)), member.user_id);
   // The live value; without one, offline if the node does presence at all.
   const presence = useStore(
     () => store.presence.get(member.user_id) ?? (member.presence && 'offline'),
@@ -199,15 +205,24 @@ function MemberItem(props: {
         )}
       </span>
       <div class="member-info">
-        <span class="member-name" title={member.user_id}>
-          {nameOf(member.user_id)}
-          {props.self && <span class="muted"> (you)</span>}
-        </span>
+        <button type="button" class="person-button" onClick={() => showCard(member.user_id, room)}>
+          <span
+            class={`member-name${colour != null ? ' coloured' : ''}`}
+            title={member.user_id}
+            style={roleColorCss(colour)}
+          >
+            {nameOf(member.user_id)}
+            {props.self && <span class="muted"> (you)</span>}
+          </span>
+        </button>
         <span class="member-roles">
           {member.is_owner && <span class="role owner">Owner</span>}
-          {roleNames.map((name) => (
-            <span class="role" key={name}>
-              {name}
+          {member.timeout_until_ms != null && member.timeout_until_ms > Date.now() && (
+            <span class="role muted-role">Timed out until {formatTime(member.timeout_until_ms)}</span>
+          )}
+          {held.map((r) => (
+            <span class="role" key={r.role} style={roleColorCss(r.color)}>
+              {r.name}
             </span>
           ))}
         </span>
@@ -217,7 +232,7 @@ function MemberItem(props: {
           </span>
         )}
       </div>
-      {(canRoles || actions.length > 0 || (member.membership === 'ban' && allowed('ban'))) && (
+      {(canRoles || actions.length > 0 || canTimeout || (member.membership === 'ban' && allowed('ban'))) && (
         <details class="member-menu">
           <summary aria-label={`Manage ${nameOf(member.user_id)}`}>
             <Icon name="sliders" size={16} />
@@ -247,14 +262,21 @@ function MemberItem(props: {
                   key={action}
                   class="danger"
                   onClick={() => {
-                    if (confirm(`${PERMISSION_LABELS[action]} ${nameOf(member.user_id)}?`)) {
-                      void run(moderate(room, action, member.user_id));
-                    }
+                    const who = nameOf(member.user_id);
+                    void ask({
+                      title: `${PERMISSION_LABELS[action]} ${who}`,
+                      text: `${PERMISSION_LABELS[action]} ${who} from this room?`,
+                      action: PERMISSION_LABELS[action],
+                      danger: true,
+                    }).then((yes) => {
+                      if (yes) void run(moderate(room, action, member.user_id));
+                    });
                   }}
                 >
                   {PERMISSION_LABELS[action]}
                 </button>
               ))}
+            {canTimeout && <TimeoutActions room={room} member={member} />}
             {member.membership === 'ban' && allowed('ban') && (
               <button type="button" onClick={() => void run(moderate(room, 'unban', member.user_id))}>
                 Unban
@@ -317,7 +339,13 @@ function SettingsPanel({ room }: { room: string }) {
   };
 
   const leave = async () => {
-    if (!confirm(`Leave ${roomName(entry)}?`)) return;
+    const yes = await ask({
+      title: 'Leave room',
+      text: `Leave ${roomName(entry)}? You can come back if the room lets you.`,
+      action: 'Leave',
+      danger: true,
+    });
+    if (!yes) return;
     try {
       await leaveRoom(room);
       navigate('/');
@@ -383,6 +411,7 @@ function SettingsPanel({ room }: { room: string }) {
         )}
       </form>
       {!direct && <InviteLinkBox room={room} />}
+      {!direct && <RolesEditor room={room} />}
       <div class="stack danger-zone">
         <button type="button" class="danger" onClick={() => void leave()}>
           Leave room

@@ -1,6 +1,6 @@
 // A room: header, timeline, composer; the invitation banner for invitees.
 
-import { useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { navigate } from '../router';
 import {
   can,
@@ -10,14 +10,18 @@ import {
   loadOlder,
   nameOf,
   openThread,
+  reveal,
   roomName,
   setAtBottom,
   store,
   useStore,
 } from '../store';
 import { Composer } from './Composer';
-import { FieldError, Icon } from './common';
+import { Avatar, FieldError, Icon } from './common';
+import { MessageRequest } from './Dm';
 import { InviteDialog } from './Dialogs';
+import { MentionsButton } from './Mentions';
+import { ThreadsButton } from './Threads';
 import type { PanelState } from './Panel';
 import { RoomContext, type RoomActions } from './room-context';
 import { Timeline } from './Timeline';
@@ -36,6 +40,11 @@ export function RoomView(props: {
   const composer = useRef<HTMLTextAreaElement>(null);
   const name = roomName(entry);
   const t = entry.timeline;
+  const divider = useStore(() => (store.divider?.room === room ? store.divider.id : null));
+  // The first unread message is older than the newest page: load back to it.
+  useEffect(() => {
+    if (divider && t.loaded && !t.ids.includes(divider)) void reveal(room, divider);
+  }, [divider, t.loaded]);
 
   const actions = useMemo<RoomActions>(
     () => ({
@@ -70,7 +79,9 @@ export function RoomView(props: {
   const togglePanel = (kind: 'members' | 'settings') =>
     setPanel(props.panel?.kind === kind ? null : { kind });
 
-  if (entry.info.membership === 'invite') return <Invitation room={room} />;
+  if (entry.info.membership === 'invite') {
+    return entry.info.kind === 'direct' ? <MessageRequest room={room} /> : <Invitation room={room} />;
+  }
 
   return (
     <RoomContext.Provider value={actions}>
@@ -86,15 +97,21 @@ export function RoomView(props: {
           </button>
           <div class="room-title">
             <h1 id="room-title">
-              <Icon
-                name={entry.info.kind === 'direct' ? 'chat' : entry.info.join_rule === 'public' ? 'hash' : 'lock'}
-                size={18}
-              />
+              {entry.info.kind === 'direct' && entry.peer ? (
+                <Avatar user={entry.peer} size={24} />
+              ) : (
+                <Icon
+                  name={entry.info.kind === 'direct' ? 'chat' : entry.info.join_rule === 'public' ? 'hash' : 'lock'}
+                  size={18}
+                />
+              )}
               <span>{name}</span>
             </h1>
             {entry.info.topic && <p class="topic">{entry.info.topic}</p>}
           </div>
           <div class="row">
+            <ThreadsButton room={room} />
+            <MentionsButton room={room} />
             {can(entry, 'invite') && entry.info.kind !== 'direct' && (
               <button
                 type="button"
@@ -147,6 +164,7 @@ export function RoomView(props: {
           loading={t.loading}
           loadOlder={t.loaded ? () => void loadOlder(room) : undefined}
           onBottom={setAtBottom}
+          divider={divider}
           head={
             <p class="room-start">
               This is the beginning of <strong>{name}</strong>.

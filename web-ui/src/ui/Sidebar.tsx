@@ -2,7 +2,7 @@
 
 import { logout } from '../api/client';
 import { linkClick, roomPath } from '../router';
-import { nameOf, roomName, store, useStore, type RoomEntry } from '../store';
+import { ask, clearOutbox, nameOf, openOverlay, queuedCount, roomName, store, useStore, type RoomEntry } from '../store';
 import type { DialogKind } from './App';
 import { Avatar, Icon } from './common';
 import { ThemeToggle } from './theme';
@@ -33,7 +33,7 @@ export function Sidebar(props: { active: string | null; openDialog: (d: DialogKi
             class="icon-button"
             aria-label="Log out"
             title="Log out"
-            onClick={() => void logout()}
+            onClick={() => void confirmLogout()}
           >
             <Icon name="logout" />
           </button>
@@ -81,12 +81,18 @@ export function Sidebar(props: { active: string | null; openDialog: (d: DialogKi
       </div>
       <footer class="sidebar-foot">
         {me && (
-          <span class="whoami">
+          <button
+            type="button"
+            class="whoami person-button"
+            aria-label="Your profile"
+            title="Your profile"
+            onClick={() => openOverlay({ kind: 'profile' })}
+          >
             <Avatar user={me.user_id} size={28} />
             <span class="whoami-name" title={me.user_id}>
               {nameOf(me.user_id)}
             </span>
-          </span>
+          </button>
         )}
         <span class={`status ${status}`} role="status">
           <span class="dot" aria-hidden="true" />
@@ -149,7 +155,10 @@ function RoomItem({ entry, active }: { entry: RoomEntry; active: boolean }) {
             <Icon name={entry.info.join_rule === 'public' ? 'hash' : 'lock'} size={16} />
           </span>
         )}
-        <span class="room-name">{name}</span>
+        <span class="room-text">
+          <span class="room-name">{name}</span>
+          {!invited && entry.preview && <span class="room-preview">{previewLine(entry)}</span>}
+        </span>
         {invited ? (
           <span class="badge invite" aria-hidden="true">
             new
@@ -162,4 +171,34 @@ function RoomItem({ entry, active }: { entry: RoomEntry; active: boolean }) {
       </a>
     </li>
   );
+}
+
+/** "Name: text" of a room's last message, on one line. */
+function previewLine(entry: RoomEntry): string {
+  const p = entry.preview!;
+  const who = p.sender === store.me?.user_id ? 'You' : nameOf(p.sender);
+  const text =
+    p.body === null
+      ? 'Message deleted'
+      : p.body.trim()
+        ? p.body.replace(/\s+/g, ' ')
+        : p.attachments
+          ? `📎 ${p.attachments === 1 ? 'a file' : `${p.attachments} files`}`
+          : '';
+  return entry.info.kind === 'direct' && p.sender !== store.me?.user_id ? text : `${who}: ${text}`;
+}
+
+async function confirmLogout(): Promise<void> {
+  const waiting = queuedCount();
+  const yes = await ask({
+    title: 'Log out',
+    text: waiting
+      ? `${waiting} unsent ${waiting === 1 ? 'message' : 'messages'} will be lost. Log out of Spaces in this browser?`
+      : 'Log out of Spaces in this browser?',
+    action: 'Log out',
+    danger: waiting > 0,
+  });
+  if (!yes) return;
+  clearOutbox();
+  await logout();
 }

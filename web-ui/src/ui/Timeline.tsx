@@ -9,8 +9,8 @@
 // and its offset; when the list's size changes, we put that row back.
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { store, type Msg } from '../store';
-import { dayLabel, Icon } from './common';
+import { nameOf, store, type Msg } from '../store';
+import { dayLabel, formatTime, Icon } from './common';
 import { Row } from './Message';
 
 /** Within this many pixels of the end counts as "at the bottom". */
@@ -32,7 +32,13 @@ interface Props {
   onBottom?: (atBottom: boolean) => void;
   head?: preact.ComponentChildren;
   empty?: string;
+  /** The first unread message: a "New messages" divider goes above it,
+   *  and the list opens there rather than at the bottom. */
+  divider?: string | null;
 }
+
+/** The landing point sits this far down the view (a fraction of its height). */
+const LAND_AT = 0.25;
 
 export function Timeline(props: Props) {
   const scroller = useRef<HTMLDivElement>(null);
@@ -41,6 +47,9 @@ export function Timeline(props: Props) {
   const anchor = useRef<{ id: string; offset: number } | null>(null);
   const [atBottom, setAtBottom] = useState(true);
   const atBottomRef = useRef(true);
+  /** Landed at the divider already (once per list). */
+  const landed = useRef(false);
+  const [dividerAbove, setDividerAbove] = useState(false);
   // Observers outlive a render: they read the latest props through here.
   const latest = useRef(props);
   latest.current = props;
@@ -78,6 +87,18 @@ export function Timeline(props: Props) {
     }
     const id = found?.dataset.id;
     anchor.current = found && id ? { id, offset: found.offsetTop - el.scrollTop } : null;
+    const divider = list.current?.querySelector<HTMLElement>('.new-divider');
+    setDividerAbove(!!divider && divider.offsetTop + divider.offsetHeight <= el.scrollTop);
+  };
+  /** Puts the divider a quarter down the view; false when it is not rendered. */
+  const toDivider = () => {
+    const el = scroller.current;
+    const divider = list.current?.querySelector<HTMLElement>('.new-divider');
+    if (!el || !divider) return false;
+    stick.current = false;
+    el.scrollTop = Math.max(0, divider.offsetTop - el.clientHeight * LAND_AT);
+    record();
+    return true;
   };
   const restore = () => {
     const el = scroller.current;
@@ -110,9 +131,10 @@ export function Timeline(props: Props) {
 
   // New rows (appended, prepended, swapped): same rule, right after render.
   useLayoutEffect(() => {
-    restore();
+    if (props.divider && !landed.current && toDivider()) landed.current = true;
+    else restore();
     maybeLoad();
-  }, [props.ids]);
+  }, [props.ids, props.divider]);
 
   const maybeLoad = () => {
     const el = scroller.current;
@@ -155,7 +177,9 @@ export function Timeline(props: Props) {
   const rows: preact.VNode[] = [];
   let previous: Msg | undefined;
   const lastMessage = findLastMessage(props.ids);
-  for (const id of props.ids) {
+  const ids = props.ids;
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k];
     const msg = store.msgs.get(id);
     if (!msg) continue;
     const day = dayLabel(msg.ts);
@@ -166,7 +190,30 @@ export function Timeline(props: Props) {
         </div>,
       );
     }
+    // Several people joining in a row: one light line.
+    if (isJoin(msg)) {
+      const group = [id];
+      while (k + 1 < ids.length) {
+        const next = store.msgs.get(ids[k + 1]);
+        if (!next || !isJoin(next) || ids[k + 1] === props.divider || dayLabel(next.ts) !== day) break;
+        group.push(ids[++k]);
+      }
+      if (group.length > 1) {
+        rows.push(<JoinGroup key={id} ids={group} />);
+        previous = store.msgs.get(group[group.length - 1]);
+        continue;
+      }
+    }
+    const isDivider = id === props.divider;
+    if (isDivider) {
+      rows.push(
+        <div class="new-divider" role="separator" aria-label="New messages" key="new-divider">
+          <span>New messages</span>
+        </div>,
+      );
+    }
     const continued =
+      !isDivider &&
       !!previous &&
       previous.type === 'message' &&
       msg.type === 'message' &&
@@ -211,6 +258,11 @@ export function Timeline(props: Props) {
           <p class="muted empty">{props.empty}</p>
         )}
       </div>
+      {dividerAbove && (
+        <button type="button" class="jump jump-unread" onClick={toDivider}>
+          <Icon name="up" size={16} /> Jump to first unread
+        </button>
+      )}
       {!atBottom && (
         <button type="button" class="jump" onClick={toBottom}>
           <Icon name="down" size={16} /> Jump to latest
@@ -225,4 +277,24 @@ function findLastMessage(ids: string[]): string | undefined {
     if (store.msgs.get(ids[i])?.type === 'message') return ids[i];
   }
   return undefined;
+}
+
+function isJoin(msg: Msg): boolean {
+  return msg.type === 'member' && msg.content.membership === 'join';
+}
+
+/** "bob and carol joined", "5 people joined" (names in the tooltip). */
+function JoinGroup({ ids }: { ids: string[] }) {
+  const names = ids.map((id) => {
+    const target = store.msgs.get(id)?.content.target;
+    return typeof target === 'string' ? nameOf(target) : '?';
+  });
+  const last = store.msgs.get(ids[ids.length - 1]);
+  const text = names.length === 2 ? `${names[0]} and ${names[1]} joined` : `${names.length} people joined`;
+  return (
+    <div class="sys sys-group" data-id={ids[0]} title={names.join(', ')}>
+      <span>{text}</span>{' '}
+      {last && <time dateTime={new Date(last.ts).toISOString()}>{formatTime(last.ts)}</time>}
+    </div>
+  );
 }

@@ -10,6 +10,7 @@ import {
 } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
 import { nameOf } from '../store';
+import { useAvatarImage } from './avatar';
 
 type Shape = string | { c: [number, number, number] };
 
@@ -44,6 +45,8 @@ const ICONS: Record<string, Shape[]> = {
     'M10 13a5 5 0 0 0 7.54.54l3-3a5 5 0 0 0-7.07-7.07l-1.72 1.71M14 11a5 5 0 0 0-7.54-.54l-3 3a5 5 0 0 0 7.07 7.07l1.71-1.71',
   ],
   down: ['M12 5v14M19 12l-7 7-7-7'],
+  up: ['M12 19V5M5 12l7-7 7 7'],
+  at: [{ c: [12, 12, 4] }, 'M16 8v5a3 3 0 0 0 6 0v-1a10 10 0 1 0-3.92 7.94'],
   menu: ['M3 12h18M3 6h18M3 18h18'],
   paperclip: ['M21.4 11.1 12.2 20.3a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5'],
   file: ['M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6'],
@@ -89,13 +92,14 @@ function hue(text: string): number {
 export function Avatar({ user, size = 36 }: { user: string; size?: number }) {
   const name = nameOf(user);
   const letter = (name.match(/\p{L}|\p{N}/u)?.[0] ?? '?').toUpperCase();
+  const src = useAvatarImage(user);
   return (
     <span
       class="avatar"
       aria-hidden="true"
       style={{ '--h': String(hue(user)), width: `${size}px`, height: `${size}px` }}
     >
-      {letter}
+      {src ? <img src={src} alt="" width={size} height={size} /> : letter}
     </span>
   );
 }
