@@ -163,7 +163,7 @@ describe('people: profiles, reactions, roles, timeouts', { timeout: 150_000 }, (
     const members = p.getByRole('complementary', { name: 'Members' });
     const quinnRow = members.getByRole('listitem').filter({ hasText: 'quinn' });
     await quinnRow.getByLabel('Manage quinn').click();
-    await quinnRow.getByLabel('Keeper', { exact: true }).check();
+    await quinnRow.getByLabel('Keeper', { exact: true }).click();
     await quinnRow.locator('.role', { hasText: 'Keeper' }).waitFor();
     // Her name takes the role's colour, for both.
     const colour = 'rgb(230, 126, 34)';

@@ -133,6 +133,7 @@ async function call<T>(
   path: string,
   body: unknown,
   token: string | null,
+  keepalive = false,
 ): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -144,6 +145,7 @@ async function call<T>(
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
+      keepalive,
     });
   } catch {
     throw new ApiError(0, 'network', 'Cannot reach the node. Check your connection.');
@@ -226,12 +228,13 @@ export async function accessToken(): Promise<string | null> {
   return session?.access_token ?? null;
 }
 
-/** An authorized API call; renews the token once if the node says it expired. */
-export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** An authorized API call; renews the token once if the node says it expired.
+ *  `keepalive`: the request outlives the page (sent as it unloads). */
+export async function api<T>(method: string, path: string, body?: unknown, keepalive = false): Promise<T> {
   const token = await accessToken();
   if (!token) throw new ApiError(401, 'no_session', 'Log in first.');
   try {
-    return await call<T>(method, path, body, token);
+    return await call<T>(method, path, body, token, keepalive);
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401) throw error;
     if (error.code === 'token_expired' || error.code === 'bad_token') {

@@ -224,7 +224,19 @@ export async function loadMembers(room: string): Promise<void> {
  *  user's marker is saved even where it is the same event. */
 const lastRead = owned(() => new Map<string, string>());
 
-export async function markRead(room: string): Promise<void> {
+// Leaving or reloading the page: read markers waiting for their debounce
+// are saved now, so the next start does not land at messages already read.
+addEventListener('pagehide', () => {
+  const timers = pending.value;
+  for (const [key, timer] of [...timers]) {
+    if (!key.startsWith('read:')) continue;
+    clearTimeout(timer);
+    timers.delete(key);
+    void markRead(key.slice('read:'.length), true);
+  }
+});
+
+export async function markRead(room: string, keepalive = false): Promise<void> {
   const entry = store.rooms.get(room);
   if (!entry) return;
   if (entry.unread || entry.mentioned) updateRoom(room, () => ({ unread: 0, mentioned: 0 }));
@@ -237,7 +249,7 @@ export async function markRead(room: string): Promise<void> {
   if (!last || saved.get(room) === last) return;
   saved.set(room, last);
   try {
-    await api('POST', `/api/v1/rooms/${seg(room)}/read`, { event_id: last });
+    await api('POST', `/api/v1/rooms/${seg(room)}/read`, { event_id: last }, keepalive);
   } catch {
     saved.delete(room);
   }

@@ -3,6 +3,7 @@
 // shows it in the timeline.
 
 import { useState } from 'preact/hooks';
+import { plainPreview } from '../markdown';
 import { nameOf, reveal, store, useStore } from '../store';
 import { formatTime, Icon } from './common';
 import { REVEAL_EVENT } from './Timeline';
@@ -62,7 +63,7 @@ export function MentionsButton({ room }: { room: string }) {
                       <span class="mention-who">
                         {nameOf(msg.sender)} <time class="muted">{formatTime(msg.ts)}</time>
                       </span>
-                      <span class="mention-text">{msg.body}</span>
+                      <span class="mention-text">{plainPreview(msg.body, 140)}</span>
                     </button>
                   </li>
                 );

@@ -1,6 +1,8 @@
 // The list of the user's rooms and direct messages, with unread counts.
 
 import { logout } from '../api/client';
+import { shortcode } from '../emoji';
+import { plainPreview } from '../markdown';
 import { linkClick, roomPath } from '../router';
 import { ask, clearOutbox, nameOf, openOverlay, queuedCount, roomName, store, useStore, type RoomEntry } from '../store';
 import type { DialogKind } from './App';
@@ -181,7 +183,7 @@ function previewLine(entry: RoomEntry): string {
     p.body === null
       ? 'Message deleted'
       : p.body.trim()
-        ? p.body.replace(/\s+/g, ' ')
+        ? previewText(p.body)
         : p.attachments
           ? `📎 ${p.attachments === 1 ? 'a file' : `${p.attachments} files`}`
           : '';
@@ -201,4 +203,16 @@ async function confirmLogout(): Promise<void> {
   if (!yes) return;
   clearOutbox();
   await logout();
+}
+
+/** One line of a message: markdown marks dropped, spoilers hidden,
+ *  :shortcodes: as their emoji. */
+function previewText(body: string): string {
+  return plainPreview(
+    body
+      .replace(/\|\|[^|]+\|\|/g, '▮▮▮')
+      .replace(/^#{1,3} +/gm, '')
+      .replace(/:([a-z0-9_+&.-]{1,32}):/g, (all, name: string) => shortcode(name) ?? all),
+    140,
+  );
 }
