@@ -45,7 +45,7 @@ async fn users_by_username_display_name_and_full_id() {
     );
     assert_eq!(
         ids(found(&node, &alice, "q=%40al&limit=1").await),
-        [alfred.id.clone()]
+        [alfred.id.as_str()]
     );
     let by_name = found(&node, &alice, "q=allotment").await;
     assert_eq!(
@@ -59,7 +59,7 @@ async fn users_by_username_display_name_and_full_id() {
 
     // A full id: of this node if the account exists; of another as given.
     let full = found(&node, &alice, &format!("q={}", urlencode(&bob.id))).await;
-    assert_eq!(ids(full), [bob.id.clone()]);
+    assert_eq!(ids(full), [bob.id.as_str()]);
     let missing = bob.id.replace("bob", "nobody");
     assert_eq!(
         ids(found(&node, &alice, &format!("q={}", urlencode(&missing))).await),

@@ -105,7 +105,7 @@ pub async fn send(
     });
     let sender = authed.user.clone();
     let send = {
-        let (state, room_id) = (state.clone(), room_id.clone());
+        let state = state.clone();
         async move {
             Ok::<_, ApiError>(if attachments.is_empty() {
                 state.engine.send(&sender, &room_id, content).await?
