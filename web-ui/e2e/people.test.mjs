@@ -1,7 +1,8 @@
 // End-to-end: people and what they can do in a room. A profile set by one
 // person and seen by the other on a card; a spoiler revealed; a reaction
 // chosen from the full emoji picker; a role created, assigned and
-// coloured; a timeout that blocks the composer and is lifted.
+// coloured; a timeout that blocks the composer and is lifted; joins
+// grouped into one line; a long message collapsed; a ban explained.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -188,6 +189,46 @@ describe('people: profiles, reactions, roles, timeouts', { timeout: 150_000 }, (
     await shotViews(q, 'timed-out');
     await quinnRow.getByRole('button', { name: 'Lift timeout' }).click();
     await until(async () => !(await qbox.isDisabled()), "quinn's composer back");
+
+    // Two people joining in a row are one light line; a long message starts collapsed.
+    for (const name of ['rhea', 'sam']) {
+      const base = new URL(q.url()).origin;
+      const tokens = await (
+        await fetch(`${base}/api/v1/auth/register`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: name, password: PASSWORD }),
+        })
+      ).json();
+      const joined = await fetch(`${base}/api/v1/rooms/${encodeURIComponent(roomId)}/join`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(joined.status, 200);
+    }
+    await log(q).getByText('rhea and sam joined').waitFor();
+    const long = Array.from({ length: 30 }, (_, i) => `line ${i + 1} of the hive report`).join('\n');
+    await pageApi(p, 'POST', `/api/v1/rooms/${encodeURIComponent(roomId)}/messages`, { body: long });
+    const report = message(q, 'line 1 of the hive report');
+    const more = report.getByRole('button', { name: 'Show more' });
+    await more.waitFor();
+    assert.equal(await report.locator('.msg-body.collapsed').count(), 1);
+    await more.click();
+    await report.getByRole('button', { name: 'Show less' }).waitFor();
+    assert.equal(await report.locator('.msg-body.collapsed').count(), 0);
+
+    // Banned with a reason: quinn is told by whom and why, and the room goes.
+    const quinnId = (await pageApi(q, 'GET', '/api/v1/me')).user_id;
+    await pageApi(p, 'POST', `/api/v1/rooms/${encodeURIComponent(roomId)}/ban`, {
+      user_id: quinnId,
+      reason: 'too many bee puns',
+    });
+    const told = q.getByRole('dialog', { name: 'You were banned' });
+    await told.getByText('Pia Parker banned you from Hive: “too many bee puns”').waitFor();
+    await shotViews(q, 'banned-notice');
+    await told.getByRole('button', { name: 'OK' }).click();
+    await q.getByRole('link', { name: /^Hive/ }).waitFor({ state: 'detached' });
     assert.deepEqual(p.errors, []);
     assert.deepEqual(q.errors, []);
   });

@@ -134,7 +134,7 @@ export function MessageRequest({ room }: { room: string }) {
         <Avatar user={from} size={64} />
       </button>
       <h2 id="request-title">{name} wants to message you</h2>
-      <p class="muted small">{from}</p>
+      <p class="muted small request-id">{from}</p>
       <div class="request-messages" role="log" aria-label={`Message request from ${name}`}>
         {messages === null ? (
           <p class="muted">Loading…</p>
