@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::events::{StoredEvent, decode_record};
 use crate::keys::{self, tree};
-use crate::records::{self, FlipRecord, RoomIndexRecord};
+use crate::records::{self, FlipRecord, RoomIndexRecord, SentTxns};
 use crate::{Account, Error, Id, InviteLink, InviteToken, Profile, Session, Store};
 
 /// Problems kept in a report; past this only the count grows.
@@ -215,6 +215,7 @@ impl Store {
         each::<Session>(&self.sessions, tree::SESSIONS, false, report)?;
         each::<InviteToken>(&self.invites, tree::INVITES, true, report)?;
         each::<InviteLink>(&self.invite_links, tree::INVITE_LINKS, true, report)?;
+        each::<SentTxns>(&self.txns, tree::TXNS, true, report)?;
         for entry in self.user_sessions.iter() {
             let (key, _) = entry?;
             report.n_entries += 1;
