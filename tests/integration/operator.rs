@@ -22,7 +22,7 @@ const BACKUP_AFTER_ACKS: usize = 60;
 const PAGE: usize = 100;
 
 /// `spaces admin backup --url <node> --to <file>` with an admin's token.
-async fn backup_online(node: &Node, token: &str, to: &Path) -> std::process::Output {
+pub(crate) async fn backup_online(node: &Node, token: &str, to: &Path) -> std::process::Output {
     let mut command = tokio::process::Command::new(BIN);
     command
         .args(["admin", "backup", "--url", &node.base, "--to"])
@@ -324,9 +324,58 @@ async fn metrics_token_and_json_logs() {
     node.get("/metrics", Some(&alice.access))
         .await
         .error(401, "bad_token");
+    // A room and a message: a room sample, and a store commit observed.
+    let room = node.create_room(&alice, json!({ "name": "metered" })).await;
+    node.send(&alice, &room, "counted").await;
     let reply = node.get("/metrics", Some("metrics-secret")).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.text.contains("spaces_"), "{}", reply.text);
+    let text = &reply.text;
+    assert!(
+        text.contains(&format!("spaces_room_events{{room=\"{room}\"}} ")),
+        "{text}"
+    );
+    let commits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("spaces_store_commit_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no commit histogram: {text}"));
+    assert!(commits >= 1, "{text}");
+    assert!(text.contains("spaces_federation_peers 0"), "{text}");
+
+    // Every metric the Grafana dashboard plots is one the node exports.
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/grafana/spaces.json"
+    )))
+    .unwrap();
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut plotted = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("spaces_") {
+                    continue;
+                }
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .filter(|family| exported.contains(family))
+                    .unwrap_or(word);
+                assert!(
+                    exported.contains(family),
+                    "panel {:?} plots {word}, which /metrics does not export",
+                    panel["title"]
+                );
+                plotted += 1;
+            }
+        }
+    }
+    assert!(plotted >= 20, "the dashboard plots {plotted} series");
 
     let log = node.log();
     let lines: Vec<serde_json::Value> = log
