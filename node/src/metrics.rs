@@ -33,6 +33,14 @@ impl Gauge {
     }
 }
 
+/// One sample of a family without labels, with its help and type lines.
+fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 /// Upper bounds (seconds) of the store commit histogram's buckets: an
 /// fsync on an idle SSD takes well under a millisecond, a loaded disk tens.
 const COMMIT_BUCKETS: [f64; 12] = [
@@ -155,108 +163,100 @@ impl Metrics {
                 ("close", self.ws_dropped_close_timeout.get()),
             ],
         );
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+        let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
+            sample(&mut out, name, kind, help, value);
         };
         metric(
             "spaces_http_connections_open",
             "gauge",
             "Open HTTP connections, WebSockets included.",
-            self.http_connections_open.get().to_string(),
+            &self.http_connections_open.get(),
         );
         metric(
             "spaces_http_connections_accepted_total",
             "counter",
             "HTTP connections accepted (under the caps).",
-            self.http_connections_accepted.get().to_string(),
+            &self.http_connections_accepted.get(),
         );
         metric(
             "spaces_http_requests_total",
             "counter",
             "HTTP requests served.",
-            self.http_requests.get().to_string(),
+            &self.http_requests.get(),
         );
         metric(
             "spaces_http_client_errors_total",
             "counter",
             "HTTP responses with a 4xx status.",
-            self.http_client_errors.get().to_string(),
+            &self.http_client_errors.get(),
         );
         metric(
             "spaces_http_server_errors_total",
             "counter",
             "HTTP responses with a 5xx status.",
-            self.http_server_errors.get().to_string(),
+            &self.http_server_errors.get(),
         );
         metric(
             "spaces_events_stored_total",
             "counter",
             "Events durably stored.",
-            self.events_stored.get().to_string(),
+            &self.events_stored.get(),
         );
         metric(
             "spaces_store_commits_total",
             "counter",
             "Group commits (one fsync each).",
-            self.commits.get().to_string(),
+            &self.commits.get(),
         );
         metric(
             "spaces_events_refused_total",
             "counter",
             "Events refused by the auth rules or checks.",
-            self.events_refused.get().to_string(),
+            &self.events_refused.get(),
         );
         metric(
             "spaces_ws_clients",
             "gauge",
             "Connected WebSocket clients.",
-            self.ws_clients.get().to_string(),
+            &self.ws_clients.get(),
         );
         metric(
             "spaces_ws_dropped_lagging_total",
             "counter",
             "WebSocket clients dropped for falling behind.",
-            self.ws_dropped_lagging.get().to_string(),
+            &self.ws_dropped_lagging.get(),
         );
         metric(
             "spaces_login_failures_total",
             "counter",
             "Sign-ins refused for a wrong username or password.",
-            self.login_failures.get().to_string(),
+            &self.login_failures.get(),
         );
         metric(
             "spaces_login_throttled_total",
             "counter",
             "Sign-ins refused with 429 before their password was checked.",
-            self.login_throttled.get().to_string(),
+            &self.login_throttled.get(),
         );
         metric(
             "spaces_login_failure_alarm",
             "gauge",
             "1 while failed sign-ins over the last minute exceed login.alarm_failures_per_min.",
-            self.login_failure_alarm.get().to_string(),
+            &self.login_failure_alarm.get(),
         );
         metric(
             "spaces_registrations_throttled_total",
             "counter",
             "Sign-ups refused with 429 (per address or node-wide).",
-            self.registrations_throttled.get().to_string(),
+            &self.registrations_throttled.get(),
         );
         metric(
             "spaces_writer_queue_depth",
             "gauge",
             "Write requests waiting for the writer.",
-            writer_queue.to_string(),
+            &writer_queue,
         );
-        metric(
-            "spaces_rooms",
-            "gauge",
-            "Rooms this node holds.",
-            rooms.to_string(),
-        );
+        metric("spaces_rooms", "gauge", "Rooms this node holds.", &rooms);
         self.commit_seconds.render(
             &mut out,
             "spaces_store_commit_seconds",
@@ -313,65 +313,62 @@ pub fn render_traffic(stats: &spaces_federation::TrafficStats) -> String {
             "spaces_federation_gossip_received_total{{outcome=\"{outcome}\"}} {n}"
         );
     }
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+    let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
+        sample(&mut out, name, kind, help, value);
     };
     metric(
         "spaces_federation_peers",
         "gauge",
         "Peers with an open federation connection.",
-        stats.peers_connected,
+        &stats.peers_connected,
     );
     metric(
         "spaces_federation_gossip_published_total",
         "counter",
         "This node's events published on room topics.",
-        stats.gossip_published,
+        &stats.gossip_published,
     );
     metric(
         "spaces_federation_gossip_publish_failed_total",
         "counter",
         "Publishes with no subscribed peer yet (the event went by push).",
-        stats.gossip_publish_failed,
+        &stats.gossip_publish_failed,
     );
     metric(
         "spaces_federation_pushes_total",
         "counter",
         "Events pushed to nodes gossip does not reach.",
-        stats.pushes_sent,
+        &stats.pushes_sent,
     );
     metric(
         "spaces_federation_requests_sent_total",
         "counter",
         "Federation requests sent (pushes, backfill, events, joins, invites).",
-        stats.requests_sent,
+        &stats.requests_sent,
     );
     metric(
         "spaces_federation_requests_received_total",
         "counter",
         "Federation requests received.",
-        stats.requests_received,
+        &stats.requests_received,
     );
     metric(
         "spaces_federation_syncs_total",
         "counter",
         "Syncs (backfill from one node) started.",
-        stats.syncs,
+        &stats.syncs,
     );
     metric(
         "spaces_federation_syncs_running",
         "gauge",
         "Syncs running now.",
-        stats.syncs_running,
+        &stats.syncs_running,
     );
     metric(
         "spaces_federation_sync_events_total",
         "counter",
         "Events syncs brought that gossip and push had not: the catch-up volume.",
-        stats.sync_events,
+        &stats.sync_events,
     );
     out
 }
@@ -380,41 +377,38 @@ pub fn render_traffic(stats: &spaces_federation::TrafficStats) -> String {
 /// scrape time (it owns the counters).
 pub fn render_federation(stats: &spaces_federation::InboundStats) -> String {
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+    let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
+        sample(&mut out, name, kind, help, value);
     };
     metric(
         "spaces_federation_inbound_capacity",
         "gauge",
         "Inbound federation requests the node works on at once (p2p.max_inbound_requests).",
-        stats.capacity.to_string(),
+        &stats.capacity,
     );
     metric(
         "spaces_federation_inbound_in_flight",
         "gauge",
         "Inbound federation requests being worked on or answered.",
-        stats.in_flight.to_string(),
+        &stats.in_flight,
     );
     metric(
         "spaces_federation_busy_total",
         "counter",
         "Inbound federation requests answered busy because the bound was reached.",
-        stats.busy_sent.to_string(),
+        &stats.busy_sent,
     );
     metric(
         "spaces_federation_busy_charged_total",
         "counter",
         "Busy answers charged to a peer holding more than its share of the bound.",
-        stats.busy_charged.to_string(),
+        &stats.busy_charged,
     );
     metric(
         "spaces_federation_busy_received_total",
         "counter",
         "Busy answers received from other nodes.",
-        stats.busy_received.to_string(),
+        &stats.busy_received,
     );
     out
 }

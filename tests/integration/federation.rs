@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::operator::backup_online;
+use crate::operator::{backup_online, restore};
 use crate::search::first_page;
-use crate::support::{Node, User, Ws, data_dir, ids, run_cli};
+use crate::support::{Node, User, Ws, data_dir, ids};
 
 /// How long a cross-node condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -456,22 +456,11 @@ async fn a_restored_node_catches_up_its_rooms_from_peers() {
     let identity = a.id().to_owned();
     assert!(a.node.terminate().await.success());
     let restored_dir = data_dir();
-    let restore = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            archive.to_str().unwrap(),
-            "--data-dir",
-            restored_dir.path().to_str().unwrap(),
-        ],
-        "",
-    )
-    .await;
+    let restored = restore(&archive, restored_dir.path()).await;
     assert!(
-        restore.status.success(),
+        restored.status.success(),
         "restore failed: {}",
-        String::from_utf8_lossy(&restore.stderr)
+        String::from_utf8_lossy(&restored.stderr)
     );
     a.dir = restored_dir;
     a.restart(std::slice::from_ref(&b.addr)).await;

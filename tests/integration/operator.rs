@@ -44,6 +44,22 @@ pub(crate) async fn backup_online(node: &Node, token: &str, to: &Path) -> std::p
         .expect("running spaces admin backup")
 }
 
+/// `spaces admin restore --from <archive> --data-dir <into>`.
+pub(crate) async fn restore(archive: &Path, into: &Path) -> std::process::Output {
+    run_cli(
+        &[
+            "admin",
+            "restore",
+            "--from",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            into.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn online_backup_under_load_restores_every_acknowledged_message() {
     let dir = data_dir();
@@ -131,43 +147,19 @@ async fn online_backup_under_load_restores_every_acknowledged_message() {
     );
 
     // Refusals: an existing archive name, a non-empty target, a truncated archive.
-    let archive_arg = archive.to_str().unwrap();
     let again = backup_online(&node, &admin.access, &archive).await;
     assert!(
         !again.status.success(),
         "an existing file is not overwritten"
     );
-    let node_dir = dir.path().to_str().unwrap();
-    let into_live = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            archive_arg,
-            "--data-dir",
-            node_dir,
-        ],
-        "",
-    )
-    .await;
+    let into_live = restore(&archive, dir.path()).await;
     assert!(!into_live.status.success());
     assert!(String::from_utf8_lossy(&into_live.stderr).contains("not empty"));
     let bytes = std::fs::read(&archive).unwrap();
     let truncated = work.path().join("truncated.spaces");
     std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
     let cut_target = work.path().join("from-truncated");
-    let cut = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            truncated.to_str().unwrap(),
-            "--data-dir",
-            cut_target.to_str().unwrap(),
-        ],
-        "",
-    )
-    .await;
+    let cut = restore(&truncated, &cut_target).await;
     assert!(!cut.status.success());
     let why = String::from_utf8_lossy(&cut.stderr);
     assert!(
@@ -182,18 +174,7 @@ async fn online_backup_under_load_restores_every_acknowledged_message() {
     let unhealthy = run_cli(&["healthcheck", "--url", &node.base], "").await;
     assert!(!unhealthy.status.success(), "a stopped node is not healthy");
     let restored_dir = work.path().join("restored");
-    let restored = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            archive_arg,
-            "--data-dir",
-            restored_dir.to_str().unwrap(),
-        ],
-        "",
-    )
-    .await;
+    let restored = restore(&archive, &restored_dir).await;
     assert!(
         restored.status.success(),
         "restore failed: {}",
@@ -403,18 +384,7 @@ async fn a_format_1_fixture_still_opens() {
     let work = data_dir();
     let target = work.path().join("restored");
     let target_arg = target.to_str().unwrap();
-    let restored = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            fixture,
-            "--data-dir",
-            target_arg,
-        ],
-        "",
-    )
-    .await;
+    let restored = restore(Path::new(fixture), &target).await;
     assert!(
         restored.status.success(),
         "{}",
