@@ -1,11 +1,11 @@
 //! Operator commands on a data directory: create users, reset passwords,
-//! list users and rooms, mint invite tokens, drop the search index, report the media store.
+//! list users and rooms, mint invite tokens, rebuild the search index, report the media store.
 //! They open the store directly,
 //! so the node must be stopped (sled allows one process at a time, and says
 //! so if another holds it). Backup is the exception: with a URL it asks the
 //! running node (`POST /api/v1/admin/backup`); restore writes a new directory.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -15,7 +15,8 @@ use spaces_store::{Account, InviteToken};
 
 use crate::archive as backup;
 use crate::data_dir::DataDir;
-use crate::engine::now_ms;
+use crate::engine::{Engine, PresenceOptions, now_ms};
+use crate::services::search::Search;
 
 pub fn create_user(
     dir: &DataDir,
@@ -115,16 +116,37 @@ pub fn invite_token(
     Ok(token)
 }
 
-/// Removes the search index (`<data>/search/`): the next start rebuilds it
-/// from the store, in the background, logging when it has caught up. The
-/// store is opened first only to make sure no node is running on it.
-pub fn reindex(dir: &DataDir) -> anyhow::Result<()> {
-    let _store = dir.open_store()?;
-    let index = dir.path.join("search");
-    if index.exists() {
-        std::fs::remove_dir_all(&index).with_context(|| format!("removing {}", index.display()))?;
-    }
-    Ok(())
+/// Rebuilds the search index (`<data>/search/`) from the store, with a
+/// progress bar and an ETA: loads the rooms as the node would (the index
+/// asks each room what its messages read like now), then applies the
+/// store's whole stream through the node's own indexer. Answers the
+/// messages indexed. Opening the store first makes sure no node runs on
+/// the directory.
+pub fn reindex(dir: &DataDir) -> anyhow::Result<u64> {
+    let store = dir.open_store()?;
+    let last_seq = store.last_seq();
+    let key = dir.node_key.clone();
+    let options = spaces_search::Options::new(dir.path.join("search"));
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (engine, writer) = tokio::task::spawn_blocking(move || {
+            Engine::open(
+                store,
+                key,
+                std::sync::Arc::default(),
+                1,
+                PresenceOptions::default(),
+            )
+        })
+        .await??;
+        let mut progress = Progress::events("reindex", last_seq);
+        let indexed = Search::rebuild(&engine, options, &mut |seq| progress.show(seq)).await;
+        progress.done();
+        // The engine's writer stops when the last handle is gone.
+        drop(engine);
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        indexed
+    })
 }
 
 /// Writes a backup to `to` (which must not exist): from the running node at
@@ -276,59 +298,57 @@ fn mib(bytes: u64) -> String {
     format!("{mib:.1} MiB")
 }
 
-/// A one-line progress indicator on standard error, redrawn at most every
-/// 100 ms, and only when standard error is a terminal.
+/// A progress bar on standard error with a rate and an ETA (indicatif,
+/// which draws only when standard error is a terminal). Byte estimates
+/// are upper bounds (sled's files hold garbage too), so a bar may finish
+/// short of its end.
 struct Progress {
-    what: &'static str,
-    estimate: u64,
+    bar: indicatif::ProgressBar,
     last: u64,
-    drawn: Option<std::time::Instant>,
-    terminal: bool,
 }
 
 impl Progress {
+    /// Bytes of an archive, out of `estimate` (0: unknown).
     fn new(what: &'static str, estimate: u64) -> Progress {
-        Progress {
+        Progress::with(
             what,
             estimate,
-            last: 0,
-            drawn: None,
-            terminal: std::io::stderr().is_terminal(),
-        }
+            "{msg} [{bar:30}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}",
+            "{msg} {bytes}  {bytes_per_sec}",
+        )
+    }
+
+    /// Events of the store's stream, out of `total`.
+    fn events(what: &'static str, total: u64) -> Progress {
+        Progress::with(
+            what,
+            total,
+            "{msg} [{bar:30}] {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
+            "{msg} {human_pos} events  {per_sec}",
+        )
+    }
+
+    fn with(what: &'static str, total: u64, bounded: &str, unbounded: &str) -> Progress {
+        let (bar, template) = if total == 0 {
+            (indicatif::ProgressBar::no_length(), unbounded)
+        } else {
+            (indicatif::ProgressBar::new(total), bounded)
+        };
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>-");
+        bar.set_style(style);
+        bar.set_message(what);
+        Progress { bar, last: 0 }
     }
 
     fn show(&mut self, done: u64) {
         self.last = done;
-        if !self.terminal || self.drawn.is_some_and(|t| t.elapsed().as_millis() < 100) {
-            return;
-        }
-        self.drawn = Some(std::time::Instant::now());
-        // The estimate is an upper bound (sled's files hold garbage too).
-        let line = if let Some(percent) = done.saturating_mul(100).checked_div(self.estimate) {
-            let percent = percent.min(99);
-            let filled = usize::try_from(percent / 5).unwrap_or(20);
-            format!(
-                "{} [{}{}] {percent:>2}%  {}",
-                self.what,
-                "#".repeat(filled),
-                " ".repeat(20 - filled),
-                mib(done)
-            )
-        } else {
-            format!("{} {}", self.what, mib(done))
-        };
-        eprint!("\r{line}   ");
+        self.bar.set_position(done);
     }
 
     fn done(&mut self) {
-        if self.drawn.is_some() {
-            eprintln!(
-                "\r{} [{}] 100%  {}   ",
-                self.what,
-                "#".repeat(20),
-                mib(self.last)
-            );
-        }
+        self.bar.finish_and_clear();
     }
 }
 

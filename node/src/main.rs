@@ -73,8 +73,8 @@ enum AdminCommand {
     ListUsers,
     /// List rooms with their event counts.
     ListRooms,
-    /// Drop the search index; the node rebuilds it from the store when it
-    /// next starts.
+    /// Rebuild the search index from the store (the node must be stopped),
+    /// with a progress bar and an ETA.
     Reindex,
     /// Report the media store: blobs, bytes, kept uploads, references.
     MediaStats,
@@ -176,10 +176,8 @@ fn main() -> anyhow::Result<()> {
                     expires_in_secs,
                 } => println!("{}", admin::invite_token(&dir()?, uses, expires_in_secs)?),
                 AdminCommand::Reindex => {
-                    admin::reindex(&dir()?)?;
-                    println!(
-                        "search index dropped; the node rebuilds it from the store when it starts"
-                    );
+                    let indexed = admin::reindex(&dir()?)?;
+                    println!("search index rebuilt from the store: {indexed} messages");
                 }
                 AdminCommand::MediaStats => {
                     println!("{}", admin::media_stats(&dir()?, &config.media)?)

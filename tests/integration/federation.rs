@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::operator::{backup_online, restore};
+use crate::search::first_page;
 use crate::support::{Node, User, Ws, data_dir, ids};
 
 /// How long a cross-node condition may take before the test fails.
@@ -34,7 +36,7 @@ impl Peer {
     /// [`Peer::start`] with more settings.
     pub async fn start_with(bootstrap: &[String], env: &[(&str, &str)]) -> Peer {
         let dir = data_dir();
-        let node = start_node(&dir, bootstrap, env).await;
+        let node = start_node(dir.path(), bootstrap, env).await;
         let admin = node.register("admin").await;
         let addr = federation_addr(&node, &admin).await;
         Peer {
@@ -48,7 +50,7 @@ impl Peer {
     /// Starts the node again (after it was stopped) on the same data
     /// directory, bootstrapped from `bootstrap`.
     pub async fn restart(&mut self, bootstrap: &[String]) {
-        self.node = start_node(&self.dir, bootstrap, &[]).await;
+        self.node = start_node(self.dir.path(), bootstrap, &[]).await;
         self.admin = self.node.login("admin", crate::support::PASSWORD).await;
         self.addr = federation_addr(&self.node, &self.admin).await;
     }
@@ -65,7 +67,7 @@ impl Peer {
     }
 }
 
-async fn start_node(dir: &tempfile::TempDir, bootstrap: &[String], more: &[(&str, &str)]) -> Node {
+async fn start_node(dir: &std::path::Path, bootstrap: &[String], more: &[(&str, &str)]) -> Node {
     let bootstrap = env_list(bootstrap);
     let mut env = vec![
         ("SPACES__P2P__LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]"),
@@ -78,7 +80,7 @@ async fn start_node(dir: &tempfile::TempDir, bootstrap: &[String], more: &[(&str
         ("SPACES__LIMITS__SEND_BURST", "100000"),
     ];
     env.extend_from_slice(more);
-    Node::start(dir.path(), &env).await
+    Node::start(dir, &env).await
 }
 
 async fn federation_addr(node: &Node, admin: &User) -> String {
@@ -349,6 +351,12 @@ async fn partitioned_nodes_that_both_changed_state_converge_when_healed() {
     sent.push(c.node.send(&carol, &room, "carol too").await);
     let cut_b = until_history_has(&b, &bob, &room, &sent[1..]).await;
     assert!(!cut_b.contains(&sent[0]), "the partition held");
+    // B's search index has dave's message while B accepts it.
+    until("B's search finds dave's message", || async {
+        let found = first_page(&b.node, &bob, "during the split").await?;
+        found.contains(&daves).then_some(())
+    })
+    .await;
 
     // Heal: every node converges on one state and one timeline.
     for other in [&b, &c] {
@@ -386,6 +394,14 @@ async fn partitioned_nodes_that_both_changed_state_converge_when_healed() {
         !timeline.contains(&daves),
         "dave's message is refused everywhere"
     );
+    // The refusal reaches B's search index: the flip takes it out, while
+    // bob's message of the same split stays found.
+    until("B's search forgets dave's message", || async {
+        let found = first_page(&b.node, &bob, "during the split").await?;
+        let others = first_page(&b.node, &bob, "other side").await?;
+        (!found.contains(&daves) && others.contains(&sent[1])).then_some(())
+    })
+    .await;
     // Bob saw it live; his client is told it is refused.
     let seen = ws_bob.until_refused(&daves).await;
     let daves_seq = seen
@@ -408,6 +424,55 @@ async fn partitioned_nodes_that_both_changed_state_converge_when_healed() {
         !frames.iter().any(|f| f["event"]["event_id"] == daves),
         "a refused event reaches no client"
     );
+}
+
+/// A node restored from a backup serves what the backup held, then
+/// catches up from the node it shares a room with what was sent after the
+/// backup — its own users' messages (which its peer holds) and the
+/// peer's — and federates again both ways.
+#[tokio::test]
+async fn a_restored_node_catches_up_its_rooms_from_peers() {
+    let ([a, b], [alice, bob], room) = two_in_a_room().await;
+    let mut sent = vec![
+        a.node.send(&alice, &room, "alice before the backup").await,
+        b.node.send(&bob, &room, "bob before the backup").await,
+    ];
+    until_history_has(&a, &alice, &room, &sent).await;
+    let work = data_dir();
+    let archive = work.path().join("a.spaces");
+    let output = backup_online(&a.node, &a.admin.access, &archive).await;
+    assert!(
+        output.status.success(),
+        "backup failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // After the backup: both sides send, and B holds it all.
+    sent.push(a.node.send(&alice, &room, "alice after the backup").await);
+    sent.push(b.node.send(&bob, &room, "bob after the backup").await);
+    until_history_has(&b, &bob, &room, &sent).await;
+
+    // A's disk dies; its backup is restored into a new directory.
+    let mut a = a;
+    let identity = a.id().to_owned();
+    assert!(a.node.terminate().await.success());
+    let restored_dir = data_dir();
+    let restored = restore(&archive, restored_dir.path()).await;
+    assert!(
+        restored.status.success(),
+        "restore failed: {}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    a.dir = restored_dir;
+    a.restart(std::slice::from_ref(&b.addr)).await;
+    assert_eq!(a.id(), identity, "the same identity");
+    let alice = a.node.login("alice", crate::support::PASSWORD).await;
+    // Everything: the backup's, and what it missed, from B.
+    until_history_has(&a, &alice, &room, &sent).await;
+    // And both ways again.
+    let from_a = a.node.send(&alice, &room, "alice is back").await;
+    until_history_has(&b, &bob, &room, std::slice::from_ref(&from_a)).await;
+    let from_b = b.node.send(&bob, &room, "welcome back").await;
+    until_history_has(&a, &alice, &room, &[from_a, from_b]).await;
 }
 
 /// A libp2p peer in the test process that speaks the federation protocol:

@@ -22,7 +22,7 @@ const BACKUP_AFTER_ACKS: usize = 60;
 const PAGE: usize = 100;
 
 /// `spaces admin backup --url <node> --to <file>` with an admin's token.
-async fn backup_online(node: &Node, token: &str, to: &Path) -> std::process::Output {
+pub(crate) async fn backup_online(node: &Node, token: &str, to: &Path) -> std::process::Output {
     let mut command = tokio::process::Command::new(BIN);
     command
         .args(["admin", "backup", "--url", &node.base, "--to"])
@@ -42,6 +42,22 @@ async fn backup_online(node: &Node, token: &str, to: &Path) -> std::process::Out
         .await
         .expect("backup timed out")
         .expect("running spaces admin backup")
+}
+
+/// `spaces admin restore --from <archive> --data-dir <into>`.
+pub(crate) async fn restore(archive: &Path, into: &Path) -> std::process::Output {
+    run_cli(
+        &[
+            "admin",
+            "restore",
+            "--from",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            into.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -131,43 +147,19 @@ async fn online_backup_under_load_restores_every_acknowledged_message() {
     );
 
     // Refusals: an existing archive name, a non-empty target, a truncated archive.
-    let archive_arg = archive.to_str().unwrap();
     let again = backup_online(&node, &admin.access, &archive).await;
     assert!(
         !again.status.success(),
         "an existing file is not overwritten"
     );
-    let node_dir = dir.path().to_str().unwrap();
-    let into_live = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            archive_arg,
-            "--data-dir",
-            node_dir,
-        ],
-        "",
-    )
-    .await;
+    let into_live = restore(&archive, dir.path()).await;
     assert!(!into_live.status.success());
     assert!(String::from_utf8_lossy(&into_live.stderr).contains("not empty"));
     let bytes = std::fs::read(&archive).unwrap();
     let truncated = work.path().join("truncated.spaces");
     std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
     let cut_target = work.path().join("from-truncated");
-    let cut = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            truncated.to_str().unwrap(),
-            "--data-dir",
-            cut_target.to_str().unwrap(),
-        ],
-        "",
-    )
-    .await;
+    let cut = restore(&truncated, &cut_target).await;
     assert!(!cut.status.success());
     let why = String::from_utf8_lossy(&cut.stderr);
     assert!(
@@ -182,18 +174,7 @@ async fn online_backup_under_load_restores_every_acknowledged_message() {
     let unhealthy = run_cli(&["healthcheck", "--url", &node.base], "").await;
     assert!(!unhealthy.status.success(), "a stopped node is not healthy");
     let restored_dir = work.path().join("restored");
-    let restored = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            archive_arg,
-            "--data-dir",
-            restored_dir.to_str().unwrap(),
-        ],
-        "",
-    )
-    .await;
+    let restored = restore(&archive, &restored_dir).await;
     assert!(
         restored.status.success(),
         "restore failed: {}",
@@ -324,9 +305,58 @@ async fn metrics_token_and_json_logs() {
     node.get("/metrics", Some(&alice.access))
         .await
         .error(401, "bad_token");
+    // A room and a message: a room sample, and a store commit observed.
+    let room = node.create_room(&alice, json!({ "name": "metered" })).await;
+    node.send(&alice, &room, "counted").await;
     let reply = node.get("/metrics", Some("metrics-secret")).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.text.contains("spaces_"), "{}", reply.text);
+    let text = &reply.text;
+    assert!(
+        text.contains(&format!("spaces_room_events{{room=\"{room}\"}} ")),
+        "{text}"
+    );
+    let commits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("spaces_store_commit_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no commit histogram: {text}"));
+    assert!(commits >= 1, "{text}");
+    assert!(text.contains("spaces_federation_peers 0"), "{text}");
+
+    // Every metric the Grafana dashboard plots is one the node exports.
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/grafana/spaces.json"
+    )))
+    .unwrap();
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut plotted = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("spaces_") {
+                    continue;
+                }
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .filter(|family| exported.contains(family))
+                    .unwrap_or(word);
+                assert!(
+                    exported.contains(family),
+                    "panel {:?} plots {word}, which /metrics does not export",
+                    panel["title"]
+                );
+                plotted += 1;
+            }
+        }
+    }
+    assert!(plotted >= 20, "the dashboard plots {plotted} series");
 
     let log = node.log();
     let lines: Vec<serde_json::Value> = log
@@ -354,18 +384,7 @@ async fn a_format_1_fixture_still_opens() {
     let work = data_dir();
     let target = work.path().join("restored");
     let target_arg = target.to_str().unwrap();
-    let restored = run_cli(
-        &[
-            "admin",
-            "restore",
-            "--from",
-            fixture,
-            "--data-dir",
-            target_arg,
-        ],
-        "",
-    )
-    .await;
+    let restored = restore(Path::new(fixture), &target).await;
     assert!(
         restored.status.success(),
         "{}",

@@ -16,6 +16,7 @@ mod peer;
 pub mod score;
 mod swarm;
 mod sync;
+mod traffic;
 pub mod wire;
 
 pub use gate::InboundStats;
@@ -26,3 +27,4 @@ pub use swarm::{
     Status, start,
 };
 pub use sync::{SyncReport, sync_room};
+pub use traffic::TrafficStats;

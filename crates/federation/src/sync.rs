@@ -13,6 +13,7 @@ use std::time::Duration;
 use spaces_protocol::{NodeId, RoomId};
 
 use crate::swarm::{FedError, Handle, Host, Offer};
+use crate::traffic::add;
 use crate::wire::{MAX_BATCH_EVENTS, MAX_IDS, Request, Response};
 
 /// Most rounds one sync runs: 10 million events at the largest batch.
@@ -48,6 +49,7 @@ pub async fn sync_room<H: Host>(
 ) -> Result<SyncReport, FedError> {
     let mut report = SyncReport::default();
     let mut busy_waits = 0;
+    add(&handle.traffic.syncs, 1);
     for _ in 0..MAX_ROUNDS {
         let mut known = host.heads(room).await;
         known.truncate(MAX_IDS);
@@ -83,6 +85,7 @@ pub async fn sync_room<H: Host>(
             match offer {
                 Offer::New => {
                     report.new += 1;
+                    add(&handle.traffic.sync_events, 1);
                     progressed = true;
                 }
                 Offer::Duplicate | Offer::Deferred { .. } => {}

@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::schema::TantivyDocument;
 use tantivy::{IndexWriter, Term};
 
@@ -40,11 +41,14 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn new(search: &SearchIndex, seq: u64) -> Result<Writer, Error> {
-        // One indexing thread: the node has few cores and the send path
-        // comes first; merges still run on tantivy's own threads.
-        let writer = search
-            .index
-            .writer_with_num_threads(1, search.options.writer_memory)?;
+        // One indexing thread and one merge thread (tantivy's default is
+        // four): the node has few cores and the send path comes first.
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .memory_budget_per_thread(search.options.writer_memory)
+            .build();
+        let writer = search.index.writer_with_options(options)?;
         Ok(Writer {
             writer,
             search: search.clone(),
@@ -137,6 +141,13 @@ impl Writer {
         self.committed_seq = self.applied_seq;
         self.pending = 0;
         self.dirty_since = None;
+        Ok(())
+    }
+
+    /// Waits for the merges under way to end, and closes the writer
+    /// (benchmarks: the index's size once it has settled).
+    pub fn wait_for_merges(self) -> Result<(), Error> {
+        self.writer.wait_merging_threads()?;
         Ok(())
     }
 }

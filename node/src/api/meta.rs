@@ -45,6 +45,14 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     text.push_str(&crate::metrics::render_federation(
         &state.federation.handle.inbound_stats(),
     ));
+    text.push_str(&crate::metrics::render_traffic(
+        &state.federation.handle.traffic_stats(),
+    ));
+    let rooms = state
+        .engine
+        .largest_rooms(crate::metrics::MAX_ROOM_SAMPLES)
+        .await;
+    text.push_str(&crate::metrics::render_rooms(&rooms));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

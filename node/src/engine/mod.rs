@@ -218,6 +218,35 @@ impl Engine {
             .len()
     }
 
+    /// The `limit` rooms holding the most events: (room, events held,
+    /// other nodes it reaches), largest first. Takes each room's lock in
+    /// turn, briefly (metrics, at scrape time).
+    pub async fn largest_rooms(&self, limit: usize) -> Vec<(RoomId, usize, usize)> {
+        let slots: Vec<(RoomId, RoomSlot)> = self
+            .inner
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, slot)| (*id, slot.clone()))
+            .collect();
+        let mut sizes = Vec::with_capacity(slots.len());
+        for (id, slot) in slots {
+            let events = slot.lock().await.room.len();
+            sizes.push((id, events));
+        }
+        sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        sizes.truncate(limit);
+        let reaches = self.inner.reaches.read().unwrap_or_else(|p| p.into_inner());
+        sizes
+            .into_iter()
+            .map(|(id, events)| {
+                let nodes = reaches.get(&id).map_or(0, |r| r.nodes.len());
+                (id, events, nodes)
+            })
+            .collect()
+    }
+
     /// The live stream of stored events, in seq order.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamItem>> {
         self.inner.stream.subscribe()

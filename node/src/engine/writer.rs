@@ -248,8 +248,10 @@ fn run(
                 flips,
             })
             .collect();
+        let committing = std::time::Instant::now();
         match append(&new_events) {
             Ok(seqs) => {
+                metrics.commit_seconds.observe(committing.elapsed());
                 drop(new_events);
                 drop(flips);
                 metrics.events_stored.add(seqs.end - seqs.start);

@@ -11,7 +11,8 @@
 //! read from the stream item or the store (never the replica), hidden ones
 //! removed; every change is keyed by event id, so replaying after a crash
 //! leaves each message once. Tantivy work (adding, committing) runs on the
-//! blocking pool; commits are batched by count and time
+//! index's own thread, at a lower CPU priority than the node's
+//! ([`INDEX_NICE`]); commits are batched by count and time
 //! ([`spaces_search::Options`]) and carry the last seq applied.
 //!
 //! After a crash the index is what its last commit held; the task replays
@@ -126,15 +127,20 @@ impl Search {
     }
 
     /// Opens the index in `options.dir` (rebuilding one that does not open)
-    /// and starts its indexer, which stops when `stopped` turns true.
+    /// on the index's own thread ([`IndexThread`]) and starts its indexer,
+    /// which stops when `stopped` turns true.
     pub async fn start(
         engine: Engine,
         options: spaces_search::Options,
         stopped: watch::Receiver<bool>,
     ) -> anyhow::Result<(Search, tokio::task::JoinHandle<()>)> {
-        let (index, writer, seq) =
-            tokio::task::spawn_blocking(move || SearchIndex::open(options)).await??;
+        let thread = IndexThread::spawn()?;
+        let (index, writer, seq) = thread.run(move || SearchIndex::open(options)).await??;
         tracing::info!(seq, n_docs = index.n_docs(), "search index open");
+        let writer = IndexWriter {
+            thread,
+            writer: Arc::new(Mutex::new(writer)),
+        };
         let task = tokio::spawn(run_indexer(engine.clone(), writer, stopped));
         let search = Search {
             inner: Some(Arc::new(Inner {
@@ -144,6 +150,32 @@ impl Search {
             })),
         };
         Ok((search, task))
+    }
+
+    /// Builds the index in `options.dir` afresh from the store, for a node
+    /// that is not running (`spaces admin reindex`): wipes what is there,
+    /// applies the whole stream as the live indexer would, commits, and
+    /// answers the messages indexed. `progress` hears the stream seq
+    /// reached after each page.
+    pub async fn rebuild(
+        engine: &Engine,
+        options: spaces_search::Options,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> anyhow::Result<u64> {
+        let dir = options.dir.clone();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let thread = IndexThread::spawn()?;
+        let (index, writer, _) = thread.run(move || SearchIndex::open(options)).await??;
+        let writer = IndexWriter {
+            thread,
+            writer: Arc::new(Mutex::new(writer)),
+        };
+        let mut done = 0;
+        catch_up(engine, &writer, &mut done, progress).await?;
+        writer.run(|w| w.commit()).await?;
+        Ok(index.n_docs())
     }
 
     /// The page of `query`'s hits that `user` may read.
@@ -287,12 +319,11 @@ struct Applied {
 /// The indexer: see the module docs. Stops (after a last commit) when
 /// `stopped` turns true or the stream closes; an index failure is logged
 /// and stops indexing, never the node (search can be rebuilt).
-pub async fn run_indexer(engine: Engine, writer: Writer, mut stopped: watch::Receiver<bool>) {
+async fn run_indexer(engine: Engine, writer: IndexWriter, mut stopped: watch::Receiver<bool>) {
     // Subscribe before catching up, so nothing falls between the two.
     let mut stream = engine.subscribe();
-    let writer = Arc::new(Mutex::new(writer));
-    let mut done = lock(&writer).applied_seq();
-    if let Err(error) = catch_up(&engine, &writer, &mut done).await {
+    let mut done = writer.lock().applied_seq();
+    if let Err(error) = catch_up(&engine, &writer, &mut done, &mut |_| {}).await {
         tracing::error!(%error, "search indexing stopped");
         return;
     }
@@ -300,7 +331,7 @@ pub async fn run_indexer(engine: Engine, writer: Writer, mut stopped: watch::Rec
         if *stopped.borrow() {
             break;
         }
-        let deadline = lock(&writer).deadline();
+        let deadline = writer.lock().deadline();
         let commit_at = deadline.map(tokio::time::Instant::from_std);
         tokio::select! {
             changed = stopped.changed() => {
@@ -310,7 +341,7 @@ pub async fn run_indexer(engine: Engine, writer: Writer, mut stopped: watch::Rec
             }
             _ = async { tokio::time::sleep_until(commit_at.unwrap_or_else(tokio::time::Instant::now)).await },
                 if commit_at.is_some() => {
-                if let Err(error) = blocking(&writer, |w| w.commit()).await {
+                if let Err(error) = writer.run(|w| w.commit()).await {
                     tracing::error!(%error, "search commit failed; indexing stopped");
                     return;
                 }
@@ -335,7 +366,7 @@ pub async fn run_indexer(engine: Engine, writer: Writer, mut stopped: watch::Rec
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::info!(missed, "search indexer lagged; catching up from the store");
-                        catch_up(&engine, &writer, &mut done).await
+                        catch_up(&engine, &writer, &mut done, &mut |_| {}).await
                     }
                     Err(RecvError::Closed) => break,
                 };
@@ -346,8 +377,93 @@ pub async fn run_indexer(engine: Engine, writer: Writer, mut stopped: watch::Rec
             }
         }
     }
-    if let Err(error) = blocking(&writer, |w| w.commit()).await {
+    if let Err(error) = writer.run(|w| w.commit()).await {
         tracing::warn!(%error, "last search commit failed; the next start catches up");
+    }
+}
+
+/// How much lower than the node's own threads the index's threads run
+/// (a nice value, 0–19). Indexing is catch-up work: on a busy small box the
+/// send path gets the cores first, and the index takes what is left (it
+/// falls behind under a burst and catches up after, from the stream or the
+/// store). At 10 the kernel gives a contended index thread about a tenth of
+/// a core's share.
+pub const INDEX_NICE: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The index's own OS thread, at [`INDEX_NICE`]. The index is opened and
+/// committed on it, so the threads tantivy starts from there (its indexing
+/// worker at open and after each commit, its merge and segment-updater
+/// pools) inherit its priority; only the tokenizing, segment building and
+/// merging of those threads is heavy. Jobs queue without bound, but there
+/// is one indexer task and it waits for each job, so at most one is queued.
+#[derive(Clone, Debug)]
+struct IndexThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl IndexThread {
+    fn spawn() -> std::io::Result<IndexThread> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("search-index".into())
+            .spawn(move || {
+                lower_priority(INDEX_NICE);
+                // Ends when the last sender (the indexer) is gone.
+                for job in queue {
+                    job();
+                }
+            })?;
+        Ok(IndexThread { jobs })
+    }
+
+    /// Runs `work` on the index thread and waits for its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(work());
+            }))
+            .map_err(|_| anyhow::anyhow!("the search index thread is gone"))?;
+        // A panic inside `work` drops `reply`.
+        result
+            .await
+            .map_err(|_| anyhow::anyhow!("the search index thread failed"))
+    }
+}
+
+/// Lowers the calling thread's CPU priority (on Linux a nice value is a
+/// thread's, and threads it starts inherit it). Best effort: a failure
+/// leaves the index at normal priority, which only costs speed.
+fn lower_priority(nice: i32) {
+    let tid = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::warn!(%error, "could not lower the search index's priority");
+    }
+}
+
+/// The writer, used only from the index thread.
+struct IndexWriter {
+    thread: IndexThread,
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl IndexWriter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        lock(&self.writer)
+    }
+
+    /// Runs `work` on the writer, on the index thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Writer) -> Result<T, spaces_search::Error> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let writer = self.writer.clone();
+        Ok(self.thread.run(move || work(&mut lock(&writer))).await??)
     }
 }
 
@@ -355,15 +471,6 @@ fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
     // A panic inside a tantivy call leaves at worst uncommitted changes,
     // which the next commit or restart redoes from the stream.
     writer.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `work` on the writer on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    writer: &Arc<Mutex<Writer>>,
-    work: impl FnOnce(&mut Writer) -> Result<T, spaces_search::Error> + Send + 'static,
-) -> anyhow::Result<T> {
-    let writer = writer.clone();
-    Ok(tokio::task::spawn_blocking(move || work(&mut lock(&writer))).await??)
 }
 
 fn from_stream(item: &StreamItem) -> Applied {
@@ -376,10 +483,12 @@ fn from_stream(item: &StreamItem) -> Applied {
 }
 
 /// Applies the store's stream after `done` up to its end, page by page.
+/// `progress` hears the seq reached after each page.
 async fn catch_up(
     engine: &Engine,
-    writer: &Arc<Mutex<Writer>>,
+    writer: &IndexWriter,
     done: &mut u64,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let from = *done;
@@ -392,6 +501,7 @@ async fn catch_up(
             break;
         }
         apply(engine, writer, items, last, done).await?;
+        progress(*done);
     }
     if *done > from {
         tracing::info!(
@@ -442,7 +552,7 @@ fn read_stream(store: &Store, after: u64) -> Result<(Vec<Applied>, u64), spaces_
 /// message they touch now, into the index; then `last`, the batch's last seq.
 async fn apply(
     engine: &Engine,
-    writer: &Arc<Mutex<Writer>>,
+    writer: &IndexWriter,
     items: Vec<Applied>,
     last: u64,
     done: &mut u64,
@@ -475,30 +585,31 @@ async fn apply(
         }
     }
     let store = engine.store().clone();
-    blocking(writer, move |writer| {
-        for (room_id, message_id, now) in states {
-            let MessageNow::Shown { latest_edit } = now else {
-                writer.remove(&message_id.to_string());
-                continue;
-            };
-            match doc(&store, &known, room_id, message_id, latest_edit) {
-                Ok(Some(doc)) => writer.put(doc)?,
-                // Not durable yet (a received event in the replica a moment
-                // before the writer stores it): its own stream item comes.
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(%error, "reading a message for the search index failed");
-                    return Err(spaces_search::Error::Io(std::io::Error::other(error)));
+    writer
+        .run(move |writer| {
+            for (room_id, message_id, now) in states {
+                let MessageNow::Shown { latest_edit } = now else {
+                    writer.remove(&message_id.to_string());
+                    continue;
+                };
+                match doc(&store, &known, room_id, message_id, latest_edit) {
+                    Ok(Some(doc)) => writer.put(doc)?,
+                    // Not durable yet (a received event in the replica a moment
+                    // before the writer stores it): its own stream item comes.
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "reading a message for the search index failed");
+                        return Err(spaces_search::Error::Io(std::io::Error::other(error)));
+                    }
                 }
             }
-        }
-        writer.applied(last);
-        if writer.due(Instant::now()) {
-            writer.commit()?;
-        }
-        Ok(())
-    })
-    .await?;
+            writer.applied(last);
+            if writer.due(Instant::now()) {
+                writer.commit()?;
+            }
+            Ok(())
+        })
+        .await?;
     *done = last;
     Ok(())
 }

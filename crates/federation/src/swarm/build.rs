@@ -171,6 +171,7 @@ pub fn start<H: Host>(
         node: key.node_id(),
         syncing: Arc::default(),
         gate: Arc::new(Gate::new(config.max_inbound)),
+        traffic: Arc::default(),
     };
     let task = Task {
         swarm,

@@ -14,6 +14,7 @@ use spaces_protocol::{NodeId, RoomId};
 use super::handle::Command;
 use super::{Host, Offer, Route, Task};
 use crate::peer::{node_id, peer_id};
+use crate::traffic::add;
 use crate::wire::{self, Request};
 
 /// Most gossip messages being validated at once; more are dropped
@@ -43,8 +44,14 @@ impl<H: Host> Task<H> {
                 .gossipsub
                 .publish(topic, bytes.clone())
             {
-                Ok(_) => push_to.retain(|n| !subscribed.contains(n)),
-                Err(e) => tracing::debug!(%room, error = %e, "gossip publish failed; pushing"),
+                Ok(_) => {
+                    add(&self.handle.traffic.gossip_published, 1);
+                    push_to.retain(|n| !subscribed.contains(n));
+                }
+                Err(e) => {
+                    add(&self.handle.traffic.gossip_publish_failed, 1);
+                    tracing::debug!(%room, error = %e, "gossip publish failed; pushing");
+                }
             }
         }
         for node in push_to {
@@ -59,6 +66,7 @@ impl<H: Host> Task<H> {
                 events: vec![bytes.clone()],
             };
             // Fire and forget: a node that misses it catches up by sync.
+            add(&self.handle.traffic.pushes_sent, 1);
             self.swarm.behaviour_mut().sync.send_request(&peer, request);
         }
     }
@@ -141,10 +149,7 @@ impl<H: Host> Task<H> {
                 MessageAcceptance::Ignore
             }
         };
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(&id, &source, acceptance);
+        self.report(&id, &source, acceptance);
     }
 
     pub(super) fn gossip_event(&mut self, event: gossipsub::Event) {
@@ -190,6 +195,15 @@ impl<H: Host> Task<H> {
     }
 
     fn report(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        let traffic = &self.handle.traffic;
+        add(
+            match acceptance {
+                MessageAcceptance::Accept => &traffic.gossip_accepted,
+                MessageAcceptance::Reject => &traffic.gossip_rejected,
+                MessageAcceptance::Ignore => &traffic.gossip_ignored,
+            },
+            1,
+        );
         self.swarm
             .behaviour_mut()
             .gossipsub

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Offer, Route, Status};
 use crate::gate::{Gate, InboundStats, Slot};
+use crate::traffic::{Traffic, TrafficStats};
 use crate::wire::{Request, Response};
 
 /// Why a request to another node failed.
@@ -90,6 +91,7 @@ pub struct Handle {
     pub(super) node: NodeId,
     pub(super) syncing: Arc<Mutex<HashSet<(RoomId, NodeId)>>>,
     pub(super) gate: Arc<Gate>,
+    pub(crate) traffic: Arc<Traffic>,
 }
 
 impl std::fmt::Debug for Command {
@@ -107,6 +109,13 @@ impl Handle {
     /// busy answers sent and received.
     pub fn inbound_stats(&self) -> InboundStats {
         self.gate.stats()
+    }
+
+    /// What has crossed federation since start: gossip, pushes, requests,
+    /// syncs, and the peers connected now.
+    pub fn traffic_stats(&self) -> TrafficStats {
+        let running = self.syncing.lock().map_or(0, |s| s.len());
+        self.traffic.stats(running)
     }
 
     async fn send(&self, command: Command) -> Result<(), FedError> {

@@ -3,6 +3,7 @@
 //! and the status report.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use libp2p::kad;
@@ -139,6 +140,7 @@ impl<H: Host> Task<H> {
     pub(super) fn connection_established(&mut self, peer_id: PeerId, num_established: u32) {
         tracing::debug!(peer = %peer_id, "connected");
         self.connections.insert(peer_id, num_established);
+        self.count_peers();
         if num_established == 1
             && let Some(node) = node_id(&peer_id)
         {
@@ -164,6 +166,14 @@ impl<H: Host> Task<H> {
         } else {
             self.connections.insert(peer_id, num_established);
         }
+        self.count_peers();
+    }
+
+    fn count_peers(&self) {
+        self.handle
+            .traffic
+            .peers_connected
+            .store(self.connections.len() as u64, Ordering::Relaxed);
     }
 
     pub(super) fn identify_event(&mut self, event: identify::Event) {

@@ -15,6 +15,7 @@ use super::handle::Command;
 use super::{FedError, Handle, Host, Offer, Task};
 use crate::gate::Slot;
 use crate::peer::{node_id, peer_id};
+use crate::traffic::add;
 use crate::wire::{Request, Response};
 
 /// Timeout of one request.
@@ -40,6 +41,7 @@ impl<H: Host> Task<H> {
             let _ = reply.send(Err(FedError::Blocked(node)));
             return;
         }
+        add(&self.handle.traffic.requests_sent, 1);
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
         self.pending.insert(id, reply);
     }
@@ -117,6 +119,7 @@ impl<H: Host> Task<H> {
                 request,
                 channel,
             } => {
+                add(&self.handle.traffic.requests_received, 1);
                 let Some(from) = node_id(&peer) else {
                     let response = Response::refused("not_a_node", "only Spaces nodes are served");
                     let _ = self

@@ -1,7 +1,7 @@
 //! `spaces-bench`: benchmarks against real `spaces` processes.
 //!
-//! `spaces-bench [--users 100] [--messages-per-sender 200] [--rate 500] [--seconds 10]`
-//! is the single-node load benchmark. It starts the node binary (next to
+//! `spaces-bench [--users 100] [--messages-per-sender 200] [--rate 500] [--seconds 10]
+//! [--search on|off]` is the single-node load benchmark. It starts the node binary (next to
 //! this one) on a temporary data directory, registers users, puts them all
 //! in one room, and measures:
 //!
@@ -17,12 +17,14 @@
 //! `spaces-bench federation ...` and `spaces-bench join ...` measure
 //! several nodes joined by libp2p on loopback: see [`federation`].
 //! `spaces-bench history ...` measures one node holding a lot of history:
-//! see [`history`].
+//! see [`history`]. `spaces-bench search ...` measures the search index at
+//! a million messages and how soon a sent message is found: see [`search`].
 //!
 //! Every loop is bounded in count and time.
 
 mod federation;
 mod history;
+mod search;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -43,6 +45,9 @@ struct Args {
     messages_per_sender: usize,
     rate: u64,
     seconds: u64,
+    /// Whether the node keeps its search index (`search.enabled`): the
+    /// send path's cost of indexing is the difference of two runs.
+    search: bool,
 }
 
 /// `--flag value` pairs, in order.
@@ -62,6 +67,7 @@ fn parse_args(argv: &[String]) -> anyhow::Result<Args> {
         messages_per_sender: 200,
         rate: 500,
         seconds: 10,
+        search: true,
     };
     for (flag, value) in flags(argv)? {
         match flag {
@@ -69,6 +75,13 @@ fn parse_args(argv: &[String]) -> anyhow::Result<Args> {
             "--messages-per-sender" => args.messages_per_sender = value.parse()?,
             "--rate" => args.rate = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
+            "--search" => {
+                args.search = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--search takes on or off"),
+                }
+            }
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -92,6 +105,8 @@ struct NodeProcess {
     /// `~...`, as printed on start.
     node_id: String,
     dir: std::path::PathBuf,
+    /// The settings it was started with on top of the benchmark's own.
+    env: Vec<(String, String)>,
 }
 
 impl Drop for NodeProcess {
@@ -116,14 +131,18 @@ impl NodeProcess {
             base: String::new(),
             node_id: String::new(),
             dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         node.read_start_line(stdout)?;
         Ok(node)
     }
 
     /// Stops the node (SIGTERM: it shuts down gracefully) and starts it
-    /// again on the same data directory, with no `env` on top; the time
-    /// until it serves.
+    /// again on the same data directory and settings; the time until it
+    /// serves.
     fn restart(&mut self) -> anyhow::Result<Duration> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -131,7 +150,12 @@ impl NodeProcess {
         anyhow::ensure!(status.success(), "kill -TERM failed");
         self.child.wait()?;
         let started = Instant::now();
-        let (child, stdout) = Self::spawn(&self.dir, &[])?;
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (child, stdout) = Self::spawn(&self.dir, &env)?;
         self.child = child;
         self.read_start_line(stdout)?;
         Ok(started.elapsed())
@@ -366,11 +390,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 const USAGE: &str = "\
 spaces-bench: benchmarks against real `spaces` processes (release build)
 
-  spaces-bench [--users N] [--messages-per-sender N] [--rate MSG/S] [--seconds S]
+  spaces-bench [--users N] [--messages-per-sender N] [--rate MSG/S] [--seconds S] [--search on|off]
       one node: durable send throughput from N concurrent senders into one
       room, then delivery latency to N WebSocket members at a fixed rate,
       then a restart: time to serve and memory with all events loaded
-      (defaults: 100 users, 200 messages each, 500 msg/s for 10 s)
+      (defaults: 100 users, 200 messages each, 500 msg/s for 10 s, search on)
   spaces-bench federation [--nodes N] [--rate MSG/S] [--seconds S] [--topology star|chain]
       cross-node delivery latency in a public room spanning N nodes
   spaces-bench join [--history N] [--joiners N]
@@ -379,6 +403,11 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       R rooms filled with N messages each (default 1 × 1000000), then a
       restart: time to serve, resident bytes per stored message, history
       page latency (newest, deep, around) and send throughput afterwards
+  spaces-bench search [--messages N] [--rooms R] [--queries Q] [--visibility V]
+      the search index at N synthetic messages (default 1000000, Zipf word
+      frequencies): indexing msg/s, bytes on disk a message, query p50/p99
+      (a word, a rare word, three words, a phrase, from: + a word); then on
+      a real node, the delay from a send's acknowledgment to its first hit
 
 Results are printed as Markdown tables (README.md keeps the latest).";
 
@@ -396,13 +425,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("join") => federation::join(federation::JoinArgs::parse(&argv[1..])?).await,
         Some("history") => history::history(history::HistoryArgs::parse(&argv[1..])?).await,
+        Some("search") => search::search(search::SearchArgs::parse(&argv[1..])?).await,
         _ => load(parse_args(&argv)?).await,
     }
 }
 
 /// The single-node load benchmark.
 async fn load(args: Args) -> anyhow::Result<()> {
-    let mut node = NodeProcess::start("load", &[])?;
+    let search = if args.search { "true" } else { "false" };
+    let mut node = NodeProcess::start("load", &[("SPACES__SEARCH__ENABLED", search)])?;
     // Let start-up allocation settle before reading idle memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = node.rss_kib();
