@@ -14,8 +14,9 @@
 //!    to 40 words a message (mean ~11); senders, rooms and times spread.
 //! 2. **Queries** against that index, one at a time, `--queries` of each
 //!    kind, within the 20 rooms a user is in (of `--rooms`): a common word,
-//!    a rare word, three words, a two-word phrase taken from a message, and
-//!    a filtered query (`from:` and a word); p50/p99/max and mean hits.
+//!    a rare word, three words of one message, a two-word phrase taken from
+//!    a message, and a filtered query (`from:` and a word); p50/p99/max and
+//!    mean matches.
 //! 3. **Visibility.** A real node (the `spaces` next to this binary): a
 //!    user sends `--visibility` messages, each with a word of its own, one
 //!    at a time, and searches for it every [`POLL`] from the moment the
@@ -249,8 +250,15 @@ fn index_and_query(
             mentions: Vec::new(),
         })
         .collect();
-    // Messages the phrase queries are taken from.
-    let samples: Vec<String> = docs.iter().step_by(100).map(|d| d.body.clone()).collect();
+    // Messages the phrase and three-word queries are taken from: in the
+    // searching user's rooms, so they match at least that message.
+    let scope: Vec<String> = (0..SCOPE_ROOMS).map(room_id).collect();
+    let samples: Vec<String> = docs
+        .iter()
+        .filter(|d| scope.contains(&d.room_id))
+        .step_by(20)
+        .map(|d| d.body.clone())
+        .collect();
     let body_bytes: usize = docs.iter().map(|d| d.body.len()).sum();
 
     let (index, mut writer, _) = SearchIndex::open(Options::new(dir))?;
@@ -303,7 +311,6 @@ fn index_and_query(
         bytes as f64 / n
     );
 
-    let scope: Vec<String> = (0..SCOPE_ROOMS).map(room_id).collect();
     let mut rng = Rng(2);
     type Make<'a> = Box<dyn Fn(&mut Rng) -> Request + 'a>;
     let parse = |text: String| Request::parse(&text).expect("the benchmark's queries parse");
@@ -318,12 +325,24 @@ fn index_and_query(
         ),
         (
             "three words",
+            // Three words of one message, in any order: what someone
+            // remembers of it.
             Box::new(|rng: &mut Rng| {
+                let words: Vec<&str> = loop {
+                    let sample = &samples[rng.below(samples.len())];
+                    let mut words: Vec<&str> = sample.split(' ').collect();
+                    words.sort_unstable();
+                    words.dedup();
+                    if words.len() >= 3 {
+                        break words;
+                    }
+                };
+                let first = rng.below(words.len() - 2);
                 parse(format!(
                     "{} {} {}",
-                    corpus.word_in(rng, 10..300),
-                    corpus.word_in(rng, 10..300),
-                    corpus.word_in(rng, 100..3_000)
+                    words[first + 2],
+                    words[first],
+                    words[first + 1]
                 ))
             }),
         ),
