@@ -17,12 +17,14 @@
 //! `spaces-bench federation ...` and `spaces-bench join ...` measure
 //! several nodes joined by libp2p on loopback: see [`federation`].
 //! `spaces-bench history ...` measures one node holding a lot of history:
-//! see [`history`].
+//! see [`history`]. `spaces-bench media ...` measures uploads and
+//! downloads of large files: see [`media`].
 //!
 //! Every loop is bounded in count and time.
 
 mod federation;
 mod history;
+mod media;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -379,6 +381,10 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       R rooms filled with N messages each (default 1 × 1000000), then a
       restart: time to serve, resident bytes per stored message, history
       page latency (newest, deep, around) and send throughput afterwards
+  spaces-bench media [--uploads N] [--size-mib S]
+      N uploads of S MiB (default 3 × 100): upload and download MB/s against
+      the disk's own write + fsync, and the node's peak RSS during each
+      upload beside its peak in a 1 MiB upload (streaming: no growth by S)
 
 Results are printed as Markdown tables (README.md keeps the latest).";
 
@@ -396,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("join") => federation::join(federation::JoinArgs::parse(&argv[1..])?).await,
         Some("history") => history::history(history::HistoryArgs::parse(&argv[1..])?).await,
+        Some("media") => media::media(media::MediaArgs::parse(&argv[1..])?).await,
         _ => load(parse_args(&argv)?).await,
     }
 }
