@@ -1131,6 +1131,52 @@ mod tests {
         blobs.shutdown().await;
     }
 
+    /// A fetched blob is kept only if its bytes are exactly the size and
+    /// hash claimed; otherwise nothing stays, not even in `incoming/`.
+    #[tokio::test]
+    async fn imports_keep_only_bytes_that_match_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(options(dir.path())).await.unwrap();
+        let data = text(100_000, 4);
+        let hash = Hash::new(&data);
+        let size = data.len() as u64;
+        let reference = Reference {
+            scope: "!room".into(),
+            item: "$event".into(),
+        };
+        let mut rotten = data.clone();
+        rotten[50_000] ^= 1;
+        let short = &data[..99_999];
+        let long = [&data[..], b"x"].concat();
+        for bad in [&rotten[..], short, &long[..]] {
+            assert!(matches!(
+                blobs.import(hash, size, body(bad), &reference).await,
+                Err(BlobError::Mismatch(_))
+            ));
+            assert!(!blobs.has(&hash).await.unwrap());
+            assert!(blobs.meta(&hash).await.unwrap().is_none());
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("incoming"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let meta = blobs
+            .import(hash, size, body(&data), &reference)
+            .await
+            .unwrap();
+        assert_eq!(meta.size, size);
+        assert_eq!(read_all(&blobs, hash).await, data);
+        assert_eq!(
+            blobs.references(&hash).await.unwrap(),
+            std::slice::from_ref(&reference)
+        );
+        // Nobody's upload: no quota is charged.
+        assert_eq!(blobs.stats().await.unwrap().uploads, 0);
+        blobs.shutdown().await;
+    }
+
     /// What a crash leaves in the staging directories is gone at the next
     /// open.
     #[tokio::test]
