@@ -24,6 +24,33 @@ pub struct Config {
     pub web: WebConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub accounts: AccountsConfig,
+}
+
+/// Accounts a user deletes (`DELETE /api/v1/account`, docs/spec/api.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// What happens to a deleted account's messages in the rooms it is
+    /// still in: `keep` them (the conversation stays readable) or
+    /// `redact` them (a redaction each, federated).
+    pub deleted_messages: DeletedMessages,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletedMessages {
+    #[default]
+    Keep,
+    Redact,
+}
+
+impl AccountsConfig {
+    pub fn policy(&self) -> crate::services::erasure::Policy {
+        crate::services::erasure::Policy {
+            redact_messages: self.deleted_messages == DeletedMessages::Redact,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -288,6 +315,16 @@ pub struct MediaConfig {
     pub grace_secs: u64,
     /// Seconds between garbage collections of unreferenced blobs.
     pub gc_interval_secs: u64,
+    /// Blobs fetched from other nodes at once (a reader here asked for an
+    /// attachment another node holds); more wait their turn.
+    pub fetch_jobs: usize,
+    /// Seconds one such fetch may take in all (50 MiB at about 0.2 MB/s);
+    /// slower, the reader gets 502 `media_unavailable` and may ask again.
+    pub fetch_timeout_secs: u64,
+    /// Seconds an upload's body may take (`POST /api/v1/media`): 50 MiB
+    /// at about 0.35 Mbit/s. Every other request body keeps
+    /// `http.body_read_timeout_secs`.
+    pub upload_timeout_secs: u64,
 }
 
 impl MediaConfig {
@@ -302,6 +339,13 @@ impl MediaConfig {
             gc_interval: std::time::Duration::from_secs(self.gc_interval_secs.max(1)),
         }
     }
+
+    pub fn fetch_options(&self) -> crate::services::media::FetchOptions {
+        crate::services::media::FetchOptions {
+            jobs: self.fetch_jobs.max(1),
+            timeout: std::time::Duration::from_secs(self.fetch_timeout_secs.max(1)),
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -314,6 +358,10 @@ impl Default for MediaConfig {
             image_jobs: options.image_jobs,
             grace_secs: options.grace.as_secs(),
             gc_interval_secs: options.gc_interval.as_secs(),
+            // A handful: each holds a 1 MiB chunk and a staging file.
+            fetch_jobs: 4,
+            fetch_timeout_secs: 300,
+            upload_timeout_secs: 1200,
         }
     }
 }
@@ -366,6 +414,7 @@ impl Default for Config {
             web: WebConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 }

@@ -11,7 +11,10 @@
 //! than `header_read_timeout_secs` (counted from the connection, or from the
 //! first byte of a later request) or when it stays idle between requests
 //! longer than `idle_timeout_secs`; a request body gets
-//! `body_read_timeout_secs` from the end of its headers (`DeadlineBody`);
+//! `body_read_timeout_secs` from the end of its headers (`DeadlineBody`),
+//! except an upload (`POST /api/v1/media`), which gets
+//! `media.upload_timeout_secs` in all but must still make progress: a gap
+//! of `body_read_timeout_secs` without a byte ends it too;
 //! any write that makes no progress for `write_timeout_secs` fails and the
 //! connection is dropped with a reset, so the kernel frees what it had
 //! queued for a client that stopped reading.
@@ -69,6 +72,9 @@ const ASSUMED_FILE_LIMIT: usize = 1024;
 pub struct Limits {
     pub header_read: Duration,
     pub body_read: Duration,
+    /// The whole body of an upload (`POST /api/v1/media`); the gap between
+    /// two of its frames stays bounded by `body_read`.
+    pub upload: Duration,
     pub idle: Duration,
     pub write: Duration,
     pub max_connections: usize,
@@ -103,6 +109,7 @@ impl Limits {
         Limits {
             header_read: Duration::from_secs(http.header_read_timeout_secs),
             body_read: Duration::from_secs(http.body_read_timeout_secs),
+            upload: Duration::from_secs(http.body_read_timeout_secs),
             idle: Duration::from_secs(http.idle_timeout_secs),
             write: Duration::from_secs(http.write_timeout_secs),
             max_connections,
@@ -246,7 +253,7 @@ async fn serve_connection(
                 addr,
                 connection.clone(),
                 app.clone(),
-                limits.body_read,
+                (limits.body_read, limits.upload),
                 metrics.clone(),
             )
         })
@@ -294,11 +301,21 @@ async fn handle(
     addr: SocketAddr,
     connection: Connection,
     mut app: Router,
-    body_read: Duration,
+    (body_read, upload): (Duration, Duration),
     metrics: Arc<Metrics>,
 ) -> Result<Response<FinishBody>, Infallible> {
     connection.0.set_phase(Phase::Busy);
     let (mut parts, incoming) = request.into_parts();
+    // An upload may take long on a slow link but may not stall: its gap
+    // between frames is what other bodies get in all.
+    let (total, stall) = if parts.method == axum::http::Method::POST
+        && parts.uri.path() == UPLOAD_PATH
+        && upload > body_read
+    {
+        (upload, Some(body_read))
+    } else {
+        (body_read, None)
+    };
     parts.extensions.insert(ConnectInfo(addr));
     parts.extensions.insert(connection.clone());
     let late = Arc::new(AtomicBool::new(false));
@@ -307,7 +324,8 @@ async fn handle(
     } else {
         Body::new(DeadlineBody {
             inner: incoming,
-            deadline: Instant::now() + body_read,
+            deadline: Instant::now() + total,
+            stall,
             timer: None,
             late: late.clone(),
         })
@@ -320,7 +338,8 @@ async fn handle(
         let body = serde_json::json!({
             "code": "body_timeout",
             "message": format!(
-                "the request body did not arrive within {} s",
+                "the request body did not arrive within {} s (or stalled for {} s)",
+                total.as_secs(),
                 body_read.as_secs()
             ),
         });
@@ -494,11 +513,17 @@ impl hyper::body::Body for FinishBody {
 struct DeadlineBody {
     inner: Incoming,
     deadline: Instant,
+    /// The longest gap between two frames, when shorter than the deadline
+    /// allows (uploads).
+    stall: Option<Duration>,
     /// Armed the first time the body is not ready: most bodies come with
     /// their headers and never need a timer.
     timer: Option<Pin<Box<Sleep>>>,
     late: Arc<AtomicBool>,
 }
+
+/// The route whose body gets `Limits::upload` (docs/spec/api.md, "Media").
+const UPLOAD_PATH: &str = "/api/v1/media";
 
 /// The error of a body that missed its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -514,9 +539,16 @@ impl hyper::body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if self.stall.is_some() {
+                // Progress: the next wait gets its own stall timer.
+                self.timer = None;
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let deadline = self.deadline;
+        let deadline = match self.stall {
+            Some(stall) => self.deadline.min(Instant::now() + stall),
+            None => self.deadline,
+        };
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

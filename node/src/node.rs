@@ -33,9 +33,10 @@ pub struct Node {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
-    /// The swarm task, the publisher and the presence announcer: stopped
-    /// after the HTTP server.
-    federation: [JoinHandle<()>; 3],
+    /// The swarm task, the publisher, the presence announcer and the
+    /// keeper of remote events' media references: stopped after the HTTP
+    /// server.
+    federation: [JoinHandle<()>; 4],
     /// The search indexer, if search is on: it commits and stops on the
     /// stop signal, before the engine goes.
     indexer: Option<JoinHandle<()>>,
@@ -76,11 +77,16 @@ impl Node {
         let blobs = spaces_blobs::Blobs::open(config.media.options(data_dir.path.join("blobs")))
             .await
             .context("opening the media store")?;
-        let media = Media::new(blobs, engine.clone());
-        let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
+        let host = Arc::new(NodeHost::new(engine.clone(), links.clone(), blobs.clone()));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
                 .context("starting federation")?;
+        let media = Media::new(
+            blobs,
+            engine.clone(),
+            Some((handle.clone(), config.media.fetch_options())),
+        );
+        let media_references = tokio::spawn(crate::services::media::run_references(media.clone()));
         let publisher = tokio::spawn(peering::run_publisher(engine.clone(), handle.clone()));
         let presence = tokio::spawn(peering::run_presence(engine.clone(), handle.clone()));
         let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -98,7 +104,8 @@ impl Node {
             (Search::off(), None)
         };
         let device_key = data_dir.token_key.device_key();
-        let limits = http_server::Limits::from_config(&config.http);
+        let mut limits = http_server::Limits::from_config(&config.http);
+        limits.upload = std::time::Duration::from_secs(config.media.upload_timeout_secs);
         let server_metrics = metrics.clone();
         let txns = crate::services::txns::Txns::new(store.clone());
         let state = AppState::new(Shared {
@@ -151,7 +158,7 @@ impl Node {
             stop,
             server,
             writer,
-            federation: [swarm_task, publisher, presence],
+            federation: [swarm_task, publisher, presence, media_references],
             indexer,
         })
     }

@@ -11,7 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spaces_federation::wire::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Request, Response};
+use spaces_blobs::{Blobs, Hash, Reference};
+use spaces_federation::wire::{
+    MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BLOB_CHUNK, Request, Response,
+};
 use spaces_federation::{FedError, Handle, Host, Offer, Route};
 use spaces_protocol::content::{Content, Membership};
 use spaces_protocol::ephemeral::EPHEMERAL_TAG;
@@ -38,6 +41,9 @@ const MAX_WANTED_PER_INVITEE: usize = 16;
 pub struct NodeHost {
     engine: Engine,
     links: Links,
+    /// The media store, to serve blobs to nodes in the rooms that
+    /// reference them.
+    blobs: Blobs,
     /// Rooms not held here that this node asked for (a join) or was
     /// invited to: only these may be created by a sync. Anything else
     /// about an unknown room is ignored, so nobody can make a node store
@@ -113,10 +119,11 @@ impl WantedRooms {
 const WANTED_FOR: Duration = Duration::from_secs(600);
 
 impl NodeHost {
-    pub fn new(engine: Engine, links: Links) -> NodeHost {
+    pub fn new(engine: Engine, links: Links, blobs: Blobs) -> NodeHost {
         NodeHost {
             engine,
             links,
+            blobs,
             wanted: Mutex::new(WantedRooms::default()),
         }
     }
@@ -240,6 +247,16 @@ impl Host for NodeHost {
             }
             Request::Join { room, user, code } => self.answer_join(from, room, &user, code).await,
             Request::Push { .. } => Response::refused("bad_request", "pushes are offered"),
+            Request::Blob {
+                room,
+                event,
+                hash,
+                offset,
+                len,
+            } => {
+                self.answer_blob(from, room, event, Hash::from_bytes(hash), offset, len)
+                    .await
+            }
         }
     }
 
@@ -262,6 +279,56 @@ impl NodeHost {
             // A sender who just left, or a room not held here: dropped.
             Err(EngineError::Forbidden(_) | EngineError::UnknownRoom) => Offer::Duplicate,
             Err(e) => offer_of(Err(e), room),
+        }
+    }
+
+    /// Bytes of a blob that `event` of `room` references, for a node with
+    /// a member in the room; `unknown_blob` for anything else, so a node
+    /// learns nothing of blobs it may not fetch.
+    async fn answer_blob(
+        &self,
+        from: NodeId,
+        room: RoomId,
+        event: EventId,
+        hash: Hash,
+        offset: u64,
+        len: u32,
+    ) -> Response {
+        let unknown = || Response::refused("unknown_blob", "no such blob here");
+        let reference = Reference {
+            scope: room.to_string(),
+            item: event.to_string(),
+        };
+        match self.blobs.references(&hash).await {
+            Ok(references) if references.contains(&reference) => {}
+            Ok(_) => return unknown(),
+            Err(e) => return Response::refused("unavailable", e.to_string()),
+        }
+        if !self.engine.has_member_node(&room, from).await {
+            return unknown();
+        }
+        let meta = match self.blobs.meta(&hash).await {
+            Ok(Some(meta)) => meta,
+            Ok(None) => return unknown(),
+            Err(e) => return Response::refused("unavailable", e.to_string()),
+        };
+        if offset >= meta.size {
+            return Response::refused("bad_request", "offset past the end");
+        }
+        let end = offset
+            .saturating_add(len.min(MAX_BLOB_CHUNK).into())
+            .min(meta.size);
+        let mut bytes = Vec::with_capacity((end - offset) as usize);
+        let mut chunks = self.blobs.read(hash, offset, end);
+        while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+            match chunk {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(e) => return Response::refused("unavailable", e.to_string()),
+            }
+        }
+        Response::Blob {
+            size: meta.size,
+            bytes,
         }
     }
 

@@ -232,8 +232,12 @@ async fn profile_settings_and_contacts_belong_to_their_user() {
 
     let empty = node.get("/api/v1/profile", token).await.expect(200);
     assert_eq!(empty["display_name"], serde_json::Value::Null);
+    // An avatar is the hash of an uploaded image (tests/integration/avatars.rs).
+    node.put("/api/v1/profile", token, json!({ "avatar": "blob:abc" }))
+        .await
+        .error(400, "bad_hash");
     let profile =
-        json!({ "display_name": "Alice A.", "bio": "line one\nline two", "avatar": "blob:abc" });
+        json!({ "display_name": "Alice A.", "bio": "line one\nline two", "avatar": null });
     assert_eq!(
         node.put("/api/v1/profile", token, profile.clone())
             .await

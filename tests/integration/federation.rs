@@ -477,7 +477,7 @@ async fn a_restored_node_catches_up_its_rooms_from_peers() {
 
 /// A libp2p peer in the test process that speaks the federation protocol:
 /// an outsider or an attacker. It records every event anything sends it.
-struct Raw {
+pub(crate) struct Raw {
     handle: spaces_federation::Handle,
     key: spaces_protocol::NodeKey,
     received: std::sync::Arc<Recorder>,
@@ -514,7 +514,7 @@ impl spaces_federation::Host for Recorder {
 }
 
 impl Raw {
-    async fn start(bootstrap: &str) -> Raw {
+    pub(crate) async fn start(bootstrap: &str) -> Raw {
         let key = spaces_protocol::NodeKey::from_seed(rand::random());
         let received = std::sync::Arc::new(Recorder::default());
         let config = spaces_federation::Config {
@@ -546,7 +546,7 @@ impl Raw {
         self.handle.set_room(room, Some(route)).await.unwrap();
     }
 
-    async fn ask(
+    pub(crate) async fn ask(
         &self,
         node: &str,
         request: spaces_federation::wire::Request,

@@ -8,9 +8,11 @@
 
 mod support;
 
+mod account_data;
 mod accounts;
 mod admin_cli;
 mod api_shape;
+mod avatars;
 mod durability;
 mod errors;
 mod federation;
@@ -21,6 +23,7 @@ mod hardening_input;
 mod hardening_races;
 mod history;
 mod media;
+mod media_federation;
 mod messages;
 mod operator;
 mod rooms;

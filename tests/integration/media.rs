@@ -17,19 +17,19 @@ use crate::support::{FAST_SENDS, Node, User, data_dir, node};
 
 /// A file response: status, headers (lower-case names) and raw bytes,
 /// checked against docs/spec/openapi.json like every other reply.
-struct Fetched {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    bytes: Vec<u8>,
+pub(crate) struct Fetched {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub bytes: Vec<u8>,
 }
 
 impl Fetched {
-    fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers.get(name).map_or("", String::as_str)
     }
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     node: &Node,
     method: Method,
     path: &str,
@@ -71,7 +71,12 @@ async fn fetch(
     }
 }
 
-async fn upload(node: &Node, user: &User, name: &str, bytes: Vec<u8>) -> crate::support::Reply {
+pub(crate) async fn upload(
+    node: &Node,
+    user: &User,
+    name: &str,
+    bytes: Vec<u8>,
+) -> crate::support::Reply {
     node.raw(
         Method::POST,
         &format!("/api/v1/media?name={name}"),
@@ -126,7 +131,7 @@ async fn chunked_upload_status(
         .unwrap_or_else(|| panic!("no status in {reply:?}"))
 }
 
-fn text(n: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn text(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| b'a' + ((i + seed as usize) % 26) as u8)
         .collect()
@@ -705,4 +710,79 @@ async fn a_redacted_messages_file_is_collected() {
     node.get(&format!("/api/v1/media/{hash}"), Some(&alice.access))
         .await
         .error(404, "unknown_media");
+}
+
+/// Writes `head` and then each chunk of `chunks` after its pause, as a
+/// chunked body, ending it; the status of the answer (it may come before
+/// the body is done).
+async fn paced_status(node: &Node, head: &str, chunks: &[(Duration, Vec<u8>)]) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut socket = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    for (pause, data) in chunks {
+        tokio::time::sleep(*pause).await;
+        let framed = [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
+        if socket.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = socket.write_all(b"0\r\n\r\n").await;
+    let mut reply = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reply.windows(2).any(|w| w == b"\r\n") {
+        let mut buf = [0u8; 1024];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => reply.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {reply:?}"))
+}
+
+/// An upload may take longer than any other body (a slow link) as long as
+/// bytes keep coming; a stalled upload, and any other slow body, is still
+/// cut off (docs/spec/api.md, "Connection limits").
+#[tokio::test]
+async fn uploads_get_longer_than_other_bodies_but_may_not_stall() {
+    let (_dir, node) = node(&[
+        ("SPACES__HTTP__BODY_READ_TIMEOUT_SECS", "2"),
+        ("SPACES__MEDIA__UPLOAD_TIMEOUT_SECS", "60"),
+    ])
+    .await;
+    let alice = node.register("alice").await;
+    let head = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n",
+            alice.access
+        )
+    };
+    let second = Duration::from_secs(1);
+    // Five seconds in all, a chunk every second: more than the 2 s other
+    // bodies get, never a 2 s gap.
+    let steady: Vec<(Duration, Vec<u8>)> = (0..5).map(|i| (second, text(10_000, i))).collect();
+    assert_eq!(
+        paced_status(&node, &head("/api/v1/media"), &steady).await,
+        201
+    );
+    // The same upload stalling for 4 s is cut off.
+    let stalled = vec![
+        (Duration::ZERO, text(10_000, 1)),
+        (Duration::from_secs(4), text(10_000, 2)),
+    ];
+    assert_eq!(
+        paced_status(&node, &head("/api/v1/media"), &stalled).await,
+        408
+    );
+    // Any other route keeps its 2 s in all, however steady the body.
+    let json_head = head("/api/v1/rooms").replace("application/octet-stream", "application/json");
+    let steady_json: Vec<(Duration, Vec<u8>)> = (0..5).map(|_| (second, b" ".to_vec())).collect();
+    assert_eq!(paced_status(&node, &json_head, &steady_json).await, 408);
 }

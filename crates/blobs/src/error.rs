@@ -21,6 +21,11 @@ pub enum BlobError {
     /// The client's body ended with an error (a reset, a timeout).
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    /// Bytes fetched from another node that are not the blob asked for:
+    /// another hash, or another size than its holder declared. Nothing of
+    /// them is stored.
+    #[error("the bytes received are not the blob asked for: {0}")]
+    Mismatch(String),
     /// The store or the file system failed: a 500, its cause logged.
     #[error("blob store: {0}")]
     Store(String),

@@ -59,7 +59,22 @@ pub fn dimensions(kind: ImageKind, bytes: &[u8]) -> Result<(u32, u32), BlobError
 
 /// Checks the canvas, strips the metadata and makes the thumbnails.
 pub fn process(kind: ImageKind, bytes: Vec<u8>, max_pixels: u64) -> Result<Processed, BlobError> {
-    let (width, height) = dimensions(kind, &bytes)?;
+    let (width, height) = canvas(kind, &bytes, max_pixels)?;
+    let bytes = strip(kind, bytes)?;
+    thumbnails(kind, bytes, width, height)
+}
+
+/// Checks the canvas and makes the thumbnails of an image kept byte for
+/// byte: one fetched from another node, whose hash names these bytes
+/// (its holder stripped it at upload).
+pub fn describe(kind: ImageKind, bytes: Vec<u8>, max_pixels: u64) -> Result<Processed, BlobError> {
+    let (width, height) = canvas(kind, &bytes, max_pixels)?;
+    thumbnails(kind, bytes, width, height)
+}
+
+/// The declared canvas, refused past `max_pixels` (or empty).
+fn canvas(kind: ImageKind, bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), BlobError> {
+    let (width, height) = dimensions(kind, bytes)?;
     if u64::from(width) * u64::from(height) > max_pixels || width == 0 || height == 0 {
         return Err(BlobError::ImageTooLarge {
             width,
@@ -67,7 +82,15 @@ pub fn process(kind: ImageKind, bytes: Vec<u8>, max_pixels: u64) -> Result<Proce
             limit: max_pixels,
         });
     }
-    let bytes = strip(kind, bytes)?;
+    Ok((width, height))
+}
+
+fn thumbnails(
+    kind: ImageKind,
+    bytes: Vec<u8>,
+    width: u32,
+    height: u32,
+) -> Result<Processed, BlobError> {
     let image = decode(kind, &bytes, width, height)?;
     let mut thumbs = Vec::with_capacity(THUMB_SIZES.len());
     for px in THUMB_SIZES {

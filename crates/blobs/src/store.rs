@@ -435,15 +435,182 @@ impl Blobs {
     /// Strips and thumbnails an image on the blocking pool, at most
     /// `image_jobs` at once.
     async fn process(&self, kind: ImageKind, path: &Path) -> Result<Processed, BlobError> {
+        self.image_job(kind, path, picture::process).await
+    }
+
+    async fn image_job(
+        &self,
+        kind: ImageKind,
+        path: &Path,
+        job: fn(ImageKind, Vec<u8>, u64) -> Result<Processed, BlobError>,
+    ) -> Result<Processed, BlobError> {
         let _permit = self.0.images.acquire().await.map_err(BlobError::store)?;
         let path = path.to_owned();
         let max_pixels = self.0.options.max_image_pixels;
         tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(BlobError::store)?;
-            picture::process(kind, bytes, max_pixels)
+            job(kind, bytes, max_pixels)
         })
         .await
         .map_err(BlobError::store)?
+    }
+
+    /// Stores a blob fetched from another node: `body` must be exactly
+    /// `size` bytes hashing to `hash`, or nothing is kept. The bytes are
+    /// hashed as they arrive and staged in `incoming/`; only when the
+    /// whole matches are they imported, described (an image's canvas and
+    /// thumbnails, the bytes unchanged) and tagged as referenced by
+    /// `reference`, in one critical section. No owner is charged: the
+    /// blob is the holder node's upload, kept here while a reference is.
+    pub async fn import<S, E>(
+        &self,
+        hash: Hash,
+        size: u64,
+        mut body: S,
+        reference: &Reference,
+    ) -> Result<Meta, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: fmt::Display,
+    {
+        let options = &self.0.options;
+        if size > options.max_file_bytes {
+            return Err(BlobError::TooLarge {
+                limit: options.max_file_bytes,
+            });
+        }
+        let staged = Staged(
+            self.0
+                .incoming
+                .join(format!("{:016x}.fetch", rand::random::<u64>())),
+        );
+        let mut file = tokio::fs::File::create(&staged.0)
+            .await
+            .map_err(BlobError::store)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut head = Vec::with_capacity(sniff::SNIFF_BYTES);
+        let mut received = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Interrupted(e.to_string()))?;
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(BlobError::Mismatch(format!("more than {size} bytes")));
+            }
+            let room = sniff::SNIFF_BYTES - head.len();
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(BlobError::store)?;
+        }
+        if received != size {
+            return Err(BlobError::Mismatch(format!("{received} bytes of {size}")));
+        }
+        if Hash::from(*hasher.finalize().as_bytes()) != hash {
+            return Err(BlobError::Mismatch("another hash".into()));
+        }
+        file.flush().await.map_err(BlobError::store)?;
+        drop(file);
+        let mime = sniff::sniff(&head)?;
+        let image = match ImageKind::from_mime(mime) {
+            Some(kind) => Some(self.image_job(kind, &staged.0, picture::describe).await?),
+            None => None,
+        };
+        let store = self.0.store.blobs();
+        let content = store
+            .add_path_with_opts(AddPathOptions {
+                path: staged.0.clone(),
+                format: BlobFormat::Raw,
+                mode: ImportMode::Copy,
+            })
+            .temp_tag()
+            .await
+            .map_err(BlobError::store)?;
+        drop(staged);
+        if content.hash() != hash {
+            // The file changed under us: nothing is named.
+            return Err(BlobError::Mismatch("the staged file changed".into()));
+        }
+        let mut temp_tags = vec![content];
+        let mut thumbs = Vec::new();
+        let (mut width, mut height) = (None, None);
+        if let Some(Processed {
+            width: w,
+            height: h,
+            thumbs: made,
+            ..
+        }) = image
+        {
+            (width, height) = (Some(w), Some(h));
+            for (px, thumb_mime, bytes) in made {
+                let thumb_size = bytes.len() as u64;
+                let tag = store
+                    .add_bytes(bytes)
+                    .temp_tag()
+                    .await
+                    .map_err(BlobError::store)?;
+                thumbs.push(Thumb {
+                    px,
+                    mime: thumb_mime.to_owned(),
+                    hash: *tag.hash().as_bytes(),
+                    size: thumb_size,
+                });
+                temp_tags.push(tag);
+            }
+        }
+        let meta = Meta {
+            size,
+            mime: mime.to_owned(),
+            width,
+            height,
+            thumbs,
+        };
+        let meta_tag = store
+            .add_bytes(meta.encode())
+            .temp_tag()
+            .await
+            .map_err(BlobError::store)?;
+        {
+            let _decide = self.0.tag_lock.lock().await;
+            let tags = self.0.store.tags();
+            tags.set(keys::meta(&hash), meta_tag.hash_and_format())
+                .await
+                .map_err(BlobError::store)?;
+            for thumb in &meta.thumbs {
+                tags.set(keys::thumb(&hash, thumb.px), Hash::from_bytes(thumb.hash))
+                    .await
+                    .map_err(BlobError::store)?;
+            }
+            tags.set(
+                keys::reference(&hash, &reference.scope, &reference.item),
+                hash,
+            )
+            .await
+            .map_err(BlobError::store)?;
+        }
+        temp_tags.push(meta_tag);
+        self.0.retiring.lock().unwrap().extend(temp_tags);
+        Ok(meta)
+    }
+
+    /// Tags a blob this store may not hold yet as referenced: a message
+    /// from another node whose attachment is fetched when first asked for.
+    /// The tag lets the message's readers ask for it and keeps the blob
+    /// once [`Blobs::import`] brought it.
+    pub async fn add_remote_reference(
+        &self,
+        hash: &Hash,
+        reference: &Reference,
+    ) -> Result<(), BlobError> {
+        let _decide = self.0.tag_lock.lock().await;
+        self.0
+            .store
+            .tags()
+            .set(
+                keys::reference(hash, &reference.scope, &reference.item),
+                *hash,
+            )
+            .await
+            .map_err(BlobError::store)?;
+        Ok(())
     }
 
     /// The record of a stored blob, or `None` for a hash the store does not
@@ -961,6 +1128,52 @@ mod tests {
         assert!(!blobs.has(&kept.hash).await.unwrap());
         let stats = blobs.stats().await.unwrap();
         assert_eq!((stats.uploads, stats.references), (0, 0));
+        blobs.shutdown().await;
+    }
+
+    /// A fetched blob is kept only if its bytes are exactly the size and
+    /// hash claimed; otherwise nothing stays, not even in `incoming/`.
+    #[tokio::test]
+    async fn imports_keep_only_bytes_that_match_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(options(dir.path())).await.unwrap();
+        let data = text(100_000, 4);
+        let hash = Hash::new(&data);
+        let size = data.len() as u64;
+        let reference = Reference {
+            scope: "!room".into(),
+            item: "$event".into(),
+        };
+        let mut rotten = data.clone();
+        rotten[50_000] ^= 1;
+        let short = &data[..99_999];
+        let long = [&data[..], b"x"].concat();
+        for bad in [&rotten[..], short, &long[..]] {
+            assert!(matches!(
+                blobs.import(hash, size, body(bad), &reference).await,
+                Err(BlobError::Mismatch(_))
+            ));
+            assert!(!blobs.has(&hash).await.unwrap());
+            assert!(blobs.meta(&hash).await.unwrap().is_none());
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("incoming"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let meta = blobs
+            .import(hash, size, body(&data), &reference)
+            .await
+            .unwrap();
+        assert_eq!(meta.size, size);
+        assert_eq!(read_all(&blobs, hash).await, data);
+        assert_eq!(
+            blobs.references(&hash).await.unwrap(),
+            std::slice::from_ref(&reference)
+        );
+        // Nobody's upload: no quota is charged.
+        assert_eq!(blobs.stats().await.unwrap().uploads, 0);
         blobs.shutdown().await;
     }
 

@@ -33,7 +33,9 @@ pub fn penalty(code: &str) -> f64 {
         | "truncated"
         | "too_large"
         | "bad_frame"
-        | "bad_request" => 20.0,
+        | "bad_request"
+        // Bytes that do not hash to the blob asked for.
+        | "bad_blob" => 20.0,
         // A request refused busy while the peer already held at least its
         // share of the node's inbound slots: one is nothing, but a peer
         // that keeps flooding (a hundred refusals in a minute or so) is

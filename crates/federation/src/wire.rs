@@ -16,6 +16,10 @@ use spaces_protocol::{EventId, RoomId};
 
 /// The request-response protocol of node-to-node sync.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/spaces/sync/1");
+/// `/spaces/sync/1` and the blob variants ([`Request::Blob`],
+/// [`Response::Blob`]); offered first, so two nodes that both speak it use
+/// it, and a node that speaks only `/1` is never sent a blob request.
+pub const SYNC_PROTOCOL_2: StreamProtocol = StreamProtocol::new("/spaces/sync/2");
 /// The kademlia protocol, kept apart from the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spaces/kad/1");
 /// What identify announces: peers with another value are not Spaces nodes.
@@ -36,6 +40,10 @@ pub const MAX_IDS: usize = 256;
 /// The pause a busy answer suggests: long enough for a few answers to
 /// finish, short enough that a sync does not stall visibly.
 pub const BUSY_RETRY_AFTER_MS: u32 = 500;
+/// Most bytes of a blob one [`Request::Blob`] answer carries: well inside
+/// [`MAX_RESPONSE_BYTES`], and small enough that a chunk in flight per
+/// fetch costs little memory (docs/spec/federation.md#blobs).
+pub const MAX_BLOB_CHUNK: u32 = 1 << 20;
 /// Largest gossip message: one event of the largest size, and room to spare.
 pub const MAX_GOSSIP_BYTES: usize = spaces_protocol::limits::MAX_EVENT_BYTES + 1024;
 
@@ -68,6 +76,18 @@ pub enum Request {
         user: String,
         code: Option<String>,
     },
+    /// Bytes `offset..offset + len` (at most [`MAX_BLOB_CHUNK`]) of the blob
+    /// `hash`, which `event` of `room` carries as an attachment naming the
+    /// answerer as its holder. Served only to a node with a member (joined
+    /// or invited) in the room. Appended last, so the indexes of the
+    /// variants before it stand.
+    Blob {
+        room: RoomId,
+        event: EventId,
+        hash: [u8; 32],
+        offset: u64,
+        len: u32,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -88,6 +108,9 @@ pub enum Response {
     /// another node; it says nothing about the request or the asker.
     /// Appended last, so the indexes of the variants before it stand.
     Busy { retry_after_ms: u32 },
+    /// Bytes of a blob from the offset asked, and the blob's whole size.
+    /// The asker verifies them against the hash before anything is stored.
+    Blob { size: u64, bytes: Vec<u8> },
 }
 
 impl Response {
@@ -117,6 +140,9 @@ impl Request {
             Request::Join {
                 code: Some(code), ..
             } if code.len() > 64 => Err("code too long"),
+            Request::Blob { len, .. } if *len == 0 || *len > MAX_BLOB_CHUNK => {
+                Err("bad blob range")
+            }
             _ => Ok(()),
         }
     }
@@ -173,11 +199,22 @@ impl libp2p::request_response::Codec for Codec {
     type Request = Request;
     type Response = Response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Request>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_REQUEST_BYTES).await
+        let request = read_frame(io, MAX_REQUEST_BYTES).await?;
+        if *protocol == SYNC_PROTOCOL && matches!(request, Request::Blob { .. }) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a blob request on /spaces/sync/1",
+            ));
+        }
+        Ok(request)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
@@ -189,13 +226,21 @@ impl libp2p::request_response::Codec for Codec {
 
     async fn write_request<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         req: Request,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
+        // A node that speaks only `/1` could not decode it (and would
+        // charge us `bad_frame`): the request fails here instead.
+        if *protocol == SYNC_PROTOCOL && matches!(req, Request::Blob { .. }) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the node does not speak /spaces/sync/2",
+            ));
+        }
         write_frame(io, &req, MAX_REQUEST_BYTES).await
     }
 
@@ -271,5 +316,36 @@ mod tests {
             ids: vec![EventId([0; 32]); MAX_IDS + 1],
         };
         assert!(ids.check().is_err());
+        let blob = |len| Request::Blob {
+            room: RoomId([0; 32]),
+            event: EventId([0; 32]),
+            hash: [0; 32],
+            offset: 0,
+            len,
+        };
+        assert!(blob(MAX_BLOB_CHUNK).check().is_ok());
+        assert!(blob(0).check().is_err());
+        assert!(blob(MAX_BLOB_CHUNK + 1).check().is_err());
+    }
+
+    #[test]
+    fn blob_variants_are_appended_last() {
+        // docs/spec/federation.md#blobs: Request index 4, Response index 5.
+        let request = postcard::to_stdvec(&Request::Blob {
+            room: RoomId([1; 32]),
+            event: EventId([2; 32]),
+            hash: [3; 32],
+            offset: 300,
+            len: 4,
+        })
+        .unwrap();
+        assert_eq!(request[0], 0x04);
+        assert_eq!(&request[request.len() - 3..], [0xac, 0x02, 0x04]);
+        let response = postcard::to_stdvec(&Response::Blob {
+            size: 2,
+            bytes: vec![7, 8],
+        })
+        .unwrap();
+        assert_eq!(response, [0x05, 0x02, 0x02, 7, 8]);
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use spaces_blobs::Hash;
 use spaces_protocol::UserId;
 use spaces_protocol::text::TextKind;
 use spaces_store::Profile;
@@ -16,7 +17,6 @@ use super::{AppState, Authed};
 const MAX_SETTINGS_BYTES: usize = 64 * 1024;
 const MAX_DISPLAY_NAME: usize = 64;
 const MAX_BIO: usize = 1024;
-const MAX_AVATAR_REF: usize = 512;
 /// Contacts per user: an address book, bounded.
 const MAX_CONTACTS: usize = 5_000;
 
@@ -93,15 +93,25 @@ pub async fn put_profile(
         TextKind::Name,
     )?;
     check(&body.bio, MAX_BIO, "bio", TextKind::Prose)?;
-    check(&body.avatar, MAX_AVATAR_REF, "avatar", TextKind::Name)?;
+    // The avatar is an image the user uploaded (or can see): its hash.
+    let avatar = match body.avatar.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(parse_hash(text)?),
+    };
     let profile = Profile {
         display_name: body.display_name.filter(|s| !s.is_empty()),
-        avatar: body.avatar.filter(|s| !s.is_empty()),
+        avatar: avatar.map(|hash| hash.to_hex().to_string()),
         bio: body.bio.filter(|s| !s.is_empty()),
     };
     state
-        .accounts
-        .put_profile(authed.username, profile.clone())
+        .media
+        .put_profile(
+            &state.accounts,
+            &authed.user,
+            authed.username,
+            profile.clone(),
+            avatar,
+        )
         .await?;
     Ok(Json(profile.into()))
 }
@@ -208,4 +218,18 @@ pub fn parse_user(text: &str) -> ApiResult<UserId> {
     text.parse().map_err(|e| {
         ApiError::bad_request("bad_user_id", format!("{text:?} is not a user id: {e}"))
     })
+}
+
+/// A hash as the API writes it: 64 lowercase hex digits.
+pub fn parse_hash(text: &str) -> ApiResult<Hash> {
+    let bad = || {
+        ApiError::bad_request(
+            "bad_hash",
+            format!("{text:?} is not a BLAKE3 hash (64 hex digits)"),
+        )
+    };
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    text.to_ascii_lowercase().parse().map_err(|_| bad())
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_blobs::{BlobError, Hash, Meta, sniff};
 
+use super::account::parse_hash;
 use super::error::{ApiError, ApiResult, Json, Path, Query};
 use super::rooms::rate;
 use super::{AppState, Authed};
@@ -36,6 +37,11 @@ impl From<MediaError> for ApiError {
                 BlobError::Interrupted(_) => {
                     ApiError::bad_request("upload_interrupted", blob.to_string())
                 }
+                BlobError::Mismatch(_) => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "media_unavailable",
+                    blob.to_string(),
+                ),
                 BlobError::Store(_) => ApiError::internal(blob),
             },
             MediaError::NotFound => ApiError::not_found("unknown_media", "no such media"),
@@ -45,23 +51,15 @@ impl From<MediaError> for ApiError {
             MediaError::TooManyAttachments => {
                 ApiError::bad_request("too_many_attachments", error.to_string())
             }
+            MediaError::BadAvatar(_) => ApiError::bad_request("bad_avatar", error.to_string()),
+            MediaError::Unavailable(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "media_unavailable",
+                error.to_string(),
+            ),
             MediaError::Engine(engine) => engine.into(),
         }
     }
-}
-
-/// A hash as the API writes it: 64 lowercase hex digits.
-pub fn parse_hash(text: &str) -> ApiResult<Hash> {
-    let bad = || {
-        ApiError::bad_request(
-            "bad_hash",
-            format!("{text:?} is not a BLAKE3 hash (64 hex digits)"),
-        )
-    };
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    text.to_ascii_lowercase().parse().map_err(|_| bad())
 }
 
 #[derive(Deserialize)]

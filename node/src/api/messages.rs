@@ -91,7 +91,7 @@ pub async fn send(
         .into_iter()
         .map(|a| {
             Ok(crate::services::media::AttachmentRequest {
-                hash: super::media::parse_hash(&a.hash)?,
+                hash: super::account::parse_hash(&a.hash)?,
                 name: a.name,
             })
         })

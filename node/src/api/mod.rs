@@ -6,6 +6,7 @@
 //! client when one is built.
 
 mod account;
+mod account_data;
 mod backup;
 mod client;
 mod error;
@@ -152,6 +153,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/media"),
     ("GET", "/api/v1/media/{hash}"),
     ("GET", "/api/v1/media/{hash}/thumbnail"),
+    ("GET", "/api/v1/account/export"),
+    ("DELETE", "/api/v1/account"),
     ("GET", "/ws"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -255,6 +258,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/media", post(media::upload))
         .route("/api/v1/media/{hash}", get(media::download))
         .route("/api/v1/media/{hash}/thumbnail", get(media::thumbnail))
+        .route("/api/v1/account/export", get(account_data::export))
+        .route("/api/v1/account", delete(account_data::delete))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))

@@ -63,9 +63,13 @@ fn strings<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().map(ToString::to_string).collect()
 }
 
+fn hash_hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn attachment(a: &Attachment) -> Value {
     json!({
-        "hash": a.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "hash": hash_hex(&a.hash),
         "size": a.size, "mime": a.mime, "name": a.name,
         "width": a.width, "height": a.height, "node": a.node.to_string(),
     })
@@ -169,6 +173,7 @@ pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
         "kind": state.kind().map(room_kind),
         "name": state.name(),
         "topic": state.topic(),
+        "avatar": state.avatar().map(|a| hash_hex(&a.hash)),
         "creator": state.creator().map(ToString::to_string),
         "join_rule": join_rule(state.join_rule()),
         "history_visibility": history_visibility(state.history_visibility()),

@@ -369,6 +369,14 @@ pub struct UpdateRoom {
     history_visibility: Option<String>,
     #[serde(default)]
     slowmode_seconds: Option<u32>,
+    /// The hash of an image (`null` clears the avatar); absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    avatar: Option<Option<String>>,
+}
+
+/// A field that may be `null` on purpose: `Some(None)`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 pub async fn update(
@@ -399,14 +407,24 @@ pub async fn update(
     if let Some(seconds) = req.slowmode_seconds {
         contents.push(Content::Slowmode(Slowmode { seconds }));
     }
+    if let Some(avatar) = req.avatar {
+        let hash = avatar
+            .as_deref()
+            .map(super::account::parse_hash)
+            .transpose()?;
+        contents.push(state.media.room_avatar(&authed.user, hash).await?);
+    }
     if contents.is_empty() {
         return Err(ApiError::bad_request("bad_value", "nothing to change"));
     }
     // All or nothing: a bad field leaves the room as it was.
-    state
+    let events = state
         .engine
         .send_all(&authed.user, &room_id, contents)
         .await?;
+    for event in &events {
+        state.media.pin(event).await?;
+    }
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
     Ok(Json(render::room(&view, &authed.user, None)))

@@ -161,6 +161,23 @@ impl Engine {
             })
     }
 
+    /// Whether one of `node`'s users is joined or invited in the room,
+    /// public or not: who may fetch the blobs its events carry
+    /// (docs/spec/federation.md#blobs).
+    pub async fn has_member_node(&self, room_id: &RoomId, node: NodeId) -> bool {
+        let Ok(slot) = self.room(room_id) else {
+            return false;
+        };
+        let view = slot.lock().await;
+        view.room
+            .state()
+            .members()
+            .iter()
+            .any(|(user, membership)| {
+                user.node() == node && matches!(membership, Membership::Join | Membership::Invite)
+            })
+    }
+
     /// The events of a room that `node` lacks, given its heads `known`:
     /// everything that is neither one of them nor their ancestor, parents
     /// first, at most `limit` events and about `max_bytes`. `true` when

@@ -91,6 +91,21 @@ impl Arrivals {
     pub fn seq(&self, event_id: &EventId) -> Option<u64> {
         self.seqs.get(event_id).copied()
     }
+
+    /// Up to `limit` of `user`'s stored messages with a seq above `after`,
+    /// as (seq, id) in ascending seq: an account export's pages.
+    pub fn messages_by(&self, user: &UserId, after: u64, limit: usize) -> Vec<(u64, EventId)> {
+        let Some(&sender) = self.sender_index.get(user) else {
+            return Vec::new();
+        };
+        let start = self.messages.partition_point(|(seq, ..)| *seq <= after);
+        self.messages[start..]
+            .iter()
+            .filter(|(_, by, _)| *by == sender)
+            .take(limit)
+            .map(|(seq, _, id)| (*seq, *id))
+            .collect()
+    }
 }
 
 impl RoomView {

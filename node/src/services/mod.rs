@@ -14,9 +14,12 @@
 //! - [`search`]: full-text search: the indexer task that feeds
 //!   `spaces-search` from the live stream, and queries filtered by the
 //!   room API's readability.
-//! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
+//! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`,
+//!   and fetches blobs other nodes hold.
 //! - [`txns`]: exactly-once sends: a session's client transaction ids and
 //!   the events they made.
+//! - [`export`]: a user's data, streamed as parts for the API's archive.
+//! - [`erasure`]: deleting an account (disable, sessions, rooms, profile).
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -24,6 +27,8 @@
 pub mod accounts;
 pub mod backup;
 mod disk;
+pub mod erasure;
+pub mod export;
 pub mod links;
 pub mod media;
 pub mod search;

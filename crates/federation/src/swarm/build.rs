@@ -132,7 +132,10 @@ pub fn start<H: Host>(
                 gossipsub,
                 sync: request_response::Behaviour::with_codec(
                     Codec,
-                    [(wire::SYNC_PROTOCOL, ProtocolSupport::Full)],
+                    [
+                        (wire::SYNC_PROTOCOL_2, ProtocolSupport::Full),
+                        (wire::SYNC_PROTOCOL, ProtocolSupport::Full),
+                    ],
                     request_response::Config::default()
                         .with_request_timeout(REQUEST_TIMEOUT)
                         .with_max_concurrent_streams(64),

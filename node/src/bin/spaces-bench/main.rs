@@ -19,11 +19,14 @@
 //! `spaces-bench history ...` measures one node holding a lot of history:
 //! see [`history`]. `spaces-bench search ...` measures the search index at
 //! a million messages and how soon a sent message is found: see [`search`].
+//! `spaces-bench media ...` measures uploads and downloads of large files:
+//! see [`media`].
 //!
 //! Every loop is bounded in count and time.
 
 mod federation;
 mod history;
+mod media;
 mod search;
 
 use std::io::{BufRead, BufReader};
@@ -408,6 +411,10 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       frequencies): indexing msg/s, bytes on disk a message, query p50/p99
       (a word, a rare word, three words, a phrase, from: + a word); then on
       a real node, the delay from a send's acknowledgment to its first hit
+  spaces-bench media [--uploads N] [--size-mib S]
+      N uploads of S MiB (default 3 × 100): upload and download MB/s against
+      the disk's own write + fsync, and the node's peak RSS during each
+      upload beside its peak in a 1 MiB upload (streaming: no growth by S)
 
 Results are printed as Markdown tables (README.md keeps the latest).";
 
@@ -426,6 +433,7 @@ async fn main() -> anyhow::Result<()> {
         Some("join") => federation::join(federation::JoinArgs::parse(&argv[1..])?).await,
         Some("history") => history::history(history::HistoryArgs::parse(&argv[1..])?).await,
         Some("search") => search::search(search::SearchArgs::parse(&argv[1..])?).await,
+        Some("media") => media::media(media::MediaArgs::parse(&argv[1..])?).await,
         _ => load(parse_args(&argv)?).await,
     }
 }
