@@ -10,6 +10,7 @@ mod support;
 
 mod accounts;
 mod admin_cli;
+mod admin_users;
 mod api_shape;
 mod durability;
 mod errors;
@@ -23,8 +24,10 @@ mod history;
 mod media;
 mod messages;
 mod operator;
+mod passkeys;
 mod rooms;
 mod search;
+mod tls;
 mod tokens;
 mod upgrades;
 mod websocket;

@@ -313,6 +313,8 @@ mod tests {
             previous_hashes: Vec::new(),
             access: Vec::new(),
             admin: false,
+            method: crate::SignInMethod::Unknown,
+            user_agent: String::new(),
         }
     }
 

@@ -11,6 +11,7 @@ import { JoinView } from './JoinView';
 import { Panel, type PanelState } from './Panel';
 import { RoomView } from './RoomView';
 import { SearchDialog } from './Search';
+import { SecurityDialog } from './Security';
 import { Sidebar } from './Sidebar';
 
 export function App() {
@@ -28,7 +29,7 @@ export function App() {
   return <Shell key={session.user_id} />;
 }
 
-export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | null;
+export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | 'security' | null;
 
 function Shell() {
   const route = useRoute();
@@ -105,6 +106,7 @@ function Shell() {
       {dialog === 'directory' && <DirectoryDialog onClose={() => setDialog(null)} />}
       {dialog === 'dm' && <DmDialog onClose={() => setDialog(null)} />}
       {dialog === 'search' && <SearchDialog room={room} onClose={() => setDialog(null)} />}
+      {dialog === 'security' && <SecurityDialog onClose={() => setDialog(null)} />}
     </div>
   );
 }
