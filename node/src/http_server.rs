@@ -278,15 +278,17 @@ async fn serve_connection(
         Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {}
         Ok(Ok(1)) => {
             tracing::debug!(%addr, "plain HTTP on the HTTPS port; answered tls_required");
+            // Straight to the socket: `Io` would take this for hyper's own
+            // error answer and replace it.
             let _ = tokio::time::timeout(REFUSAL_TIME, async {
-                io.write_all(&tls_required_answer()).await?;
-                io.shutdown().await?;
+                io.tcp.write_all(&tls_required_answer()).await?;
+                io.tcp.shutdown().await?;
                 // Drain what the client sent so the close is a FIN after
                 // the answer, not a reset that could destroy it.
                 let mut sink = [0; 4096];
                 let mut n_read = 0;
                 while n_read < REFUSAL_DRAIN {
-                    match io.read(&mut sink).await? {
+                    match io.tcp.read(&mut sink).await? {
                         0 => break,
                         n => n_read += n,
                     }

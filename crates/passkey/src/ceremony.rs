@@ -210,7 +210,7 @@ impl Passkeys {
         existing: &[Vec<u8>],
         now: Instant,
     ) -> Result<(CeremonyId, CreationChallengeResponse), Error> {
-        let exclude: Vec<CredentialID> = existing.iter().map(|id| id.clone().into()).collect();
+        let exclude: Vec<CredentialID> = existing.to_vec();
         let (mut options, state) = self
             .inner
             .webauthn
