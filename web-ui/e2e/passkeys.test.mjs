@@ -75,7 +75,7 @@ describe('Spaces web client: passkeys', { timeout: 120_000 }, () => {
     assert.equal(listed.passkeys[0].name, 'This device');
 
     // Log out, then in with the passkey: no username typed.
-    await page.getByRole('button', { name: 'Log out' }).click();
+    await nav(page).getByRole('button', { name: 'Log out' }).click();
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await nav(page).waitFor();
     const me = await pageApi(page, 'GET', '/api/v1/me');
@@ -127,17 +127,22 @@ describe('Spaces web client: passkeys', { timeout: 120_000 }, () => {
     assert.equal((await pageApi(page, 'GET', '/api/v1/passkeys')).passkeys.length, 1);
 
     // Ask for the passkey after the password.
-    await dialog.getByLabel('Ask for a passkey after my password').check();
+    // A controlled checkbox: it shows the node's answer, so click and wait.
+    await dialog.getByLabel('Ask for a passkey after my password').click();
     await until(
       async () => (await pageApi(page, 'GET', '/api/v1/sign-in-policy')).passkey_second_factor,
       'the policy is on',
+    );
+    await until(
+      () => dialog.getByLabel('Ask for a passkey after my password').isChecked(),
+      'the checkbox shows it',
     );
     await dialog.getByRole('button', { name: 'Close' }).click();
   });
 
   test('password, then the passkey', async () => {
     const page = erin.page;
-    await page.getByRole('button', { name: 'Log out' }).click();
+    await nav(page).getByRole('button', { name: 'Log out' }).click();
     await page.getByLabel('Username').fill('erin');
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
