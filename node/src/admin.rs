@@ -35,6 +35,8 @@ pub fn create_user(
         created_at_ms: now_ms(),
         is_admin: admin,
         disabled: false,
+        moderator: false,
+        suspended: false,
     };
     match store.create_account(&account) {
         Err(spaces_store::Error::AlreadyExists) => bail!("user {user} already exists"),
@@ -71,6 +73,159 @@ pub fn list_users(dir: &DataDir) -> anyhow::Result<Vec<String>> {
                 if a.is_admin { "  admin" } else { "" },
                 if a.disabled { "  disabled" } else { "" }
             )
+        })
+        .collect())
+}
+
+/// What `spaces admin users` does to one account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAction {
+    Suspend,
+    Reactivate,
+    Deactivate,
+}
+
+impl UserAction {
+    fn path(self) -> &'static str {
+        match self {
+            UserAction::Suspend => "suspend",
+            UserAction::Reactivate => "reactivate",
+            UserAction::Deactivate => "deactivate",
+        }
+    }
+}
+
+/// `spaces admin users`: lists accounts (`action` `None`) or acts on one,
+/// on a running node through its API (`url`, `SPACES_ADMIN_TOKEN`) or on a
+/// stopped node's data directory. One line per account: the user id, its
+/// role and its status.
+pub fn users(
+    data_dir: &Path,
+    url: Option<String>,
+    action: Option<(UserAction, String)>,
+) -> anyhow::Result<Vec<String>> {
+    match url {
+        Some(url) => users_online(&url, action),
+        None => users_stopped(data_dir, action),
+    }
+}
+
+fn user_line(user_id: &str, role: &str, status: &str) -> String {
+    format!("{user_id}  {role}  {status}")
+}
+
+fn users_online(url: &str, action: Option<(UserAction, String)>) -> anyhow::Result<Vec<String>> {
+    let token = std::env::var("SPACES_ADMIN_TOKEN")
+        .context("set SPACES_ADMIN_TOKEN to a node admin's or moderator's access token")?;
+    let base = format!("{}/api/v1/admin/users", url.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let request = match &action {
+            None => client.get(&base),
+            Some((action, username)) => client.post(format!(
+                "{base}/{}/{}",
+                percent_segment(username),
+                action.path()
+            )),
+        };
+        let response = request
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .with_context(|| format!("connecting to {base}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "the node refused: {status} {} {}",
+                body["code"].as_str().unwrap_or(""),
+                body["message"].as_str().unwrap_or("")
+            );
+        }
+        let users = match body {
+            serde_json::Value::Array(users) => users,
+            one => vec![one],
+        };
+        Ok(users
+            .iter()
+            .map(|u| {
+                user_line(
+                    u["user_id"].as_str().unwrap_or(""),
+                    u["role"].as_str().unwrap_or(""),
+                    u["status"].as_str().unwrap_or(""),
+                )
+            })
+            .collect())
+    })
+}
+
+/// A username as one path segment: the characters a username may hold
+/// need no escaping; anything else is escaped so it cannot change the path.
+fn percent_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn users_stopped(
+    data_dir: &Path,
+    action: Option<(UserAction, String)>,
+) -> anyhow::Result<Vec<String>> {
+    let dir = DataDir::open(data_dir)?;
+    let store = dir
+        .open_store()
+        .context("the node may be running: use --url http://ADDR with SPACES_ADMIN_TOKEN")?;
+    let node = dir.node_key.node_id();
+    let accounts = match action {
+        None => store.accounts()?,
+        Some((action, username)) => {
+            let username = username.to_lowercase();
+            let current = store
+                .account(&username)?
+                .with_context(|| format!("no user {username}"))?;
+            if action == UserAction::Reactivate && current.disabled {
+                bail!("{username} is deactivated; a deactivated account cannot be reactivated");
+            }
+            let account = store.modify_account(&username, |a| match action {
+                UserAction::Suspend => a.suspended = true,
+                UserAction::Reactivate => a.suspended = false,
+                UserAction::Deactivate => a.disabled = true,
+            })?;
+            if action != UserAction::Reactivate {
+                for session in store.sessions_of(&username)? {
+                    store.delete_session(&session.id)?;
+                }
+            }
+            vec![account]
+        }
+    };
+    Ok(accounts
+        .into_iter()
+        .map(|a| {
+            let role = if a.is_admin {
+                "admin"
+            } else if a.moderator {
+                "moderator"
+            } else {
+                "user"
+            };
+            let status = if a.disabled {
+                "deactivated"
+            } else if a.suspended {
+                "suspended"
+            } else {
+                "active"
+            };
+            user_line(&format!("@{}:{node}", a.username), role, status)
         })
         .collect())
 }

@@ -107,6 +107,24 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Open connections from one IP address at most; 0: no per-address cap.
     pub max_connections_per_ip: usize,
+    /// The URL users open the node at (`https://chat.example.org`): the
+    /// origin passkeys are bound to, its host their relying-party id. It
+    /// must be https, or http on `localhost`. Absent:
+    /// `http://localhost:<bound port>`, for a node on a laptop.
+    pub public_url: Option<String>,
+    /// Serve HTTPS and WSS on `listen` with this certificate and key
+    /// (PEM), reloaded on SIGHUP. Absent: plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[http.tls]`: the listener's certificate chain and private key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the certificate, then any intermediates.
+    pub cert_file: PathBuf,
+    /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,9 +246,19 @@ pub struct LoginConfig {
     /// Failed sign-ins node-wide per minute that raise the alarm (a metric
     /// and a warning in the log).
     pub alarm_failures_per_min: u32,
+    /// Seconds a passkey ceremony (registration or sign-in) may take.
+    pub passkey_challenge_secs: u64,
 }
 
 impl LoginConfig {
+    /// The passkey relying party for a node whose public URL is `public_url`.
+    pub fn passkey_options(&self, public_url: String) -> spaces_passkey::Options {
+        spaces_passkey::Options {
+            challenge_ttl: std::time::Duration::from_secs(self.passkey_challenge_secs),
+            ..spaces_passkey::Options::new(public_url)
+        }
+    }
+
     pub fn options(&self) -> crate::signin::Options {
         crate::signin::Options {
             source_burst: self.address_failures_burst,
@@ -258,6 +286,8 @@ impl Default for LoginConfig {
             // owner's; each sign-in renews it.
             device_token_days: 180,
             alarm_failures_per_min: options.alarm_failures_per_min,
+            // WebAuthn's recommended timeout: time to find and touch a key.
+            passkey_challenge_secs: 300,
         }
     }
 }
@@ -444,6 +474,8 @@ impl Default for HttpConfig {
             // Many people behind one NAT each hold a WebSocket and a few
             // HTTP connections; a single client needs a handful.
             max_connections_per_ip: 256,
+            public_url: None,
+            tls: None,
         }
     }
 }
@@ -539,6 +571,13 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.p2p.federation()?;
+        if self.login.passkey_challenge_secs == 0 {
+            bail!("login.passkey_challenge_secs must be positive");
+        }
+        if let Some(url) = &self.http.public_url {
+            spaces_passkey::Passkeys::new(&spaces_passkey::Options::new(url.clone()))
+                .map_err(|e| anyhow::anyhow!("http.public_url: {e}"))?;
+        }
         if self.p2p.max_inbound_requests == 0 {
             bail!("p2p.max_inbound_requests must be positive");
         }

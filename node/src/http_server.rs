@@ -145,6 +145,7 @@ pub async fn serve(
     limits: Limits,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
+    tls: Option<crate::tls::Tls>,
 ) -> io::Result<()> {
     tracing::debug!(
         max_connections = limits.max_connections,
@@ -204,6 +205,7 @@ pub async fn serve(
             metrics.clone(),
             stop.clone(),
             close_guard.clone(),
+            tls.clone(),
         ));
     }
     drop(listener);
@@ -232,9 +234,106 @@ async fn accept_failed(error: io::Error) {
     }
 }
 
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What a plain-HTTP request to the HTTPS port gets before the connection
+/// closes.
+fn tls_required_answer() -> Vec<u8> {
+    let body = serde_json::json!({
+        "code": "tls_required",
+        "message": "this port speaks HTTPS only; use an https:// (or wss://) URL",
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A connection: over TLS when the listener has it (a client that does not
+/// open with a TLS handshake gets a plain `tls_required` answer), else
+/// plain HTTP. The handshake has the header-read time.
 #[allow(clippy::too_many_arguments)]
 async fn serve_connection(
-    io: Io,
+    mut io: Io,
+    addr: SocketAddr,
+    connection: Connection,
+    app: Router,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+    close_guard: watch::Receiver<()>,
+    tls: Option<crate::tls::Tls>,
+) {
+    let Some(tls) = tls else {
+        return serve_http(
+            io,
+            addr,
+            connection,
+            app,
+            limits,
+            metrics,
+            stop,
+            close_guard,
+        )
+        .await;
+    };
+    let mut first = [0; 1];
+    match tokio::time::timeout(limits.header_read, io.tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {}
+        Ok(Ok(1)) => {
+            tracing::debug!(%addr, "plain HTTP on the HTTPS port; answered tls_required");
+            // Straight to the socket: `Io` would take this for hyper's own
+            // error answer and replace it.
+            let _ = tokio::time::timeout(REFUSAL_TIME, async {
+                io.tcp.write_all(&tls_required_answer()).await?;
+                io.tcp.shutdown().await?;
+                // Drain what the client sent so the close is a FIN after
+                // the answer, not a reset that could destroy it.
+                let mut sink = [0; 4096];
+                let mut n_read = 0;
+                while n_read < REFUSAL_DRAIN {
+                    match io.tcp.read(&mut sink).await? {
+                        0 => break,
+                        n => n_read += n,
+                    }
+                }
+                io::Result::Ok(())
+            })
+            .await;
+            return;
+        }
+        _ => return,
+    }
+    let stream = match tokio::time::timeout(limits.header_read, tls.acceptor().accept(io)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %addr, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            metrics.http_closed_header_timeout.add(1);
+            return;
+        }
+    };
+    serve_http(
+        stream,
+        addr,
+        connection,
+        app,
+        limits,
+        metrics,
+        stop,
+        close_guard,
+    )
+    .await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_http<I>(
+    io: I,
     addr: SocketAddr,
     connection: Connection,
     app: Router,
@@ -242,7 +341,9 @@ async fn serve_connection(
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
     _close_guard: watch::Receiver<()>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let connection = connection.clone();
         let metrics = metrics.clone();
@@ -1034,7 +1135,7 @@ mod tests {
         let server_addr = listener.local_addr().unwrap();
         let (stop, stopped) = watch::channel(false);
         let limits = Limits::from_config(&HttpConfig::default());
-        let server = tokio::spawn(serve(listener, app, limits, Arc::default(), stopped));
+        let server = tokio::spawn(serve(listener, app, limits, Arc::default(), stopped, None));
         let mut tcp = TcpStream::connect(server_addr).await.unwrap();
         let client_addr = tcp.local_addr().unwrap();
         tcp.write_all(b"GET /addr HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")

@@ -11,6 +11,7 @@
 //!   `spaces_federation` crate moves the bytes).
 //! - [`services`]: domain rules outside the engine (invite links), store writes off the runtime.
 //! - [`http_server`]: connections — caps, time limits, hyper under the API.
+//! - [`tls`]: HTTPS/WSS with rustls, the certificate reloaded on SIGHUP.
 //! - [`logging`]: log output, text or JSON lines.
 //! - [`hasher`]: password hashing on a bounded thread pool.
 //! - [`metrics`]: Prometheus counters.
@@ -32,6 +33,7 @@ pub mod services;
 pub mod signin;
 #[cfg(test)]
 mod tidy;
+pub mod tls;
 
 pub use config::Config;
 pub use node::Node;

@@ -59,6 +59,18 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum UsersAction {
+    /// Every account with its role and status.
+    List,
+    /// No sign-in by any method until reactivated; every session ends.
+    Suspend { username: String },
+    /// Lift a suspension.
+    Reactivate { username: String },
+    /// No sign-in ever again; every session ends.
+    Deactivate { username: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum AdminCommand {
     /// Create a user; the password is read from standard input.
     CreateUser {
@@ -71,6 +83,17 @@ enum AdminCommand {
     ResetPassword { username: String },
     /// List accounts.
     ListUsers,
+    /// Accounts: list them, suspend, reactivate or deactivate one. On a
+    /// running node through its HTTP API (--url, with an admin's or
+    /// moderator's access token in SPACES_ADMIN_TOKEN: sessions end and
+    /// WebSockets close at once), or on a stopped node's data directory.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+        /// The running node's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL", global = true)]
+        url: Option<String>,
+    },
     /// List rooms with their event counts.
     ListRooms,
     /// Rebuild the search index from the store (the node must be stopped),
@@ -165,6 +188,23 @@ fn main() -> anyhow::Result<()> {
                     admin::reset_password(&dir()?, &username, &read_password()?)?;
                     println!("password reset; sessions ended");
                 }
+                AdminCommand::Users { action, url } => {
+                    let action = match action {
+                        UsersAction::List => None,
+                        UsersAction::Suspend { username } => {
+                            Some((admin::UserAction::Suspend, username))
+                        }
+                        UsersAction::Reactivate { username } => {
+                            Some((admin::UserAction::Reactivate, username))
+                        }
+                        UsersAction::Deactivate { username } => {
+                            Some((admin::UserAction::Deactivate, username))
+                        }
+                    };
+                    for line in admin::users(&config.data_dir, url, action)? {
+                        println!("{line}");
+                    }
+                }
                 AdminCommand::ListUsers => admin::list_users(&dir()?)?
                     .iter()
                     .for_each(|l| println!("{l}")),
@@ -189,8 +229,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let scheme = if config.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let node = Node::spawn(config).await?;
-    println!("Spaces node {} on http://{}", node.node_id, node.http_addr);
+    println!(
+        "Spaces node {} on {scheme}://{}",
+        node.node_id, node.http_addr
+    );
     shutdown_signal().await?;
     tracing::info!("stopping");
     node.shutdown().await

@@ -40,6 +40,40 @@ pub struct Node {
     /// The search indexer, if search is on: it commits and stops on the
     /// stop signal, before the engine goes.
     indexer: Option<JoinHandle<()>>,
+    /// Handles SIGHUP: reloads the TLS certificate, if the node serves HTTPS.
+    tls_reloader: Option<JoinHandle<()>>,
+}
+
+/// Reloads the certificate and key on every SIGHUP; connections already up
+/// keep theirs (`crate::tls`). Without TLS a SIGHUP is logged and ignored
+/// (its default action would end the process).
+async fn reload_on_sighup(tls: Option<crate::tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler: the TLS certificate will not reload");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: no TLS certificate to reload");
+            continue;
+        };
+        // File reads: off the async threads.
+        let reloading = tls.clone();
+        match tokio::task::spawn_blocking(move || reloading.reload()).await {
+            Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "SIGHUP: TLS certificate not reloaded; the old one stays"
+                )
+            }
+            Err(error) => tracing::warn!(%error, "SIGHUP: TLS reload task failed"),
+        }
+    }
 }
 
 impl Node {
@@ -89,6 +123,13 @@ impl Node {
         let media_references = tokio::spawn(crate::services::media::run_references(media.clone()));
         let publisher = tokio::spawn(peering::run_publisher(engine.clone(), handle.clone()));
         let presence = tokio::spawn(peering::run_presence(engine.clone(), handle.clone()));
+        let tls = match &config.http.tls {
+            Some(tls) => Some(
+                crate::tls::Tls::load(&tls.cert_file, &tls.key_file)
+                    .context("http.tls: loading the certificate")?,
+            ),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -103,6 +144,14 @@ impl Node {
         } else {
             (Search::off(), None)
         };
+        let public_url = config
+            .http
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{}", http_addr.port()));
+        let ceremonies = spaces_passkey::Passkeys::new(&config.login.passkey_options(public_url))
+            .context("http.public_url")?;
+        let passkeys = crate::services::passkeys::Passkeys::new(ceremonies, store.clone());
         let device_key = data_dir.token_key.device_key();
         let mut limits = http_server::Limits::from_config(&config.http);
         limits.upload = std::time::Duration::from_secs(config.media.upload_timeout_secs);
@@ -132,6 +181,7 @@ impl Node {
             backups,
             media: media.clone(),
             txns,
+            passkeys,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -142,12 +192,15 @@ impl Node {
             stopped: stopped.clone(),
         });
         let app = api::router(state);
+        // Always: without a handler SIGHUP would end the process.
+        let tls_reloader = Some(tokio::spawn(reload_on_sighup(tls.clone())));
         let server = tokio::spawn(http_server::serve(
             listener,
             app,
             limits,
             server_metrics,
             stopped,
+            tls,
         ));
         tracing::info!(node = %node_id, http = %http_addr, "node started");
         Ok(Node {
@@ -160,6 +213,7 @@ impl Node {
             writer,
             federation: [swarm_task, publisher, presence, media_references],
             indexer,
+            tls_reloader,
         })
     }
 
@@ -168,6 +222,9 @@ impl Node {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.server.await.context("HTTP server task")??;
+        if let Some(reloader) = self.tls_reloader {
+            reloader.abort();
+        }
         for task in self.federation {
             task.abort();
             let _ = task.await;

@@ -56,8 +56,6 @@ pub enum Trust {
     Unknown,
     /// A valid device token for this username.
     KnownDevice(DeviceId),
-    // Passkey: a WebAuthn assertion proves the user, not just the device;
-    // such an attempt needs no password and skips every limit here.
 }
 
 /// The guard's limits; `config.rs` fills them from `[login]`.
@@ -302,6 +300,42 @@ impl Guard {
         })
     }
 
+    /// May a client at `source` present a passkey now? A passkey cannot be
+    /// guessed, so its failures say nothing about an account: only the
+    /// source's bucket is charged (a client trying stolen or made-up
+    /// assertions is slowed like one spraying passwords), and an account in
+    /// back-off from password guesses does not keep its owner's passkey out.
+    /// Hand the attempt to [`finish`](Self::finish).
+    pub fn begin_passkey(&self, source: IpAddr, now: Instant) -> Result<Attempt, Duration> {
+        let source = source_of(source);
+        let mut tables = self.lock();
+        let (burst, per_sec) = (
+            f64::from(self.options.source_burst),
+            self.options.source_per_min / 60.0,
+        );
+        let full_after = seconds(burst / per_sec);
+        let bucket = slot(&mut tables.sources, source, now, full_after, |_| Bucket {
+            tokens: burst,
+            at: now,
+        });
+        bucket.tokens = (bucket.tokens
+            + now.saturating_duration_since(bucket.at).as_secs_f64() * per_sec)
+            .min(burst);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            return Err(seconds((1.0 - bucket.tokens) / per_sec));
+        }
+        bucket.tokens -= 1.0;
+        Ok(Attempt {
+            source,
+            // No username: `finish` clears no account's streak for a passkey
+            // (the empty name is no account's: usernames are never empty).
+            username: String::new(),
+            device: None,
+            charged_source: true,
+        })
+    }
+
     /// The end of an attempt: `ok` if its password was right. A right one
     /// clears the streaks it touched and gives its source its token back; a
     /// wrong one stays counted, and feeds the node-wide failure rate.
@@ -460,6 +494,33 @@ mod tests {
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn passkey_attempts_spend_only_their_source() {
+        let guard = Guard::new(options());
+        let metrics = Metrics::default();
+        let now = Instant::now();
+        // An account locked by password guesses does not stop a passkey.
+        fail(&guard, ip(1), "alice", Trust::Unknown, now, 3);
+        fail(&guard, ip(2), "alice", Trust::Unknown, now, 3);
+        assert!(guard.begin(ip(3), "alice", Trust::Unknown, now).is_err());
+        let attempt = guard.begin_passkey(ip(3), now).unwrap();
+        guard.finish(attempt, true, now, &metrics);
+        // Failed passkey attempts drain the source like wrong passwords.
+        let mut refused = false;
+        for _ in 0..100 {
+            match guard.begin_passkey(ip(4), now) {
+                Ok(attempt) => guard.finish(attempt, false, now, &metrics),
+                Err(_) => {
+                    refused = true;
+                    break;
+                }
+            }
+        }
+        assert!(refused, "the source was never throttled");
+        // Another source is not.
+        assert!(guard.begin_passkey(ip(5), now).is_ok());
     }
 
     /// Fails `n` attempts; panics if one is refused.

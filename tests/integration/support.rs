@@ -136,8 +136,11 @@ impl Node {
             ["Spaces", "node", id, "on", url] => (id.to_owned(), url),
             _ => panic!("unexpected start line {line:?}"),
         };
+        // `https://` when the node serves TLS (tests/integration/tls.rs has
+        // its own clients for it; `base` stays plain HTTP).
         let addr: SocketAddr = url
             .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         assert_ne!(addr.port(), 0, "the node must report the bound port");

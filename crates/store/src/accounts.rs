@@ -74,6 +74,33 @@ impl Store {
         Ok(())
     }
 
+    /// Changes the account of `username` by `change`, atomically (compare-and-swap: a
+    /// concurrent change is not lost); the account as stored, [`Error::NotFound`] if there is
+    /// none. `change` may run more than once. Durable on return.
+    pub fn modify_account(
+        &self,
+        username: &str,
+        change: impl Fn(&mut Account),
+    ) -> Result<Account, Error> {
+        let key = keys::username(username);
+        loop {
+            let Some(current) = self.accounts.get(&key)? else {
+                return Err(Error::NotFound);
+            };
+            let mut account: Account = records::decode(tree::ACCOUNTS, &key, &current)?;
+            change(&mut account);
+            let value = records::encode(tree::ACCOUNTS, &account)?;
+            if self
+                .accounts
+                .compare_and_swap(&key, Some(&current), Some(value))?
+                .is_ok()
+            {
+                self.db.flush()?;
+                return Ok(account);
+            }
+        }
+    }
+
     /// Every account, by lowercased username.
     pub fn accounts(&self) -> Result<Vec<Account>, Error> {
         self.accounts
@@ -207,7 +234,24 @@ mod tests {
             created_at_ms: 1_000,
             is_admin: false,
             disabled: false,
+            moderator: false,
+            suspended: false,
         }
+    }
+
+    #[test]
+    fn modify_changes_one_account() {
+        let (_dir, store) = open_temp();
+        store.create_account(&account("alice")).unwrap();
+        let changed = store
+            .modify_account("Alice", |a| a.suspended = true)
+            .unwrap();
+        assert!(changed.suspended && !changed.may_sign_in());
+        assert_eq!(store.account("alice").unwrap().unwrap(), changed);
+        assert!(matches!(
+            store.modify_account("bob", |a| a.suspended = true),
+            Err(Error::NotFound)
+        ));
     }
 
     #[test]

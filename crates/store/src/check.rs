@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use crate::events::{StoredEvent, decode_record};
 use crate::keys::{self, tree};
 use crate::records::{self, FlipRecord, RoomIndexRecord, SentTxns};
-use crate::{Account, Error, Id, InviteLink, InviteToken, Profile, Session, Store};
+use crate::{
+    Account, AuthPolicy, Error, Id, InviteLink, InviteToken, PasskeyRecord, Profile, Session, Store,
+};
 
 /// Problems kept in a report; past this only the count grows.
 const MAX_PROBLEMS: usize = 1000;
@@ -216,6 +218,27 @@ impl Store {
         each::<InviteToken>(&self.invites, tree::INVITES, true, report)?;
         each::<InviteLink>(&self.invite_links, tree::INVITE_LINKS, true, report)?;
         each::<SentTxns>(&self.txns, tree::TXNS, true, report)?;
+        each::<PasskeyRecord>(&self.passkeys, tree::PASSKEYS, false, report)?;
+        each::<AuthPolicy>(&self.auth_policies, tree::AUTH_POLICIES, false, report)?;
+        for entry in self.user_passkeys.iter() {
+            let (key, _) = entry?;
+            report.n_entries += 1;
+            let id = key
+                .get(8..)
+                .and_then(|rest| {
+                    let len =
+                        usize::try_from(u64::from_be_bytes(key[..8].try_into().ok()?)).ok()?;
+                    rest.get(len..)
+                })
+                .map(<[u8]>::to_vec);
+            match id {
+                Some(id) if self.passkeys.contains_key(&id)? => {}
+                _ => report.problem(
+                    Error::corrupt(tree::USER_PASSKEYS, &key, "names a missing passkey")
+                        .to_string(),
+                ),
+            }
+        }
         for entry in self.user_sessions.iter() {
             let (key, _) = entry?;
             report.n_entries += 1;

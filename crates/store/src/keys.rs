@@ -14,6 +14,9 @@
 //! | `user_sessions` | user prefix ‖ session id         | empty                          |
 //! | `invites`       | token                            | [`InviteToken`](crate::InviteToken) |
 //! | `invite_links`  | code                             | [`InviteLink`](crate::InviteLink) |
+//! | `passkeys`      | credential id (1–1023 bytes)     | [`PasskeyRecord`](crate::PasskeyRecord) |
+//! | `user_passkeys` | user prefix ‖ credential id      | empty                          |
+//! | `auth_policies` | username                         | [`AuthPolicy`](crate::AuthPolicy) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
 //! | `txns`          | session id                       | `SentTxns`: last txn ids sent  |
 //! | `meta`          | key                              | node metadata; `first_account` |
@@ -61,6 +64,9 @@ pub(crate) mod tree {
     pub(crate) const INVITE_LINKS: &str = "invite_links";
     pub(crate) const READ_MARKERS: &str = "read_markers";
     pub(crate) const TXNS: &str = "txns";
+    pub(crate) const PASSKEYS: &str = "passkeys";
+    pub(crate) const USER_PASSKEYS: &str = "user_passkeys";
+    pub(crate) const AUTH_POLICIES: &str = "auth_policies";
     pub(crate) const META: &str = "meta";
 }
 

@@ -12,6 +12,7 @@
 //! - `directory`: finding local users by username or display name (user search).
 //! - `links`: room invite links and their atomic use.
 //! - `txns`: the client transaction ids a session sent with, for exactly-once sends.
+//! - `passkeys`: WebAuthn credentials (opaque here), their counters, and sign-in policies.
 //! - `check`: reading every record back and reporting what does not decode or agree.
 //! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
@@ -26,6 +27,7 @@ mod events;
 mod invites;
 mod keys;
 mod links;
+mod passkeys;
 mod records;
 mod sessions;
 mod snapshot;
@@ -36,7 +38,11 @@ pub use check::CheckReport;
 pub use directory::FoundUser;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
-pub use records::{AccessGrant, Account, InviteLink, InviteToken, Profile, Session};
+pub use passkeys::{MAX_CREDENTIAL_ID, MAX_PASSKEYS_PER_USER, PasskeyUpdate, PasskeyUse};
+pub use records::{
+    AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, PasskeyRecord, Profile, Session,
+    SignInMethod,
+};
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};
 pub use store::{Options, Store};

@@ -117,11 +117,55 @@ pub struct Account {
     pub password_hash: String,
     pub created_at_ms: u64,
     pub is_admin: bool,
+    /// Deactivated by an admin, for good: no sign-in by any method, and no reactivation.
     pub disabled: bool,
+    /// A node moderator: may list, suspend and reactivate users who are not admins or
+    /// moderators (format 2).
+    pub moderator: bool,
+    /// Suspended by an admin or moderator until reactivated: no sign-in by any method
+    /// (format 2).
+    pub suspended: bool,
 }
 
+impl Account {
+    /// Whether the account may sign in (or refresh) at all.
+    pub fn may_sign_in(&self) -> bool {
+        !self.disabled && !self.suspended
+    }
+}
+
+/// Format 2 added `moderator` and `suspended`; format 1 accounts are neither.
 impl Record for Account {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Account, String> {
+        if version != 1 {
+            return Err(format!(
+                "format version {version}, this build reads 1 to {}",
+                Self::VERSION
+            ));
+        }
+        let v1: AccountV1 = take_all(body)?;
+        Ok(Account {
+            username: v1.username,
+            password_hash: v1.password_hash,
+            created_at_ms: v1.created_at_ms,
+            is_admin: v1.is_admin,
+            disabled: v1.disabled,
+            moderator: false,
+            suspended: false,
+        })
+    }
+}
+
+/// [`Account`] as format 1 stored it.
+#[derive(Deserialize)]
+struct AccountV1 {
+    username: String,
+    password_hash: String,
+    created_at_ms: u64,
+    is_admin: bool,
+    disabled: bool,
 }
 
 /// Hashes are kept out of logs: they could be attacked offline.
@@ -133,6 +177,8 @@ impl fmt::Debug for Account {
             .field("created_at_ms", &self.created_at_ms)
             .field("is_admin", &self.is_admin)
             .field("disabled", &self.disabled)
+            .field("moderator", &self.moderator)
+            .field("suspended", &self.suspended)
             .finish()
     }
 }
@@ -171,6 +217,36 @@ pub struct Session {
     pub access: Vec<AccessGrant>,
     /// The account was a node admin when the newest access token was issued.
     pub admin: bool,
+    /// How the user proved who they were when the session began (format 4).
+    pub method: SignInMethod,
+    /// The client's `User-Agent` when the session began, shortened (format 4).
+    pub user_agent: String,
+}
+
+/// How a session began. Appended to, never reordered: postcard stores the variant's index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignInMethod {
+    /// Began before format 4 recorded it.
+    #[default]
+    Unknown,
+    /// A sign-up, or a password alone.
+    Password,
+    /// A passkey alone (a discoverable credential: no username typed).
+    Passkey,
+    /// A password, then a passkey as the second factor.
+    PasswordAndPasskey,
+}
+
+impl SignInMethod {
+    /// The name the API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Unknown => "unknown",
+            SignInMethod::Password => "password",
+            SignInMethod::Passkey => "passkey",
+            SignInMethod::PasswordAndPasskey => "password_and_passkey",
+        }
+    }
 }
 
 /// An access token a session issued: only its hash is kept, never the token.
@@ -217,19 +293,20 @@ impl Session {
     }
 }
 
-/// Format 3 added the access grants and the admin flag, format 2 `previous_hashes`; older
-/// records read as having none of them (their access tokens were JWTs, no longer honoured:
-/// the client refreshes).
+/// Format 4 added how the session began and its user agent, format 3 the access grants and the
+/// admin flag, format 2 `previous_hashes`; older records read as having none of them (format 1
+/// and 2's access tokens were JWTs, no longer honoured: the client refreshes).
 impl Record for Session {
-    const VERSION: u8 = 3;
+    const VERSION: u8 = 4;
 
     fn upgrade(version: u8, body: &[u8]) -> Result<Session, String> {
-        let (v1, previous_hashes) = match version {
-            1 => (take_all::<SessionV1>(body)?, Vec::new()),
+        let v3 = match version {
+            1 => SessionV3::from_v1(take_all::<SessionV1>(body)?, Vec::new()),
             2 => {
                 let v2: SessionV2 = take_all(body)?;
-                (v2.v1, v2.previous_hashes)
+                SessionV3::from_v1(v2.v1, v2.previous_hashes)
             }
+            3 => take_all::<SessionV3>(body)?,
             _ => {
                 return Err(format!(
                     "format version {version}, this build reads 1 to {}",
@@ -238,6 +315,40 @@ impl Record for Session {
             }
         };
         Ok(Session {
+            id: v3.id,
+            username: v3.username,
+            refresh_hash: v3.refresh_hash,
+            device: v3.device,
+            created_at_ms: v3.created_at_ms,
+            last_used_ms: v3.last_used_ms,
+            expires_at_ms: v3.expires_at_ms,
+            previous_hashes: v3.previous_hashes,
+            access: v3.access,
+            admin: v3.admin,
+            method: SignInMethod::Unknown,
+            user_agent: String::new(),
+        })
+    }
+}
+
+/// [`Session`] as format 3 stored it.
+#[derive(Deserialize)]
+struct SessionV3 {
+    id: String,
+    username: String,
+    refresh_hash: [u8; 32],
+    device: String,
+    created_at_ms: u64,
+    last_used_ms: u64,
+    expires_at_ms: u64,
+    previous_hashes: Vec<[u8; 32]>,
+    access: Vec<AccessGrant>,
+    admin: bool,
+}
+
+impl SessionV3 {
+    fn from_v1(v1: SessionV1, previous_hashes: Vec<[u8; 32]>) -> SessionV3 {
+        SessionV3 {
             id: v1.id,
             username: v1.username,
             refresh_hash: v1.refresh_hash,
@@ -248,7 +359,7 @@ impl Record for Session {
             previous_hashes,
             access: Vec::new(),
             admin: false,
-        })
+        }
     }
 }
 
@@ -285,6 +396,8 @@ impl fmt::Debug for Session {
             .field("previous_hashes", &self.previous_hashes.len())
             .field("access", &self.access)
             .field("admin", &self.admin)
+            .field("method", &self.method)
+            .field("user_agent", &self.user_agent)
             .finish()
     }
 }
@@ -355,6 +468,59 @@ impl Record for SentTxns {
     const VERSION: u8 = 1;
 }
 
+/// A passkey: a WebAuthn credential of one user. Stored under its credential id.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRecord {
+    /// The lowercased username of its owner.
+    pub username: String,
+    /// The WebAuthn user handle the credential was made for (the same for all of a user's
+    /// passkeys); a discoverable sign-in must present it.
+    pub user_handle: [u8; 16],
+    /// The user's label for it.
+    pub name: String,
+    /// The credential (public key, counter, flags) as the passkey crate encodes it: opaque here.
+    pub credential: Vec<u8>,
+    pub created_at_ms: u64,
+    pub last_used_ms: Option<u64>,
+    /// The authenticator's signature counter at its last use; 0 if it keeps none.
+    pub counter: u32,
+    /// The credential may be synced to other devices (WebAuthn's BE flag).
+    pub backup_eligible: bool,
+    /// It is synced now (BS flag).
+    pub backup_state: bool,
+}
+
+impl Record for PasskeyRecord {
+    const VERSION: u8 = 1;
+}
+
+/// The public key is not secret, but it is kept out of logs all the same: it is bulky.
+impl fmt::Debug for PasskeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasskeyRecord")
+            .field("username", &self.username)
+            .field("name", &self.name)
+            .field("credential", &self.credential.len())
+            .field("created_at_ms", &self.created_at_ms)
+            .field("last_used_ms", &self.last_used_ms)
+            .field("counter", &self.counter)
+            .field("backup_eligible", &self.backup_eligible)
+            .field("backup_state", &self.backup_state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a user must sign in. Absent: the default (a password or a passkey, each alone).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthPolicy {
+    /// A password sign-in must be followed by one of the user's passkeys.
+    pub passkey_second_factor: bool,
+}
+
+impl Record for AuthPolicy {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +532,8 @@ mod tests {
             created_at_ms: 300,
             is_admin: true,
             disabled: false,
+            moderator: false,
+            suspended: true,
         }
     }
 
@@ -384,6 +552,8 @@ mod tests {
                 expires_at_ms: 4,
             }],
             admin: true,
+            method: SignInMethod::Passkey,
+            user_agent: "ua".into(),
         }
     }
 
@@ -445,13 +615,24 @@ mod tests {
         assert_eq!(
             encode("t", &account()).unwrap(),
             [
-                1, // version
+                2, // version
                 2, b'A', b'l', // username: varint length, bytes
                 1, b'h', // password_hash
                 0xac, 0x02, // created_at_ms = 300, varint
                 1,    // is_admin
                 0,    // disabled
+                0,    // moderator
+                1,    // suspended
             ]
+        );
+        // Format 1: the same without the last two fields, read as neither.
+        let v1 = [1, 2, b'A', b'l', 1, b'h', 0xac, 0x02, 1, 0];
+        assert_eq!(
+            decode::<Account>("accounts", b"al", &v1).unwrap(),
+            Account {
+                suspended: false,
+                ..account()
+            }
         );
         // version, number of events (varint), then per event: room id, event id, byte length
         // (varint) and bytes.
@@ -495,11 +676,11 @@ mod tests {
         );
     }
 
-    /// Format 3 of a session: format 1's fields, the earlier hashes (format 2), then the
-    /// access grants and the admin flag.
+    /// Format 4 of a session: format 1's fields, the earlier hashes (format 2), the access
+    /// grants and the admin flag (format 3), then how it began and its user agent.
     #[test]
     fn pinned_session_format() {
-        let mut expected = vec![3, 2, b's', b'1', 2, b'a', b'l'];
+        let mut expected = vec![4, 2, b's', b'1', 2, b'a', b'l'];
         expected.extend_from_slice(&[9; 32]);
         expected.extend_from_slice(&[5, b'p', b'h', b'o', b'n', b'e', 1, 2, 3]);
         expected.push(1); // one earlier hash
@@ -508,7 +689,54 @@ mod tests {
         expected.extend_from_slice(&[7; 32]);
         expected.push(4); // its expiry
         expected.push(1); // admin
+        expected.push(2); // method: Passkey
+        expected.extend_from_slice(&[2, b'u', b'a']);
         assert_eq!(encode("t", &session()).unwrap(), expected);
+    }
+
+    /// Format 3 sessions read with no method or user agent.
+    #[test]
+    fn format_3_sessions_upgrade() {
+        let mut v3 = encode("t", &session()).unwrap();
+        v3[0] = 3;
+        v3.truncate(v3.len() - 4);
+        let read: Session = decode("sessions", b"s1", &v3).unwrap();
+        assert_eq!(
+            read,
+            Session {
+                method: SignInMethod::Unknown,
+                user_agent: String::new(),
+                ..session()
+            }
+        );
+    }
+
+    #[test]
+    fn passkey_records_round_trip() {
+        round_trip(&PasskeyRecord {
+            username: "al".into(),
+            user_handle: [3; 16],
+            name: "phone".into(),
+            credential: vec![1, 2],
+            created_at_ms: 5,
+            last_used_ms: Some(6),
+            counter: 7,
+            backup_eligible: true,
+            backup_state: false,
+        });
+        round_trip(&AuthPolicy {
+            passkey_second_factor: true,
+        });
+        assert_eq!(
+            encode(
+                "t",
+                &AuthPolicy {
+                    passkey_second_factor: true
+                }
+            )
+            .unwrap(),
+            [1, 1]
+        );
     }
 
     /// Sessions stored by builds before format 3 stay readable, with no access grants (their
@@ -522,6 +750,8 @@ mod tests {
         let without_grants = Session {
             access: Vec::new(),
             admin: false,
+            method: SignInMethod::Unknown,
+            user_agent: String::new(),
             ..session()
         };
         assert_eq!(
@@ -542,10 +772,10 @@ mod tests {
             trailing.push(0);
             assert!(decode::<Session>("sessions", b"s1", &trailing).is_err());
             let mut future = old;
-            future[0] = 4;
+            future[0] = 5;
             assert!(matches!(
                 decode::<Session>("sessions", b"s1", &future),
-                Err(Error::Corrupt { reason, .. }) if reason.contains("format version 4")
+                Err(Error::Corrupt { reason, .. }) if reason.contains("format version 5")
             ));
         }
     }
@@ -590,10 +820,10 @@ mod tests {
         let mut trailing = good.clone();
         trailing.push(0);
         let mut future = good.clone();
-        future[0] = 2;
+        future[0] = 3;
         let cases: [(&str, &[u8], &str); 5] = [
             ("empty", &[], "empty value"),
-            ("future version", &future, "format version 2"),
+            ("future version", &future, "format version 3"),
             ("truncated", &good[..good.len() - 1], "postcard"),
             ("trailing bytes", &trailing, "1 trailing bytes"),
             ("garbage", &[1, 0xff, 0xff], "postcard"),

@@ -287,6 +287,9 @@ pub struct Renewal {
 }
 
 /// What [`Store::rotate_session`] did.
+// One value per refresh, returned and dropped: boxing the session would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The presented token was current; here is the session with its new one.
@@ -318,6 +321,8 @@ mod tests {
             previous_hashes: Vec::new(),
             access: Vec::new(),
             admin: false,
+            method: crate::SignInMethod::Unknown,
+            user_agent: String::new(),
         }
     }
 

@@ -259,6 +259,8 @@ mod tests {
                 created_at_ms: 1,
                 is_admin: false,
                 disabled: false,
+                moderator: false,
+                suspended: false,
             })
             .unwrap();
         let (_copy_dir, copy) = copy(&store);

@@ -7,6 +7,7 @@
 
 mod account;
 mod account_data;
+mod admin_users;
 mod backup;
 mod client;
 mod error;
@@ -15,6 +16,7 @@ mod links;
 mod media;
 mod messages;
 mod meta;
+mod passkeys;
 mod ranges;
 mod ratelimit;
 mod render;
@@ -70,6 +72,7 @@ pub struct Shared {
     pub media: crate::services::media::Media,
     /// Exactly-once sends by client transaction id.
     pub txns: crate::services::txns::Txns,
+    pub passkeys: crate::services::passkeys::Passkeys,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -96,8 +99,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/passkey/begin"),
+    ("POST", "/api/v1/auth/passkey/finish"),
     ("GET", "/api/v1/sessions"),
     ("DELETE", "/api/v1/sessions/{session_id}"),
+    ("GET", "/api/v1/passkeys"),
+    ("POST", "/api/v1/passkeys/register/begin"),
+    ("POST", "/api/v1/passkeys/register/finish"),
+    ("PATCH", "/api/v1/passkeys/{passkey_id}"),
+    ("DELETE", "/api/v1/passkeys/{passkey_id}"),
+    ("GET", "/api/v1/sign-in-policy"),
+    ("PUT", "/api/v1/sign-in-policy"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/profile"),
     ("PUT", "/api/v1/profile"),
@@ -108,6 +120,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/contacts/{user_id}"),
     ("DELETE", "/api/v1/contacts/{user_id}"),
     ("POST", "/api/v1/admin/invite-tokens"),
+    ("GET", "/api/v1/admin/users"),
+    ("POST", "/api/v1/admin/users/{username}/suspend"),
+    ("POST", "/api/v1/admin/users/{username}/reactivate"),
+    ("POST", "/api/v1/admin/users/{username}/deactivate"),
+    ("PUT", "/api/v1/admin/users/{username}/role"),
     ("GET", "/api/v1/admin/federation"),
     ("POST", "/api/v1/admin/backup"),
     ("POST", "/api/v1/admin/federation/dial"),
@@ -168,6 +185,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(session::login))
         .route("/api/v1/auth/refresh", post(session::refresh))
         .route("/api/v1/auth/logout", post(session::logout))
+        .route("/api/v1/auth/passkey/begin", post(passkeys::signin_begin))
+        .route("/api/v1/auth/passkey/finish", post(passkeys::signin_finish))
+        .route("/api/v1/passkeys", get(passkeys::list))
+        .route(
+            "/api/v1/passkeys/register/begin",
+            post(passkeys::register_begin),
+        )
+        .route(
+            "/api/v1/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route(
+            "/api/v1/passkeys/{passkey_id}",
+            patch(passkeys::rename).delete(passkeys::remove),
+        )
+        .route(
+            "/api/v1/sign-in-policy",
+            get(passkeys::get_policy).put(passkeys::put_policy),
+        )
         .route("/api/v1/sessions", get(session::list))
         .route("/api/v1/sessions/{session_id}", delete(session::revoke))
         .route("/api/v1/me", get(account::me))
@@ -191,6 +227,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/invite-tokens",
             post(session::create_invite_token),
+        )
+        .route("/api/v1/admin/users", get(admin_users::list))
+        .route(
+            "/api/v1/admin/users/{username}/suspend",
+            post(admin_users::suspend),
+        )
+        .route(
+            "/api/v1/admin/users/{username}/reactivate",
+            post(admin_users::reactivate),
+        )
+        .route(
+            "/api/v1/admin/users/{username}/deactivate",
+            post(admin_users::deactivate),
+        )
+        .route(
+            "/api/v1/admin/users/{username}/role",
+            put(admin_users::set_role),
         )
         .route("/api/v1/admin/federation", get(federation_admin::status))
         .route("/api/v1/admin/backup", post(backup::backup))

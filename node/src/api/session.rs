@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use spaces_protocol::UserId;
 use spaces_protocol::ids::validate_localpart;
 use spaces_protocol::text::TextKind;
-use spaces_store::{AccessGrant, Account, InviteToken, Renewal, Rotation, Session};
+use spaces_store::{AccessGrant, Account, InviteToken, Renewal, Rotation, Session, SignInMethod};
 
 use std::time::Instant;
 
@@ -32,6 +32,30 @@ use super::{AppState, ranges};
 use crate::config::RegistrationMode;
 use crate::engine::now_ms;
 use crate::signin::{self, Trust};
+
+/// The client's `User-Agent`, kept with a session it starts so its owner
+/// can tell their sessions apart: a name's characters only, shortened.
+#[derive(Clone, Debug, Default)]
+pub struct UserAgent(pub String);
+
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT_LEN: usize = 256;
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<UserAgent, Self::Rejection> {
+        let mut agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        agent.retain(|c| !TextKind::Name.refuses(c));
+        agent.truncate(agent.floor_char_boundary(MAX_USER_AGENT_LEN));
+        Ok(UserAgent(agent))
+    }
+}
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -145,7 +169,7 @@ pub struct Tokens {
     is_admin: bool,
     /// Proof of this sign-in for later ones (register and login only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    device_token: Option<String>,
+    pub device_token: Option<String>,
 }
 
 /// Largest device label kept with a session.
@@ -154,6 +178,7 @@ const MAX_DEVICE_LEN: usize = 64;
 pub async fn register(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    user_agent: UserAgent,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<Tokens>)> {
     // Per address first, so that one address spends only its own budget;
@@ -212,6 +237,8 @@ pub async fn register(
         // The node's first account is its admin: decided by the store.
         is_admin: false,
         disabled: false,
+        moderator: false,
+        suspended: false,
     };
     let account = match state.accounts.register(account).await {
         Ok(account) => account,
@@ -224,18 +251,38 @@ pub async fn register(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(username = %username, admin = account.is_admin, "account registered");
-    let mut tokens = new_session(&state, &account, req.device).await?;
+    let mut tokens = new_session(
+        &state,
+        &account,
+        req.device,
+        SignInMethod::Password,
+        user_agent,
+    )
+    .await?;
     tokens.device_token = Some(device_token(&state, &username, None));
     Ok((StatusCode::CREATED, Json(tokens)))
 }
 
+/// The answer to a right password when the account also needs a passkey:
+/// finish with `POST /api/v1/auth/passkey/finish`.
+#[derive(Serialize)]
+pub struct PasskeyRequired {
+    passkey_required: bool,
+    ceremony_id: String,
+    options: spaces_passkey::RequestChallengeResponse,
+}
+
 /// Signs in. Throttled by `crate::signin`: per address, per (address,
 /// username) and per account, with known devices let past the last two.
+/// An account whose policy asks for a passkey after the password gets 202
+/// and a second-factor ceremony instead of tokens.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    user_agent: UserAgent,
     Json(req): Json<LoginRequest>,
-) -> ApiResult<Json<Tokens>> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let bad_credentials =
         || ApiError::unauthorized("bad_credentials", "wrong username or password");
     let username = req.username.to_lowercase();
@@ -269,20 +316,36 @@ pub async fn login(
         Some(account) if ok => account,
         _ => return Err(bad_credentials()),
     };
-    if account.disabled {
-        return Err(ApiError::forbidden(
-            "account_disabled",
-            "this account is disabled",
-        ));
+    may_sign_in(&account)?;
+    if let Some((ceremony_id, options)) = state
+        .passkeys
+        .second_factor(&username, &signin::source_of(client).to_string())?
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(PasskeyRequired {
+                passkey_required: true,
+                ceremony_id,
+                options,
+            }),
+        )
+            .into_response());
     }
-    let mut tokens = new_session(&state, &account, req.device).await?;
+    let mut tokens = new_session(
+        &state,
+        &account,
+        req.device,
+        SignInMethod::Password,
+        user_agent,
+    )
+    .await?;
     tokens.device_token = Some(device_token(&state, &username, known_device));
-    Ok(Json(tokens))
+    Ok(Json(tokens).into_response())
 }
 
 /// A device token for `username`: for the device that presented `known`, or
 /// for a new device.
-fn device_token(state: &AppState, username: &str, known: Option<DeviceId>) -> String {
+pub fn device_token(state: &AppState, username: &str, known: Option<DeviceId>) -> String {
     let device_id = known.unwrap_or_else(|| spaces_auth::new_device_id(&mut rand::rng()));
     state
         .device_key
@@ -313,12 +376,7 @@ pub async fn refresh(
     };
     // Read before the rotation, whose access grant records the admin flag.
     let account = state.store.account(&username)?.ok_or_else(bad)?;
-    if account.disabled {
-        return Err(ApiError::forbidden(
-            "account_disabled",
-            "this account is disabled",
-        ));
-    }
+    may_sign_in(&account)?;
     let issued = Issued::new(&state, session_id);
     let renewal = Renewal {
         refresh_hash: issued.refresh_hash,
@@ -360,6 +418,10 @@ pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<
 pub struct SessionInfo {
     session_id: String,
     device: String,
+    /// How it began: `password`, `passkey`, `password_and_passkey`, or
+    /// `unknown` for sessions older than the record of it.
+    method: &'static str,
+    user_agent: String,
     created_at_ms: u64,
     last_used_ms: u64,
     expires_at_ms: u64,
@@ -378,6 +440,8 @@ pub async fn list(
                 current: s.id == authed.session_id,
                 session_id: s.id,
                 device: s.device,
+                method: s.method.as_str(),
+                user_agent: s.user_agent,
                 created_at_ms: s.created_at_ms,
                 last_used_ms: s.last_used_ms,
                 expires_at_ms: s.expires_at_ms,
@@ -450,10 +514,12 @@ pub async fn create_invite_token(
     ))
 }
 
-async fn new_session(
+pub async fn new_session(
     state: &AppState,
     account: &Account,
     device: Option<String>,
+    method: SignInMethod,
+    UserAgent(user_agent): UserAgent,
 ) -> ApiResult<Tokens> {
     let session_id = spaces_auth::new_session_id(&mut rand::rng());
     let issued = Issued::new(state, &session_id);
@@ -475,8 +541,18 @@ async fn new_session(
             previous_hashes: Vec::new(),
             access: vec![issued.access],
             admin: account.is_admin,
+            method,
+            user_agent,
         })
         .await?;
+    // A suspension between the caller's check and this session's write
+    // would miss it (the suspension ends the sessions it finds): checked
+    // again now that the session is stored, and ended if it lost the race.
+    let now_account = state.store.account(&account.username)?;
+    if let Err(refused) = now_account.as_ref().map_or(Ok(()), may_sign_in) {
+        state.accounts.delete_session(session_id).await?;
+        return Err(refused);
+    }
     Ok(tokens_for(state, account, &session_id, issued))
 }
 
@@ -521,6 +597,24 @@ fn tokens_for(state: &AppState, account: &Account, session_id: &str, issued: Iss
         is_admin: account.is_admin,
         device_token: None,
     }
+}
+
+/// Refuses a deactivated or suspended account: no sign-in, refresh or new
+/// session by any method.
+pub fn may_sign_in(account: &Account) -> ApiResult<()> {
+    if account.disabled {
+        return Err(ApiError::forbidden(
+            "account_disabled",
+            "this account is disabled",
+        ));
+    }
+    if account.suspended {
+        return Err(ApiError::forbidden(
+            "account_suspended",
+            "this account is suspended; ask the node's admins",
+        ));
+    }
+    Ok(())
 }
 
 pub fn too_many(wait_secs: f64) -> ApiError {

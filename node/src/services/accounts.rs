@@ -1,6 +1,7 @@
 //! The user service of the original diagram: accounts, sessions,
 //! registration invite tokens, profiles, settings, contacts and read
-//! markers, all kept in the store.
+//! markers, all kept in the store; and the node's account administration
+//! (roles, suspension, deactivation).
 //!
 //! State: the store's trees, and a channel telling open WebSockets which
 //! sessions ended. The rules that need one decision are single store
@@ -118,6 +119,69 @@ impl Accounts {
             store.remove_contact(&username, &contact)
         })
         .await
+    }
+
+    /// Suspends `username`: no sign-in by any method from now on, and every
+    /// session ended at once (their tokens refused, their WebSockets
+    /// closed). The flag is written first, so a sign-in racing this either
+    /// sees it or made a session that this ends; one that stored its
+    /// session after the listing below checks the flag again itself
+    /// (`api::session::new_session`).
+    pub async fn suspend(&self, username: String) -> Result<Account, Error> {
+        let account = on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| a.suspended = true)
+        })
+        .await?;
+        self.end_sessions(&account.username).await?;
+        tracing::info!(username = %account.username, "account suspended");
+        Ok(account)
+    }
+
+    /// Lifts a suspension. A deactivated account stays deactivated.
+    pub async fn reactivate(&self, username: String) -> Result<Account, Error> {
+        let account = on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| a.suspended = false)
+        })
+        .await?;
+        tracing::info!(username = %account.username, "account reactivated");
+        Ok(account)
+    }
+
+    /// Deactivates `username` for good: like a suspension that cannot be
+    /// lifted. The account's name stays taken and its events stay.
+    pub async fn deactivate(&self, username: String) -> Result<Account, Error> {
+        let account = on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| a.disabled = true)
+        })
+        .await?;
+        self.end_sessions(&account.username).await?;
+        tracing::info!(username = %account.username, "account deactivated");
+        Ok(account)
+    }
+
+    /// Makes `username` a node admin, a moderator, or neither. Their open
+    /// sessions pick the change up at their next refresh; the admin API
+    /// reads the account itself, so it applies there at once.
+    pub async fn set_role(
+        &self,
+        username: String,
+        admin: bool,
+        moderator: bool,
+    ) -> Result<Account, Error> {
+        on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| {
+                a.is_admin = admin;
+                a.moderator = moderator;
+            })
+        })
+        .await
+    }
+
+    async fn end_sessions(&self, username: &str) -> Result<(), Error> {
+        for session in self.store.sessions_of(username)? {
+            self.delete_session(session.id).await?;
+        }
+        Ok(())
     }
 
     /// Moves `username`'s read marker in a room forward to `seq`.

@@ -20,6 +20,8 @@
 //!   the events they made.
 //! - [`export`]: a user's data, streamed as parts for the API's archive.
 //! - [`erasure`]: deleting an account (disable, sessions, rooms, profile).
+//! - [`passkeys`]: WebAuthn ceremonies (`spaces_passkey`) over the store's
+//!   passkeys and sign-in policies.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -31,6 +33,7 @@ pub mod erasure;
 pub mod export;
 pub mod links;
 pub mod media;
+pub mod passkeys;
 pub mod search;
 pub mod txns;
 

@@ -8,6 +8,7 @@
 // stored session inside it; a tab that finds a fresher token adopts it.
 
 import type { Tokens } from './types';
+import { type Ceremony, createPasskey, usePasskey } from './webauthn';
 
 const KEY = 'spaces.session.v1';
 /** Device tokens by lowercased username. Kept across logouts: they are what
@@ -282,25 +283,83 @@ function keepDeviceToken(username: string, tokens: Tokens): void {
   }
 }
 
-export async function login(username: string, password: string): Promise<void> {
+/** Login's answer when the account needs a passkey after the password. */
+interface PasskeyRequired extends Ceremony {
+  passkey_required: true;
+}
+
+/** Logs in; `onPasskey` is called when the account's passkey is asked for
+ *  too (the browser then shows its passkey dialog). */
+export async function login(
+  username: string,
+  password: string,
+  onPasskey?: () => void,
+): Promise<void> {
   const body: Record<string, string> = { username, password, device: device() };
   const known = deviceTokens()[username.toLowerCase()];
   if (typeof known === 'string') body.device_token = known;
-  const tokens = await call<Tokens>('POST', '/api/v1/auth/login', body, null);
+  let tokens = await call<Tokens | PasskeyRequired>('POST', '/api/v1/auth/login', body, null);
+  if ('passkey_required' in tokens) {
+    onPasskey?.();
+    tokens = await finishPasskey(tokens);
+  }
   keepDeviceToken(username, tokens);
   set(fromTokens(tokens));
 }
 
+async function finishPasskey(ceremony: Ceremony): Promise<Tokens> {
+  const credential = await usePasskey(ceremony);
+  return call<Tokens>(
+    'POST',
+    '/api/v1/auth/passkey/finish',
+    { ceremony_id: ceremony.ceremony_id, credential, device: device() },
+    null,
+  );
+}
+
+/** Signs in with a passkey alone: the browser offers this site's passkeys. */
+export async function passkeyLogin(): Promise<void> {
+  const ceremony = await call<Ceremony>('POST', '/api/v1/auth/passkey/begin', {}, null);
+  const tokens = await finishPasskey(ceremony);
+  const username = tokens.user_id.slice(1).split(':')[0] ?? '';
+  keepDeviceToken(username, tokens);
+  set(fromTokens(tokens));
+}
+
+/** Adds a passkey of this device to the signed-in account. */
+export async function addPasskey(name: string): Promise<void> {
+  const ceremony = await api<Ceremony>('POST', '/api/v1/passkeys/register/begin', {});
+  const credential = await createPasskey(ceremony);
+  await api('POST', '/api/v1/passkeys/register/finish', {
+    ceremony_id: ceremony.ceremony_id,
+    credential,
+    name,
+  });
+}
+
+/** Signs up. With `announce` false the new session is kept but the app is
+ *  not told yet (a passkey is made first); `finishSignUp` tells it. */
 export async function register(
   username: string,
   password: string,
   invite_token?: string,
+  announce = true,
 ): Promise<void> {
   const body: Record<string, string> = { username, password, device: device() };
   if (invite_token) body.invite_token = invite_token;
   const tokens = await call<Tokens>('POST', '/api/v1/auth/register', body, null);
   keepDeviceToken(username, tokens);
-  set(fromTokens(tokens));
+  if (announce) set(fromTokens(tokens));
+  else {
+    session = fromTokens(tokens);
+    save(session);
+    schedule();
+  }
+}
+
+/** Tells the app about a session `register(…, false)` began. */
+export function finishSignUp(): void {
+  if (session) for (const listener of listeners) listener(session);
 }
 
 export async function logout(): Promise<void> {

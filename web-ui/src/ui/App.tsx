@@ -14,6 +14,7 @@ import { Overlays } from './Overlays';
 import { Panel, type PanelState } from './Panel';
 import { RoomView } from './RoomView';
 import { SearchDialog } from './Search';
+import { SecurityDialog } from './Security';
 import { Sidebar } from './Sidebar';
 
 export function App() {
@@ -31,7 +32,7 @@ export function App() {
   return <Shell key={session.user_id} />;
 }
 
-export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | null;
+export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | 'security' | null;
 
 function Shell() {
   const route = useRoute();
@@ -115,6 +116,7 @@ function Shell() {
       {dialog === 'dm' && <DmDialog onClose={() => setDialog(null)} />}
       {dialog === 'search' && <SearchDialog room={room} onClose={() => setDialog(null)} />}
       <Overlays />
+      {dialog === 'security' && <SecurityDialog onClose={() => setDialog(null)} />}
     </div>
   );
 }

@@ -1,7 +1,16 @@
 // Log in and sign up.
 
 import { useState } from 'preact/hooks';
-import { ApiError, login, register, type EndReason } from '../api/client';
+import {
+  addPasskey,
+  ApiError,
+  finishSignUp,
+  login,
+  passkeyLogin,
+  register,
+  type EndReason,
+} from '../api/client';
+import { passkeyError, passkeysSupported } from '../api/webauthn';
 import { FieldError, value } from './common';
 import { ThemeToggle } from './theme';
 
@@ -18,6 +27,8 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
   const [invite, setInvite] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [status, setStatus] = useState<string | null>(null);
+  const [withPasskey, setWithPasskey] = useState(false);
   // Opened at an invite link: after logging in, the app is still at it.
   const notice =
     (reason && REASONS[reason]) ||
@@ -27,16 +38,50 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
     e.preventDefault();
     setBusy(true);
     setError(null);
+    setStatus(null);
     try {
-      if (mode === 'login') await login(username.trim(), password);
-      else await register(username.trim().toLowerCase(), password, invite.trim() || undefined);
+      if (mode === 'login')
+        await login(username.trim(), password, () => setStatus('Now confirm with your passkey.'));
+      else {
+        // The account first (a passkey belongs to one), then this device's
+        // passkey; if that is cancelled the account stands, signed in.
+        const adding = withPasskey;
+        await register(username.trim().toLowerCase(), password, invite.trim() || undefined, !adding);
+        if (adding) {
+          setStatus('Account created. Now make a passkey on this device.');
+          try {
+            await addPasskey('This device');
+          } finally {
+            finishSignUp();
+          }
+        }
+      }
     } catch (err) {
       setError(
         err instanceof ApiError && err.code === 'bad_credentials'
           ? 'Wrong username or password.'
-          : err instanceof Error
-            ? err.message
-            : String(err),
+          : err instanceof DOMException
+            ? passkeyError(err)
+            : err instanceof Error
+              ? err.message
+              : String(err),
+      );
+      setStatus(null);
+      setBusy(false);
+    }
+  };
+
+  const signInWithPasskey = async () => {
+    setBusy(true);
+    setError(null);
+    setStatus(null);
+    try {
+      await passkeyLogin();
+    } catch (err) {
+      setError(
+        err instanceof ApiError && err.code === 'unknown_passkey'
+          ? 'This passkey is not registered on this node.'
+          : passkeyError(err),
       );
       setBusy(false);
     }
@@ -112,11 +157,32 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
               <input name="invite" value={invite} onInput={(e) => setInvite(value(e))} />
             </label>
           )}
+          {registering && passkeysSupported() && (
+            <label class="choice">
+              <input
+                type="checkbox"
+                name="with-passkey"
+                checked={withPasskey}
+                onChange={(e) => setWithPasskey((e.target as HTMLInputElement).checked)}
+              />
+              Also make a passkey on this device
+            </label>
+          )}
+          {status && (
+            <p class="notice" role="status">
+              {status}
+            </p>
+          )}
           <FieldError error={error} />
           <button class="primary" type="submit" disabled={busy}>
             {registering ? 'Create account' : 'Log in'}
           </button>
         </form>
+        {!registering && passkeysSupported() && (
+          <button type="button" class="passkey-button" disabled={busy} onClick={() => void signInWithPasskey()}>
+            Sign in with a passkey
+          </button>
+        )}
         </div>
       </div>
     </main>

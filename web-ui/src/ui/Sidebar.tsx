@@ -33,6 +33,15 @@ export function Sidebar(props: { active: string | null; openDialog: (d: DialogKi
           <button
             type="button"
             class="icon-button"
+            aria-label="Sign-in and security"
+            title="Sign-in and security"
+            onClick={() => props.openDialog('security')}
+          >
+            <Icon name="lock" />
+          </button>
+          <button
+            type="button"
+            class="icon-button"
             aria-label="Log out"
             title="Log out"
             onClick={() => void confirmLogout()}
