@@ -20,6 +20,7 @@ use crate::services::accounts::Accounts;
 use crate::services::backup::Backups;
 use crate::services::links::Links;
 use crate::services::media::Media;
+use crate::services::moderation::Moderation;
 use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -77,7 +78,20 @@ impl Node {
             .await
             .context("opening the media store")?;
         let media = Media::new(blobs, engine.clone());
-        let host = Arc::new(NodeHost::new(engine.clone(), links.clone()));
+        // Loading ONNX Runtime opens a shared library: off the async threads.
+        // A missing library is a state (logged with where it looked), not an error.
+        let moderation = {
+            let moderation_config = config.moderation.clone();
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || Moderation::start(&moderation_config, store))
+                .await
+                .context("starting moderation")??
+        };
+        let host = Arc::new(NodeHost::new(
+            engine.clone(),
+            links.clone(),
+            moderation.clone(),
+        ));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
                 .context("starting federation")?;
@@ -123,6 +137,7 @@ impl Node {
             search,
             backups,
             media: media.clone(),
+            moderation,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

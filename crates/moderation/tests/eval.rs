@@ -19,7 +19,9 @@ fn runtime() -> Runtime {
     }
     candidates.extend(default_library_path(&std::env::current_exe().unwrap()));
     Runtime::load(&candidates).unwrap_or_else(|e| {
-        panic!("ONNX Runtime not found ({e}): run scripts/install-onnxruntime.sh or set ORT_DYLIB_PATH")
+        panic!(
+            "ONNX Runtime not found ({e}): run scripts/install-onnxruntime.sh or set ORT_DYLIB_PATH"
+        )
     })
 }
 
@@ -73,7 +75,11 @@ impl Counts {
     fn f1(&self) -> f64 {
         let p = self.tp as f64 / (self.tp + self.fp).max(1) as f64;
         let r = self.tp as f64 / (self.tp + self.fn_).max(1) as f64;
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
@@ -97,10 +103,8 @@ fn evaluate(classifier: &mut Classifier, lines: &[Line]) -> (Vec<Counts>, Counts
 }
 
 fn python_counts(set: Option<&str>, key: &str) -> Counts {
-    let metrics: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../models/toxicity/metrics.json"
-    ))
-    .unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(include_str!("../../../models/toxicity/metrics.json")).unwrap();
     let m = match set {
         Some(s) => &metrics[s][key],
         None => &metrics[key],
@@ -127,7 +131,11 @@ fn evaluation_sets_meet_their_floors_and_match_the_python_reference() {
             "{label}: F1 {:.3} below {floor} ({counts:?})",
             counts.f1()
         );
-        assert_eq!(*counts, python_counts(None, label.name()), "{label} differs from Python");
+        assert_eq!(
+            *counts,
+            python_counts(None, label.name()),
+            "{label} differs from Python"
+        );
     }
     assert!(any.f1() >= 0.94, "any label: F1 {:.3}", any.f1());
     assert_eq!(any, python_counts(None, "any_toxic"));
@@ -169,19 +177,26 @@ fn idioms_pass_and_disguised_abuse_does_not() {
 #[tokio::test]
 async fn moderator_scores_on_its_own_threads_in_batches() {
     let runtime = runtime();
-    let moderator =
-        spaces_moderation::Moderator::start(&runtime, &Default::default()).unwrap();
+    let moderator = spaces_moderation::Moderator::start(&runtime, &Default::default()).unwrap();
     let mut handles = Vec::new();
     for i in 0..64 {
         let moderator = moderator.clone();
         handles.push(tokio::spawn(async move {
-            let text = if i % 2 == 0 { "go kill yourself" } else { "see you at lunch" };
+            let text = if i % 2 == 0 {
+                "go kill yourself"
+            } else {
+                "see you at lunch"
+            };
             (i, moderator.score(text).await.unwrap())
         }));
     }
     for handle in handles {
         let (i, scores) = handle.await.unwrap();
-        assert_eq!(i % 2 == 0, scores.get(Label::SelfHarm) >= 0.5, "message {i}");
+        assert_eq!(
+            i % 2 == 0,
+            scores.get(Label::SelfHarm) >= 0.5,
+            "message {i}"
+        );
     }
 
     // Once loaded, the process's runtime is the answer whatever the paths.

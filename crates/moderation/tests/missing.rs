@@ -22,5 +22,8 @@ fn a_missing_library_is_an_error_naming_every_place_looked() {
         not_found.looked[1].1
     );
     let message = Error::from(not_found).to_string();
-    assert!(message.contains("/nonexistent/libonnxruntime.so: no such file"), "{message}");
+    assert!(
+        message.contains("/nonexistent/libonnxruntime.so: no such file"),
+        "{message}"
+    );
 }

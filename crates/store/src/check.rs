@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::events::{StoredEvent, decode_record};
 use crate::keys::{self, tree};
 use crate::records::{self, FlipRecord, RoomIndexRecord};
-use crate::{Account, Error, Id, InviteLink, InviteToken, Profile, Session, Store};
+use crate::{Account, Error, Id, InviteLink, InviteToken, ModerationMark, Profile, Session, Store};
 
 /// Problems kept in a report; past this only the count grows.
 const MAX_PROBLEMS: usize = 1000;
@@ -215,6 +215,7 @@ impl Store {
         each::<Session>(&self.sessions, tree::SESSIONS, false, report)?;
         each::<InviteToken>(&self.invites, tree::INVITES, true, report)?;
         each::<InviteLink>(&self.invite_links, tree::INVITE_LINKS, true, report)?;
+        each::<ModerationMark>(&self.moderation, tree::MODERATION, false, report)?;
         for entry in self.user_sessions.iter() {
             let (key, _) = entry?;
             report.n_entries += 1;

@@ -15,6 +15,7 @@
 //! | `invites`       | token                            | [`InviteToken`](crate::InviteToken) |
 //! | `invite_links`  | code                             | [`InviteLink`](crate::InviteLink) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
+//! | `moderation`    | event id (32)                    | [`ModerationMark`](crate::ModerationMark) |
 //! | `meta`          | key                              | node metadata; `first_account` |
 //! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
@@ -59,6 +60,8 @@ pub(crate) mod tree {
     pub(crate) const INVITES: &str = "invites";
     pub(crate) const INVITE_LINKS: &str = "invite_links";
     pub(crate) const READ_MARKERS: &str = "read_markers";
+    /// What this node's moderation decided about received events: event id → mark.
+    pub(crate) const MODERATION: &str = "moderation";
     pub(crate) const META: &str = "meta";
 }
 

@@ -15,6 +15,8 @@
 //!   `spaces-search` from the live stream, and queries filtered by the
 //!   room API's readability.
 //! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
+//! - [`moderation`]: the local toxicity classifier (`spaces_moderation`),
+//!   or why it is unavailable.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -24,6 +26,7 @@ pub mod backup;
 mod disk;
 pub mod links;
 pub mod media;
+pub mod moderation;
 pub mod search;
 
 pub use disk::on_disk;
