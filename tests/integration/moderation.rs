@@ -162,6 +162,26 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
     join_via(&b, &bob, &room, &[a.id()]).await;
     join_via(&b, &carol, &room, &[a.id()]).await;
 
+    // A knows both joins before alice acts on carol.
+    until("A holds bob's and carol's joins", || async {
+        let members = a
+            .node
+            .get(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(&alice.access),
+            )
+            .await
+            .expect(200);
+        let joined = |user: &str| {
+            members["members"].as_array().is_some_and(|m| {
+                m.iter()
+                    .any(|m| m["user_id"] == user && m["membership"] == "join")
+            })
+        };
+        (joined(&bob.id) && joined(&carol.id)).then_some(())
+    })
+    .await;
+
     // Carol moderates: a role with manage_messages.
     a.node
         .put(
@@ -227,7 +247,6 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
     .await;
 
     // A blocked local send: refused before signing, nothing stored.
-    let before = ids(&b.node.history(&bob, &room, 200).await);
     let refused = b
         .node
         .post(
@@ -240,7 +259,14 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
     let message = refused.body["message"].as_str().unwrap().to_owned();
     refused.error(422, "moderation_blocked");
     assert!(message.contains("hate"), "{message}");
-    assert_eq!(ids(&b.node.history(&bob, &room, 200).await), before);
+    let bobs_messages = b
+        .node
+        .history(&bob, &room, 200)
+        .await
+        .into_iter()
+        .filter(|e| e["sender"] == bob.id.as_str() && e["type"] == "message")
+        .count();
+    assert_eq!(bobs_messages, 0, "the blocked message was stored");
 
     // Bob listens on B while alice posts on A.
     let (mut bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
@@ -348,6 +374,53 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         json!([]),
         "hidden from search"
     );
+
+    // Bob reports the clean line: it joins carol's queue; twice counts once.
+    for _ in 0..2 {
+        b.node
+            .post(
+                &format!("/api/v1/rooms/{room}/messages/{clean}/report"),
+                Some(&bob.access),
+                json!({}),
+            )
+            .await
+            .expect(204);
+    }
+    let queue = b
+        .node
+        .get(
+            &format!("/api/v1/rooms/{room}/moderation/queue"),
+            Some(&carol.access),
+        )
+        .await
+        .expect(200);
+    let reported = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["event_id"] == clean.as_str())
+        .unwrap_or_else(|| panic!("the report is not queued: {queue}"))
+        .clone();
+    assert_eq!(reported["reported_by"], json!([bob.id]));
+    assert_eq!(reported["hidden"], false);
+    assert_eq!(reported["flagged"], false);
+    // A message of another room is not reported through this one.
+    let other = a
+        .node
+        .create_room(
+            &alice,
+            json!({ "name": "elsewhere", "visibility": "private" }),
+        )
+        .await;
+    let elsewhere = a.node.send(&alice, &other, "not yours").await;
+    b.node
+        .post(
+            &format!("/api/v1/rooms/{room}/messages/{elsewhere}/report"),
+            Some(&bob.access),
+            json!({}),
+        )
+        .await
+        .error(404, "unknown_event");
 
     // Carol reveals it: bob sees it.
     b.node

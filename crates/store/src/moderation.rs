@@ -50,6 +50,7 @@ mod tests {
             labels: vec!["threat".into()],
             at_ms: 5,
             revealed_by: None,
+            reported_by: vec![],
         };
         {
             let store = Store::open(dir.path(), &Options::default()).unwrap();

@@ -349,6 +349,8 @@ pub struct ModerationMark {
     pub at_ms: u64,
     /// The user id of the moderator who revealed it, if one did.
     pub revealed_by: Option<String>,
+    /// User ids of this node's users who reported it (at most 64 kept).
+    pub reported_by: Vec<String>,
 }
 
 impl Record for ModerationMark {

@@ -138,6 +138,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/rooms/{room_id}/threads/{event_id}"),
     ("GET", "/api/v1/rooms/{room_id}/moderation/queue"),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/reveal"),
+    ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/report"),
     (
         "POST",
         "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",
@@ -249,6 +250,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reveal",
             post(moderation::reveal),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages/{event_id}/report",
+            post(moderation::report),
         )
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",

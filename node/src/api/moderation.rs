@@ -196,10 +196,11 @@ pub async fn queue(
             json!({
                 "event_id": event_id.to_string(),
                 "hidden": mark.hidden && mark.revealed_by.is_none(),
-                "flagged": !mark.hidden,
+                "flagged": !mark.hidden && !mark.labels.is_empty(),
                 "labels": mark.labels,
                 "at_ms": mark.at_ms,
                 "revealed_by": mark.revealed_by,
+                "reported_by": mark.reported_by,
             })
         })
         .collect();
@@ -241,4 +242,33 @@ pub async fn reveal(
             "this message is not hidden here",
         ))
     }
+}
+
+/// Reports a message to the room's moderators on this node. Any user who
+/// can read it; reporting twice counts once.
+pub async fn report(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let room_id = parse_room(&room_id)?;
+    let event_id: EventId = event_id.parse().map_err(|_| {
+        ApiError::bad_request("bad_event_id", format!("{event_id:?} is not an event id"))
+    })?;
+    let readable = state
+        .engine
+        .readable_events(&authed.user, &[(room_id, event_id)])
+        .await;
+    if readable.first() != Some(&true) {
+        return Err(ApiError::not_found(
+            "unknown_event",
+            "no such message in this room",
+        ));
+    }
+    state
+        .moderation
+        .report(room_id, event_id, &authed.user, crate::engine::now_ms())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
 }

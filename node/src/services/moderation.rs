@@ -49,6 +49,10 @@ struct Inner {
     marks: Mutex<HashMap<EventId, ModerationMark>>,
 }
 
+/// Reporters kept per message: enough to see that many object, bounded so
+/// a message's mark stays small.
+pub const MAX_REPORTERS: usize = 64;
+
 /// A local message the room's policy refuses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Blocked {
@@ -268,6 +272,7 @@ impl Moderation {
             labels,
             at_ms: now_ms,
             revealed_by: None,
+            reported_by: Vec::new(),
         };
         let stored = mark.clone();
         on_disk(&self.0.store, move |store| {
@@ -277,6 +282,42 @@ impl Moderation {
         tracing::info!(room = %room_id, event = %event_id, hidden = mark.hidden, labels = ?mark.labels, "received message marked by the room's moderation policy");
         self.marks().insert(event_id, mark.clone());
         Ok(Some(mark))
+    }
+
+    /// Records that `by` reported `event_id` (a message of `room_id` they
+    /// can read): it enters the room's review queue, hidden or not. A user
+    /// counts once; at most [`MAX_REPORTERS`] are kept. Durable on return.
+    pub async fn report(
+        &self,
+        room_id: RoomId,
+        event_id: EventId,
+        by: &UserId,
+        now_ms: u64,
+    ) -> Result<(), spaces_store::Error> {
+        let by = by.to_string();
+        let mark = match self.mark(&event_id) {
+            Some(mark) if mark.reported_by.contains(&by) => return Ok(()),
+            Some(mark) if mark.reported_by.len() >= MAX_REPORTERS => return Ok(()),
+            Some(mut mark) => {
+                mark.reported_by.push(by);
+                mark
+            }
+            None => ModerationMark {
+                room_id: room_id.0,
+                hidden: false,
+                labels: Vec::new(),
+                at_ms: now_ms,
+                revealed_by: None,
+                reported_by: vec![by],
+            },
+        };
+        let stored = mark.clone();
+        on_disk(&self.0.store, move |store| {
+            store.put_moderation_mark(&event_id.0, &stored)
+        })
+        .await?;
+        self.marks().insert(event_id, mark);
+        Ok(())
     }
 
     /// Whether `event_id` is hidden from this node's users (moderators
