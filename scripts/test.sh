@@ -15,6 +15,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo deny: licences, bans (duplicate versions), sources"
 scripts/deny.sh
+echo "== ONNX Runtime for the moderation tests (PyPI wheel into the target directory)"
+scripts/install-onnxruntime.sh
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== packaging: systemd unit (systemd-analyze verify, security)"

@@ -20,6 +20,7 @@ use crate::services::accounts::Accounts;
 use crate::services::backup::Backups;
 use crate::services::links::Links;
 use crate::services::media::Media;
+use crate::services::moderation::Moderation;
 use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -111,7 +112,21 @@ impl Node {
         let blobs = spaces_blobs::Blobs::open(config.media.options(data_dir.path.join("blobs")))
             .await
             .context("opening the media store")?;
-        let host = Arc::new(NodeHost::new(engine.clone(), links.clone(), blobs.clone()));
+        // Loading ONNX Runtime opens a shared library: off the async threads.
+        // A missing library is a state (logged with where it looked), not an error.
+        let moderation = {
+            let moderation_config = config.moderation.clone();
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || Moderation::start(&moderation_config, store))
+                .await
+                .context("starting moderation")??
+        };
+        let host = Arc::new(NodeHost::new(
+            engine.clone(),
+            links.clone(),
+            blobs.clone(),
+            moderation.clone(),
+        ));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
                 .context("starting federation")?;
@@ -182,6 +197,7 @@ impl Node {
             media: media.clone(),
             txns,
             passkeys,
+            moderation,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -25,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::engine::{Engine, EngineError, Ingested};
 use crate::services::links::{LinkError, Links};
+use crate::services::moderation::Moderation;
 
 /// Most rooms this node may be fetching at once for invites.
 const MAX_WANTED: usize = 1024;
@@ -44,6 +45,7 @@ pub struct NodeHost {
     /// The media store, to serve blobs to nodes in the rooms that
     /// reference them.
     blobs: Blobs,
+    moderation: Moderation,
     /// Rooms not held here that this node asked for (a join) or was
     /// invited to: only these may be created by a sync. Anything else
     /// about an unknown room is ignored, so nobody can make a node store
@@ -119,11 +121,12 @@ impl WantedRooms {
 const WANTED_FOR: Duration = Duration::from_secs(600);
 
 impl NodeHost {
-    pub fn new(engine: Engine, links: Links, blobs: Blobs) -> NodeHost {
+    pub fn new(engine: Engine, links: Links, blobs: Blobs, moderation: Moderation) -> NodeHost {
         NodeHost {
             engine,
             links,
             blobs,
+            moderation,
             wanted: Mutex::new(WantedRooms::default()),
         }
     }
@@ -134,6 +137,37 @@ impl NodeHost {
 
     fn is_wanted(&self, room: &RoomId) -> bool {
         self.wanted().is_wanted(room, Instant::now())
+    }
+
+    /// Screens other nodes' messages against their room's
+    /// moderation policy before the engine admits them, so a mark to hide
+    /// one is durable before the event can reach a subscriber. A failure to
+    /// write a mark is logged and the event goes on: moderation fails open.
+    async fn screen(&self, events: &[Event]) {
+        let own = self.engine.node_id();
+        for event in events {
+            // Edits are not screened yet (ARCHITECTURE.md, "Seams for later work").
+            let Content::Message(message) = event.content() else {
+                continue;
+            };
+            let text = &message.body;
+            if event.origin() == own || text.trim().is_empty() {
+                continue;
+            }
+            let room_id = event.room_id();
+            let Ok(slot) = self.engine.room(&room_id) else {
+                continue;
+            };
+            let policy = slot.lock().await.room.state().moderation_policy().cloned();
+            let Some(policy) = policy else { continue };
+            if let Err(error) = self
+                .moderation
+                .screen_received(room_id, event.id(), &policy, text, crate::engine::now_ms())
+                .await
+            {
+                tracing::error!(%error, "storing a moderation mark failed; the message is shown");
+            }
+        }
     }
 
     fn unwant(&self, room: &RoomId) {
@@ -204,6 +238,7 @@ impl Host for NodeHost {
             take.push((i, event));
         }
         let (indexes, events): (Vec<usize>, Vec<Event>) = take.into_iter().unzip();
+        self.screen(&events).await;
         let rooms: Vec<RoomId> = events.iter().map(Event::room_id).collect();
         let results = self.engine.ingest_batch(events).await;
         for ((i, result), room) in indexes.into_iter().zip(results).zip(rooms) {

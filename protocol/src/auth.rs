@@ -218,6 +218,7 @@ pub fn authorize(
         | Content::Avatar(_)
         | Content::JoinRule(_)
         | Content::HistoryVisibility(_) => need(Permissions::MANAGE_ROOM),
+        Content::ModerationPolicy(_) => need(Permissions::MANAGE_ROOM),
         Content::Slowmode(s) => {
             need(Permissions::MANAGE_ROOM)?;
             if s.seconds > MAX_SLOWMODE_SECONDS {
@@ -517,6 +518,9 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
         Content::JoinRule(rule) => state.join_rule = Some(*rule),
         Content::HistoryVisibility(v) => state.history_visibility = Some(*v),
         Content::Slowmode(s) => state.slowmode_seconds = s.seconds,
+        Content::ModerationPolicy(p) => {
+            state.moderation_policy = Some(Arc::new(p.clone())).filter(|p| !p.rules.is_empty());
+        }
         Content::Encryption(e) => state.encryption = Some(*e),
         Content::Pins(pins) => state.pins = Arc::from(&pins[..]),
         Content::SpaceChild(link) => link_space(&mut state.space_children, link),

@@ -31,6 +31,8 @@ pub enum Content {
     Reaction(Reaction),
     Edit(Edit),
     Redaction(Redaction),
+    // ---- state, added later: appended so every older event decodes ----
+    ModerationPolicy(ModerationPolicy),
 }
 
 /// The first event of a room. Its id is the room id, so everything here is
@@ -131,6 +133,43 @@ pub struct Slowmode {
     /// Minimum time between two messages of one member; 0 turns it off.
     pub seconds: u32,
 }
+
+/// What every node does with a message its local classifier scores: per
+/// label (`insult`, `threat`, `self_harm`, `sexual`, `hate`; a label a node
+/// does not know is ignored by it), an action taken when the score reaches
+/// the threshold. The latest policy replaces the whole previous one; an
+/// empty list turns moderation off for the room.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerationPolicy {
+    pub rules: Vec<PolicyRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRule {
+    pub label: String,
+    /// In thousandths, 1..=1000: a score p reaches it when p * 1000 >= it.
+    /// An integer so that every node reads the same bytes the same way.
+    pub threshold_milli: u16,
+    pub action: PolicyAction,
+}
+
+/// The actions, mildest first: where several rules apply, the strongest wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PolicyAction {
+    /// Nothing happens.
+    Allow,
+    /// Shown, and put before the room's moderators.
+    Flag,
+    /// Hidden from the room's members on each receiving node until a
+    /// moderator reveals it; never removed from the room's history.
+    Hide,
+    /// Refused by the sender's own node before it is signed.
+    Block,
+}
+
+/// The most rules a policy holds, and the longest label.
+pub const MAX_POLICY_RULES: usize = 16;
+pub const MAX_POLICY_LABEL_BYTES: usize = 32;
 
 /// Turns on end-to-end encryption. Once on, it stays on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,6 +323,7 @@ impl Content {
             Content::Reaction(_) => "reaction",
             Content::Edit(_) => "edit",
             Content::Redaction(_) => "redaction",
+            Content::ModerationPolicy(_) => "moderation_policy",
         }
     }
 
@@ -385,6 +425,23 @@ impl Content {
                 mentions(&e.mentions)
             }
             Content::Redaction(r) => opt(&r.reason, MAX_NAME_BYTES, "reason too long"),
+            Content::ModerationPolicy(p) => {
+                if p.rules.len() > MAX_POLICY_RULES {
+                    return Err("too many policy rules");
+                }
+                for (i, rule) in p.rules.iter().enumerate() {
+                    if rule.label.is_empty() || rule.label.len() > MAX_POLICY_LABEL_BYTES {
+                        return Err("policy label empty or too long");
+                    }
+                    if !(1..=1000).contains(&rule.threshold_milli) {
+                        return Err("policy threshold outside 1..=1000");
+                    }
+                    if p.rules[..i].iter().any(|r| r.label == rule.label) {
+                        return Err("policy label listed twice");
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -591,5 +648,45 @@ mod tests {
             };
             assert_eq!(r, &want, "sample {i}");
         }
+    }
+
+    #[test]
+    fn moderation_policy_limits() {
+        let rule = |label: &str, threshold_milli: u16| PolicyRule {
+            label: label.into(),
+            threshold_milli,
+            action: PolicyAction::Hide,
+        };
+        let policy = |rules: Vec<PolicyRule>| Content::ModerationPolicy(ModerationPolicy { rules });
+        assert_eq!(
+            policy(vec![rule("threat", 800), rule("hate", 1000)]).check_limits(),
+            Ok(())
+        );
+        assert_eq!(policy(vec![]).check_limits(), Ok(()));
+        for (bad, why) in [
+            (vec![rule("threat", 0)], "policy threshold outside 1..=1000"),
+            (
+                vec![rule("threat", 1001)],
+                "policy threshold outside 1..=1000",
+            ),
+            (vec![rule("", 500)], "policy label empty or too long"),
+            (
+                vec![rule(&"x".repeat(33), 500)],
+                "policy label empty or too long",
+            ),
+            (
+                vec![rule("hate", 500), rule("hate", 600)],
+                "policy label listed twice",
+            ),
+            (
+                (0..17).map(|i| rule(&format!("l{i}"), 500)).collect(),
+                "too many policy rules",
+            ),
+        ] {
+            assert_eq!(policy(bad).check_limits(), Err(why));
+        }
+        assert!(
+            PolicyAction::Block > PolicyAction::Hide && PolicyAction::Hide > PolicyAction::Flag
+        );
     }
 }

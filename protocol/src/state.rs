@@ -38,6 +38,8 @@ pub struct RoomState {
     pub(crate) join_rule: Option<JoinRule>,
     pub(crate) history_visibility: Option<HistoryVisibility>,
     pub(crate) slowmode_seconds: u32,
+    /// The room's moderation policy; `None` when none or an empty one was set.
+    pub(crate) moderation_policy: Option<Arc<ModerationPolicy>>,
     pub(crate) encryption: Option<Encryption>,
     pub(crate) pins: Arc<[EventId]>,
     pub(crate) space_children: OrdMap<RoomId, Arc<[NodeId]>>,
@@ -68,6 +70,9 @@ impl RoomState {
     }
     pub fn slowmode_seconds(&self) -> u32 {
         self.slowmode_seconds
+    }
+    pub fn moderation_policy(&self) -> Option<&ModerationPolicy> {
+        self.moderation_policy.as_deref()
     }
     pub fn encryption(&self) -> Option<Encryption> {
         self.encryption

@@ -120,7 +120,8 @@ impl Content {
             | Content::Encryption(_)
             | Content::Pins(_)
             | Content::SpaceChild(_)
-            | Content::SpaceParent(_) => Ok(()),
+            | Content::SpaceParent(_)
+            | Content::ModerationPolicy(_) => Ok(()),
         }
     }
 }

@@ -26,6 +26,7 @@ mod history;
 mod media;
 mod media_federation;
 mod messages;
+mod moderation;
 mod operator;
 mod passkeys;
 mod rooms;

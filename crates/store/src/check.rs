@@ -13,7 +13,8 @@ use crate::events::{StoredEvent, decode_record};
 use crate::keys::{self, tree};
 use crate::records::{self, FlipRecord, RoomIndexRecord, SentTxns};
 use crate::{
-    Account, AuthPolicy, Error, Id, InviteLink, InviteToken, PasskeyRecord, Profile, Session, Store,
+    Account, AuthPolicy, Error, Id, InviteLink, InviteToken, ModerationMark, PasskeyRecord,
+    Profile, Session, Store,
 };
 
 /// Problems kept in a report; past this only the count grows.
@@ -239,6 +240,7 @@ impl Store {
                 ),
             }
         }
+        each::<ModerationMark>(&self.moderation, tree::MODERATION, false, report)?;
         for entry in self.user_sessions.iter() {
             let (key, _) = entry?;
             report.n_entries += 1;

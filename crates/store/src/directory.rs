@@ -87,6 +87,8 @@ mod tests {
             created_at_ms: 0,
             is_admin: false,
             disabled,
+            moderator: false,
+            suspended: false,
         }
     }
 

@@ -19,6 +19,7 @@
 //! | `auth_policies` | username                         | [`AuthPolicy`](crate::AuthPolicy) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
 //! | `txns`          | session id                       | `SentTxns`: last txn ids sent  |
+//! | `moderation`    | event id (32)                    | [`ModerationMark`](crate::ModerationMark) |
 //! | `meta`          | key                              | node metadata; `first_account` |
 //! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
@@ -67,6 +68,8 @@ pub(crate) mod tree {
     pub(crate) const PASSKEYS: &str = "passkeys";
     pub(crate) const USER_PASSKEYS: &str = "user_passkeys";
     pub(crate) const AUTH_POLICIES: &str = "auth_policies";
+    /// What this node's moderation decided about received events: event id → mark.
+    pub(crate) const MODERATION: &str = "moderation";
     pub(crate) const META: &str = "meta";
 }
 

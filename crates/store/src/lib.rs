@@ -13,6 +13,7 @@
 //! - `links`: room invite links and their atomic use.
 //! - `txns`: the client transaction ids a session sent with, for exactly-once sends.
 //! - `passkeys`: WebAuthn credentials (opaque here), their counters, and sign-in policies.
+//! - `moderation`: this node's moderation marks on received events (hidden, flagged, revealed).
 //! - `check`: reading every record back and reporting what does not decode or agree.
 //! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
@@ -28,6 +29,7 @@ mod invites;
 mod keys;
 mod links;
 mod passkeys;
+mod moderation;
 mod records;
 mod sessions;
 mod snapshot;
@@ -40,8 +42,8 @@ pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use passkeys::{MAX_CREDENTIAL_ID, MAX_PASSKEYS_PER_USER, PasskeyUpdate, PasskeyUse};
 pub use records::{
-    AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, PasskeyRecord, Profile, Session,
-    SignInMethod,
+    AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, ModerationMark, PasskeyRecord,
+    Profile, Session, SignInMethod,
 };
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};

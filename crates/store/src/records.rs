@@ -521,6 +521,27 @@ impl Record for AuthPolicy {
     const VERSION: u8 = 1;
 }
 
+/// This node's moderation decision about a received event: hidden from its
+/// users, or flagged for moderators, by the room's policy; a moderator may
+/// reveal it. Node-local: never part of the room's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModerationMark {
+    pub room_id: Id,
+    /// Hidden (true) or only flagged (false).
+    pub hidden: bool,
+    /// The labels whose scores reached the policy's thresholds.
+    pub labels: Vec<String>,
+    pub at_ms: u64,
+    /// The user id of the moderator who revealed it, if one did.
+    pub revealed_by: Option<String>,
+    /// User ids of this node's users who reported it (at most 64 kept).
+    pub reported_by: Vec<String>,
+}
+
+impl Record for ModerationMark {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,9 @@ pub async fn send(
         thread: req.thread.as_deref().map(parse_event).transpose()?,
         attachments: Vec::new(),
     });
+    if let Content::Message(message) = &content {
+        super::moderation::vet(&state, &room_id, &authed.user, &message.body).await?;
+    }
     let sender = authed.user.clone();
     let send = {
         let state = state.clone();
@@ -182,9 +185,13 @@ pub async fn history(
         .engine
         .history(&room_id, &authed.user, at, limit)
         .await?;
+    // Messages this node's moderation hid are left out, except for the
+    // room's moderators (who find them in the review queue too).
+    let moderator = super::moderation::is_room_moderator(&state, &room_id, &authed.user).await;
     let events: Vec<Value> = page
         .events
         .iter()
+        .filter(|s| moderator || !state.moderation.is_hidden(&s.event.id()))
         .map(|s| render::event(&s.event, s.notes.as_ref(), &authed.user))
         .collect();
     Ok(Json(match at {
@@ -206,8 +213,16 @@ pub async fn thread(
     let room_id = parse_room(&room_id)?;
     let root = parse_event(&event_id)?;
     let (root, replies) = state.engine.thread(&room_id, &authed.user, root).await?;
+    let moderator = super::moderation::is_room_moderator(&state, &room_id, &authed.user).await;
+    if !moderator && state.moderation.is_hidden(&root.event.id()) {
+        return Err(ApiError::not_found(
+            "unknown_event",
+            "no such message in this room",
+        ));
+    }
     let replies: Vec<Value> = replies
         .iter()
+        .filter(|s| moderator || !state.moderation.is_hidden(&s.event.id()))
         .map(|s| render::event(&s.event, s.notes.as_ref(), &authed.user))
         .collect();
     Ok(Json(
@@ -278,6 +293,7 @@ pub async fn edit(
     }
     let room_id = parse_room(&room_id)?;
     let target = parse_event(&event_id)?;
+    super::moderation::vet(&state, &room_id, &authed.user, &req.body).await?;
     let content = Content::Edit(Edit {
         target,
         body: req.body,

@@ -11,7 +11,10 @@ use super::error::ApiError;
 pub const OPENAPI: &str = include_str!("../../../docs/spec/openapi.json");
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let body = serde_json::json!({ "status": "ok", "node_id": state.engine.node_id().to_string(), "version": env!("CARGO_PKG_VERSION") });
+    // Moderation's state only: where a missing library was looked for is
+    // for admins (GET /api/v1/admin/moderation), not for anyone who asks.
+    let body = serde_json::json!({ "status": "ok", "node_id": state.engine.node_id().to_string(), "version": env!("CARGO_PKG_VERSION"),
+        "moderation": state.moderation.status().state });
     axum::Json(body).into_response()
 }
 

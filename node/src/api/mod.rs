@@ -17,6 +17,7 @@ mod media;
 mod messages;
 mod meta;
 mod passkeys;
+mod moderation;
 mod ranges;
 mod ratelimit;
 mod render;
@@ -73,6 +74,7 @@ pub struct Shared {
     /// Exactly-once sends by client transaction id.
     pub txns: crate::services::txns::Txns,
     pub passkeys: crate::services::passkeys::Passkeys,
+    pub moderation: crate::services::moderation::Moderation,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -130,6 +132,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/federation/dial"),
     ("PUT", "/api/v1/admin/federation/blocks/{node_id}"),
     ("DELETE", "/api/v1/admin/federation/blocks/{node_id}"),
+    ("GET", "/api/v1/admin/moderation"),
+    ("POST", "/api/v1/moderation/score"),
     ("GET", "/api/v1/rooms"),
     ("POST", "/api/v1/rooms"),
     ("POST", "/api/v1/dms"),
@@ -154,6 +158,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/rooms/{room_id}/messages/{event_id}"),
     ("DELETE", "/api/v1/rooms/{room_id}/messages/{event_id}"),
     ("GET", "/api/v1/rooms/{room_id}/threads/{event_id}"),
+    ("GET", "/api/v1/rooms/{room_id}/moderation/queue"),
+    ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/reveal"),
+    ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/report"),
     (
         "POST",
         "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",
@@ -255,6 +262,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/federation/blocks/{node_id}",
             put(federation_admin::block).delete(federation_admin::unblock),
         )
+        .route("/api/v1/admin/moderation", get(moderation::status))
+        .route("/api/v1/moderation/score", post(moderation::score))
         .route("/api/v1/rooms", get(rooms::list).post(rooms::create))
         .route("/api/v1/dms", post(rooms::create_dm))
         .route("/api/v1/directory", get(rooms::directory))
@@ -294,6 +303,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/rooms/{room_id}/threads/{event_id}",
             get(messages::thread),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/moderation/queue",
+            get(moderation::queue),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages/{event_id}/reveal",
+            post(moderation::reveal),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/messages/{event_id}/report",
+            post(moderation::report),
         )
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",

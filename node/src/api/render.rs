@@ -104,6 +104,7 @@ pub fn content(content: &Content) -> Value {
         Content::JoinRule(rule) => json!({ "join_rule": join_rule(*rule) }),
         Content::HistoryVisibility(v) => json!({ "history_visibility": history_visibility(*v) }),
         Content::Slowmode(s) => json!({ "seconds": s.seconds }),
+        Content::ModerationPolicy(p) => moderation_policy(p),
         Content::Encryption(_) => json!({ "algorithm": "mls128-x25519" }),
         Content::Pins(pins) => json!({ "pins": strings(pins) }),
         Content::SpaceChild(l) | Content::SpaceParent(l) => {
@@ -187,7 +188,39 @@ pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
         "is_owner": state.is_owner(viewer),
         "unread": unread,
         "n_events": view.room.len(),
+        "moderation_policy": state.moderation_policy().map(moderation_policy),
     })
+}
+
+/// A room's moderation policy: thresholds as probabilities (thousandths on the wire).
+pub fn moderation_policy(policy: &ModerationPolicy) -> Value {
+    json!({
+        "rules": policy.rules.iter().map(|rule| json!({
+            "label": rule.label,
+            "threshold": f64::from(rule.threshold_milli) / 1000.0,
+            "action": policy_action(rule.action),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn policy_action(action: PolicyAction) -> &'static str {
+    match action {
+        PolicyAction::Allow => "allow",
+        PolicyAction::Flag => "flag",
+        PolicyAction::Hide => "hide",
+        PolicyAction::Block => "block",
+    }
+}
+
+pub fn parse_policy_action(text: &str) -> Option<PolicyAction> {
+    [
+        PolicyAction::Allow,
+        PolicyAction::Flag,
+        PolicyAction::Hide,
+        PolicyAction::Block,
+    ]
+    .into_iter()
+    .find(|a| policy_action(*a) == text)
 }
 
 /// The WebSocket frame of a typing notice, receipt or presence change:

@@ -372,11 +372,70 @@ pub struct UpdateRoom {
     /// The hash of an image (`null` clears the avatar); absent: unchanged.
     #[serde(default, deserialize_with = "present")]
     avatar: Option<Option<String>>,
+    #[serde(default)]
+    moderation_policy: Option<PolicyBody>,
 }
 
 /// A field that may be `null` on purpose: `Some(None)`.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    rules: Vec<PolicyRuleBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRuleBody {
+    label: String,
+    /// A probability in (0, 1], kept to thousandths.
+    threshold: f64,
+    action: String,
+}
+
+impl PolicyBody {
+    fn parse(self) -> ApiResult<ModerationPolicy> {
+        let rules = self
+            .rules
+            .into_iter()
+            .map(|rule| {
+                if spaces_moderation::Label::from_name(&rule.label).is_none() {
+                    return Err(ApiError::bad_request(
+                        "bad_value",
+                        "moderation_policy: label must be insult, threat, self_harm, sexual or hate",
+                    ));
+                }
+                let milli = (rule.threshold * 1000.0).round();
+                if !(rule.threshold > 0.0 && (1.0..=1000.0).contains(&milli)) {
+                    return Err(ApiError::bad_request(
+                        "bad_value",
+                        "moderation_policy: threshold must be from 0.001 to 1",
+                    ));
+                }
+                let action = render::parse_policy_action(&rule.action).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "bad_value",
+                        "moderation_policy: action must be allow, flag, hide or block",
+                    )
+                })?;
+                Ok(PolicyRule {
+                    label: rule.label,
+                    threshold_milli: milli as u16,
+                    action,
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let policy = ModerationPolicy { rules };
+        Content::ModerationPolicy(policy.clone())
+            .check_limits()
+            .map_err(|why| {
+                ApiError::bad_request("bad_value", format!("moderation_policy: {why}"))
+            })?;
+        Ok(policy)
+    }
 }
 
 pub async fn update(
@@ -413,6 +472,9 @@ pub async fn update(
             .map(super::account::parse_hash)
             .transpose()?;
         contents.push(state.media.room_avatar(&authed.user, hash).await?);
+    }
+    if let Some(policy) = req.moderation_policy {
+        contents.push(Content::ModerationPolicy(policy.parse()?));
     }
     if contents.is_empty() {
         return Err(ApiError::bad_request("bad_value", "nothing to change"));

@@ -127,6 +127,13 @@ pub async fn search(
     let results: Vec<Value> = found
         .hits
         .into_iter()
+        // Hidden by this node's moderation: not found by search, for anyone.
+        .filter(|hit| {
+            hit.event_id
+                .parse()
+                .ok()
+                .is_none_or(|id| !state.moderation.is_hidden(&id))
+        })
         .map(|hit| {
             json!({
                 "event_id": hit.event_id,

@@ -237,7 +237,8 @@ async fn run(
             .collect();
         let verdicts = state.engine.backlog_filter(&authed.user, &items).await;
         for (item, deliver) in items.iter().zip(verdicts) {
-            if deliver {
+            // Hidden by this node's moderation: never on a WebSocket.
+            if deliver && !state.moderation.is_hidden(&item.event.id()) {
                 socket
                     .feed(Message::Text(render::event_frame(item).to_owned().into()))
                     .await
@@ -307,7 +308,9 @@ async fn run(
                     match item {
                         Ok(item) if item.seq > cursor => {
                             cursor = item.seq;
-                            if state.engine.delivers_to(&authed.user, &item) {
+                            if state.engine.delivers_to(&authed.user, &item)
+                                && !state.moderation.is_hidden(&item.event.id())
+                            {
                                 let text = render::event_frame(&item).to_owned();
                                 socket.feed(Message::Text(text.into())).await.ok()?;
                                 n_fed += 1;

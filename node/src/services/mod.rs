@@ -22,6 +22,8 @@
 //! - [`erasure`]: deleting an account (disable, sessions, rooms, profile).
 //! - [`passkeys`]: WebAuthn ceremonies (`spaces_passkey`) over the store's
 //!   passkeys and sign-in policies.
+//! - [`moderation`]: the local toxicity classifier (`spaces_moderation`),
+//!   or why it is unavailable.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -34,6 +36,7 @@ pub mod export;
 pub mod links;
 pub mod media;
 pub mod passkeys;
+pub mod moderation;
 pub mod search;
 pub mod txns;
 

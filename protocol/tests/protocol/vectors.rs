@@ -918,10 +918,33 @@ fn content_variant_indices_are_frozen() {
         (react(e, "x"), 16),
         (edit(e, ""), 17),
         (redact(e), 18),
+        (Content::ModerationPolicy(ModerationPolicy::default()), 19),
     ];
     for (content, index) in cases {
         assert_eq!(encode(&content)[0], index, "{}", content.type_name());
     }
+    // A policy's bytes: one rule, label "threat", 800, Hide.
+    let policy = Content::ModerationPolicy(ModerationPolicy {
+        rules: vec![PolicyRule {
+            label: "threat".into(),
+            threshold_milli: 800,
+            action: PolicyAction::Hide,
+        }],
+    });
+    assert_eq!(
+        encode(&policy),
+        [&[19, 1, 6][..], b"threat", &[0xa0, 0x06, 2]].concat(),
+        "moderation_policy: variant, rule count, label, threshold varint, action"
+    );
+    assert_eq!(
+        encode(&[
+            PolicyAction::Allow,
+            PolicyAction::Flag,
+            PolicyAction::Hide,
+            PolicyAction::Block
+        ]),
+        [0, 1, 2, 3]
+    );
     let enums: [(Vec<u8>, &[u8]); 4] = [
         (
             encode(&[RoomKind::Room, RoomKind::Space, RoomKind::Direct]),

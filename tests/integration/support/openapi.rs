@@ -685,7 +685,7 @@ mod tests {
 
     #[test]
     fn conforming_replies_pass() {
-        let health = json!({ "status": "ok", "node_id": format!("~{}", "a".repeat(52)), "version": "0.1.0" });
+        let health = json!({ "status": "ok", "node_id": format!("~{}", "a".repeat(52)), "version": "0.1.0", "moderation": "ready" });
         check("GET", "/healthz", 200, &health).unwrap();
         let error = json!({ "code": "unknown_room", "message": "no such room" });
         check("GET", &format!("/api/v1/rooms/{ROOM}"), 404, &error).unwrap();
