@@ -21,6 +21,7 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub media: MediaConfig,
     pub search: SearchConfig,
+    pub notifications: NotificationsConfig,
     pub web: WebConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -343,6 +344,22 @@ impl Default for SearchConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Decide who is notified of each event (mentions, replies, threads,
+    /// direct messages, invites, keywords) and keep their notifications.
+    /// Off: no new notifications; turned on again, the notifier catches
+    /// up from its cursor in the store.
+    pub enabled: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> NotificationsConfig {
+        NotificationsConfig { enabled: true }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -363,6 +380,7 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
             search: SearchConfig::default(),
+            notifications: NotificationsConfig::default(),
             web: WebConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),

@@ -20,6 +20,7 @@ use crate::services::accounts::Accounts;
 use crate::services::backup::Backups;
 use crate::services::links::Links;
 use crate::services::media::Media;
+use crate::services::notify::Notify;
 use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -39,6 +40,8 @@ pub struct Node {
     /// The search indexer, if search is on: it commits and stops on the
     /// stop signal, before the engine goes.
     indexer: Option<JoinHandle<()>>,
+    /// The notifier, if notifications are on: stops on the stop signal.
+    notifier: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -97,6 +100,11 @@ impl Node {
         } else {
             (Search::off(), None)
         };
+        let notify = Notify::new(engine.clone());
+        let notifier = config
+            .notifications
+            .enabled
+            .then(|| notify.start(stopped.clone()));
         let device_key = data_dir.token_key.device_key();
         let limits = http_server::Limits::from_config(&config.http);
         let server_metrics = metrics.clone();
@@ -121,6 +129,7 @@ impl Node {
             accounts,
             links,
             search,
+            notify,
             backups,
             media: media.clone(),
             federation: Federation { handle, host },
@@ -151,6 +160,7 @@ impl Node {
             writer,
             federation: [swarm_task, publisher, presence],
             indexer,
+            notifier,
         })
     }
 
@@ -171,6 +181,15 @@ impl Node {
                     "the search indexer did not stop within 10 s; the next start catches up"
                 );
                 indexer.abort();
+            }
+        }
+        if let Some(notifier) = self.notifier {
+            // Its writes are atomic with its cursor: stopping it anywhere is
+            // safe, and it ends at the stop signal.
+            let limit = std::time::Duration::from_secs(10);
+            let mut notifier = notifier;
+            if tokio::time::timeout(limit, &mut notifier).await.is_err() {
+                notifier.abort();
             }
         }
         self.media.blobs().shutdown().await;

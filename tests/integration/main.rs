@@ -22,6 +22,7 @@ mod hardening_races;
 mod history;
 mod media;
 mod messages;
+mod notifications;
 mod operator;
 mod rooms;
 mod search;

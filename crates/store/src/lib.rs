@@ -10,6 +10,7 @@
 //! - `sessions`: refresh-token sessions and their rotation.
 //! - `invites`: registration invite tokens.
 //! - `links`: room invite links and their atomic use.
+//! - `notifications`: per-user notification records, unread marks, settings, the notifier's cursor.
 //! - `check`: reading every record back and reporting what does not decode or agree.
 //! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
@@ -23,6 +24,7 @@ mod events;
 mod invites;
 mod keys;
 mod links;
+mod notifications;
 mod records;
 mod sessions;
 mod snapshot;
@@ -31,7 +33,11 @@ mod store;
 pub use check::CheckReport;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
-pub use records::{AccessGrant, Account, InviteLink, InviteToken, Profile, Session};
+pub use notifications::{DuePushes, NotificationAt, PushKey};
+pub use records::{
+    AccessGrant, Account, InviteLink, InviteToken, Notification, NotifySettings, Profile,
+    PushDelivery, PushSubscription, RoomNotifySetting, Session,
+};
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};
 pub use store::{Options, Store};

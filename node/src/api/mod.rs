@@ -14,6 +14,7 @@ mod links;
 mod media;
 mod messages;
 mod meta;
+mod notifications;
 mod ranges;
 mod ratelimit;
 mod render;
@@ -64,6 +65,7 @@ pub struct Shared {
     pub accounts: crate::services::accounts::Accounts,
     pub links: crate::services::links::Links,
     pub search: crate::services::search::Search,
+    pub notify: crate::services::notify::Notify,
     pub backups: crate::services::backup::Backups,
     pub media: crate::services::media::Media,
     pub federation: crate::peering::Federation,
@@ -114,6 +116,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/dms"),
     ("GET", "/api/v1/directory"),
     ("GET", "/api/v1/search"),
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/api/v1/notifications/unread"),
+    ("POST", "/api/v1/notifications/read"),
+    ("POST", "/api/v1/notifications/{id}/read"),
+    ("GET", "/api/v1/notifications/settings"),
+    ("PUT", "/api/v1/notifications/settings"),
     ("GET", "/api/v1/rooms/{room_id}"),
     ("PATCH", "/api/v1/rooms/{room_id}"),
     ("GET", "/api/v1/rooms/{room_id}/members"),
@@ -199,6 +207,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dms", post(rooms::create_dm))
         .route("/api/v1/directory", get(rooms::directory))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/unread", get(notifications::unread))
+        .route(
+            "/api/v1/notifications/read",
+            post(notifications::mark_all_read),
+        )
+        .route(
+            "/api/v1/notifications/{id}/read",
+            post(notifications::mark_read),
+        )
+        .route(
+            "/api/v1/notifications/settings",
+            get(notifications::settings).put(notifications::put_settings),
+        )
         .route(
             "/api/v1/rooms/{room_id}",
             get(rooms::get).patch(rooms::update),

@@ -15,6 +15,9 @@
 //!   `spaces-search` from the live stream, and queries filtered by the
 //!   room API's readability.
 //! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
+//! - [`notify`]: notifications: the notifier task that applies
+//!   `spaces_notify`'s rules to the live stream within the engine's
+//!   readability, and the per-user records and settings.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -24,6 +27,7 @@ pub mod backup;
 mod disk;
 pub mod links;
 pub mod media;
+pub mod notify;
 pub mod search;
 
 pub use disk::on_disk;
