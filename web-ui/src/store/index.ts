@@ -11,6 +11,7 @@
 // - `media.ts`    uploads and authorized downloads of attachments
 // - `session.ts`  boot, the live connection, reset
 // - `search.ts`   full-text search, and revealing a hit in its timeline
+// - `notifications.ts` the notification list and unread count
 //
 // Components import from here only.
 
@@ -50,4 +51,11 @@ export {
 } from './messages';
 export { boot, reset } from './session';
 export { reveal, search, type SearchOptions } from './search';
+export {
+  addNotification,
+  loadNotifications,
+  markAllNotificationsRead,
+  markNotificationRead,
+  notes,
+} from './notifications';
 export { attachmentsOf, blobUrl, download, formatSize, isImage, mediaPath, thumbnailPath, uploadFile } from './media';

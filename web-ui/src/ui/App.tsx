@@ -8,6 +8,7 @@ import { boot, reset, setActive, store, useStore } from '../store';
 import { AuthScreen } from './Auth';
 import { CreateRoomDialog, DirectoryDialog, DmDialog } from './Dialogs';
 import { JoinView } from './JoinView';
+import { NotificationsDialog } from './Notifications';
 import { Panel, type PanelState } from './Panel';
 import { RoomView } from './RoomView';
 import { SearchDialog } from './Search';
@@ -28,7 +29,7 @@ export function App() {
   return <Shell key={session.user_id} />;
 }
 
-export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | null;
+export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | 'notifications' | null;
 
 function Shell() {
   const route = useRoute();
@@ -105,6 +106,7 @@ function Shell() {
       {dialog === 'directory' && <DirectoryDialog onClose={() => setDialog(null)} />}
       {dialog === 'dm' && <DmDialog onClose={() => setDialog(null)} />}
       {dialog === 'search' && <SearchDialog room={room} onClose={() => setDialog(null)} />}
+      {dialog === 'notifications' && <NotificationsDialog onClose={() => setDialog(null)} />}
     </div>
   );
 }
