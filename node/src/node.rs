@@ -21,6 +21,7 @@ use crate::services::backup::Backups;
 use crate::services::links::Links;
 use crate::services::media::Media;
 use crate::services::notify::Notify;
+use crate::services::push::Push;
 use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -42,6 +43,8 @@ pub struct Node {
     indexer: Option<JoinHandle<()>>,
     /// The notifier, if notifications are on: stops on the stop signal.
     notifier: Option<JoinHandle<()>>,
+    /// The pusher, if Web Push is on: its queue is in the store.
+    pusher: Option<JoinHandle<()>>,
 }
 
 impl Node {
@@ -100,7 +103,22 @@ impl Node {
         } else {
             (Search::off(), None)
         };
-        let notify = Notify::new(engine.clone());
+        let push = if config.push.enabled {
+            let push = Push::open(
+                store.clone(),
+                &data_dir.path.join("vapid.key"),
+                config.push.options(),
+            )
+            .context("opening Web Push (the VAPID key)")?;
+            Some(push)
+        } else {
+            None
+        };
+        let pusher = match &push {
+            Some(push) => Some(push.start(api::push_payload, stopped.clone())?),
+            None => None,
+        };
+        let notify = Notify::new(engine.clone(), push.clone());
         let notifier = config
             .notifications
             .enabled
@@ -130,6 +148,7 @@ impl Node {
             links,
             search,
             notify,
+            push,
             backups,
             media: media.clone(),
             federation: Federation { handle, host },
@@ -161,6 +180,7 @@ impl Node {
             federation: [swarm_task, publisher, presence],
             indexer,
             notifier,
+            pusher,
         })
     }
 
@@ -191,6 +211,11 @@ impl Node {
             if tokio::time::timeout(limit, &mut notifier).await.is_err() {
                 notifier.abort();
             }
+        }
+        if let Some(pusher) = self.pusher {
+            // A delivery in flight is sent again after the restart.
+            pusher.abort();
+            let _ = pusher.await;
         }
         self.media.blobs().shutdown().await;
         let store = self.engine.store().clone();

@@ -24,6 +24,7 @@ mod media;
 mod messages;
 mod notifications;
 mod operator;
+mod push;
 mod rooms;
 mod search;
 mod tokens;

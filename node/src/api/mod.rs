@@ -15,6 +15,7 @@ mod media;
 mod messages;
 mod meta;
 mod notifications;
+mod push;
 mod ranges;
 mod ratelimit;
 mod render;
@@ -35,6 +36,7 @@ use spaces_store::Store;
 
 pub use client::ClientAddr;
 pub use error::{ApiError, ApiResult};
+pub use render::push_payload;
 pub use session::Authed;
 
 use crate::config::Config;
@@ -66,6 +68,8 @@ pub struct Shared {
     pub links: crate::services::links::Links,
     pub search: crate::services::search::Search,
     pub notify: crate::services::notify::Notify,
+    /// Web Push; `None` when `push.enabled` is off.
+    pub push: Option<crate::services::push::Push>,
     pub backups: crate::services::backup::Backups,
     pub media: crate::services::media::Media,
     pub federation: crate::peering::Federation,
@@ -122,6 +126,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/notifications/{id}/read"),
     ("GET", "/api/v1/notifications/settings"),
     ("PUT", "/api/v1/notifications/settings"),
+    ("GET", "/api/v1/push/subscriptions"),
+    ("POST", "/api/v1/push/subscriptions"),
+    ("DELETE", "/api/v1/push/subscriptions"),
     ("GET", "/api/v1/rooms/{room_id}"),
     ("PATCH", "/api/v1/rooms/{room_id}"),
     ("GET", "/api/v1/rooms/{room_id}/members"),
@@ -220,6 +227,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/notifications/settings",
             get(notifications::settings).put(notifications::put_settings),
+        )
+        .route(
+            "/api/v1/push/subscriptions",
+            get(push::list)
+                .post(push::subscribe)
+                .delete(push::unsubscribe),
         )
         .route(
             "/api/v1/rooms/{room_id}",

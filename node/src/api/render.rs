@@ -237,6 +237,11 @@ pub fn notification_frame(at: &spaces_store::NotificationAt) -> String {
     json!({ "type": "notification", "notification": notification(at) }).to_string()
 }
 
+/// A Web Push payload: what the service worker receives, decrypted.
+pub fn push_payload(at: &spaces_store::NotificationAt) -> Vec<u8> {
+    notification_frame(at).into_bytes()
+}
+
 /// The end of the backlog: live events follow.
 pub fn caught_up_frame(seq: u64) -> String {
     json!({ "type": "caught_up", "seq": seq }).to_string()

@@ -18,6 +18,8 @@
 //! - [`notify`]: notifications: the notifier task that applies
 //!   `spaces_notify`'s rules to the live stream within the engine's
 //!   readability, and the per-user records and settings.
+//! - [`push`]: Web Push: browsers' subscriptions, the node's VAPID key, and
+//!   the pusher task that sends the durable queue's deliveries.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -28,6 +30,7 @@ mod disk;
 pub mod links;
 pub mod media;
 pub mod notify;
+pub mod push;
 pub mod search;
 
 pub use disk::on_disk;

@@ -20,6 +20,9 @@
 //! lagging subscription is the same as a restart: catch up from the store.
 //! Each user keeps at most [`MAX_PER_USER`] notifications; the oldest go.
 //!
+//! A new notification of a user with a Web Push subscription also queues
+//! a delivery (`services::push`) in that same write.
+//!
 //! The API reads and marks notifications through [`Notify`]; every new one
 //! is also published on a bounded broadcast channel that WebSockets follow
 //! (the `notification` frame). Settings are cached in memory per user and
@@ -36,12 +39,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use spaces_notify::{Level, Recipient, RoomSetting, Settings, SettingsError};
 use spaces_protocol::content::{Content, Membership};
 use spaces_protocol::{Event, EventId, RoomId, UserId};
-use spaces_store::{Notification, NotificationAt, NotifySettings, RoomNotifySetting, Store};
+use spaces_store::{
+    Notification, NotificationAt, NotifySettings, PushDelivery, RoomNotifySetting, Store,
+};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use crate::engine::{Engine, now_ms};
 use crate::services::on_disk;
+use crate::services::push::Push;
 
 /// Notifications kept per user: a person reads the newest few dozen; the
 /// bound keeps a flood in a busy room from growing the tree without end.
@@ -83,6 +89,9 @@ pub struct Notify {
 #[derive(Debug)]
 struct Inner {
     engine: Engine,
+    /// Web Push, when on: a new notification of a user with a
+    /// subscription is queued for it in the same write.
+    push: Option<Push>,
     /// Each local user's settings once read: written through by
     /// [`Notify::set_settings`], read by the notifier for every event.
     settings: Mutex<HashMap<String, Arc<Settings>>>,
@@ -90,11 +99,12 @@ struct Inner {
 }
 
 impl Notify {
-    pub fn new(engine: Engine) -> Notify {
+    pub fn new(engine: Engine, push: Option<Push>) -> Notify {
         let (frames, _) = broadcast::channel(FRAMES_CAPACITY);
         Notify {
             inner: Arc::new(Inner {
                 engine,
+                push,
                 settings: Mutex::default(),
                 frames,
             }),
@@ -507,13 +517,40 @@ async fn apply(
         .await??
     };
     removed.extend(trims);
+    // Pushes for users with a subscription, due once a client had time to
+    // see the event: queued in the same write, so a crash loses neither.
+    let pushes: Vec<(u64, PushDelivery)> = match &notify.inner.push {
+        Some(push) => {
+            let due = now_ms() + push.delay().as_millis() as u64;
+            added
+                .iter()
+                .filter(|(username, _, _)| push.has_subscriber(username))
+                .map(|(username, seq, _)| {
+                    let delivery = PushDelivery {
+                        username: username.clone(),
+                        seq: *seq,
+                        subscriptions: Vec::new(),
+                        attempts: 0,
+                    };
+                    (due, delivery)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let n_pushes = pushes.len();
     {
         let added = added.clone();
         let removed = removed.clone();
         on_disk(&store, move |s| {
-            s.write_notifications(&added, &removed, &[], last)
+            s.write_notifications(&added, &removed, &pushes, last)
         })
         .await?;
+    }
+    if n_pushes > 0
+        && let Some(push) = &notify.inner.push
+    {
+        push.wake();
     }
     for (username, count) in known {
         counts.insert(username, count);

@@ -12,6 +12,7 @@
 // - `session.ts`  boot, the live connection, reset
 // - `search.ts`   full-text search, and revealing a hit in its timeline
 // - `notifications.ts` the notification list and unread count
+// - `push.ts`     Web Push in this browser: the service worker and the subscription
 //
 // Components import from here only.
 
@@ -58,4 +59,5 @@ export {
   markNotificationRead,
   notes,
 } from './notifications';
+export { disablePush, enablePush, pushEnabled, pushSupported } from './push';
 export { attachmentsOf, blobUrl, download, formatSize, isImage, mediaPath, thumbnailPath, uploadFile } from './media';

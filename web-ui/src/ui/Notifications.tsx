@@ -1,13 +1,18 @@
 // Notifications: the bell with its unread badge, and the list (unread
 // first), each opening its room and marking itself read.
 
+import { useEffect, useState } from 'preact/hooks';
 import type { NotificationJson } from '../api/types';
 import { navigate, roomPath } from '../router';
 import {
+  disablePush,
+  enablePush,
   markAllNotificationsRead,
   markNotificationRead,
   nameOf,
   notes,
+  pushEnabled,
+  pushSupported,
   roomName,
   store,
   useStore,
@@ -61,6 +66,7 @@ export function NotificationsDialog({ onClose }: { onClose: () => void }) {
         >
           Mark all read
         </button>
+        <PushToggle />
       </div>
       {state.list.length === 0 ? (
         <p class="muted">{state.loaded ? 'Nothing yet.' : 'Loading…'}</p>
@@ -91,5 +97,38 @@ export function NotificationsDialog({ onClose }: { onClose: () => void }) {
         </ul>
       )}
     </Dialog>
+  );
+}
+
+/** The setting that turns Web Push on in this browser. */
+function PushToggle() {
+  const [on, setOn] = useState<boolean | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    void pushEnabled().then(setOn, () => setOn(false));
+  }, []);
+  if (!pushSupported()) return null;
+  const toggle = async () => {
+    setError(null);
+    try {
+      if (on) await disablePush();
+      else await enablePush();
+      setOn(!on);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <>
+      <label class="row">
+        <input type="checkbox" checked={!!on} disabled={on === null} onChange={() => void toggle()} />
+        Push notifications in this browser
+      </label>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </>
   );
 }
