@@ -252,11 +252,7 @@ impl Store {
 
     /// Up to `limit` queued deliveries due at or before `now_ms`, in due order; and when the
     /// next one after them is due, if any.
-    pub fn due_pushes(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<DuePushes, Error> {
+    pub fn due_pushes(&self, now_ms: u64, limit: usize) -> Result<DuePushes, Error> {
         let mut due = Vec::new();
         for entry in self.notifications.scan_prefix([keys::PUSH_QUEUE_TAG]) {
             let (key, value) = entry?;
