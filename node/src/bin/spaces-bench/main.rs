@@ -18,11 +18,14 @@
 //! several nodes joined by libp2p on loopback: see [`federation`].
 //! `spaces-bench history ...` measures one node holding a lot of history:
 //! see [`history`].
+//! `spaces-bench notify ...` measures what notifications cost: see
+//! [`notify`].
 //!
 //! Every loop is bounded in count and time.
 
 mod federation;
 mod history;
+mod notify;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -379,6 +382,9 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       R rooms filled with N messages each (default 1 × 1000000), then a
       restart: time to serve, resident bytes per stored message, history
       page latency (newest, deep, around) and send throughput afterwards
+  spaces-bench notify [--members N] [--mentions N] [--users N] [--messages-per-sender N] [--runs N]
+      @room in an N-member room: time and CPU until every member's
+      notification is written; send throughput with notifications on and off
 
 Results are printed as Markdown tables (README.md keeps the latest).";
 
@@ -396,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("join") => federation::join(federation::JoinArgs::parse(&argv[1..])?).await,
         Some("history") => history::history(history::HistoryArgs::parse(&argv[1..])?).await,
+        Some("notify") => notify::notify(notify::NotifyArgs::parse(&argv[1..])?).await,
         _ => load(parse_args(&argv)?).await,
     }
 }
