@@ -27,6 +27,8 @@ pub enum SubscriptionError {
     Endpoint,
     #[error("endpoint must be https (http only on a loopback address, when the node allows it)")]
     Insecure,
+    #[error("endpoint must not be a loopback, private or link-local address")]
+    Internal,
     #[error("keys.p256dh must be a base64url P-256 public key")]
     P256dh,
     #[error("keys.auth must be 16 bytes in base64url")]
@@ -53,6 +55,10 @@ impl Subscription {
             return Err(SubscriptionError::Endpoint);
         }
         match uri.scheme_str() {
+            // A push service is on the public internet: an address literal
+            // of this machine or a private network is someone aiming the
+            // node at what it can reach and they cannot.
+            Some("https") if is_internal(host) => return Err(SubscriptionError::Internal),
             Some("https") => {}
             Some("http") if allow_loopback_http && is_loopback(host) => {}
             Some("http") => return Err(SubscriptionError::Insecure),
@@ -83,6 +89,37 @@ impl Subscription {
     }
 }
 
+/// An address literal of a loopback, private, link-local or unspecified
+/// range (names are resolved when the node sends; only literals are known
+/// here).
+fn is_internal(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT.
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+        }
+        Ok(IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                // fc00::/7 unique local, fe80::/10 link-local.
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(|v4| is_internal(&v4.to_string()))
+        }
+        Err(_) => false,
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -109,6 +146,7 @@ mod tests {
         let (p, a) = keys();
         let ok = |e: &str, lo: bool| Subscription::parse(e, &p, &a, lo);
         assert!(ok("https://push.example/send/abc", false).is_ok());
+        assert!(ok("https://8.8.8.8/send/abc", false).is_ok());
         assert_eq!(
             ok("https://push.example/x", false).unwrap().origin(),
             "https://push.example"
@@ -128,6 +166,24 @@ mod tests {
                 "https://u:p@push.example/x",
                 true,
                 SubscriptionError::Endpoint,
+            ),
+            ("https://127.0.0.1/x", true, SubscriptionError::Internal),
+            ("https://localhost/x", true, SubscriptionError::Internal),
+            ("https://10.1.2.3/x", false, SubscriptionError::Internal),
+            ("https://192.168.0.1/x", false, SubscriptionError::Internal),
+            (
+                "https://169.254.169.254/x",
+                false,
+                SubscriptionError::Internal,
+            ),
+            ("https://100.64.0.1/x", false, SubscriptionError::Internal),
+            ("https://[::1]/x", false, SubscriptionError::Internal),
+            ("https://[fd00::1]/x", false, SubscriptionError::Internal),
+            ("https://[fe80::1]/x", false, SubscriptionError::Internal),
+            (
+                "https://[::ffff:10.0.0.1]/x",
+                false,
+                SubscriptionError::Internal,
             ),
             ("not a url", true, SubscriptionError::Endpoint),
         ] {
