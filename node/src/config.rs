@@ -21,6 +21,8 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub media: MediaConfig,
     pub search: SearchConfig,
+    pub notifications: NotificationsConfig,
+    pub push: PushConfig,
     pub web: WebConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -422,6 +424,73 @@ impl Default for SearchConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Decide who is notified of each event (mentions, replies, threads,
+    /// direct messages, invites, keywords) and keep their notifications.
+    /// Off: no new notifications; turned on again, the notifier catches
+    /// up from its cursor in the store.
+    pub enabled: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> NotificationsConfig {
+        NotificationsConfig { enabled: true }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Web Push to browsers that registered a subscription: a VAPID key in
+    /// `<data_dir>/vapid.key` (made on first start), and requests to those
+    /// subscriptions' push services only. Off: subscriptions are refused
+    /// and nothing is pushed.
+    pub enabled: bool,
+    /// Subscriptions (browsers) one user may register.
+    pub max_subscriptions_per_user: usize,
+    /// How long a notification waits for one of the user's clients to see
+    /// it (read it, or read the room past it) before it is pushed.
+    pub delay_ms: u64,
+    /// How long a push service keeps a push it could not deliver yet.
+    pub ttl_secs: u64,
+    /// How a push service can reach the operator (the VAPID `sub`):
+    /// `mailto:` or `https:`.
+    pub contact: String,
+    /// Accept `http://` endpoints on a loopback address. For tests only:
+    /// every other endpoint must be `https://`.
+    pub allow_loopback_http: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> PushConfig {
+        PushConfig {
+            enabled: true,
+            // A person's browsers and devices: a few; 10 bounds what one
+            // account makes the node send per notification.
+            max_subscriptions_per_user: 10,
+            // Long enough for an open tab to show the event and mark it read.
+            delay_ms: 10_000,
+            ttl_secs: 24 * 3600,
+            contact: "mailto:postmaster@localhost".into(),
+            allow_loopback_http: false,
+        }
+    }
+}
+
+impl PushConfig {
+    pub fn options(&self) -> crate::services::push::PushOptions {
+        crate::services::push::PushOptions {
+            max_per_user: self.max_subscriptions_per_user,
+            delay: std::time::Duration::from_millis(self.delay_ms),
+            ttl: std::time::Duration::from_secs(self.ttl_secs),
+            contact: self.contact.clone(),
+            allow_loopback_http: self.allow_loopback_http,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -442,6 +511,8 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
             search: SearchConfig::default(),
+            notifications: NotificationsConfig::default(),
+            push: PushConfig::default(),
             web: WebConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
@@ -600,6 +671,13 @@ impl Config {
         }
         if self.limits.ws_lag_events == 0 || self.limits.max_body_bytes < 1024 {
             bail!("limits.ws_lag_events must be positive and limits.max_body_bytes at least 1024");
+        }
+        if !(self.push.contact.starts_with("mailto:") || self.push.contact.starts_with("https:"))
+            || self.push.max_subscriptions_per_user == 0
+        {
+            bail!(
+                "push.contact must be a mailto: or https: URI and push.max_subscriptions_per_user positive"
+            );
         }
         if self.search.searches_per_sec == 0 || self.search.search_burst == 0 {
             bail!("search.searches_per_sec and search.search_burst must be positive");

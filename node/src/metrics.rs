@@ -120,6 +120,12 @@ pub struct Metrics {
     pub http_closed_idle_timeout: Counter,
     /// Every connection, WebSocket or not, whose write made no progress.
     pub http_closed_write_timeout: Counter,
+    /// Notifications written by the notifier.
+    pub notifications: Counter,
+    /// Microseconds the notifier spent deciding and writing batches.
+    pub notify_busy_micros: Counter,
+    /// The last stream seq the notifier has handled.
+    pub notify_seq: Gauge,
 }
 
 impl Metrics {
@@ -261,6 +267,24 @@ impl Metrics {
             &mut out,
             "spaces_store_commit_seconds",
             "Time of each group commit of the writer (events and indexes written, fsync included).",
+        );
+        metric(
+            "spaces_notifications_total",
+            "counter",
+            "Notifications written for this node's users.",
+            self.notifications.get().to_string(),
+        );
+        metric(
+            "spaces_notify_busy_microseconds_total",
+            "counter",
+            "Time the notifier spent deciding and writing notifications.",
+            self.notify_busy_micros.get().to_string(),
+        );
+        metric(
+            "spaces_notify_seq",
+            "gauge",
+            "The last stream seq the notifier has handled.",
+            self.notify_seq.get().to_string(),
         );
         out
     }

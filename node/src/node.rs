@@ -21,6 +21,8 @@ use crate::services::backup::Backups;
 use crate::services::links::Links;
 use crate::services::media::Media;
 use crate::services::moderation::Moderation;
+use crate::services::notify::Notify;
+use crate::services::push::Push;
 use crate::services::search::Search;
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks
@@ -43,6 +45,10 @@ pub struct Node {
     indexer: Option<JoinHandle<()>>,
     /// Handles SIGHUP: reloads the TLS certificate, if the node serves HTTPS.
     tls_reloader: Option<JoinHandle<()>>,
+    /// The notifier, if notifications are on: stops on the stop signal.
+    notifier: Option<JoinHandle<()>>,
+    /// The pusher, if Web Push is on: its queue is in the store.
+    pusher: Option<JoinHandle<()>>,
 }
 
 /// Reloads the certificate and key on every SIGHUP; connections already up
@@ -167,6 +173,26 @@ impl Node {
         let ceremonies = spaces_passkey::Passkeys::new(&config.login.passkey_options(public_url))
             .context("http.public_url")?;
         let passkeys = crate::services::passkeys::Passkeys::new(ceremonies, store.clone());
+        let push = if config.push.enabled {
+            let push = Push::open(
+                store.clone(),
+                &data_dir.path.join("vapid.key"),
+                config.push.options(),
+            )
+            .context("opening Web Push (the VAPID key)")?;
+            Some(push)
+        } else {
+            None
+        };
+        let pusher = match &push {
+            Some(push) => Some(push.start(api::push_payload, stopped.clone())?),
+            None => None,
+        };
+        let notify = Notify::new(engine.clone(), push.clone());
+        let notifier = config
+            .notifications
+            .enabled
+            .then(|| notify.start(stopped.clone()));
         let device_key = data_dir.token_key.device_key();
         let mut limits = http_server::Limits::from_config(&config.http);
         limits.upload = std::time::Duration::from_secs(config.media.upload_timeout_secs);
@@ -193,6 +219,8 @@ impl Node {
             accounts,
             links,
             search,
+            notify,
+            push,
             backups,
             media: media.clone(),
             txns,
@@ -230,6 +258,8 @@ impl Node {
             federation: [swarm_task, publisher, presence, media_references],
             indexer,
             tls_reloader,
+            notifier,
+            pusher,
         })
     }
 
@@ -254,6 +284,20 @@ impl Node {
                 );
                 indexer.abort();
             }
+        }
+        if let Some(notifier) = self.notifier {
+            // Its writes are atomic with its cursor: stopping it anywhere is
+            // safe, and it ends at the stop signal.
+            let limit = std::time::Duration::from_secs(10);
+            let mut notifier = notifier;
+            if tokio::time::timeout(limit, &mut notifier).await.is_err() {
+                notifier.abort();
+            }
+        }
+        if let Some(pusher) = self.pusher {
+            // A delivery in flight is sent again after the restart.
+            pusher.abort();
+            let _ = pusher.await;
         }
         self.media.blobs().shutdown().await;
         let store = self.engine.store().clone();

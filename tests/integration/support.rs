@@ -641,14 +641,14 @@ impl Ws {
     }
 
     /// The next `event` frame, skipping ephemeral frames (typing, receipts,
-    /// presence), which may come between events at any time, and
-    /// `acceptance` frames (see [`Ws::until_refused`]).
+    /// presence) and `notification` frames, which may come between events at
+    /// any time, and `acceptance` frames (see [`Ws::until_refused`]).
     pub async fn next_event(&mut self) -> Value {
         loop {
             let frame = self.next_json().await;
             if !matches!(
                 frame["type"].as_str(),
-                Some("typing" | "receipt" | "presence" | "acceptance")
+                Some("typing" | "receipt" | "presence" | "acceptance" | "notification")
             ) {
                 assert_eq!(frame["type"], "event", "expected an event frame: {frame}");
                 return frame;

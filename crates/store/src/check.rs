@@ -260,6 +260,40 @@ impl Store {
                 ),
             }
         }
+        for entry in self.notifications.iter() {
+            let (key, value) = entry?;
+            report.n_entries += 1;
+            let decoded = match key.first() {
+                Some(0x00) => keys::decode_seq(tree::NOTIFICATIONS, &key, &value).map(drop),
+                Some(&keys::NOTIFICATION_TAG) => {
+                    records::decode::<crate::Notification>(tree::NOTIFICATIONS, &key, &value)
+                        .map(drop)
+                }
+                Some(&keys::UNREAD_TAG) => Ok(()),
+                Some(0x03) => {
+                    records::decode::<crate::NotifySettings>(tree::NOTIFICATIONS, &key, &value)
+                        .map(drop)
+                }
+                Some(&keys::PUSH_SUBSCRIPTION_TAG) => keys::decode_push_subscription(&key)
+                    .and_then(|_| {
+                        records::decode::<crate::PushSubscription>(
+                            tree::NOTIFICATIONS,
+                            &key,
+                            &value,
+                        )
+                    })
+                    .map(drop),
+                Some(&keys::PUSH_QUEUE_TAG) => keys::decode_push_delivery(&key)
+                    .and_then(|_| {
+                        records::decode::<crate::PushDelivery>(tree::NOTIFICATIONS, &key, &value)
+                    })
+                    .map(drop),
+                _ => Err(Error::corrupt(tree::NOTIFICATIONS, &key, "unknown key tag")),
+            };
+            if let Err(e) = decoded {
+                report.problem(e.to_string());
+            }
+        }
         let last_seq = self.last_seq();
         for entry in self.read_markers.iter() {
             let (key, value) = entry?;

@@ -20,6 +20,12 @@
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
 //! | `txns`          | session id                       | `SentTxns`: last txn ids sent  |
 //! | `moderation`    | event id (32)                    | [`ModerationMark`](crate::ModerationMark) |
+//! | `notifications` | 0x00                             | cursor: last stream seq (u64 BE) done |
+//! | `notifications` | 0x01 ‖ user prefix ‖ seq         | [`Notification`](crate::Notification) |
+//! | `notifications` | 0x02 ‖ user prefix ‖ seq         | empty: the notification is unread |
+//! | `notifications` | 0x03 ‖ username                  | [`NotifySettings`](crate::NotifySettings) |
+//! | `notifications` | 0x04 ‖ user prefix ‖ id (32)     | [`PushSubscription`](crate::PushSubscription) |
+//! | `notifications` | 0x05 ‖ due ms ‖ delivery id      | [`PushDelivery`](crate::PushDelivery): the push queue |
 //! | `meta`          | key                              | node metadata; `first_account` |
 //! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
@@ -70,6 +76,7 @@ pub(crate) mod tree {
     pub(crate) const AUTH_POLICIES: &str = "auth_policies";
     /// What this node's moderation decided about received events: event id → mark.
     pub(crate) const MODERATION: &str = "moderation";
+    pub(crate) const NOTIFICATIONS: &str = "notifications";
     pub(crate) const META: &str = "meta";
 }
 
@@ -140,6 +147,98 @@ pub(crate) fn invite_link(code: &str) -> &[u8] {
 pub(crate) fn legacy_invite_link(code: &str) -> Vec<u8> {
     let mut key = meta::LEGACY_INVITE_LINK_PREFIX.as_bytes().to_vec();
     key.extend_from_slice(code.as_bytes());
+    key
+}
+
+/// The `notifications` key of the notifier's cursor.
+pub(crate) const NOTIFY_CURSOR: [u8; 1] = [0x00];
+/// The tag of a notification record's key.
+pub(crate) const NOTIFICATION_TAG: u8 = 0x01;
+/// The tag of a notification's unread mark.
+pub(crate) const UNREAD_TAG: u8 = 0x02;
+/// The tag of a user's notification settings.
+const NOTIFY_SETTINGS_TAG: u8 = 0x03;
+/// The tag of a Web Push subscription.
+pub(crate) const PUSH_SUBSCRIPTION_TAG: u8 = 0x04;
+/// The tag of a queued push delivery.
+pub(crate) const PUSH_QUEUE_TAG: u8 = 0x05;
+
+/// The key of `username`'s push subscription `id`.
+pub(crate) fn push_subscription(username: &str, id: &[u8; ID_LEN]) -> Vec<u8> {
+    let mut key = notify_prefix(PUSH_SUBSCRIPTION_TAG, username);
+    key.extend_from_slice(id);
+    key
+}
+
+/// The key of a queued push delivery: due first, so a scan walks the queue in due order.
+pub(crate) fn push_delivery(due_ms: u64, id: u64) -> [u8; 1 + 2 * SEQ_LEN] {
+    let mut key = [0; 1 + 2 * SEQ_LEN];
+    key[0] = PUSH_QUEUE_TAG;
+    key[1..1 + SEQ_LEN].copy_from_slice(&seq(due_ms));
+    key[1 + SEQ_LEN..].copy_from_slice(&seq(id));
+    key
+}
+
+/// The (due, id) of a [`push_delivery`] key.
+pub(crate) fn decode_push_delivery(key: &[u8]) -> Result<(u64, u64), Error> {
+    match key.split_first() {
+        Some((&PUSH_QUEUE_TAG, rest)) if rest.len() == 2 * SEQ_LEN => Ok((
+            decode_seq(tree::NOTIFICATIONS, key, &rest[..SEQ_LEN])?,
+            decode_seq(tree::NOTIFICATIONS, key, &rest[SEQ_LEN..])?,
+        )),
+        _ => Err(Error::corrupt(
+            tree::NOTIFICATIONS,
+            key,
+            "not a push delivery key",
+        )),
+    }
+}
+
+/// The username and subscription id of a [`push_subscription`] key.
+pub(crate) fn decode_push_subscription(key: &[u8]) -> Result<(String, [u8; ID_LEN]), Error> {
+    let bad = || Error::corrupt(tree::NOTIFICATIONS, key, "not a push subscription key");
+    let rest = key
+        .strip_prefix(&[PUSH_SUBSCRIPTION_TAG][..])
+        .ok_or_else(bad)?;
+    let len_bytes: [u8; SEQ_LEN] = rest
+        .get(..SEQ_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    let len = usize::try_from(u64::from_be_bytes(len_bytes)).map_err(|_| bad())?;
+    let name = rest.get(SEQ_LEN..SEQ_LEN + len).ok_or_else(bad)?;
+    let id = rest.get(SEQ_LEN + len..).ok_or_else(bad)?;
+    let id: [u8; ID_LEN] = id.try_into().map_err(|_| bad())?;
+    let name = String::from_utf8(name.to_vec()).map_err(|_| bad())?;
+    Ok((name, id))
+}
+
+/// The prefix of one user's `notifications` rows under `tag` ([`NOTIFICATION_TAG`] or
+/// [`UNREAD_TAG`]).
+pub(crate) fn notify_prefix(tag: u8, username: &str) -> Vec<u8> {
+    let mut key = vec![tag];
+    key.extend_from_slice(&user_prefix(username));
+    key
+}
+
+/// The key of `username`'s notification of the event at `seq` under `tag`.
+pub(crate) fn notification(tag: u8, username: &str, event_seq: u64) -> Vec<u8> {
+    let mut key = notify_prefix(tag, username);
+    key.extend_from_slice(&seq(event_seq));
+    key
+}
+
+/// The seq of a [`notification`] key found by a scan over its [`notify_prefix`].
+pub(crate) fn decode_notification(prefix: &[u8], key: &[u8]) -> Result<u64, Error> {
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| Error::corrupt(tree::NOTIFICATIONS, key, "key lacks the user prefix"))?;
+    decode_seq(tree::NOTIFICATIONS, key, rest)
+}
+
+/// The key of `username`'s notification settings.
+pub(crate) fn notify_settings(username: &str) -> Vec<u8> {
+    let mut key = vec![NOTIFY_SETTINGS_TAG];
+    key.extend_from_slice(&self::username(username));
     key
 }
 
@@ -261,6 +360,29 @@ mod tests {
                 Err(Error::Corrupt { tree: "log", .. })
             ));
         }
+    }
+
+    #[test]
+    fn notification_keys_sort_by_seq_within_a_user() {
+        let prefix = notify_prefix(NOTIFICATION_TAG, "al");
+        let (a, b) = (
+            notification(NOTIFICATION_TAG, "al", 255),
+            notification(NOTIFICATION_TAG, "Al", 256),
+        );
+        assert!(a < b && a.starts_with(&prefix) && b.starts_with(&prefix));
+        assert_eq!(decode_notification(&prefix, &b).unwrap(), 256);
+        assert!(!notification(UNREAD_TAG, "al", 1).starts_with(&prefix));
+        assert!(!notification(NOTIFICATION_TAG, "alice", 1).starts_with(&prefix));
+        assert!(decode_notification(&prefix, &prefix).is_err());
+        assert_ne!(notify_settings("al")[..], NOTIFY_CURSOR[..]);
+        assert!(push_delivery(1, u64::MAX) < push_delivery(2, 0));
+        assert_eq!(decode_push_delivery(&push_delivery(7, 9)).unwrap(), (7, 9));
+        assert!(decode_push_delivery(&push_subscription("al", &[1; 32])).is_err());
+        assert_eq!(
+            decode_push_subscription(&push_subscription("Al", &[3; 32])).unwrap(),
+            ("al".to_owned(), [3; 32])
+        );
+        assert!(decode_push_subscription(&push_delivery(1, 1)).is_err());
     }
 
     #[test]

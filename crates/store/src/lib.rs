@@ -14,6 +14,7 @@
 //! - `txns`: the client transaction ids a session sent with, for exactly-once sends.
 //! - `passkeys`: WebAuthn credentials (opaque here), their counters, and sign-in policies.
 //! - `moderation`: this node's moderation marks on received events (hidden, flagged, revealed).
+//! - `notifications`: per-user notification records, unread marks, settings, the notifier's cursor.
 //! - `check`: reading every record back and reporting what does not decode or agree.
 //! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
@@ -30,6 +31,7 @@ mod keys;
 mod links;
 mod passkeys;
 mod moderation;
+mod notifications;
 mod records;
 mod sessions;
 mod snapshot;
@@ -40,10 +42,12 @@ pub use check::CheckReport;
 pub use directory::FoundUser;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
+pub use notifications::{DuePushes, NotificationAt, PushKey};
 pub use passkeys::{MAX_CREDENTIAL_ID, MAX_PASSKEYS_PER_USER, PasskeyUpdate, PasskeyUse};
 pub use records::{
-    AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, ModerationMark, PasskeyRecord,
-    Profile, Session, SignInMethod,
+    AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, ModerationMark, Notification,
+    NotifySettings, PasskeyRecord, Profile, PushDelivery, PushSubscription, RoomNotifySetting,
+    Session, SignInMethod,
 };
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};

@@ -542,6 +542,79 @@ impl Record for ModerationMark {
     const VERSION: u8 = 1;
 }
 
+/// A notification of one user about one event: a `notifications` value under the user and the
+/// event's stream seq. Whether it is read is its unread mark's absence (see `keys`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub room_id: Id,
+    pub event_id: Id,
+    /// The event's sender, in the protocol's text form.
+    pub sender: String,
+    /// Why: a name the notification rules give (`mention`, `reply`, ...).
+    pub reason: String,
+    /// The event's own time (Unix ms).
+    pub origin_ts: u64,
+    /// The start of the message's text, for lists and pushes; empty for an invite.
+    pub excerpt: String,
+}
+
+impl Record for Notification {
+    const VERSION: u8 = 1;
+}
+
+/// A user's notification settings. Levels are names the notification rules give (`all`,
+/// `mentions`, `nothing`); the store does not interpret them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifySettings {
+    pub level: String,
+    pub keywords: Vec<String>,
+    pub rooms: Vec<RoomNotifySetting>,
+}
+
+/// One room's notification settings for one user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomNotifySetting {
+    pub room_id: Id,
+    pub level: Option<String>,
+    pub mute_until_ms: Option<u64>,
+}
+
+impl Record for NotifySettings {
+    const VERSION: u8 = 1;
+}
+
+/// A browser's Web Push subscription, kept under its user and an id the node derives from the
+/// endpoint. The store holds what the node checked; it calls no endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscription {
+    pub endpoint: String,
+    /// The browser's P-256 public key, uncompressed.
+    pub p256dh: Vec<u8>,
+    pub auth: [u8; 16],
+    pub created_ms: u64,
+}
+
+impl Record for PushSubscription {
+    const VERSION: u8 = 1;
+}
+
+/// A queued push: a user's notification to send to their subscriptions, under the time it is
+/// due. Written in the same batch as the notification, so a crash loses neither.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDelivery {
+    pub username: String,
+    /// The notification's seq.
+    pub seq: u64,
+    /// The subscriptions still to reach; empty: every subscription the user has when it is sent.
+    pub subscriptions: Vec<Id>,
+    /// Attempts so far (for the back-off).
+    pub attempts: u32,
+}
+
+impl Record for PushDelivery {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,15 @@ impl Store {
                     {
                         value = keys::seq(last_seq).to_vec();
                     }
+                    // Likewise the notifier's cursor: a restored store must notify of the
+                    // events it will hold past the copy's last seq.
+                    if name == tree::NOTIFICATIONS
+                        && key[..] == keys::NOTIFY_CURSOR[..]
+                        && let Ok(seq) = keys::decode_seq(tree::NOTIFICATIONS, &key, &value)
+                        && seq > last_seq
+                    {
+                        value = keys::seq(last_seq).to_vec();
+                    }
                     small.push(Entry {
                         tree: name.to_owned(),
                         key: key.to_vec(),

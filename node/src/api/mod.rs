@@ -18,6 +18,8 @@ mod messages;
 mod meta;
 mod passkeys;
 mod moderation;
+mod notifications;
+mod push;
 mod ranges;
 mod ratelimit;
 mod render;
@@ -39,6 +41,7 @@ use spaces_store::Store;
 
 pub use client::ClientAddr;
 pub use error::{ApiError, ApiResult};
+pub use render::push_payload;
 pub use session::Authed;
 
 use crate::config::Config;
@@ -69,6 +72,9 @@ pub struct Shared {
     pub accounts: crate::services::accounts::Accounts,
     pub links: crate::services::links::Links,
     pub search: crate::services::search::Search,
+    pub notify: crate::services::notify::Notify,
+    /// Web Push; `None` when `push.enabled` is off.
+    pub push: Option<crate::services::push::Push>,
     pub backups: crate::services::backup::Backups,
     pub media: crate::services::media::Media,
     /// Exactly-once sends by client transaction id.
@@ -140,6 +146,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/directory"),
     ("GET", "/api/v1/search"),
     ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/api/v1/notifications/unread"),
+    ("POST", "/api/v1/notifications/read"),
+    ("POST", "/api/v1/notifications/{id}/read"),
+    ("GET", "/api/v1/notifications/settings"),
+    ("PUT", "/api/v1/notifications/settings"),
+    ("GET", "/api/v1/push/subscriptions"),
+    ("POST", "/api/v1/push/subscriptions"),
+    ("DELETE", "/api/v1/push/subscriptions"),
     ("GET", "/api/v1/rooms/{room_id}"),
     ("PATCH", "/api/v1/rooms/{room_id}"),
     ("GET", "/api/v1/rooms/{room_id}/members"),
@@ -269,6 +284,26 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/directory", get(rooms::directory))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/users", get(users::search))
+        .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/unread", get(notifications::unread))
+        .route(
+            "/api/v1/notifications/read",
+            post(notifications::mark_all_read),
+        )
+        .route(
+            "/api/v1/notifications/{id}/read",
+            post(notifications::mark_read),
+        )
+        .route(
+            "/api/v1/notifications/settings",
+            get(notifications::settings).put(notifications::put_settings),
+        )
+        .route(
+            "/api/v1/push/subscriptions",
+            get(push::list)
+                .post(push::subscribe)
+                .delete(push::unsubscribe),
+        )
         .route(
             "/api/v1/rooms/{room_id}",
             get(rooms::get).patch(rooms::update),

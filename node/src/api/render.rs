@@ -254,6 +254,32 @@ pub fn ready_frame(user: &UserId, last_seq: u64) -> String {
     json!({ "type": "ready", "user_id": user.to_string(), "seq": last_seq }).to_string()
 }
 
+/// A notification as `GET /api/v1/notifications` lists it. Ids are the
+/// stored ids' text forms; the store only ever holds ids the node wrote.
+pub fn notification(at: &spaces_store::NotificationAt) -> Value {
+    let n = &at.notification;
+    json!({
+        "id": at.seq,
+        "room_id": RoomId(n.room_id).to_string(),
+        "event_id": EventId(n.event_id).to_string(),
+        "sender": n.sender,
+        "reason": n.reason,
+        "origin_ts": n.origin_ts,
+        "excerpt": n.excerpt,
+        "unread": at.unread,
+    })
+}
+
+/// The WebSocket frame of a new notification for the connected user.
+pub fn notification_frame(at: &spaces_store::NotificationAt) -> String {
+    json!({ "type": "notification", "notification": notification(at) }).to_string()
+}
+
+/// A Web Push payload: what the service worker receives, decrypted.
+pub fn push_payload(at: &spaces_store::NotificationAt) -> Vec<u8> {
+    notification_frame(at).into_bytes()
+}
+
 /// The end of the backlog: live events follow.
 pub fn caught_up_frame(seq: u64) -> String {
     json!({ "type": "caught_up", "seq": seq }).to_string()

@@ -271,6 +271,7 @@ async fn run(
     // Presence: who shares a room with the user and is around. Subscribed
     // first, so a change after the snapshot is not missed.
     let mut ephemeral = state.engine.subscribe_ephemeral();
+    let mut notifications = state.notify.subscribe();
     for item in state.engine.presence_snapshot(&authed.user) {
         socket
             .feed(Message::Text(render::ephemeral(&item).to_owned().into()))
@@ -362,6 +363,18 @@ async fn run(
                     }
                 }
                 // Lossy by design: missed notices are simply skipped.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Some((1001, "node shutting down")),
+            },
+            note = notifications.recv() => match note {
+                Ok(note) => {
+                    if note.user == authed.user {
+                        let text = render::notification_frame(&note.at);
+                        socket.send(Message::Text(text.into())).await.ok()?;
+                    }
+                }
+                // The list and the unread count stay right; a frame or two
+                // is skipped.
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Some((1001, "node shutting down")),
             },

@@ -4,7 +4,8 @@
 //! which takes from tens of microseconds to tens of milliseconds: on a
 //! tokio worker that stalls every task queued behind it. [`on_disk`] runs
 //! the write on tokio's blocking pool instead (bounded by the runtime's
-//! `max_blocking_threads`, 512 by default) and awaits it. The engine's
+//! `max_blocking_threads`, 512 by default) and awaits it; services use it
+//! for blocking reads as well. The engine's
 //! events take another road: the writer thread's group commit.
 
 use spaces_store::Store;

@@ -24,6 +24,12 @@
 //!   passkeys and sign-in policies.
 //! - [`moderation`]: the local toxicity classifier (`spaces_moderation`),
 //!   or why it is unavailable.
+//! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
+//! - [`notify`]: notifications: the notifier task that applies
+//!   `spaces_notify`'s rules to the live stream within the engine's
+//!   readability, and the per-user records and settings.
+//! - [`push`]: Web Push: browsers' subscriptions, the node's VAPID key, and
+//!   the pusher task that sends the durable queue's deliveries.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -37,6 +43,8 @@ pub mod links;
 pub mod media;
 pub mod passkeys;
 pub mod moderation;
+pub mod notify;
+pub mod push;
 pub mod search;
 pub mod txns;
 

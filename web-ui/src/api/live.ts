@@ -15,7 +15,7 @@
 // becomes visible.
 
 import { accessToken, refresh } from './client';
-import type { EventJson, Presence, ServerFrame } from './types';
+import type { EventJson, NotificationJson, Presence, ServerFrame } from './types';
 
 const PING_EVERY_MS = 25_000;
 const PONG_TIMEOUT_MS = 10_000;
@@ -39,6 +39,8 @@ export interface LiveHandlers {
   presenceReset(): void;
   /** Someone started or stopped typing in one of our rooms. */
   typing(room: string, user: string, typing: boolean): void;
+  /** A new notification for us (a mention, a reply, a DM...). */
+  notification(notification: NotificationJson): void;
   status(status: LiveStatus): void;
   /** Caught up with the node after (re)connecting. */
   synced(): void;
@@ -179,6 +181,9 @@ export class Live {
         break;
       case 'typing':
         this.handlers.typing(frame.room_id, frame.user_id, frame.typing);
+        break;
+      case 'notification':
+        this.handlers.notification(frame.notification);
         break;
       case 'pong':
         clearTimeout(this.pongDue);

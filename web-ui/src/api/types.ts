@@ -165,7 +165,36 @@ export type ServerFrame =
   | { type: 'caught_up'; seq: number }
   | { type: 'presence'; user_id: string; state: Presence }
   | { type: 'typing'; room_id: string; user_id: string; typing: boolean }
+  | { type: 'notification'; notification: NotificationJson }
   | { type: 'pong' };
+
+/** One of `GET /api/v1/notifications` (api.md §Notifications). */
+export interface NotificationJson {
+  /** The node's seq of the event. */
+  id: number;
+  room_id: string;
+  event_id: string;
+  sender: string;
+  reason:
+    | 'invite'
+    | 'direct'
+    | 'mention'
+    | 'role_mention'
+    | 'reply'
+    | 'thread'
+    | 'room'
+    | 'keyword'
+    | 'message';
+  origin_ts: number;
+  excerpt: string;
+  unread: boolean;
+}
+
+export interface NotificationPage {
+  notifications: NotificationJson[];
+  unread: number;
+  next_cursor: string | null;
+}
 
 /** One hit of `GET /api/v1/search`. */
 export interface SearchHit {

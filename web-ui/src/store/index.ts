@@ -14,6 +14,8 @@
 // - `search.ts`   full-text search, and revealing a hit in its timeline
 // - `profiles.ts` profiles (name, avatar, bio): read lazily, ours saved
 // - `overlay.ts`  the app's own dialogs: profile card, profile, questions
+// - `notifications.ts` the notification list and unread count
+// - `push.ts`     Web Push in this browser: the service worker and the subscription
 //
 // Components import from here only.
 
@@ -56,4 +58,12 @@ export { clearOutbox, queuedCount } from './outbox';
 export { avatarHash, loadProfile, saveProfile } from './profiles';
 export { ask, closeOverlay, openOverlay } from './overlay';
 export { reveal, search, type SearchOptions } from './search';
+export {
+  addNotification,
+  loadNotifications,
+  markAllNotificationsRead,
+  markNotificationRead,
+  notes,
+} from './notifications';
+export { disablePush, enablePush, pushEnabled, pushSupported } from './push';
 export { attachmentsOf, blobUrl, download, formatSize, isImage, mediaPath, thumbnailPath, uploadFile } from './media';

@@ -8,6 +8,7 @@ import type { EventJson, Me, Room } from '../api/types';
 import { changed, commit, owned, resetAll, store, subscribe } from './core';
 import { foldAcceptance, foldLive, type Folded } from './fold';
 import { errorText } from './model';
+import { addNotification, loadNotifications } from './notifications';
 import { flushOutbox, restoreOutbox } from './outbox';
 import { openOverlay } from './overlay';
 import { clearPresence, loadProfileName, nameOf, roomName, setPresence, setTyping } from './people';
@@ -104,6 +105,7 @@ export async function boot(): Promise<void> {
       },
       presenceReset: clearPresence,
       typing: setTyping,
+      notification: addNotification,
       status(status) {
         store.status = status;
         changed();
@@ -111,7 +113,9 @@ export async function boot(): Promise<void> {
       },
       synced() {
         // Rooms we were invited to or joined while away came as member
-        // events; room details are re-read by then. Nothing else to do.
+        // events; room details are re-read by then. Notification frames
+        // are not replayed: the list is read again.
+        void loadNotifications().catch(() => {});
       },
       unauthorized() {
         if (currentSession()) void logout();

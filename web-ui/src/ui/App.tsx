@@ -9,6 +9,7 @@ import { AuthScreen } from './Auth';
 import { CreateRoomDialog, DirectoryDialog, DmDialog } from './Dialogs';
 import { declineBlocked } from './Dm';
 import { JoinView } from './JoinView';
+import { NotificationsDialog } from './Notifications';
 import { OfflineBanner } from './OfflineBanner';
 import { Overlays } from './Overlays';
 import { Panel, type PanelState } from './Panel';
@@ -32,7 +33,14 @@ export function App() {
   return <Shell key={session.user_id} />;
 }
 
-export type DialogKind = 'create' | 'directory' | 'dm' | 'search' | 'security' | null;
+export type DialogKind =
+  | 'create'
+  | 'directory'
+  | 'dm'
+  | 'search'
+  | 'security'
+  | 'notifications'
+  | null;
 
 function Shell() {
   const route = useRoute();
@@ -117,6 +125,7 @@ function Shell() {
       {dialog === 'search' && <SearchDialog room={room} onClose={() => setDialog(null)} />}
       <Overlays />
       {dialog === 'security' && <SecurityDialog onClose={() => setDialog(null)} />}
+      {dialog === 'notifications' && <NotificationsDialog onClose={() => setDialog(null)} />}
     </div>
   );
 }

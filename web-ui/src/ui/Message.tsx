@@ -69,7 +69,8 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
   const [error, setError] = useState<string | null>(null);
   const mine = msg.sender === me;
   const editing = ctx.editing === msg.id;
-  const mentionsMe = !!me && msg.mentions.users.includes(me);
+  // Highlighted as the node notifies: a mention of me, or @room, by someone else.
+  const mentionsMe = !!me && !mine && (msg.mentions.users.includes(me) || msg.mentions.room);
   const real = !msg.pending;
   const canDelete = real && !msg.redacted && (mine || can(entry, 'manage_messages'));
   const name = nameOf(msg.sender);

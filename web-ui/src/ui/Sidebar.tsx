@@ -7,6 +7,7 @@ import { linkClick, roomPath } from '../router';
 import { ask, clearOutbox, nameOf, openOverlay, queuedCount, roomName, store, useStore, type RoomEntry } from '../store';
 import type { DialogKind } from './App';
 import { Avatar, Icon } from './common';
+import { NotificationBell } from './Notifications';
 import { ThemeToggle } from './theme';
 
 function sorted(rooms: Map<string, RoomEntry>): RoomEntry[] {
@@ -29,6 +30,7 @@ export function Sidebar(props: { active: string | null; openDialog: (d: DialogKi
       <header class="sidebar-head">
         <span class="brand">Spaces</span>
         <div class="row">
+          <NotificationBell onOpen={() => props.openDialog('notifications')} />
           <ThemeToggle />
           <button
             type="button"

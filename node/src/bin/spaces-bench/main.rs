@@ -21,12 +21,15 @@
 //! a million messages and how soon a sent message is found: see [`search`].
 //! `spaces-bench media ...` measures uploads and downloads of large files:
 //! see [`media`].
+//! `spaces-bench notify ...` measures what notifications cost: see
+//! [`notify`].
 //!
 //! Every loop is bounded in count and time.
 
 mod federation;
 mod history;
 mod media;
+mod notify;
 mod search;
 
 use std::io::{BufRead, BufReader};
@@ -415,6 +418,9 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       N uploads of S MiB (default 3 × 100): upload and download MB/s against
       the disk's own write + fsync, and the node's peak RSS during each
       upload beside its peak in a 1 MiB upload (streaming: no growth by S)
+  spaces-bench notify [--members N] [--mentions N] [--users N] [--messages-per-sender N] [--runs N]
+      @room in an N-member room: time and CPU until every member's
+      notification is written; send throughput with notifications on and off
 
 Results are printed as Markdown tables (README.md keeps the latest).";
 
@@ -434,6 +440,7 @@ async fn main() -> anyhow::Result<()> {
         Some("history") => history::history(history::HistoryArgs::parse(&argv[1..])?).await,
         Some("search") => search::search(search::SearchArgs::parse(&argv[1..])?).await,
         Some("media") => media::media(media::MediaArgs::parse(&argv[1..])?).await,
+        Some("notify") => notify::notify(notify::NotifyArgs::parse(&argv[1..])?).await,
         _ => load(parse_args(&argv)?).await,
     }
 }
