@@ -27,6 +27,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub accounts: AccountsConfig,
+    pub moderation: ModerationConfig,
 }
 
 /// Accounts a user deletes (`DELETE /api/v1/account`, docs/spec/api.md).
@@ -53,7 +54,6 @@ impl AccountsConfig {
             redact_messages: self.deleted_messages == DeletedMessages::Redact,
         }
     }
-    pub moderation: ModerationConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

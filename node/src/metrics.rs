@@ -263,28 +263,28 @@ impl Metrics {
             &writer_queue,
         );
         metric("spaces_rooms", "gauge", "Rooms this node holds.", &rooms);
-        self.commit_seconds.render(
-            &mut out,
-            "spaces_store_commit_seconds",
-            "Time of each group commit of the writer (events and indexes written, fsync included).",
-        );
         metric(
             "spaces_notifications_total",
             "counter",
             "Notifications written for this node's users.",
-            self.notifications.get().to_string(),
+            &self.notifications.get(),
         );
         metric(
             "spaces_notify_busy_microseconds_total",
             "counter",
             "Time the notifier spent deciding and writing notifications.",
-            self.notify_busy_micros.get().to_string(),
+            &self.notify_busy_micros.get(),
         );
         metric(
             "spaces_notify_seq",
             "gauge",
             "The last stream seq the notifier has handled.",
-            self.notify_seq.get().to_string(),
+            &self.notify_seq.get(),
+        );
+        self.commit_seconds.render(
+            &mut out,
+            "spaces_store_commit_seconds",
+            "Time of each group commit of the writer (events and indexes written, fsync included).",
         );
         out
     }
