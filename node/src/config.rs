@@ -48,14 +48,6 @@ pub enum DeletedMessages {
     Redact,
 }
 
-impl AccountsConfig {
-    pub fn policy(&self) -> crate::services::erasure::Policy {
-        crate::services::erasure::Policy {
-            redact_messages: self.deleted_messages == DeletedMessages::Redact,
-        }
-    }
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {

@@ -375,7 +375,10 @@ pub async fn delete(
         &state.media,
         &authed.user,
         authed.username.clone(),
-        state.config.accounts.policy(),
+        erasure::Policy {
+            redact_messages: state.config.accounts.deleted_messages
+                == crate::config::DeletedMessages::Redact,
+        },
     )
     .await?;
     tracing::info!(
