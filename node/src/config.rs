@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+pub use crate::services::moderation::ModerationConfig;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -744,97 +746,6 @@ fn parse_env_value(raw: &str) -> toml::Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
-}
-
-/// `[moderation]`: the local toxicity classifier (crates/moderation).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModerationConfig {
-    /// Score messages with the local model. Off: ONNX Runtime is never
-    /// loaded and moderation reports `off`.
-    pub enabled: bool,
-    /// The ONNX Runtime library (`libonnxruntime.so`). Unset: the
-    /// `ORT_DYLIB_PATH` environment variable, else
-    /// `<target>/onnxruntime/libonnxruntime.so` beside a binary in
-    /// `<target>/<profile>/` (where scripts/install-onnxruntime.sh puts it).
-    /// Not found: the node serves chat and reports moderation `unavailable`,
-    /// naming where it looked.
-    pub onnxruntime_path: Option<PathBuf>,
-    /// Inference threads, each one core: one scores tens of thousands of
-    /// messages a second (crates/moderation/README.md).
-    pub threads: usize,
-    /// Usernames of this node's moderators, who may use the moderation
-    /// API beside the node's admins.
-    pub moderators: Vec<String>,
-    /// The node's default thresholds: a label whose score reaches its
-    /// threshold is flagged.
-    pub thresholds: ThresholdsConfig,
-}
-
-impl Default for ModerationConfig {
-    fn default() -> ModerationConfig {
-        ModerationConfig {
-            enabled: true,
-            onnxruntime_path: None,
-            threads: 1,
-            moderators: Vec::new(),
-            thresholds: ThresholdsConfig::default(),
-        }
-    }
-}
-
-/// A threshold per label, each in (0, 1].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThresholdsConfig {
-    pub insult: f32,
-    pub threat: f32,
-    pub self_harm: f32,
-    pub sexual: f32,
-    pub hate: f32,
-}
-
-impl Default for ThresholdsConfig {
-    /// 0.5: the operating point of the figures in models/toxicity/README.md.
-    fn default() -> ThresholdsConfig {
-        ThresholdsConfig {
-            insult: 0.5,
-            threat: 0.5,
-            self_harm: 0.5,
-            sexual: 0.5,
-            hate: 0.5,
-        }
-    }
-}
-
-impl ThresholdsConfig {
-    pub fn thresholds(&self) -> spaces_moderation::Thresholds {
-        spaces_moderation::Thresholds([
-            self.insult,
-            self.threat,
-            self.self_harm,
-            self.sexual,
-            self.hate,
-        ])
-    }
-}
-
-impl ModerationConfig {
-    fn validate(&self) -> anyhow::Result<()> {
-        if !(1..=64).contains(&self.threads) {
-            bail!("moderation.threads must be from 1 to 64");
-        }
-        if self
-            .thresholds
-            .thresholds()
-            .0
-            .iter()
-            .any(|t| !(*t > 0.0 && *t <= 1.0))
-        {
-            bail!("moderation.thresholds: each must be above 0 and at most 1");
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
