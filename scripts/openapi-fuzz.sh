@@ -53,6 +53,10 @@ trap cleanup EXIT
 # Only the settings stated here: no inherited SPACES__*; no federation
 # listener (the fuzzer speaks HTTP only).
 for var in $(env | sed -n 's/^\(SPACES__[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$var"; done
+# The moderation API answers with the real classifier (the binary is a
+# copy, so name the library the test command installed).
+scripts/install-onnxruntime.sh
+export ORT_DYLIB_PATH="$target/onnxruntime/libonnxruntime.so"
 SPACES__P2P__LISTEN='[]' RUST_LOG=warn "$bin" serve --data-dir "$work/data" \
   --http-listen 127.0.0.1:0 >"$work/stdout" 2>"$work/stderr" &
 node_pid=$!

@@ -12,6 +12,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BASE, launch, openPage, pageApi, shot, until } from './harness.mjs';
 
+/** Logs out through the app's own question ("Log out" twice). */
+async function logOut(page) {
+  await nav(page).getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('dialog', { name: 'Log out' }).getByRole('button', { name: 'Log out' }).click();
+}
+
 const PASSWORD = 'correct horse battery';
 const LOCAL = BASE.replace('127.0.0.1', 'localhost');
 
@@ -75,7 +81,7 @@ describe('Spaces web client: passkeys', { timeout: 120_000 }, () => {
     assert.equal(listed.passkeys[0].name, 'This device');
 
     // Log out, then in with the passkey: no username typed.
-    await nav(page).getByRole('button', { name: 'Log out' }).click();
+    await logOut(page);
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await nav(page).waitFor();
     const me = await pageApi(page, 'GET', '/api/v1/me');
@@ -142,7 +148,7 @@ describe('Spaces web client: passkeys', { timeout: 120_000 }, () => {
 
   test('password, then the passkey', async () => {
     const page = erin.page;
-    await nav(page).getByRole('button', { name: 'Log out' }).click();
+    await logOut(page);
     await page.getByLabel('Username').fill('erin');
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();

@@ -14,9 +14,13 @@ pub enum Error {
     /// The ceremony's time ran out.
     #[error("the passkey ceremony expired; start again")]
     Expired,
-    /// Too many ceremonies are waiting (from this source, or in all).
+    /// Too many ceremonies are waiting in all (the node's bound).
     #[error("too many passkey ceremonies in progress; retry shortly")]
     Busy,
+    /// This source (client address or account) has its share of
+    /// ceremonies waiting: finish or let one expire first.
+    #[error("too many of your passkey ceremonies are waiting; finish one or retry later")]
+    TooManyPending,
     /// The authenticator's answer does not verify: wrong origin, another challenge, a bad
     /// signature, no user verification, or a credential this ceremony did not allow.
     #[error("the passkey was refused: {0}")]

@@ -66,11 +66,9 @@ impl<S> Pending<S> {
         expires_at: Instant,
     ) -> Result<(), Error> {
         let bytes = size + ENTRY_OVERHEAD + source.len();
-        if !self.fits(source, bytes) {
+        if self.fits(source, bytes).is_err() {
             self.drop_expired(now);
-            if !self.fits(source, bytes) {
-                return Err(Error::Busy);
-            }
+            self.fits(source, bytes)?;
         }
         *self.per_source.entry(source.to_owned()).or_default() += 1;
         self.bytes += bytes;
@@ -105,10 +103,18 @@ impl<S> Pending<S> {
         self.bytes
     }
 
-    fn fits(&self, source: &str, bytes: usize) -> bool {
-        self.entries.len() < self.limits.max_entries
-            && self.bytes + bytes <= self.limits.max_bytes
-            && self.per_source.get(source).copied().unwrap_or(0) < self.limits.max_per_source
+    /// Whether a ceremony of `bytes` from `source` fits; the error says
+    /// which bound it meets (the source's share first).
+    fn fits(&self, source: &str, bytes: usize) -> Result<(), Error> {
+        if self.per_source.get(source).copied().unwrap_or(0) >= self.limits.max_per_source {
+            return Err(Error::TooManyPending);
+        }
+        if self.entries.len() >= self.limits.max_entries
+            || self.bytes + bytes > self.limits.max_bytes
+        {
+            return Err(Error::Busy);
+        }
+        Ok(())
     }
 
     fn drop_expired(&mut self, now: Instant) {
@@ -184,7 +190,7 @@ mod tests {
         pending.insert("b".into(), "x", 2, 10, now, later).unwrap();
         assert!(matches!(
             pending.insert("c".into(), "x", 3, 10, now, later),
-            Err(Error::Busy)
+            Err(Error::TooManyPending)
         ));
         pending.insert("c".into(), "y", 3, 10, now, later).unwrap();
         assert!(matches!(

@@ -49,6 +49,15 @@ impl From<PasskeyError> for ApiError {
                 error.retry_after = Some(10);
                 error
             }
+            PasskeyError::Ceremony(Ceremony::TooManyPending) => {
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_ceremonies",
+                    message,
+                );
+                error.retry_after = Some(10);
+                error
+            }
             PasskeyError::Ceremony(Ceremony::Refused(_) | Ceremony::NoUser) => {
                 ApiError::unauthorized("passkey_refused", message)
             }
