@@ -444,3 +444,30 @@ async fn passkey_after_password() {
     .expect(200);
     node.login("alice", PASSWORD).await;
 }
+
+/// One client address holds at most its share of waiting ceremonies: past
+/// it, 429 `too_many_ceremonies` with `Retry-After`, while a ceremony it
+/// already holds still finishes.
+#[tokio::test]
+async fn a_clients_waiting_ceremonies_are_bounded() {
+    let (_dir, node) = node(&[]).await;
+    let alice = node.register("alice").await;
+    let mut key = Device::new();
+    add_passkey(&node, &alice, &mut key, "key").await;
+    let (ceremony, options) = begin_sign_in(&node).await;
+    let mut refused = None;
+    for _ in 0..64 {
+        let reply = node
+            .post("/api/v1/auth/passkey/begin", None, json!({}))
+            .await;
+        if reply.status != 200 {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a client's waiting ceremonies are bounded");
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["code"], "too_many_ceremonies");
+    let answer = key.do_authentication(origin(&node), options).unwrap();
+    finish(&node, &ceremony, &answer).await.expect(200);
+}
