@@ -213,6 +213,35 @@ impl Store {
             }
             Ok(())
         }
+        /// A per-user index (`len ‖ user ‖ id` → empty): every entry must
+        /// name a record `target` holds.
+        fn each_index(
+            index: &sled::Tree,
+            name: &'static str,
+            target: &sled::Tree,
+            what: &str,
+            report: &mut CheckReport,
+        ) -> Result<(), Error> {
+            for entry in index.iter() {
+                let (key, _) = entry?;
+                report.n_entries += 1;
+                let id = key
+                    .get(8..)
+                    .and_then(|rest| {
+                        let len =
+                            usize::try_from(u64::from_be_bytes(key[..8].try_into().ok()?)).ok()?;
+                        rest.get(len..)
+                    })
+                    .map(<[u8]>::to_vec);
+                match id {
+                    Some(id) if target.contains_key(&id)? => {}
+                    _ => report.problem(
+                        Error::corrupt(name, &key, format!("names a missing {what}")).to_string(),
+                    ),
+                }
+            }
+            Ok(())
+        }
         each::<Account>(&self.accounts, tree::ACCOUNTS, false, report)?;
         each::<Profile>(&self.profiles, tree::PROFILES, false, report)?;
         each::<Session>(&self.sessions, tree::SESSIONS, false, report)?;
@@ -221,45 +250,21 @@ impl Store {
         each::<SentTxns>(&self.txns, tree::TXNS, true, report)?;
         each::<PasskeyRecord>(&self.passkeys, tree::PASSKEYS, false, report)?;
         each::<AuthPolicy>(&self.auth_policies, tree::AUTH_POLICIES, false, report)?;
-        for entry in self.user_passkeys.iter() {
-            let (key, _) = entry?;
-            report.n_entries += 1;
-            let id = key
-                .get(8..)
-                .and_then(|rest| {
-                    let len =
-                        usize::try_from(u64::from_be_bytes(key[..8].try_into().ok()?)).ok()?;
-                    rest.get(len..)
-                })
-                .map(<[u8]>::to_vec);
-            match id {
-                Some(id) if self.passkeys.contains_key(&id)? => {}
-                _ => report.problem(
-                    Error::corrupt(tree::USER_PASSKEYS, &key, "names a missing passkey")
-                        .to_string(),
-                ),
-            }
-        }
+        each_index(
+            &self.user_passkeys,
+            tree::USER_PASSKEYS,
+            &self.passkeys,
+            "passkey",
+            report,
+        )?;
         each::<ModerationMark>(&self.moderation, tree::MODERATION, false, report)?;
-        for entry in self.user_sessions.iter() {
-            let (key, _) = entry?;
-            report.n_entries += 1;
-            let id = key
-                .get(8..)
-                .and_then(|rest| {
-                    let len =
-                        usize::try_from(u64::from_be_bytes(key[..8].try_into().ok()?)).ok()?;
-                    rest.get(len..)
-                })
-                .map(<[u8]>::to_vec);
-            match id {
-                Some(id) if self.sessions.contains_key(&id)? => {}
-                _ => report.problem(
-                    Error::corrupt(tree::USER_SESSIONS, &key, "names a missing session")
-                        .to_string(),
-                ),
-            }
-        }
+        each_index(
+            &self.user_sessions,
+            tree::USER_SESSIONS,
+            &self.sessions,
+            "session",
+            report,
+        )?;
         for entry in self.notifications.iter() {
             let (key, value) = entry?;
             report.n_entries += 1;

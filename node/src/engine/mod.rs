@@ -41,7 +41,7 @@ pub use ephemeral::{EphemeralItem, Notice};
 pub use index::Reach;
 pub use ingest::{Ingested, MAX_CLOCK_AHEAD_MS};
 pub use presence::{ClientPresence, PresenceOptions};
-pub use read::{Notes, Page, PageAt, Shown};
+pub use read::{Notes, Page, PageAt, Shown, StoredItem, stream_page};
 pub use rules::MessageNow;
 pub use send::NewRoom;
 pub use view::{Aggregates, Arrivals, LastMessage, Reactions, RoomView};

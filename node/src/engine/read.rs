@@ -308,3 +308,53 @@ impl Engine {
         }
     }
 }
+
+/// One event of the store's stream, read back whole, with what its arrival
+/// changed about earlier events: what a follower of the live stream
+/// ([`super::StreamItem`]) catches up from after a restart or a lag.
+#[derive(Debug)]
+pub struct StoredItem {
+    pub seq: u64,
+    pub room_id: RoomId,
+    pub event: Event,
+    /// Earlier events whose acceptance it flipped, and to what.
+    pub flips: Vec<(EventId, bool)>,
+}
+
+/// Up to `limit` events of the store's stream after `after`, with their
+/// flips, and the last seq read (`after` when there is nothing more).
+/// Every seq of the page counts as read, even one that does not decode
+/// (logged). Blocking: call it off the async threads.
+pub fn stream_page(
+    store: &spaces_store::Store,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<StoredItem>, u64), spaces_store::Error> {
+    let stored = store.stream_after(after, limit)?;
+    let Some(last) = stored.last().map(|s| s.seq) else {
+        return Ok((Vec::new(), after));
+    };
+    let mut flips: HashMap<u64, Vec<(EventId, bool)>> = store
+        .flips_after(after, last)?
+        .into_iter()
+        .map(|f| {
+            let flips = f.flips.into_iter().map(|(id, ok)| (EventId(id), ok));
+            (f.seq, flips.collect())
+        })
+        .collect();
+    let mut items = Vec::with_capacity(stored.len());
+    for event in stored {
+        match Event::decode_trusted(&event.bytes) {
+            Ok(decoded) => items.push(StoredItem {
+                seq: event.seq,
+                room_id: RoomId(event.room_id),
+                event: decoded,
+                flips: flips.remove(&event.seq).unwrap_or_default(),
+            }),
+            Err(rejection) => {
+                tracing::error!(%rejection, seq = event.seq, "stored event does not decode; skipped");
+            }
+        }
+    }
+    Ok((items, last))
+}

@@ -288,6 +288,15 @@ struct Item {
     refused: Vec<EventId>,
 }
 
+/// The earlier events an arrival made resolution refuse.
+fn refused(flips: &[(EventId, bool)]) -> Vec<EventId> {
+    flips
+        .iter()
+        .filter(|(_, accepted)| !accepted)
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// What one batch decided.
 #[derive(Default)]
 struct Decided {
@@ -342,7 +351,7 @@ pub async fn run_notifier(notify: Notify, mut stopped: watch::Receiver<bool>) {
                                 seq: item.seq,
                                 room_id: item.room_id,
                                 event: item.event.clone(),
-                                refused: item.flips.iter().filter(|(_, ok)| !ok).map(|(id, _)| *id).collect(),
+                                refused: refused(&item.flips),
                             })
                             .collect();
                         apply(&notify, &mut counts, items, last, &mut done).await
@@ -380,38 +389,18 @@ async fn catch_up(
     }
 }
 
-/// A page of the store's stream after `after`, with the flips recorded in it.
+/// A page of the store's stream after `after`, as the notifier decides it.
 fn read_stream(store: &Store, after: u64) -> Result<(Vec<Item>, u64), spaces_store::Error> {
-    let stored = store.stream_after(after, BATCH_EVENTS)?;
-    let Some(last) = stored.last().map(|s| s.seq) else {
-        return Ok((Vec::new(), after));
-    };
-    let mut refused: HashMap<u64, Vec<EventId>> = store
-        .flips_after(after, last)?
+    let (items, last) = crate::engine::stream_page(store, after, BATCH_EVENTS)?;
+    let items = items
         .into_iter()
-        .map(|f| {
-            let ids = f
-                .flips
-                .into_iter()
-                .filter(|(_, ok)| !ok)
-                .map(|(id, _)| EventId(id));
-            (f.seq, ids.collect())
+        .map(|item| Item {
+            seq: item.seq,
+            room_id: item.room_id,
+            event: item.event,
+            refused: refused(&item.flips),
         })
         .collect();
-    let mut items = Vec::with_capacity(stored.len());
-    for event in stored {
-        match Event::decode_trusted(&event.bytes) {
-            Ok(decoded) => items.push(Item {
-                seq: event.seq,
-                room_id: RoomId(event.room_id),
-                event: decoded,
-                refused: refused.remove(&event.seq).unwrap_or_default(),
-            }),
-            Err(rejection) => {
-                tracing::error!(%rejection, seq = event.seq, "stored event does not decode; no notifications");
-            }
-        }
-    }
     Ok((items, last))
 }
 

@@ -514,37 +514,18 @@ async fn catch_up(
     Ok(())
 }
 
-/// A page of the store's stream after `after`, with the flips recorded in it.
+/// A page of the store's stream after `after`, as the indexer applies it.
 fn read_stream(store: &Store, after: u64) -> Result<(Vec<Applied>, u64), spaces_store::Error> {
-    let stored = store.stream_after(after, BATCH_EVENTS)?;
-    let Some(last) = stored.last().map(|s| s.seq) else {
-        return Ok((Vec::new(), after));
-    };
-    let mut flips: HashMap<u64, Vec<EventId>> = store
-        .flips_after(after, last)?
+    let (items, last) = crate::engine::stream_page(store, after, BATCH_EVENTS)?;
+    let items = items
         .into_iter()
-        .map(|f| {
-            (
-                f.seq,
-                f.flips.into_iter().map(|(id, _)| EventId(id)).collect(),
-            )
+        .map(|item| Applied {
+            seq: item.seq,
+            room_id: item.room_id,
+            event: item.event,
+            flipped: item.flips.into_iter().map(|(id, _)| id).collect(),
         })
         .collect();
-    let mut items = Vec::with_capacity(stored.len());
-    for event in stored {
-        match Event::decode_trusted(&event.bytes) {
-            Ok(decoded) => items.push(Applied {
-                seq: event.seq,
-                room_id: RoomId(event.room_id),
-                event: decoded,
-                flipped: flips.remove(&event.seq).unwrap_or_default(),
-            }),
-            Err(rejection) => {
-                tracing::error!(%rejection, seq = event.seq, "stored event does not decode; not indexed");
-            }
-        }
-    }
-    // Every seq of the page counts as applied, even one that did not decode.
     Ok((items, last))
 }
 
