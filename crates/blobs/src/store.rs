@@ -323,21 +323,7 @@ impl Blobs {
         drop(staged);
         let mut temp_tags = Vec::with_capacity(2 + image_thumbs.len());
         let mut thumbs = Vec::with_capacity(image_thumbs.len());
-        for (px, thumb_mime, bytes) in image_thumbs {
-            let thumb_size = bytes.len() as u64;
-            let tag = store
-                .add_bytes(bytes)
-                .temp_tag()
-                .await
-                .map_err(BlobError::store)?;
-            thumbs.push(Thumb {
-                px,
-                mime: thumb_mime.to_owned(),
-                hash: *tag.hash().as_bytes(),
-                size: thumb_size,
-            });
-            temp_tags.push(tag);
-        }
+        add_thumbs(store, image_thumbs, &mut thumbs, &mut temp_tags).await?;
         let hash = content.hash();
         let meta = Meta {
             size,
@@ -540,21 +526,7 @@ impl Blobs {
         }) = image
         {
             (width, height) = (Some(w), Some(h));
-            for (px, thumb_mime, bytes) in made {
-                let thumb_size = bytes.len() as u64;
-                let tag = store
-                    .add_bytes(bytes)
-                    .temp_tag()
-                    .await
-                    .map_err(BlobError::store)?;
-                thumbs.push(Thumb {
-                    px,
-                    mime: thumb_mime.to_owned(),
-                    hash: *tag.hash().as_bytes(),
-                    size: thumb_size,
-                });
-                temp_tags.push(tag);
-            }
+            add_thumbs(store, made, &mut thumbs, &mut temp_tags).await?;
         }
         let meta = Meta {
             size,
@@ -870,6 +842,32 @@ async fn sweep_loop(inner: std::sync::Weak<Inner>) {
             Err(e) => tracing::warn!(error = %e, "media: sweep failed"),
         }
     }
+}
+
+/// Stores thumbnails made from an image, each held by a temp tag until the
+/// caller's tags replace them, and describes them in `thumbs`.
+async fn add_thumbs(
+    store: &iroh_blobs::api::blobs::Blobs,
+    made: Vec<(u32, &'static str, Vec<u8>)>,
+    thumbs: &mut Vec<Thumb>,
+    temp_tags: &mut Vec<TempTag>,
+) -> Result<(), BlobError> {
+    for (px, mime, bytes) in made {
+        let size = bytes.len() as u64;
+        let tag = store
+            .add_bytes(bytes)
+            .temp_tag()
+            .await
+            .map_err(BlobError::store)?;
+        thumbs.push(Thumb {
+            px,
+            mime: mime.to_owned(),
+            hash: *tag.hash().as_bytes(),
+            size,
+        });
+        temp_tags.push(tag);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
