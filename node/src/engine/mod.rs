@@ -97,6 +97,9 @@ struct Inner {
     reaches: RwLock<HashMap<RoomId, Reach>>,
     /// Rooms of kind `Direct`, kept by `index_room`: a DM lookup locks only these.
     directs: RwLock<std::collections::HashSet<RoomId>>,
+    /// Rooms whose moderation policy has a rule that blocks, with it, kept
+    /// by `index_room`: a local send is vetted without the room lock.
+    policies: RwLock<HashMap<RoomId, Arc<ModerationPolicy>>>,
     /// Held across a direct room's lookup and creation (`rules.rs`).
     dm_locks: [Mutex<()>; rules::DM_LOCK_SHARDS],
     writer: Writer,
@@ -176,6 +179,7 @@ impl Engine {
                 memberships: RwLock::new(HashMap::new()),
                 reaches: RwLock::new(HashMap::new()),
                 directs: RwLock::default(),
+                policies: RwLock::default(),
                 dm_locks: Default::default(),
                 writer,
                 stream,
@@ -293,7 +297,10 @@ impl Engine {
                     view.agg.add(&event);
                     if matches!(
                         event.content(),
-                        Content::Member(_) | Content::Create(_) | Content::JoinRule(_)
+                        Content::Member(_)
+                            | Content::Create(_)
+                            | Content::JoinRule(_)
+                            | Content::ModerationPolicy(_)
                     ) {
                         self.index_room(view);
                     }
