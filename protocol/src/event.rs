@@ -254,6 +254,19 @@ impl Event {
         }))
     }
 
+    /// A skeleton a replica kept as a record ([`crate::room`]), rebuilt
+    /// from its parts: no checks, no signed bytes. Only for parts taken from
+    /// an event that was verified and in shape.
+    pub(crate) fn kept(id: EventId, room_id: RoomId, sender: UserId, body: EventBody) -> Event {
+        Event(Arc::new(Inner {
+            id,
+            room_id,
+            sender,
+            body,
+            bytes: Vec::new(),
+        }))
+    }
+
     fn from_parts(id: EventId, body: EventBody, bytes: Vec<u8>) -> Result<Event, Rejection> {
         check_shape(&body)?;
         let sender = UserId::new(&body.sender, body.origin)

@@ -606,7 +606,7 @@ async fn decide_room(
             hidden.push(redaction.target);
         }
         for target in hidden {
-            if let Some(seq) = view.arrivals().seq(&target) {
+            if let Some(seq) = view.seq(&target) {
                 for user in &locals {
                     decided.removed.push((user.localpart().to_owned(), seq));
                 }
@@ -639,20 +639,17 @@ async fn decide_room(
         // Who wrote the message replied to; who started or wrote in the thread.
         let (replied_sender, thread_people, excerpt) = match item.event.content() {
             Content::Message(message) => {
-                let replied = message
-                    .reply_to
-                    .and_then(|r| view.room.event(&r))
-                    .map(|e| e.sender().clone());
+                let replied = message.reply_to.and_then(|r| view.room.sender(&r)).cloned();
                 let mut people: HashSet<&UserId> = HashSet::new();
                 if let Some(root) = message.thread {
-                    if let Some(event) = view.room.event(&root) {
-                        people.insert(event.sender());
+                    if let Some(sender) = view.room.sender(&root) {
+                        people.insert(sender);
                     }
                     for reply in view.agg.threads.get(&root).into_iter().flatten() {
                         if *reply != id
-                            && let Some(event) = view.room.event(reply)
+                            && let Some(sender) = view.room.sender(reply)
                         {
-                            people.insert(event.sender());
+                            people.insert(sender);
                         }
                     }
                 }
