@@ -2,6 +2,7 @@
 //! signed by another node's key, on a real store.
 
 use super::*;
+use spaces_protocol::EventId;
 use spaces_protocol::content::{Edit, Member, Membership, Message};
 
 fn open_with_writer(dir: &std::path::Path) -> (Engine, std::thread::JoinHandle<()>) {
