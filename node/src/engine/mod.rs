@@ -31,7 +31,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use spaces_protocol::content::*;
 use spaces_protocol::text::TextError;
 use spaces_protocol::{
-    AuthError, Event, InsertError, Inserted, NodeId, NodeKey, Rejection, Room, RoomId, UserId,
+    AuthError, Event, EventId, InsertError, Inserted, NodeId, NodeKey, Rejection, Room, RoomId,
+    UserId,
 };
 use spaces_store::Store;
 use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
@@ -340,7 +341,8 @@ fn load_rooms(store: &Store) -> anyhow::Result<HashMap<RoomId, RoomView>> {
     let mut loading: HashMap<RoomId, Loading> = HashMap::new();
     for stored in store.events() {
         let stored = stored?;
-        let event = match Event::decode_skeleton(&stored.bytes) {
+        // The log keeps each event's id beside it: no hash per event.
+        let event = match Event::decode_skeleton_with_id(&stored.bytes, EventId(stored.event_id)) {
             Ok(event) => event,
             Err(rejection) => {
                 tracing::error!(%rejection, seq = stored.seq, "stored event does not decode; skipped");
