@@ -169,7 +169,7 @@ pub fn check_room(data: &[u8]) {
             let depth = parents
                 .iter()
                 .filter_map(|p| room.event(p))
-                .map(Event::depth)
+                .map(|e| e.depth())
                 .max()
                 .unwrap_or(0)
                 + 1;

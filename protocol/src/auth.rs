@@ -525,11 +525,15 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
         Content::Pins(pins) => state.pins = Arc::from(&pins[..]),
         Content::SpaceChild(link) => link_space(&mut state.space_children, link),
         Content::SpaceParent(link) => link_space(&mut state.space_parents, link),
-        Content::Message(_) => {
-            state.last_message_ms.insert(sender.clone(), time_ms);
-        }
+        Content::Message(_) => apply_message(state, sender, time_ms),
         Content::Reaction(_) | Content::Edit(_) | Content::Redaction(_) => {}
     }
+}
+
+/// [`apply`] of an accepted message: its sender's slowmode clock. For a
+/// replica that keeps messages as records (`room.rs`).
+pub(crate) fn apply_message(state: &mut RoomState, sender: &UserId, time_ms: u64) {
+    state.last_message_ms.insert(sender.clone(), time_ms);
 }
 
 fn link_space(

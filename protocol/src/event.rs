@@ -231,6 +231,24 @@ impl Event {
         Ok(Event::decode_trusted(bytes)?.skeleton())
     }
 
+    /// [`Event::decode_skeleton`] of bytes stored beside their id (the
+    /// node's own log): the id is taken, not recomputed, so reading a stored
+    /// event costs no hash of its bytes, whatever its size. `id` must be
+    /// the one computed when the event was verified.
+    pub fn decode_skeleton_with_id(bytes: &[u8], id: EventId) -> Result<Event, Rejection> {
+        if bytes.len() < MIN_LEN {
+            return Err(Rejection::Truncated);
+        }
+        let signed = &bytes[..bytes.len() - SIGNATURE_LEN];
+        let body: EventBody = postcard::from_bytes(signed.get(1..).ok_or(Rejection::Truncated)?)
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let body = EventBody {
+            content: body.content.skeleton(),
+            ..body
+        };
+        Event::from_parts(id, body, Vec::new())
+    }
+
     /// The event as a replica keeps it ([`Content::skeleton`], no signed
     /// bytes): its id, room, sender, parents, depth and clock are unchanged,
     /// so admission, resolution and the order see no difference, but its
@@ -250,6 +268,19 @@ impl Event {
                 origin_ts: self.0.body.origin_ts,
                 content: self.0.body.content.skeleton(),
             },
+            bytes: Vec::new(),
+        }))
+    }
+
+    /// A skeleton a replica kept as a record ([`crate::room`]), rebuilt
+    /// from its parts: no checks, no signed bytes. Only for parts taken from
+    /// an event that was verified and in shape.
+    pub(crate) fn kept(id: EventId, room_id: RoomId, sender: UserId, body: EventBody) -> Event {
+        Event(Arc::new(Inner {
+            id,
+            room_id,
+            sender,
+            body,
             bytes: Vec::new(),
         }))
     }
@@ -411,6 +442,7 @@ mod tests {
         for resident in [
             event.skeleton(),
             Event::decode_skeleton(event.bytes()).unwrap(),
+            Event::decode_skeleton_with_id(event.bytes(), event.id()).unwrap(),
         ] {
             assert!(resident.bytes().is_empty());
             assert_eq!(resident, event);

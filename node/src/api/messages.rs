@@ -333,8 +333,7 @@ pub async fn read(
         let slot = state.engine.room(&room_id)?;
         let view = slot.lock().await;
         view.readable(&authed.user)?;
-        view.arrivals()
-            .seq(&event_id)
+        view.seq(&event_id)
             .ok_or_else(|| ApiError::not_found("unknown_event", "no such event in this room"))?
     };
     state

@@ -130,7 +130,8 @@ impl Engine {
                     // New to the replica; maybe not to the store, if it
                     // was left out at load for want of its parents.
                     if let Some(seq) = view.stored_unheld.remove(&event.id()) {
-                        view.arrivals().stored(&event, seq);
+                        let index = view.room.index_of(&event.id()).unwrap_or(u32::MAX);
+                        view.arrivals().stored(&event, index, seq);
                     } else {
                         new.push(fresh);
                     }
@@ -209,8 +210,8 @@ impl Engine {
         let mut more = false;
         {
             let arrivals = view.arrivals();
-            for event in room.missing_for(&known) {
-                let Some(seq) = arrivals.seq(&event.id()) else {
+            for id in room.missing_ids_for(&known) {
+                let Some(seq) = arrivals.seq(room, &id) else {
                     continue;
                 };
                 if seqs.len() >= limit {
@@ -238,7 +239,9 @@ impl Engine {
         let view = self.served(room_id, node).await?;
         let seqs: Vec<u64> = {
             let arrivals = view.arrivals();
-            ids.iter().filter_map(|id| arrivals.seq(id)).collect()
+            ids.iter()
+                .filter_map(|id| arrivals.seq(&view.room, id))
+                .collect()
         };
         drop(view);
         self.signed_bytes(&seqs, max_bytes).await

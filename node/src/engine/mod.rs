@@ -129,44 +129,7 @@ impl Engine {
         presence: PresenceOptions,
     ) -> anyhow::Result<(Engine, std::thread::JoinHandle<()>)> {
         let node_id = key.node_id();
-        // One pass over the log, in stream order, sorts the events by room;
-        // each room's are then in arrival order, parents before children.
-        let mut by_room: HashMap<RoomId, (HashMap<EventId, u64>, Vec<Event>)> = HashMap::new();
-        for stored in store.events() {
-            let stored = stored?;
-            // The replica keeps no signed bytes: the store has them.
-            match Event::decode_skeleton(&stored.bytes) {
-                Ok(event) => {
-                    let (seqs, events) = by_room.entry(RoomId(stored.room_id)).or_default();
-                    seqs.insert(event.id(), stored.seq);
-                    events.push(event);
-                }
-                Err(rejection) => {
-                    tracing::error!(%rejection, seq = stored.seq, "stored event does not decode; skipped")
-                }
-            }
-        }
-        let mut rooms = HashMap::new();
-        for (room_id, (seqs, events)) in by_room {
-            let _span = tracing::info_span!("load_room", room = %room_id).entered();
-            let Some(create) = events
-                .iter()
-                .find(|e| e.id() == room_id.create_event())
-                .cloned()
-            else {
-                tracing::error!("room has no create event in the store; skipped");
-                continue;
-            };
-            let (room, skipped) =
-                Room::load(create, events).map_err(|r| anyhow::anyhow!("room {room_id}: {r}"))?;
-            if !skipped.is_empty() {
-                tracing::warn!(
-                    n_skipped = skipped.len(),
-                    "stored events without their parents were skipped"
-                );
-            }
-            rooms.insert(room_id, RoomView::new(room, seqs));
-        }
+        let rooms = load_rooms(&store)?;
         let (stream, _) = broadcast::channel(stream_capacity);
         let (ephemeral, _) = broadcast::channel(1024);
         let (writer, handle) = Writer::spawn(store.clone(), stream.clone(), metrics.clone());
@@ -330,7 +293,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         // Queued with no await in between when there is room (nearly
         // always); the writer records the seqs in the room's arrivals.
-        let arrivals = Some(view.arrivals.clone());
+        // Every event is in the replica (inserted just before).
+        let indexes = events
+            .iter()
+            .map(|f| view.room.index_of(&f.event.id()).unwrap_or(u32::MAX))
+            .collect();
+        let arrivals = Some((view.arrivals.clone(), indexes));
         let done = match self.inner.writer.try_enqueue(events, arrivals)? {
             Ok(done) => {
                 drop(view);
@@ -357,6 +325,100 @@ impl Engine {
     fn write_rooms(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, RoomSlot>> {
         self.inner.rooms.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A room while the store is read at start-up.
+#[derive(Default)]
+struct Loading {
+    room: Option<Room>,
+    arrivals: Arrivals,
+    /// Events not taken in stream order (parents missing then, or stored
+    /// before their room's create event), with their seqs: tried again,
+    /// parents first, once every event has been read.
+    later: Vec<(u64, Event)>,
+}
+
+/// Reads every stored event once, in stream order, inserting each into its
+/// room's replica as it comes: events were stored after their parents, so
+/// nearly every insertion finds them, and for a room written by this node
+/// alone it appends. Nothing but the replicas and their arrivals is held:
+/// no list of every event (whose memory the allocator would keep after
+/// start-up). The replica keeps no signed bytes: the store has them.
+fn load_rooms(store: &Store) -> anyhow::Result<HashMap<RoomId, RoomView>> {
+    let mut loading: HashMap<RoomId, Loading> = HashMap::new();
+    for stored in store.events() {
+        let stored = stored?;
+        // The log keeps each event's id beside it: no hash per event.
+        let event = match Event::decode_skeleton_with_id(&stored.bytes, EventId(stored.event_id)) {
+            Ok(event) => event,
+            Err(rejection) => {
+                tracing::error!(%rejection, seq = stored.seq, "stored event does not decode; skipped");
+                continue;
+            }
+        };
+        let room_id = RoomId(stored.room_id);
+        let at = loading.entry(room_id).or_default();
+        match &mut at.room {
+            None if event.id() == room_id.create_event() => match Room::new(event) {
+                Ok(room) => {
+                    at.arrivals.record(0, stored.seq, None);
+                    at.room = Some(room);
+                }
+                Err(r) => anyhow::bail!("room {room_id}: {r}"),
+            },
+            Some(room) => {
+                let id = event.id();
+                match room.insert(event.clone()) {
+                    Ok(_) => {
+                        if let Some(index) = room.index_of(&id) {
+                            at.arrivals
+                                .record(index, stored.seq, view::message_by(room, &id));
+                        }
+                    }
+                    Err(_) => at.later.push((stored.seq, event)),
+                }
+            }
+            None => at.later.push((stored.seq, event)),
+        }
+    }
+    let mut rooms = HashMap::new();
+    for (room_id, at) in loading {
+        let _span = tracing::info_span!("load_room", room = %room_id).entered();
+        let Loading {
+            room,
+            mut arrivals,
+            mut later,
+        } = at;
+        let Some(mut room) = room else {
+            tracing::error!("room has no create event in the store; skipped");
+            continue;
+        };
+        // Parents first, as `Room::load` does; what still does not go in
+        // is left out of the replica but known to be stored.
+        later.sort_by_key(|(_, e)| (e.depth(), e.class(), e.id()));
+        let mut unheld = HashMap::new();
+        for (seq, event) in later {
+            let id = event.id();
+            match room.insert(event) {
+                Ok(_) => {
+                    if let Some(index) = room.index_of(&id) {
+                        arrivals.record(index, seq, view::message_by(&room, &id));
+                    }
+                }
+                Err(_) => {
+                    unheld.insert(id, seq);
+                }
+            }
+        }
+        if !unheld.is_empty() {
+            tracing::warn!(
+                n_skipped = unheld.len(),
+                "stored events without their parents were skipped"
+            );
+        }
+        rooms.insert(room_id, RoomView::loaded(room, arrivals, unheld));
+    }
+    Ok(rooms)
 }
 
 /// The error for an auth refusal. Invariant 4: to someone never in it, a

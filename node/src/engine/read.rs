@@ -123,9 +123,7 @@ impl Engine {
         // candidate: the writer needs it after every commit to this room.
         let shown = |pos: usize| {
             view.room.at(pos).is_some_and(|(event, accepted)| {
-                accepted
-                    && in_timeline(event.content())
-                    && view.arrivals().seq(&event.id()).is_some()
+                accepted && in_timeline(event.content()) && view.seq(&event.id()).is_some()
             })
         };
         let (positions, more_before, more_after) = match at {
@@ -163,7 +161,7 @@ impl Engine {
         };
         let ids: Vec<EventId> = positions
             .iter()
-            .filter_map(|p| view.room.at(*p).map(|(e, _)| e.id()))
+            .filter_map(|p| view.room.id_at(*p))
             .collect();
         let events = self.show(view, &ids, true).await?;
         Ok(Page {
@@ -187,7 +185,7 @@ impl Engine {
         let visible = |id: &EventId| {
             view.room.position(id).is_some_and(|p| p >= floor)
                 && view.room.is_accepted(id)
-                && view.arrivals().seq(id).is_some()
+                && view.seq(id).is_some()
         };
         if !visible(&root) {
             return Err(EngineError::UnknownEvent);
@@ -225,11 +223,8 @@ impl Engine {
             let arrivals = view.arrivals();
             ids.iter()
                 .filter_map(|id| {
-                    let seq = arrivals.seq(id)?;
-                    let is_message = matches!(
-                        view.room.event(id).map(Event::content),
-                        Some(Content::Message(_))
-                    );
+                    let seq = arrivals.seq(&view.room, id)?;
+                    let is_message = view.room.is_message(id);
                     let notes = (annotate && is_message).then(|| {
                         let agg = &view.agg;
                         let redacted = agg.redacted.contains(id);
@@ -237,7 +232,7 @@ impl Engine {
                             .edits
                             .get(id)
                             .filter(|_| !redacted)
-                            .and_then(|edit| Some((*edit, arrivals.seq(edit)?)));
+                            .and_then(|edit| Some((*edit, arrivals.seq(&view.room, edit)?)));
                         let notes = Notes {
                             reactions: agg.reactions.get(id).cloned().unwrap_or_default(),
                             edited: None,

@@ -62,10 +62,7 @@ impl RoomView {
             Content::Redaction(redaction) => redaction.target,
             _ => return None,
         };
-        let shown = self
-            .room
-            .event(&target)
-            .is_some_and(|e| matches!(e.content(), Content::Message(_)))
+        let shown = self.room.is_message(&target)
             && self.room.is_accepted(&target)
             && !self.agg.redacted.contains(&target);
         let now = match shown {

@@ -2,6 +2,7 @@
 //! signed by another node's key, on a real store.
 
 use super::*;
+use spaces_protocol::EventId;
 use spaces_protocol::content::{Edit, Member, Membership, Message};
 
 fn open_with_writer(dir: &std::path::Path) -> (Engine, std::thread::JoinHandle<()>) {
@@ -194,7 +195,7 @@ async fn an_event_left_out_at_load_and_sent_again_is_not_stored_twice() {
     let slot = b.room(&room_id).unwrap();
     let view = slot.lock().await;
     assert!(view.room.is_accepted(&hello.id()));
-    assert!(view.arrivals().seq(&hello.id()).is_some());
+    assert!(view.seq(&hello.id()).is_some());
 }
 
 /// The reach federation publishes by follows every membership and join

@@ -48,33 +48,49 @@ pub struct RoomView {
 }
 
 /// The seq of every stored event of a room, and its messages in seq order.
+/// Keyed by each event's index in the replica ([`Room::index_of`]), not by
+/// id: 8 bytes an event and 16 a message, where maps by id cost several
+/// times that (ARCHITECTURE.md, "What is resident").
 #[derive(Debug, Default)]
 pub struct Arrivals {
-    seqs: HashMap<EventId, u64>,
-    /// (seq, sender, id) of every stored message, accepted or not (that is
-    /// asked of the replica when counting), ascending seq: unread counts.
-    /// The sender is an index into `senders`: a room has far fewer senders
-    /// than messages, and this list is held for every message.
-    messages: Vec<(u64, u32, EventId)>,
+    /// By replica index; 0 while the event is not durable.
+    seqs: Vec<u64>,
+    /// (seq, sender, replica index) of every stored message, accepted or not
+    /// (that is asked of the replica when counting), ascending seq: unread
+    /// counts. The sender is an index into `senders`: a room has far fewer
+    /// senders than messages, and this list is held for every message.
+    messages: Vec<(u64, u32, u32)>,
     senders: Vec<UserId>,
     sender_index: HashMap<UserId, u32>,
 }
 
 impl Arrivals {
-    /// Records the arrival of an event that was just stored with `seq`.
-    pub fn stored(&mut self, event: &Event, seq: u64) {
-        self.seqs.insert(event.id(), seq);
-        if matches!(event.content(), Content::Message(_)) {
-            let sender = match self.sender_index.get(event.sender()) {
+    /// Records the arrival of an event that was just stored with `seq`;
+    /// `index` is its index in the room's replica.
+    pub fn stored(&mut self, event: &Event, index: u32, seq: u64) {
+        let message_by = matches!(event.content(), Content::Message(_)).then(|| event.sender());
+        self.record(index, seq, message_by);
+    }
+
+    /// [`Arrivals::stored`] from what the replica says of the event: its
+    /// sender when it is a message ([`Room::is_message`]).
+    pub fn record(&mut self, index: u32, seq: u64, message_by: Option<&UserId>) {
+        let i = index as usize;
+        if self.seqs.len() <= i {
+            self.seqs.resize(i + 1, 0);
+        }
+        self.seqs[i] = seq;
+        if let Some(user) = message_by {
+            let sender = match self.sender_index.get(user) {
                 Some(&i) => i,
                 None => {
                     let i = u32::try_from(self.senders.len()).unwrap_or(u32::MAX);
-                    self.senders.push(event.sender().clone());
-                    self.sender_index.insert(event.sender().clone(), i);
+                    self.senders.push(user.clone());
+                    self.sender_index.insert(user.clone(), i);
                     i
                 }
             };
-            let entry = (seq, sender, event.id());
+            let entry = (seq, sender, index);
             // Seqs grow with arrival, but two sends of one commit may record
             // theirs in either order.
             match self.messages.last() {
@@ -87,14 +103,29 @@ impl Arrivals {
         }
     }
 
-    /// The seq an event was stored with; `None` while it is not durable.
-    pub fn seq(&self, event_id: &EventId) -> Option<u64> {
-        self.seqs.get(event_id).copied()
+    /// The seq an event of `room` (this room's replica) was stored with;
+    /// `None` while it is not durable.
+    pub fn seq(&self, room: &Room, event_id: &EventId) -> Option<u64> {
+        self.seq_at(room.index_of(event_id)?)
+    }
+
+    fn seq_at(&self, index: u32) -> Option<u64> {
+        self.seqs
+            .get(index as usize)
+            .copied()
+            .filter(|&seq| seq != 0)
     }
 
     /// Up to `limit` of `user`'s stored messages with a seq above `after`,
-    /// as (seq, id) in ascending seq: an account export's pages.
-    pub fn messages_by(&self, user: &UserId, after: u64, limit: usize) -> Vec<(u64, EventId)> {
+    /// as (seq, id) in ascending seq: an account export's pages. `room` is
+    /// this room's replica.
+    pub fn messages_by(
+        &self,
+        room: &Room,
+        user: &UserId,
+        after: u64,
+        limit: usize,
+    ) -> Vec<(u64, EventId)> {
         let Some(&sender) = self.sender_index.get(user) else {
             return Vec::new();
         };
@@ -102,8 +133,8 @@ impl Arrivals {
         self.messages[start..]
             .iter()
             .filter(|(_, by, _)| *by == sender)
+            .filter_map(|(seq, _, index)| Some((*seq, room.id_of(*index)?)))
             .take(limit)
-            .map(|(seq, _, id)| (*seq, *id))
             .collect()
     }
 }
@@ -112,40 +143,55 @@ impl RoomView {
     /// A view of `room`, whose stored events have the arrival `seqs`.
     pub fn new(room: Room, mut seqs: HashMap<EventId, u64>) -> RoomView {
         let mut arrivals = Arrivals::default();
-        {
-            // In seq order, so each message appends: in canonical order a
-            // room merged from several nodes would insert mid-list, O(n²).
-            let mut stored: Vec<(u64, &Event)> = room
-                .iter()
-                .filter_map(|(event, _)| Some((seqs.remove(&event.id())?, event)))
-                .collect();
-            stored.sort_unstable_by_key(|(seq, _)| *seq);
-            for (seq, event) in stored {
-                arrivals.stored(event, seq);
+        // In seq order, so each message appends: in canonical order a room
+        // merged from several nodes would insert mid-list, O(n²).
+        let mut stored: Vec<(u64, u32, EventId)> = Vec::new();
+        seqs.retain(|id, seq| match room.index_of(id) {
+            Some(index) => {
+                stored.push((*seq, index, *id));
+                false
             }
+            None => true,
+        });
+        stored.sort_unstable_by_key(|(seq, ..)| *seq);
+        for (seq, index, id) in stored {
+            arrivals.record(index, seq, message_by(&room, &id));
         }
+        RoomView::loaded(room, arrivals, seqs)
+    }
+
+    /// A view of `room` whose stored events' seqs are in `arrivals`
+    /// already, with the stored events the replica did not take.
+    pub fn loaded(
+        room: Room,
+        arrivals: Arrivals,
+        stored_unheld: HashMap<EventId, u64>,
+    ) -> RoomView {
         let mut view = RoomView {
             room,
             agg: Aggregates::default(),
             arrivals: Arc::new(Mutex::new(arrivals)),
-            stored_unheld: seqs,
+            stored_unheld,
         };
         view.rebuild();
         view
     }
 
-    /// Recomputes the read model from the replica.
+    /// Recomputes the read model from the replica: from the events that
+    /// refer to others (plain messages add nothing to it).
     pub fn rebuild(&mut self) {
         self.agg = Aggregates::default();
-        let accepted: Vec<Event> = self
-            .room
-            .iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(e, _)| e.clone())
-            .collect();
-        for event in &accepted {
-            self.agg.add(event);
+        for (event, ok) in self.room.iter_referring() {
+            if ok {
+                self.agg.add(&event);
+            }
         }
+    }
+
+    /// The seq an event of this room was stored with; `None` while it is
+    /// not durable.
+    pub fn seq(&self, event_id: &EventId) -> Option<u64> {
+        self.arrivals().seq(&self.room, event_id)
     }
 
     pub fn arrivals(&self) -> MutexGuard<'_, Arrivals> {
@@ -164,7 +210,7 @@ impl RoomView {
         let own = arrivals.sender_index.get(user).copied();
         arrivals.messages[start..]
             .iter()
-            .filter(|(_, sender, id)| Some(*sender) != own && self.room.is_accepted(id))
+            .filter(|(_, sender, index)| Some(*sender) != own && self.accepted(*index))
             .take(cap)
             .count()
     }
@@ -175,7 +221,7 @@ impl RoomView {
             .messages
             .iter()
             .rev()
-            .find(|(_, _, id)| self.room.is_accepted(id))
+            .find(|(_, _, index)| self.accepted(*index))
             .map_or(0, |(seq, ..)| *seq)
     }
 
@@ -190,8 +236,8 @@ impl RoomView {
         let own = arrivals.sender_index.get(user).copied();
         arrivals.messages[start..]
             .iter()
-            .filter(|(_, sender, id)| Some(*sender) != own && self.room.is_accepted(id))
-            .map(|(_, _, id)| *id)
+            .filter(|(_, sender, index)| Some(*sender) != own && self.accepted(*index))
+            .filter_map(|(_, _, index)| self.room.id_of(*index))
             .find(|id| self.in_timeline(id))
     }
 
@@ -204,19 +250,26 @@ impl RoomView {
             .messages
             .iter()
             .rev()
-            .map(|(_, _, id)| *id)
+            .filter_map(|(_, _, index)| self.room.id_of(*index))
             .find(|id| self.room.is_accepted(id) && self.in_timeline(id))?;
         Some(LastMessage {
-            event: self.room.event(&id)?.clone(),
+            event: self.room.event(&id)?,
             edit: self.agg.edits.get(&id).copied(),
             redacted: self.agg.redacted.contains(&id),
         })
     }
 
+    /// Whether the event with this replica index is accepted.
+    fn accepted(&self, index: u32) -> bool {
+        self.room
+            .id_of(index)
+            .is_some_and(|id| self.room.is_accepted(&id))
+    }
+
     /// Whether a stored message is in the timeline (thread replies are not).
     fn in_timeline(&self, id: &EventId) -> bool {
         matches!(
-            self.room.event(id).map(Event::content),
+            self.room.event(id).as_ref().map(Event::content),
             Some(Content::Message(m)) if m.thread.is_none()
         )
     }
@@ -243,7 +296,8 @@ impl RoomView {
         // The start of the user's current stay: the earliest of the run of
         // wanted memberships that ends in their current one.
         let mut from = None;
-        for (pos, (event, ok)) in self.room.iter().enumerate().rev() {
+        // Memberships and the create event are state: kept whole.
+        for (pos, event, ok) in self.room.iter_whole().rev() {
             // The creator joined with the create event itself.
             let membership = match event.content() {
                 Content::Member(m) if ok && &m.target == user => m.membership,
@@ -257,6 +311,16 @@ impl RoomView {
             }
         }
         from.or(Some(self.room.len()))
+    }
+}
+
+/// The sender of a message of `room`, for [`Arrivals::record`]; `None` for
+/// any other event.
+pub fn message_by<'a>(room: &'a Room, id: &EventId) -> Option<&'a UserId> {
+    if room.is_message(id) {
+        room.sender(id)
+    } else {
+        None
     }
 }
 
@@ -345,9 +409,11 @@ mod tests {
         let owner = create.sender().clone();
         let view = RoomView::new(room, HashMap::from([(create.id(), 1)]));
         assert_eq!(view.last_message_seq(), 0);
-        view.arrivals().stored(&second, 3);
-        view.arrivals().stored(&first, 2);
-        assert_eq!(view.arrivals().seq(&first.id()), Some(2));
+        let index = |event: &Event| view.room.index_of(&event.id()).unwrap();
+        view.arrivals().stored(&second, index(&second), 3);
+        view.arrivals().stored(&first, index(&first), 2);
+        assert_eq!(view.seq(&first.id()), Some(2));
+        assert_eq!(view.seq(&create.id()), Some(1));
         assert_eq!(view.last_message_seq(), 3);
         let other = UserId::new("other", key.node_id()).unwrap();
         assert_eq!(view.unread(&other, 0, 10), 2);

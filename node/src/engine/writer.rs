@@ -116,8 +116,9 @@ pub struct WriteRequest {
     /// the engine queues only what its room replica took as new, and the
     /// replica holds every stored event of its room.
     pub done: oneshot::Sender<Result<Range<u64>, WriteFailed>>,
-    /// The room's arrivals, given the seqs before anyone hears of them.
-    pub arrivals: Option<Arc<std::sync::Mutex<Arrivals>>>,
+    /// The room's arrivals, given the seqs before anyone hears of them,
+    /// with each event's index in the room's replica.
+    pub arrivals: Option<(Arc<std::sync::Mutex<Arrivals>>, Vec<u32>)>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -159,7 +160,7 @@ impl Writer {
     pub fn try_enqueue(
         &self,
         events: Vec<Fresh>,
-        arrivals: Option<Arc<std::sync::Mutex<Arrivals>>>,
+        arrivals: Option<(Arc<std::sync::Mutex<Arrivals>>, Vec<u32>)>,
     ) -> Result<Result<Done, (WriteRequest, Done)>, WriteFailed> {
         if self.failed.load(Ordering::Acquire) {
             return Err(WriteFailed);
@@ -267,10 +268,10 @@ fn run(
                     next_seq = mine.end;
                     // Before the sender or any client hears of them, so a
                     // read marker on a delivered event always finds it.
-                    if let Some(arrivals) = &arrivals {
+                    if let Some((arrivals, indexes)) = &arrivals {
                         let mut arrivals = arrivals.lock().unwrap_or_else(|p| p.into_inner());
-                        for (fresh, seq) in events.iter().zip(mine.clone()) {
-                            arrivals.stored(&fresh.event, seq);
+                        for ((fresh, seq), index) in events.iter().zip(mine.clone()).zip(indexes) {
+                            arrivals.stored(&fresh.event, *index, seq);
                         }
                     }
                     for (fresh, seq) in events.into_iter().zip(mine.clone()) {

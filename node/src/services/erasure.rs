@@ -130,7 +130,9 @@ async fn redact_all(engine: &Engine, media: &Media, user: &UserId, room_id: Room
     loop {
         let batch: Vec<_> = {
             let view = slot.lock().await;
-            let mine = view.arrivals().messages_by(user, after, REDACT_BATCH);
+            let mine = view
+                .arrivals()
+                .messages_by(&view.room, user, after, REDACT_BATCH);
             let Some(&(last, _)) = mine.last() else {
                 return n;
             };

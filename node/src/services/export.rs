@@ -145,7 +145,9 @@ async fn run(
         let mut after = 0;
         for page in 1.. {
             let view = slot.lock().await;
-            let mine = view.arrivals().messages_by(user, after, PAGE_MESSAGES);
+            let mine = view
+                .arrivals()
+                .messages_by(&view.room, user, after, PAGE_MESSAGES);
             let Some(&(last, _)) = mine.last() else {
                 break;
             };

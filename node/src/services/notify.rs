@@ -774,7 +774,7 @@ async fn decide_room<'a>(
             hidden.push(redaction.target);
         }
         for target in hidden {
-            if let Some(seq) = view.arrivals().seq(&target) {
+            if let Some(seq) = view.seq(&target) {
                 for user in local_members(&mut locals) {
                     decided.removed.push((user.localpart().to_owned(), seq));
                 }
@@ -789,18 +789,18 @@ async fn decide_room<'a>(
             Content::Message(message) => {
                 let replied = message
                     .reply_to
-                    .and_then(|r| view.room.event(&r))
-                    .map(|e| e.sender().clone())
-                    .filter(|user| engine.is_local(user));
+                    .and_then(|r| view.room.sender(&r))
+                    .filter(|user| engine.is_local(user))
+                    .cloned();
                 let mut people: Vec<UserId> = Vec::new();
                 if let Some(root) = message.thread {
                     let replies = view.agg.threads.get(&root).into_iter().flatten();
-                    for event in std::iter::once(&root)
+                    for sender in std::iter::once(&root)
                         .chain(replies.filter(|reply| **reply != id))
-                        .filter_map(|e| view.room.event(e))
+                        .filter_map(|e| view.room.sender(e))
                     {
-                        if engine.is_local(event.sender()) && !people.contains(event.sender()) {
-                            people.push(event.sender().clone());
+                        if engine.is_local(sender) && !people.contains(sender) {
+                            people.push(sender.clone());
                         }
                     }
                 }

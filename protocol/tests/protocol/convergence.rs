@@ -648,14 +648,15 @@ fn out_of_order_insertions_across_checkpoints_match_a_fresh_load() {
     assert_eq!(loaded.len(), n);
     assert_eq!(outcome(&loaded), outcome(&replica.room));
     // Both answer the next event alike.
+    let heads: Vec<Event> = replica
+        .room
+        .heads()
+        .iter()
+        .map(|id| replica.room.event(id).unwrap())
+        .collect();
     let next = owner.on(
         room_id,
-        &replica
-            .room
-            .heads()
-            .iter()
-            .map(|id| replica.room.event(id).unwrap())
-            .collect::<Vec<_>>(),
+        &heads.iter().collect::<Vec<_>>(),
         T0 + 9,
         text("next"),
     );
