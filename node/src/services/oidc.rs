@@ -279,11 +279,10 @@ impl Oidc {
     ) -> Result<OAuthCode, TokenError> {
         let invalid = TokenError::InvalidGrant;
         let hash = spaces_auth::hash_refresh_token(code);
-        let stored = {
-            let hash = hash;
-            on_disk(&self.store, move |store| store.oauth_code(&hash)).await?
-        }
-        .ok_or(invalid("unknown or expired code"))?;
+        // `hash` is `Copy`: the closure takes a copy, used again below.
+        let stored = on_disk(&self.store, move |store| store.oauth_code(&hash))
+            .await?
+            .ok_or(invalid("unknown or expired code"))?;
         if stored.client_id != client.client_id {
             return Err(invalid("this code was issued to another client"));
         }
