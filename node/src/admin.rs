@@ -606,3 +606,108 @@ pub fn media_stats(dir: &DataDir, media: &crate::config::MediaConfig) -> anyhow:
         ))
     })
 }
+
+/// What `spaces admin oauth-client add` registered: the secret is shown
+/// this once (only its hash is kept).
+#[derive(Debug)]
+pub struct NewOAuthClient {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+}
+
+/// Registers an OAuth client. `scopes` is space-separated (`openid profile
+/// read send`); a public client (`confidential` false) gets no secret and
+/// must use PKCE, as every client must anyway. Redirect URIs are matched
+/// byte for byte: each must be an absolute `https://` URI, or `http://`
+/// on a loopback host (a native app, RFC 8252 §7.3), with no fragment.
+pub fn add_oauth_client(
+    dir: &DataDir,
+    name: &str,
+    redirect_uris: &[String],
+    scopes: &str,
+    confidential: bool,
+) -> anyhow::Result<NewOAuthClient> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        bail!("the client's name must be 1 to 64 characters");
+    }
+    if redirect_uris.is_empty() {
+        bail!("give at least one --redirect-uri");
+    }
+    for uri in redirect_uris {
+        check_redirect_uri(uri)?;
+    }
+    let scopes = spaces_oidc::Scopes::parse(scopes)?;
+    if scopes.is_empty() {
+        bail!("give at least one scope");
+    }
+    let store = dir.open_store()?;
+    let mut rng = rand::rng();
+    let client_id = spaces_auth::new_session_id(&mut rng);
+    let secret = confidential.then(|| spaces_auth::new_refresh_token(&mut rng));
+    store.add_oauth_client(&spaces_store::OAuthClient {
+        client_id: client_id.clone(),
+        name: name.to_owned(),
+        redirect_uris: redirect_uris.to_vec(),
+        scopes: scopes.bits(),
+        secret_hash: secret.as_ref().map(|s| s.hash),
+        created_at_ms: now_ms(),
+    })?;
+    Ok(NewOAuthClient {
+        client_id,
+        client_secret: secret.map(|s| s.token),
+    })
+}
+
+fn check_redirect_uri(uri: &str) -> anyhow::Result<()> {
+    let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"];
+    let after_host = |prefix: &str| {
+        uri.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/', '?']))
+    };
+    let https = uri
+        .strip_prefix("https://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !(https || loopback.iter().any(|prefix| after_host(prefix))) {
+        bail!("redirect URI {uri:?}: use https://, or http:// on a loopback host");
+    }
+    if uri.contains('#') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("redirect URI {uri:?}: no fragment, spaces or control characters");
+    }
+    if uri.len() > 2048 {
+        bail!("redirect URI too long (at most 2048 bytes)");
+    }
+    Ok(())
+}
+
+/// One line per registered OAuth client.
+pub fn list_oauth_clients(dir: &DataDir) -> anyhow::Result<Vec<String>> {
+    let store = dir.open_store()?;
+    Ok(store
+        .oauth_clients()?
+        .into_iter()
+        .map(|client| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}",
+                client.client_id,
+                client.name,
+                if client.secret_hash.is_some() {
+                    "confidential"
+                } else {
+                    "public"
+                },
+                spaces_oidc::Scopes::from_bits(client.scopes),
+                client.redirect_uris.join(" "),
+            )
+        })
+        .collect())
+}
+
+/// Removes an OAuth client and ends every session it holds; answers how
+/// many.
+pub fn remove_oauth_client(dir: &DataDir, client_id: &str) -> anyhow::Result<usize> {
+    let store = dir.open_store()?;
+    store
+        .remove_oauth_client(client_id)?
+        .with_context(|| format!("no OAuth client {client_id}"))
+}

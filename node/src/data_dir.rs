@@ -1,6 +1,7 @@
 //! The data directory: `format` (the directory's format version),
 //! `node.key` (the node's ed25519 seed), `token.key` (the secret
-//! device tokens are signed under) and `store/` (sled); services add their own sub-directories
+//! device tokens are signed under), `oidc.key` (the Ed25519 seed ID tokens
+//! are signed with) and `store/` (sled); services add their own sub-directories
 //! (`search/`, `blobs/`). Keys are created on first start with owner-only
 //! permissions and never rewritten.
 //!
@@ -47,6 +48,14 @@ impl DataDir {
             node_key,
             token_key,
         })
+    }
+
+    /// The OAuth2/OIDC provider's ID-token signing key: the Ed25519 seed in
+    /// `oidc.key`, made on first use like the other keys.
+    pub fn oidc_key(&self) -> anyhow::Result<spaces_oidc::SigningKey> {
+        let path = self.path.join("oidc.key");
+        spaces_oidc::SigningKey::from_seed(&secret(&path)?)
+            .with_context(|| format!("loading {}", path.display()))
     }
 
     pub fn open_store(&self) -> anyhow::Result<Store> {

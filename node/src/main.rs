@@ -71,6 +71,30 @@ enum UsersAction {
 }
 
 #[derive(Subcommand, Debug)]
+enum OAuthClientAction {
+    /// Register a client; prints its client id (and secret, shown once).
+    Add {
+        /// Shown to users on the consent page.
+        #[arg(long)]
+        name: String,
+        /// An exact redirect URI (repeatable): https://, or http:// on a
+        /// loopback host.
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// The most the client may ask for: openid profile read send.
+        #[arg(long, default_value = "openid profile read")]
+        scopes: String,
+        /// A public client (a native or browser app): no secret; PKCE only.
+        #[arg(long)]
+        public: bool,
+    },
+    /// Every registered client: id, name, type, scopes, redirect URIs.
+    List,
+    /// Remove a client and end every session it holds.
+    Remove { client_id: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum AdminCommand {
     /// Create a user; the password is read from standard input.
     CreateUser {
@@ -96,6 +120,12 @@ enum AdminCommand {
     },
     /// List rooms with their event counts.
     ListRooms,
+    /// Third-party OAuth2 / OpenID Connect clients of this node's provider
+    /// (on a stopped node's data directory).
+    OauthClient {
+        #[command(subcommand)]
+        action: OAuthClientAction,
+    },
     /// Rebuild the search index from the store (the node must be stopped),
     /// with a progress bar and an ETA.
     Reindex,
@@ -211,6 +241,33 @@ fn main() -> anyhow::Result<()> {
                 AdminCommand::ListRooms => admin::list_rooms(&dir()?)?
                     .iter()
                     .for_each(|l| println!("{l}")),
+                AdminCommand::OauthClient { action } => match action {
+                    OAuthClientAction::Add {
+                        name,
+                        redirect_uris,
+                        scopes,
+                        public,
+                    } => {
+                        let client = admin::add_oauth_client(
+                            &dir()?,
+                            &name,
+                            &redirect_uris,
+                            &scopes,
+                            !public,
+                        )?;
+                        println!("client_id {}", client.client_id);
+                        if let Some(secret) = client.client_secret {
+                            println!("client_secret {secret}");
+                        }
+                    }
+                    OAuthClientAction::List => admin::list_oauth_clients(&dir()?)?
+                        .iter()
+                        .for_each(|l| println!("{l}")),
+                    OAuthClientAction::Remove { client_id } => {
+                        let ended = admin::remove_oauth_client(&dir()?, &client_id)?;
+                        println!("removed {client_id}; {ended} sessions ended");
+                    }
+                },
                 AdminCommand::InviteToken {
                     uses,
                     expires_in_secs,

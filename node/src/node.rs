@@ -170,9 +170,16 @@ impl Node {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://localhost:{}", http_addr.port()));
-        let ceremonies = spaces_passkey::Passkeys::new(&config.login.passkey_options(public_url))
-            .context("http.public_url")?;
+        let ceremonies =
+            spaces_passkey::Passkeys::new(&config.login.passkey_options(public_url.clone()))
+                .context("http.public_url")?;
         let passkeys = crate::services::passkeys::Passkeys::new(ceremonies, store.clone());
+        let oidc = crate::services::oidc::Oidc::new(
+            data_dir.oidc_key()?,
+            store.clone(),
+            accounts.clone(),
+            public_url.clone(),
+        );
         let push = if config.push.enabled {
             let push = Push::open(
                 store.clone(),
@@ -225,6 +232,7 @@ impl Node {
             media: media.clone(),
             txns,
             passkeys,
+            oidc,
             moderation,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(

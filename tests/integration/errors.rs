@@ -272,7 +272,11 @@ async fn every_route_in_the_table_is_served() {
         // Without a token, everything but sign-up, log-in, refresh, the
         // WebSocket (which authenticates in-band) and the meta routes says so.
         let open = (path.starts_with("/api/v1/auth/") && !path.ends_with("logout"))
-            || matches!(*path, "/ws" | "/healthz" | "/metrics" | "/api/openapi.json");
+            || matches!(*path, "/ws" | "/healthz" | "/metrics" | "/api/openapi.json")
+            // The OAuth provider's public endpoints: clients authenticate
+            // with their own credentials there, not a user's token.
+            || *path == "/.well-known/openid-configuration"
+            || matches!(*path, "/oauth2/jwks" | "/oauth2/authorize" | "/oauth2/token" | "/oauth2/revoke");
         if !open {
             reply.error(401, "missing_token");
         }

@@ -28,6 +28,7 @@ mod media_federation;
 mod messages;
 mod moderation;
 mod notifications;
+mod oidc;
 mod operator;
 mod passkeys;
 mod push;

@@ -169,9 +169,10 @@ export async function shotViews(page, name) {
  * A node of the test's own, which it can stop and start again on the same
  * address and data directory (the shared node of scripts/web-e2e.sh must
  * stay up for the other tests). Needs SPACES_E2E_BIN, the `spaces` binary;
- * returns null without it.
+ * returns null without it. `prepare(dataDir, url, bin)`, if given, runs
+ * before the first start (e.g. `spaces admin` on the stopped directory).
  */
-export async function ownNode() {
+export async function ownNode(prepare) {
   const bin = process.env.SPACES_E2E_BIN;
   if (!bin) return null;
   const { spawn } = await import('node:child_process');
@@ -221,6 +222,7 @@ export async function ownNode() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  if (prepare) await prepare(join(dir, 'data'), url, bin);
   await node.start();
   return node;
 }

@@ -250,6 +250,8 @@ impl Store {
         each::<SentTxns>(&self.txns, tree::TXNS, true, report)?;
         each::<PasskeyRecord>(&self.passkeys, tree::PASSKEYS, false, report)?;
         each::<AuthPolicy>(&self.auth_policies, tree::AUTH_POLICIES, false, report)?;
+        each::<crate::OAuthClient>(&self.oauth_clients, tree::OAUTH_CLIENTS, false, report)?;
+        each::<crate::OAuthCode>(&self.oauth_codes, tree::OAUTH_CODES, true, report)?;
         each_index(
             &self.user_passkeys,
             tree::USER_PASSKEYS,

@@ -17,6 +17,8 @@
 //! | `passkeys`      | credential id (1–1023 bytes)     | [`PasskeyRecord`](crate::PasskeyRecord) |
 //! | `user_passkeys` | user prefix ‖ credential id      | empty                          |
 //! | `auth_policies` | username                         | [`AuthPolicy`](crate::AuthPolicy) |
+//! | `oauth_clients` | client id                        | [`OAuthClient`](crate::OAuthClient) |
+//! | `oauth_codes`   | SHA-256 of the code (32)         | [`OAuthCode`](crate::OAuthCode) |
 //! | `read_markers`  | user prefix ‖ room id (32)       | seq (u64 BE)                   |
 //! | `txns`          | session id                       | `SentTxns`: last txn ids sent  |
 //! | `moderation`    | event id (32)                    | [`ModerationMark`](crate::ModerationMark) |
@@ -74,6 +76,10 @@ pub(crate) mod tree {
     pub(crate) const PASSKEYS: &str = "passkeys";
     pub(crate) const USER_PASSKEYS: &str = "user_passkeys";
     pub(crate) const AUTH_POLICIES: &str = "auth_policies";
+    /// OAuth clients registered by the operator: client id → record.
+    pub(crate) const OAUTH_CLIENTS: &str = "oauth_clients";
+    /// Authorization codes: SHA-256 of the code → record.
+    pub(crate) const OAUTH_CODES: &str = "oauth_codes";
     /// What this node's moderation decided about received events: event id → mark.
     pub(crate) const MODERATION: &str = "moderation";
     pub(crate) const NOTIFICATIONS: &str = "notifications";

@@ -13,6 +13,7 @@
 //! - `links`: room invite links and their atomic use.
 //! - `txns`: the client transaction ids a session sent with, for exactly-once sends.
 //! - `passkeys`: WebAuthn credentials (opaque here), their counters, and sign-in policies.
+//! - `oauth`: the OAuth2 provider's registered clients and authorization codes.
 //! - `moderation`: this node's moderation marks on received events (hidden, flagged, revealed).
 //! - `notifications`: per-user notification records, unread marks, settings, the notifier's cursor.
 //! - `check`: reading every record back and reporting what does not decode or agree.
@@ -31,6 +32,7 @@ mod keys;
 mod links;
 mod moderation;
 mod notifications;
+mod oauth;
 mod passkeys;
 mod records;
 mod sessions;
@@ -43,11 +45,12 @@ pub use directory::FoundUser;
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use notifications::{DuePushes, NotificationAt, PushKey};
+pub use oauth::{CodeRedemption, MAX_OAUTH_CODES};
 pub use passkeys::{MAX_CREDENTIAL_ID, MAX_PASSKEYS_PER_USER, PasskeyUpdate, PasskeyUse};
 pub use records::{
     AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, ModerationMark, Notification,
-    NotifySettings, PasskeyRecord, Profile, PushDelivery, PushSubscription, RoomNotifySetting,
-    Session, SignInMethod,
+    NotifySettings, OAuthClient, OAuthCode, OAuthGrant, PasskeyRecord, Profile, PushDelivery,
+    PushSubscription, RoomNotifySetting, Session, SignInMethod,
 };
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};

@@ -221,6 +221,19 @@ pub struct Session {
     pub method: SignInMethod,
     /// The client's `User-Agent` when the session began, shortened (format 4).
     pub user_agent: String,
+    /// Set when the session belongs to a third-party OAuth client the user consented to: its
+    /// tokens act only within these scopes (format 5). `None`: a first-party session, which may
+    /// do everything its user may.
+    pub oauth: Option<OAuthGrant>,
+}
+
+/// What a session given to an OAuth client may do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthGrant {
+    /// The client the user consented to; only it may refresh or revoke the session's tokens.
+    pub client_id: String,
+    /// The scopes granted, as `spaces_oidc::Scopes` bits.
+    pub scopes: u8,
 }
 
 /// How a session began. Appended to, never reordered: postcard stores the variant's index.
@@ -235,6 +248,8 @@ pub enum SignInMethod {
     Passkey,
     /// A password, then a passkey as the second factor.
     PasswordAndPasskey,
+    /// Given to a third-party OAuth client at its user's consent.
+    OAuthClient,
 }
 
 impl SignInMethod {
@@ -245,6 +260,7 @@ impl SignInMethod {
             SignInMethod::Password => "password",
             SignInMethod::Passkey => "passkey",
             SignInMethod::PasswordAndPasskey => "password_and_passkey",
+            SignInMethod::OAuthClient => "oauth_client",
         }
     }
 }
@@ -293,13 +309,32 @@ impl Session {
     }
 }
 
-/// Format 4 added how the session began and its user agent, format 3 the access grants and the
-/// admin flag, format 2 `previous_hashes`; older records read as having none of them (format 1
-/// and 2's access tokens were JWTs, no longer honoured: the client refreshes).
+/// Format 5 added the OAuth grant, format 4 how the session began and its user agent, format 3
+/// the access grants and the admin flag, format 2 `previous_hashes`; older records read as having
+/// none of them (format 1 and 2's access tokens were JWTs, no longer honoured: the client
+/// refreshes).
 impl Record for Session {
-    const VERSION: u8 = 4;
+    const VERSION: u8 = 5;
 
     fn upgrade(version: u8, body: &[u8]) -> Result<Session, String> {
+        if version == 4 {
+            let v4: SessionV4 = take_all(body)?;
+            return Ok(Session {
+                id: v4.id,
+                username: v4.username,
+                refresh_hash: v4.refresh_hash,
+                device: v4.device,
+                created_at_ms: v4.created_at_ms,
+                last_used_ms: v4.last_used_ms,
+                expires_at_ms: v4.expires_at_ms,
+                previous_hashes: v4.previous_hashes,
+                access: v4.access,
+                admin: v4.admin,
+                method: v4.method,
+                user_agent: v4.user_agent,
+                oauth: None,
+            });
+        }
         let v3 = match version {
             1 => SessionV3::from_v1(take_all::<SessionV1>(body)?, Vec::new()),
             2 => {
@@ -327,8 +362,26 @@ impl Record for Session {
             admin: v3.admin,
             method: SignInMethod::Unknown,
             user_agent: String::new(),
+            oauth: None,
         })
     }
+}
+
+/// [`Session`] as format 4 stored it.
+#[derive(Deserialize)]
+struct SessionV4 {
+    id: String,
+    username: String,
+    refresh_hash: [u8; 32],
+    device: String,
+    created_at_ms: u64,
+    last_used_ms: u64,
+    expires_at_ms: u64,
+    previous_hashes: Vec<[u8; 32]>,
+    access: Vec<AccessGrant>,
+    admin: bool,
+    method: SignInMethod,
+    user_agent: String,
 }
 
 /// [`Session`] as format 3 stored it.
@@ -398,6 +451,7 @@ impl fmt::Debug for Session {
             .field("admin", &self.admin)
             .field("method", &self.method)
             .field("user_agent", &self.user_agent)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -615,6 +669,67 @@ impl Record for PushDelivery {
     const VERSION: u8 = 1;
 }
 
+/// A third-party client registered by the operator (`spaces admin oauth-client add`). Stored
+/// under its client id.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClient {
+    pub client_id: String,
+    /// Shown to users on the consent page.
+    pub name: String,
+    /// The redirect URIs an authorization request may name: compared byte for byte.
+    pub redirect_uris: Vec<String>,
+    /// The most it may ask for, as `spaces_oidc::Scopes` bits.
+    pub scopes: u8,
+    /// SHA-256 of its secret for a confidential client; `None` for a public one (a native or
+    /// browser app, which authenticates by PKCE alone).
+    pub secret_hash: Option<[u8; 32]>,
+    pub created_at_ms: u64,
+}
+
+impl Record for OAuthClient {
+    const VERSION: u8 = 1;
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .field("confidential", &self.secret_hash.is_some())
+            .field("created_at_ms", &self.created_at_ms)
+            .finish()
+    }
+}
+
+/// An authorization code, stored under the SHA-256 of the code (the code itself is a secret
+/// and never stored). Taken once by compare-and-swap (`Store::redeem_oauth_code`), after which
+/// it names the session it started, so a second use can end that session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthCode {
+    pub client_id: String,
+    /// The lowercased username of the user who consented.
+    pub username: String,
+    /// The authorization request's, which the token request must repeat.
+    pub redirect_uri: String,
+    /// Granted, as `spaces_oidc::Scopes` bits.
+    pub scopes: u8,
+    pub nonce: Option<String>,
+    /// The PKCE `S256` challenge.
+    pub code_challenge: String,
+    /// When the user consented.
+    pub auth_time_ms: u64,
+    /// Unusable from this instant on.
+    pub expires_at_ms: u64,
+    /// Set once redeemed: the session it started.
+    pub redeemed_by: Option<String>,
+}
+
+impl Record for OAuthCode {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,6 +763,10 @@ mod tests {
             admin: true,
             method: SignInMethod::Passkey,
             user_agent: "ua".into(),
+            oauth: Some(OAuthGrant {
+                client_id: "c".into(),
+                scopes: 5,
+            }),
         }
     }
 
@@ -770,11 +889,12 @@ mod tests {
         );
     }
 
-    /// Format 4 of a session: format 1's fields, the earlier hashes (format 2), the access
-    /// grants and the admin flag (format 3), then how it began and its user agent.
+    /// Format 5 of a session: format 1's fields, the earlier hashes (format 2), the access
+    /// grants and the admin flag (format 3), how it began and its user agent (format 4), then
+    /// its OAuth grant.
     #[test]
     fn pinned_session_format() {
-        let mut expected = vec![4, 2, b's', b'1', 2, b'a', b'l'];
+        let mut expected = vec![5, 2, b's', b'1', 2, b'a', b'l'];
         expected.extend_from_slice(&[9; 32]);
         expected.extend_from_slice(&[5, b'p', b'h', b'o', b'n', b'e', 1, 2, 3]);
         expected.push(1); // one earlier hash
@@ -785,7 +905,24 @@ mod tests {
         expected.push(1); // admin
         expected.push(2); // method: Passkey
         expected.extend_from_slice(&[2, b'u', b'a']);
+        expected.extend_from_slice(&[1, 1, b'c', 5]); // Some(grant): client "c", scopes 5
         assert_eq!(encode("t", &session()).unwrap(), expected);
+    }
+
+    /// Format 4 sessions read as first-party ones.
+    #[test]
+    fn format_4_sessions_upgrade() {
+        let mut v4 = encode("t", &session()).unwrap();
+        v4[0] = 4;
+        v4.truncate(v4.len() - 4);
+        let read: Session = decode("sessions", b"s1", &v4).unwrap();
+        assert_eq!(
+            read,
+            Session {
+                oauth: None,
+                ..session()
+            }
+        );
     }
 
     /// Format 3 sessions read with no method or user agent.
@@ -793,13 +930,14 @@ mod tests {
     fn format_3_sessions_upgrade() {
         let mut v3 = encode("t", &session()).unwrap();
         v3[0] = 3;
-        v3.truncate(v3.len() - 4);
+        v3.truncate(v3.len() - 8);
         let read: Session = decode("sessions", b"s1", &v3).unwrap();
         assert_eq!(
             read,
             Session {
                 method: SignInMethod::Unknown,
                 user_agent: String::new(),
+                oauth: None,
                 ..session()
             }
         );
@@ -846,6 +984,7 @@ mod tests {
             admin: false,
             method: SignInMethod::Unknown,
             user_agent: String::new(),
+            oauth: None,
             ..session()
         };
         assert_eq!(
@@ -866,10 +1005,10 @@ mod tests {
             trailing.push(0);
             assert!(decode::<Session>("sessions", b"s1", &trailing).is_err());
             let mut future = old;
-            future[0] = 5;
+            future[0] = 6;
             assert!(matches!(
                 decode::<Session>("sessions", b"s1", &future),
-                Err(Error::Corrupt { reason, .. }) if reason.contains("format version 5")
+                Err(Error::Corrupt { reason, .. }) if reason.contains("format version 6")
             ));
         }
     }

@@ -323,6 +323,7 @@ mod tests {
             admin: false,
             method: crate::SignInMethod::Unknown,
             user_agent: String::new(),
+            oauth: None,
         }
     }
 

@@ -18,12 +18,14 @@ mod messages;
 mod meta;
 mod moderation;
 mod notifications;
+mod oauth;
 mod passkeys;
 mod push;
 mod ranges;
 mod ratelimit;
 mod render;
 mod rooms;
+mod scopes;
 mod search;
 mod session;
 mod users;
@@ -80,6 +82,8 @@ pub struct Shared {
     /// Exactly-once sends by client transaction id.
     pub txns: crate::services::txns::Txns,
     pub passkeys: crate::services::passkeys::Passkeys,
+    /// The OAuth2 / OpenID Connect provider.
+    pub oidc: crate::services::oidc::Oidc,
     pub moderation: crate::services::moderation::Moderation,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
@@ -194,6 +198,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/media/{hash}/thumbnail"),
     ("GET", "/api/v1/account/export"),
     ("DELETE", "/api/v1/account"),
+    ("GET", "/api/v1/oauth2/authorization"),
+    ("POST", "/api/v1/oauth2/authorization"),
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/oauth2/jwks"),
+    ("GET", "/oauth2/authorize"),
+    ("POST", "/oauth2/token"),
+    ("GET", "/oauth2/userinfo"),
+    ("POST", "/oauth2/userinfo"),
+    ("POST", "/oauth2/revoke"),
     ("GET", "/ws"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -369,6 +382,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/media/{hash}/thumbnail", get(media::thumbnail))
         .route("/api/v1/account/export", get(account_data::export))
         .route("/api/v1/account", delete(account_data::delete))
+        .route(
+            "/api/v1/oauth2/authorization",
+            get(oauth::consent_view).post(oauth::consent_decide),
+        )
+        .route("/.well-known/openid-configuration", get(oauth::discovery))
+        .route("/oauth2/jwks", get(oauth::jwks))
+        .route("/oauth2/authorize", get(oauth::authorize))
+        .route("/oauth2/token", post(oauth::token))
+        .route(
+            "/oauth2/userinfo",
+            get(oauth::userinfo).post(oauth::userinfo),
+        )
+        .route("/oauth2/revoke", post(oauth::revoke))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))

@@ -64,6 +64,9 @@ pub struct Authed {
     pub username: String,
     pub session_id: String,
     pub admin: bool,
+    /// What a third-party OAuth client's token may do; `None` for a
+    /// first-party session, which may do everything its user may.
+    pub scopes: Option<spaces_oidc::Scopes>,
 }
 
 impl FromRequestParts<AppState> for Authed {
@@ -85,7 +88,11 @@ impl FromRequestParts<AppState> for Authed {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>")
             })?;
-        authenticate(state, token)
+        let authed = authenticate(state, token)?;
+        if let Some(scopes) = authed.scopes {
+            super::scopes::check(&parts.method, parts.uri.path(), scopes)?;
+        }
+        Ok(authed)
     }
 }
 
@@ -125,6 +132,9 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<Authed, ApiError> {
         username: session.username,
         session_id: session.id,
         admin: session.admin,
+        scopes: session
+            .oauth
+            .map(|grant| spaces_oidc::Scopes::from_bits(grant.scopes)),
     })
 }
 
@@ -162,10 +172,10 @@ pub struct RefreshRequest {
 pub struct Tokens {
     user_id: String,
     session_id: String,
-    access_token: String,
+    pub(super) access_token: String,
     token_type: &'static str,
-    expires_in: u64,
-    refresh_token: String,
+    pub(super) expires_in: u64,
+    pub(super) refresh_token: String,
     is_admin: bool,
     /// Proof of this sign-in for later ones (register and login only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,6 +366,22 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
 ) -> ApiResult<Json<Tokens>> {
+    Ok(Json(rotate(&state, &req.refresh_token, None).await?.0))
+}
+
+/// Rotates a session's refresh token (`refresh_token`): a first-party
+/// session's when `client` is `None`, else one held by that OAuth client
+/// (a token of another client, or of a first-party session, is refused
+/// alike). A token the session issued before ends it. Answers the new
+/// tokens and the session's OAuth scopes.
+pub(super) async fn rotate(
+    state: &AppState,
+    refresh_token: &str,
+    client: Option<&str>,
+) -> ApiResult<(Tokens, Option<spaces_oidc::Scopes>)> {
+    let req = RefreshRequest {
+        refresh_token: refresh_token.to_owned(),
+    };
     let bad = || {
         ApiError::unauthorized(
             "bad_refresh_token",
@@ -365,8 +391,11 @@ pub async fn refresh(
     let (session_id, _) = req.refresh_token.split_once('.').ok_or_else(bad)?;
     let old_hash = spaces_auth::hash_refresh_token(&req.refresh_token);
     let now = now_ms();
-    let username = match state.store.session(session_id)? {
-        Some(session) if session.expires_at_ms > now => session.username,
+    let (username, oauth) = match state.store.session(session_id)? {
+        Some(session) if session.oauth.as_ref().map(|grant| grant.client_id.as_str()) != client => {
+            return Err(bad());
+        }
+        Some(session) if session.expires_at_ms > now => (session.username, session.oauth),
         Some(_) => {
             // Expired: gone for good, not revived by a late refresh.
             state.accounts.delete_session(session_id.into()).await?;
@@ -374,6 +403,7 @@ pub async fn refresh(
         }
         None => return Err(bad()),
     };
+    let state = state.clone();
     // Read before the rotation, whose access grant records the admin flag.
     let account = state.store.account(&username)?.ok_or_else(bad)?;
     may_sign_in(&account)?;
@@ -406,7 +436,8 @@ pub async fn refresh(
         // which is no one's proof of anything. Refused; the session is untouched.
         Rotation::Unknown => return Err(bad()),
     }
-    Ok(Json(tokens_for(&state, &account, session_id, issued)))
+    let scopes = oauth.map(|grant| spaces_oidc::Scopes::from_bits(grant.scopes));
+    Ok((tokens_for(&state, &account, session_id, issued), scopes))
 }
 
 pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<StatusCode> {
@@ -519,9 +550,23 @@ pub async fn new_session(
     account: &Account,
     device: Option<String>,
     method: SignInMethod,
-    UserAgent(user_agent): UserAgent,
+    user_agent: UserAgent,
 ) -> ApiResult<Tokens> {
     let session_id = spaces_auth::new_session_id(&mut rand::rng());
+    new_session_with(state, account, device, method, user_agent, session_id, None).await
+}
+
+/// [`new_session`] with a chosen id, for an OAuth client when `oauth` is
+/// set (its code names the session before it exists).
+pub(super) async fn new_session_with(
+    state: &AppState,
+    account: &Account,
+    device: Option<String>,
+    method: SignInMethod,
+    UserAgent(user_agent): UserAgent,
+    session_id: String,
+    oauth: Option<spaces_store::OAuthGrant>,
+) -> ApiResult<Tokens> {
     let issued = Issued::new(state, &session_id);
     let now = now_ms();
     let mut device = device.unwrap_or_else(|| "unnamed device".into());
@@ -543,6 +588,7 @@ pub async fn new_session(
             admin: account.is_admin,
             method,
             user_agent,
+            oauth,
         })
         .await?;
     // A suspension between the caller's check and this session's write

@@ -169,6 +169,17 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<(Authe
         return None;
     };
     match session::authenticate(state, &token) {
+        // A third-party client's token reads events with `read` only.
+        Ok(authed)
+            if authed
+                .scopes
+                .is_some_and(|scopes| !scopes.has(spaces_oidc::Scope::Read)) =>
+        {
+            let _ = socket
+                .send(close("insufficient_scope", CLOSE_UNAUTHORIZED))
+                .await;
+            None
+        }
         Ok(authed) => Some((authed, since)),
         Err(error) => {
             let _ = socket.send(close(error.code, CLOSE_UNAUTHORIZED)).await;
@@ -194,8 +205,17 @@ async fn run(
         // silently hide every event up to it.
         return Some((CLOSE_PROTOCOL, "since is ahead of this node's stream"));
     }
-    // The user is online while this connection lasts (and it says so).
-    let mut presence = state.engine.client_connected(&authed.user);
+    // The user is online while this connection lasts (and it says so),
+    // unless a third-party client without `send` holds it: presence is
+    // something the user says to others.
+    let may_send = authed
+        .scopes
+        .is_none_or(|scopes| scopes.has(spaces_oidc::Scope::Send));
+    let mut presence = if may_send {
+        state.engine.client_connected(&authed.user)
+    } else {
+        None
+    };
     socket
         .send(Message::Text(
             render::ready_frame(&authed.user, last_seq).into(),

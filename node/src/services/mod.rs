@@ -28,6 +28,8 @@
 //! - [`notify`]: notifications: the notifier task that applies
 //!   `spaces_notify`'s rules to the live stream within the engine's
 //!   readability, and the per-user records and settings.
+//! - [`oidc`]: the OAuth2 / OpenID Connect provider: clients, codes, PKCE,
+//!   ID tokens (`spaces_oidc`); its sessions are the accounts' sessions.
 //! - [`push`]: Web Push: browsers' subscriptions, the node's VAPID key, and
 //!   the pusher task that sends the durable queue's deliveries.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
@@ -43,6 +45,7 @@ pub mod links;
 pub mod media;
 pub mod moderation;
 pub mod notify;
+pub mod oidc;
 pub mod passkeys;
 pub mod push;
 pub mod search;

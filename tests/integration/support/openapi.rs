@@ -243,6 +243,15 @@ impl Document {
         }
         let at = format!("{} {template}", exchange.method);
         let status = exchange.status.to_string();
+        // Any operation that takes a bearer token may refuse a third-party
+        // client's token for its scopes (the document's description).
+        let takes_bearer = operation["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        if takes_bearer && exchange.status == 403 && exchange.text.contains("insufficient_scope") {
+            self.check_global_error(exchange, 403, "insufficient_scope", &mut problems);
+            return finish(problems);
+        }
         let responses = &operation["responses"];
         let Some(response) = responses.get(&status).or_else(|| responses.get("default")) else {
             let listed: Vec<&String> = responses

@@ -6,6 +6,7 @@ import { currentSession, onSessionChange, type EndReason, type Session } from '.
 import { navigate, useRoute } from '../router';
 import { boot, reset, setActive, store, useStore } from '../store';
 import { AuthScreen } from './Auth';
+import { ConsentPage } from './Consent';
 import { CreateRoomDialog, DirectoryDialog, DmDialog } from './Dialogs';
 import { declineBlocked } from './Dm';
 import { JoinView } from './JoinView';
@@ -30,6 +31,8 @@ export function App() {
     [],
   );
   if (!session) return <AuthScreen reason={reason} />;
+  // An OAuth client's authorization request: decided, then the browser leaves.
+  if (location.pathname === '/consent') return <ConsentPage />;
   return <Shell key={session.user_id} />;
 }
 

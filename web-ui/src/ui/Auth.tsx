@@ -32,7 +32,11 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
   // Opened at an invite link: after logging in, the app is still at it.
   const notice =
     (reason && REASONS[reason]) ||
-    (location.pathname.startsWith('/join/') ? 'Log in or sign up to accept the invitation.' : null);
+    (location.pathname.startsWith('/join/')
+      ? 'Log in or sign up to accept the invitation.'
+      : location.pathname === '/consent'
+        ? 'Log in to let an app use your account.'
+        : null);
 
   const submit = async (e: Event) => {
     e.preventDefault();

@@ -19,7 +19,7 @@ interface Passkey {
 interface SessionInfo {
   session_id: string;
   device: string;
-  method: 'unknown' | 'password' | 'passkey' | 'password_and_passkey';
+  method: 'unknown' | 'password' | 'passkey' | 'password_and_passkey' | 'oauth_client';
   user_agent: string;
   created_at_ms: number;
   last_used_ms: number;
@@ -31,6 +31,8 @@ const METHODS: Record<SessionInfo['method'], string> = {
   password: 'password',
   passkey: 'passkey',
   password_and_passkey: 'password and passkey',
+  // `device` is then the app's name: revoking the session cuts the app off.
+  oauth_client: 'app you allowed',
 };
 
 function message(error: unknown): string {
