@@ -304,6 +304,11 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
     };
     assert_eq!(item(&threat)["hidden"], true);
     assert_eq!(item(&threat)["labels"], json!(["threat"]));
+    assert_eq!(
+        item(&threat)["event"]["content"]["body"],
+        "i know where you live, watch your back"
+    );
+    assert_eq!(item(&threat)["event"]["sender"], alice.id.as_str());
     assert_eq!(item(&insult)["flagged"], true);
     assert_eq!(item(&insult)["hidden"], false);
     b.node
@@ -422,6 +427,13 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         .await
         .error(404, "unknown_event");
 
+    // A hidden message stays queued until revealed or deleted.
+    let resolve = format!("/api/v1/rooms/{room}/moderation/queue/{threat}");
+    b.node
+        .delete(&resolve, Some(&carol.access))
+        .await
+        .error(409, "still_hidden");
+
     // Carol reveals it: bob sees it.
     b.node
         .post(
@@ -448,4 +460,26 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         )
         .await
         .error(404, "not_hidden");
+    // Revealed, it can leave the queue.
+    b.node
+        .delete(&resolve, Some(&carol.access))
+        .await
+        .expect(204);
+    let queue = b
+        .node
+        .get(
+            &format!("/api/v1/rooms/{room}/moderation/queue"),
+            Some(&carol.access),
+        )
+        .await
+        .expect(200);
+    assert!(
+        !queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["event_id"] == threat.as_str()),
+        "{queue}"
+    );
+    assert!(ids(&b.node.history(&bob, &room, 50).await).contains(&threat));
 }

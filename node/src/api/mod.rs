@@ -18,6 +18,7 @@ mod messages;
 mod meta;
 mod moderation;
 mod notifications;
+mod operator;
 mod passkeys;
 mod push;
 mod ranges;
@@ -133,6 +134,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/users/{username}/reactivate"),
     ("POST", "/api/v1/admin/users/{username}/deactivate"),
     ("PUT", "/api/v1/admin/users/{username}/role"),
+    ("PUT", "/api/v1/admin/users/{username}/password"),
+    ("GET", "/api/v1/admin/node"),
+    ("GET", "/api/v1/admin/rooms"),
+    ("GET", "/api/v1/admin/rooms/{room_id}/members"),
+    ("POST", "/api/v1/admin/rooms/{room_id}/shutdown"),
     ("GET", "/api/v1/admin/federation"),
     ("POST", "/api/v1/admin/backup"),
     ("POST", "/api/v1/admin/federation/dial"),
@@ -174,6 +180,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/rooms/{room_id}/messages/{event_id}"),
     ("GET", "/api/v1/rooms/{room_id}/threads/{event_id}"),
     ("GET", "/api/v1/rooms/{room_id}/moderation/queue"),
+    (
+        "DELETE",
+        "/api/v1/rooms/{room_id}/moderation/queue/{event_id}",
+    ),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/reveal"),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/report"),
     (
@@ -267,6 +277,20 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/users/{username}/role",
             put(admin_users::set_role),
         )
+        .route(
+            "/api/v1/admin/users/{username}/password",
+            put(admin_users::reset_password),
+        )
+        .route("/api/v1/admin/node", get(operator::node))
+        .route("/api/v1/admin/rooms", get(operator::rooms))
+        .route(
+            "/api/v1/admin/rooms/{room_id}/members",
+            get(operator::members),
+        )
+        .route(
+            "/api/v1/admin/rooms/{room_id}/shutdown",
+            post(operator::shutdown),
+        )
         .route("/api/v1/admin/federation", get(federation_admin::status))
         .route("/api/v1/admin/backup", post(backup::backup))
         .route(
@@ -342,6 +366,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/rooms/{room_id}/moderation/queue",
             get(moderation::queue),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/moderation/queue/{event_id}",
+            delete(moderation::resolve),
         )
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reveal",

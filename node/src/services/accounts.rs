@@ -177,6 +177,20 @@ impl Accounts {
         .await
     }
 
+    /// Replaces `username`'s password hash (an operator's reset) and ends
+    /// every session, so whoever held the account must sign in with the new
+    /// password. The hash is written first, so a sign-in racing this either
+    /// uses the new password or made a session that this ends.
+    pub async fn reset_password(&self, username: String, hash: String) -> Result<Account, Error> {
+        let account = on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| a.password_hash.clone_from(&hash))
+        })
+        .await?;
+        self.end_sessions(&account.username).await?;
+        tracing::info!(username = %account.username, "password reset by an operator");
+        Ok(account)
+    }
+
     async fn end_sessions(&self, username: &str) -> Result<(), Error> {
         for session in self.store.sessions_of(username)? {
             self.delete_session(session.id).await?;

@@ -49,6 +49,7 @@ export {
   mentionsIn,
   openThread,
   remove,
+  report,
   retry,
   send,
   toggleReaction,
