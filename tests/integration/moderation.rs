@@ -327,6 +327,16 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         &[threat.clone(), insult.clone(), clean.clone()],
     )
     .await;
+    // Moderators are told which of them members do not see.
+    let carols = b.node.history(&carol, &room, 50).await;
+    let hidden_flag = |id: &str| {
+        carols
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .map(|e| e["hidden"].clone())
+    };
+    assert_eq!(hidden_flag(&threat), Some(json!(true)));
+    assert_eq!(hidden_flag(&insult), Some(serde_json::Value::Null));
     let bob_history = until_history_has(&b, &bob, &room, &[insult.clone(), clean.clone()]).await;
     assert!(!bob_history.contains(&threat), "hidden from bob's history");
     // A gets no say: alice's own node shows it (the policy hides on receipt).

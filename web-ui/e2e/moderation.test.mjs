@@ -147,6 +147,11 @@ describe('moderation: blocked sends and the review queue', { timeout: 180_000 },
     await b.getByRole('dialog', { name: 'Report message' }).getByRole('button', { name: 'Report', exact: true }).click();
     await picnic.getByText('Reported to the room’s moderators.').waitFor();
 
+    // Mo, a moderator, is shown the threat, marked hidden from members.
+    await b.reload();
+    const shownThreat = log(b).getByRole('article').filter({ hasText: THREAT });
+    await shownThreat.getByText('Hidden from members', { exact: false }).waitFor();
+
     // The queue: the hidden threat and the report.
     await b.getByRole('button', { name: 'Review queue' }).click();
     const queue = b.getByRole('dialog', { name: 'Review queue' });
@@ -161,6 +166,7 @@ describe('moderation: blocked sends and the review queue', { timeout: 180_000 },
     await hidden.getByRole('button', { name: 'Reveal' }).click();
     await hidden.waitFor({ state: 'detached' });
     await until(beaSees, 'bea to see the revealed message');
+    assert.equal(await shownThreat.getByText('Hidden from members', { exact: false }).count(), 0);
     // Dismiss the report: the queue is empty.
     await reported.getByRole('button', { name: 'Dismiss' }).click();
     await queue.getByText('Nothing to review in this room.').waitFor();

@@ -48,6 +48,7 @@ export {
   edit,
   mentionsIn,
   openThread,
+  markRevealed,
   remove,
   report,
   retry,

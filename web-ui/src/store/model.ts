@@ -34,6 +34,8 @@ export interface Msg {
   error?: string;
   /** The client transaction id a local echo is sent with (`outbox.ts`). */
   txn?: string;
+  /** Shown to us as a moderator: hidden from the room's members here. */
+  hidden?: true;
 }
 
 export interface Timeline {

@@ -216,6 +216,9 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
             {error}
           </p>
         )}
+        {msg.hidden && !msg.redacted && (
+          <p class="msg-state hidden-note">Hidden from members by this room’s moderation (see the review queue)</p>
+        )}
         {reported && (
           <p class="msg-state" role="status">
             Reported to the room’s moderators.

@@ -8,7 +8,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, seg } from '../api/client';
 import type { EventJson } from '../api/types';
-import { ask, can, moderate, nameOf, store } from '../store';
+import { ask, can, markRevealed, moderate, nameOf, store } from '../store';
 import { Dialog, FieldError, formatFull } from './common';
 
 interface QueueItem {
@@ -117,6 +117,7 @@ export function ReviewQueueDialog({ room, onClose }: { room: string; onClose: ()
                         onClick={() =>
                           void run(async () => {
                             await api('POST', `${base}/messages/${seg(item.event_id)}/reveal`);
+                            markRevealed(item.event_id);
                             await resolve(item);
                           })
                         }
