@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use crate::support::{PASSWORD, Ws, node};
+use crate::support::{Node, PASSWORD, Ws, node};
 
 #[tokio::test]
 async fn admins_see_the_node_and_its_rooms_and_shut_a_room_down() {
@@ -316,4 +316,78 @@ async fn reported_messages_are_queued_with_the_message_and_resolved() {
     .expect(204);
     let queue = node.get(&queue_path, Some(&carol.access)).await.expect(200);
     assert_eq!(queue["items"], json!([]));
+}
+
+/// The registration mode set from the console: in force at once, kept
+/// across a restart, and cleared back to the config's.
+#[tokio::test]
+async fn admins_set_the_registration_mode_at_run_time() {
+    let (dir, mut node) = node(&[]).await;
+    let root = node.register("root").await;
+    let alice = node.register("alice").await;
+    let set = |node: &Node, token: &str, mode: serde_json::Value| {
+        node.put(
+            "/api/v1/admin/registration",
+            Some(token),
+            json!({ "mode": mode }),
+        )
+    };
+    set(&node, &alice.access, json!("closed"))
+        .await
+        .error(403, "not_admin");
+    set(&node, &root.access, json!("members-only"))
+        .await
+        .error(400, "bad_value");
+    let now = set(&node, &root.access, json!("closed")).await.expect(200);
+    assert_eq!(now["registration_mode"], "closed");
+    assert_eq!(now["registration_mode_config"], "open");
+    let sign_up = |node: &Node, username: &str| {
+        node.post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "username": username, "password": PASSWORD }),
+        )
+    };
+    sign_up(&node, "bob")
+        .await
+        .error(403, "registration_closed");
+
+    // Kept across a restart.
+    assert!(node.terminate().await.success());
+    let node = Node::start(dir.path(), &[]).await;
+    let root = node.login("root", PASSWORD).await;
+    let glance = node
+        .get("/api/v1/admin/node", Some(&root.access))
+        .await
+        .expect(200);
+    assert_eq!(glance["registration_mode"], "closed");
+    sign_up(&node, "bob")
+        .await
+        .error(403, "registration_closed");
+
+    // Invite only: a token from the console's endpoint lets one in.
+    set(&node, &root.access, json!("invite")).await.expect(200);
+    sign_up(&node, "bob").await.error(403, "bad_invite_token");
+    let token = node
+        .post(
+            "/api/v1/admin/invite-tokens",
+            Some(&root.access),
+            json!({ "uses": 1 }),
+        )
+        .await
+        .expect(201);
+    node.post(
+        "/api/v1/auth/register",
+        None,
+        json!({ "username": "bob", "password": PASSWORD, "invite_token": token["token"] }),
+    )
+    .await
+    .expect(201);
+
+    // Back to the config's.
+    let now = set(&node, &root.access, serde_json::Value::Null)
+        .await
+        .expect(200);
+    assert_eq!(now["registration_mode"], "open");
+    sign_up(&node, "carol").await.expect(201);
 }

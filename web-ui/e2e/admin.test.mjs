@@ -2,7 +2,8 @@
 // account is the admin). The admin suspends a user who is signed in in
 // another browser, and that browser is signed out at once and cannot sign
 // in again; the admin shuts down a room, which leaves its member's room
-// list; and makes an invite token and reads the node's storage sizes.
+// list; closes sign-ups, makes an invite token and reads the node's
+// storage sizes.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -102,9 +103,18 @@ describe('admin console', { timeout: 120_000 }, () => {
     await u.getByRole('button', { name: 'Log in', exact: true }).click();
     await u.getByRole('navigation', { name: 'Rooms and direct messages' }).waitFor();
 
-    // Node: an invite token and the storage sizes.
+    // Node: sign-ups closed, an invite token, the storage sizes.
     await console_.getByRole('tab', { name: 'Node' }).click();
     await console_.getByRole('definition').first().waitFor();
+    // The choice is shown once the node has it.
+    await console_.getByRole('radio', { name: /^Closed/ }).click();
+    await console_.locator('[data-mode="closed"]').waitFor();
+    const closed = await fetch(new URL('/api/v1/auth/register', node.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'late', password: PASSWORD }),
+    });
+    assert.equal(closed.status, 403, 'sign-ups are closed');
     await console_.getByRole('button', { name: 'Create invite token' }).click();
     const token = await console_.locator('.admin-new-token code').textContent({ timeout: 10_000 });
     assert.match(token, /^[A-Za-z0-9_-]{16,}$/);

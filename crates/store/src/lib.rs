@@ -33,6 +33,7 @@ mod moderation;
 mod notifications;
 mod passkeys;
 mod records;
+mod registration;
 mod sessions;
 mod snapshot;
 mod store;

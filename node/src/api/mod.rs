@@ -136,6 +136,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/admin/users/{username}/role"),
     ("PUT", "/api/v1/admin/users/{username}/password"),
     ("GET", "/api/v1/admin/node"),
+    ("PUT", "/api/v1/admin/registration"),
     ("GET", "/api/v1/admin/rooms"),
     ("GET", "/api/v1/admin/rooms/{room_id}/members"),
     ("POST", "/api/v1/admin/rooms/{room_id}/shutdown"),
@@ -282,6 +283,10 @@ pub fn router(state: AppState) -> Router {
             put(admin_users::reset_password),
         )
         .route("/api/v1/admin/node", get(operator::node))
+        .route(
+            "/api/v1/admin/registration",
+            put(operator::set_registration),
+        )
         .route("/api/v1/admin/rooms", get(operator::rooms))
         .route(
             "/api/v1/admin/rooms/{room_id}/members",

@@ -6,14 +6,15 @@
 //! reads a room's history only as a member of it.
 
 use axum::extract::State;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_protocol::content::Membership;
 use spaces_store::Account;
 
 use super::error::{ApiError, ApiResult, Json, Path};
 use super::rooms::parse_room;
+use super::session::{mode_from_name, mode_name, registration_mode};
 use super::{AppState, Authed, render};
-use crate::config::RegistrationMode;
 use crate::services::operator;
 
 /// 403 unless the caller's account is a node admin now.
@@ -36,15 +37,13 @@ fn admin_now(state: &AppState, authed: &Authed) -> ApiResult<()> {
 pub async fn node(State(state): State<AppState>, authed: Authed) -> ApiResult<Json<Value>> {
     admin_now(&state, &authed)?;
     let sizes = operator::storage_sizes(state.config.data_dir.clone()).await;
-    let registration = match state.config.registration.mode {
-        RegistrationMode::Open => "open",
-        RegistrationMode::Invite => "invite",
-        RegistrationMode::Closed => "closed",
-    };
+    let configured = state.config.registration.mode;
+    let registration = registration_mode(&state)?;
     Ok(Json(json!({
         "node_id": state.engine.node_id().to_string(),
         "version": env!("CARGO_PKG_VERSION"),
-        "registration_mode": registration,
+        "registration_mode": mode_name(registration),
+        "registration_mode_config": mode_name(configured),
         "moderation": state.moderation.status().state,
         "rooms": state.engine.n_rooms(),
         "storage": {
@@ -116,4 +115,41 @@ pub async fn shutdown(
     let left = operator::shutdown_room(&state.engine, &room_id).await?;
     tracing::info!(by = %authed.username, room = %room_id, left, "room shut down by an operator");
     Ok(Json(json!({ "left": left })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationBody {
+    /// `open`, `invite` or `closed`; null goes back to the config's.
+    mode: Option<String>,
+}
+
+/// Sets how people sign up, at run time and across restarts, in place of
+/// `registration.mode`; `null` goes back to the config's.
+pub async fn set_registration(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<RegistrationBody>,
+) -> ApiResult<Json<Value>> {
+    admin_now(&state, &authed)?;
+    let mode = req
+        .mode
+        .as_deref()
+        .map(|name| {
+            mode_from_name(name).ok_or_else(|| {
+                ApiError::bad_request("bad_value", "mode must be open, invite or closed")
+            })
+        })
+        .transpose()?;
+    state
+        .accounts
+        .set_registration_override(mode.map(mode_name))
+        .await?;
+    let configured = state.config.registration.mode;
+    let now = registration_mode(&state)?;
+    tracing::info!(by = %authed.username, mode = mode_name(now), "registration mode set by an operator");
+    Ok(Json(json!({
+        "registration_mode": mode_name(now),
+        "registration_mode_config": mode_name(configured),
+    })))
 }

@@ -59,6 +59,19 @@ impl Accounts {
         .await
     }
 
+    /// The registration mode an admin set at run time, by name (`open`,
+    /// `invite`, `closed`), if any; the API applies it in place of the
+    /// config's.
+    pub fn registration_override(&self) -> Result<Option<String>, Error> {
+        self.store.registration_mode()
+    }
+
+    /// Sets the run-time registration mode by name (`None`: the config's
+    /// again).
+    pub async fn set_registration_override(&self, mode: Option<&'static str>) -> Result<(), Error> {
+        on_disk(&self.store, move |store| store.set_registration_mode(mode)).await
+    }
+
     pub async fn put_invite_token(&self, token: InviteToken) -> Result<(), Error> {
         on_disk(&self.store, move |store| store.put_invite_token(&token)).await
     }

@@ -56,10 +56,13 @@ interface Federation {
   peers: Peer[];
 }
 
+type Mode = 'open' | 'invite' | 'closed';
+
 interface NodeInfo {
   node_id: string;
   version: string;
-  registration_mode: 'open' | 'invite' | 'closed';
+  registration_mode: Mode;
+  registration_mode_config: Mode;
   moderation: 'ready' | 'unavailable' | 'off';
   rooms: number;
   storage: { store_bytes: number; search_bytes: number; blobs_bytes: number; total_bytes: number };
@@ -420,7 +423,7 @@ function FederationTab() {
   );
 }
 
-const MODES: Record<NodeInfo['registration_mode'], string> = {
+const MODES: Record<Mode, string> = {
   open: 'Open: anyone who can reach the node may sign up.',
   invite: 'Invite only: sign-up needs an invite token.',
   closed: 'Closed: only admins create accounts.',
@@ -439,10 +442,22 @@ function NodeTab() {
   return (
     <section class="security" aria-label="Node">
       <h3>Registration</h3>
-      <p data-mode={info.registration_mode}>
-        {MODES[info.registration_mode]}{' '}
-        <span class="muted small">(registration.mode in the node’s config)</span>
-      </p>
+      <fieldset class="admin-modes" aria-label="Who may sign up" data-mode={info.registration_mode}>
+        {(Object.keys(MODES) as Mode[]).map((mode) => (
+          <label key={mode} class="choice">
+            <input
+              type="radio"
+              name="registration-mode"
+              value={mode}
+              checked={info.registration_mode === mode}
+              disabled={busy}
+              onChange={() => void run(() => api('PUT', '/api/v1/admin/registration', { mode }))}
+            />
+            {MODES[mode]}
+            {info.registration_mode_config === mode && <span class="muted small"> (the config’s)</span>}
+          </label>
+        ))}
+      </fieldset>
       <form
         class="row admin-token"
         aria-label="Create an invite token"
