@@ -34,6 +34,9 @@ fi
 echo "== cargo build -p spaces-node --bin spaces"
 cargo build --quiet -p spaces-node --bin spaces
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/spaces"
+# The moderation tests run the toxicity model: ONNX Runtime beside the
+# binary, where it looks by default.
+scripts/install-onnxruntime.sh >/dev/null
 
 shots="${SPACES_E2E_SHOTS:-$root/target/web-e2e-screenshots}"
 rm -rf "$shots"

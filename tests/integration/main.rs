@@ -11,6 +11,7 @@ mod support;
 mod account_data;
 mod accounts;
 mod admin_cli;
+mod admin_console;
 mod admin_users;
 mod api_shape;
 mod avatars;

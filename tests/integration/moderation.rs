@@ -304,6 +304,11 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
     };
     assert_eq!(item(&threat)["hidden"], true);
     assert_eq!(item(&threat)["labels"], json!(["threat"]));
+    assert_eq!(
+        item(&threat)["event"]["content"]["body"],
+        "i know where you live, watch your back"
+    );
+    assert_eq!(item(&threat)["event"]["sender"], alice.id.as_str());
     assert_eq!(item(&insult)["flagged"], true);
     assert_eq!(item(&insult)["hidden"], false);
     b.node
@@ -322,6 +327,16 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         &[threat.clone(), insult.clone(), clean.clone()],
     )
     .await;
+    // Moderators are told which of them members do not see.
+    let carols = b.node.history(&carol, &room, 50).await;
+    let hidden_flag = |id: &str| {
+        carols
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .map(|e| e["hidden"].clone())
+    };
+    assert_eq!(hidden_flag(&threat), Some(json!(true)));
+    assert_eq!(hidden_flag(&insult), Some(serde_json::Value::Null));
     let bob_history = until_history_has(&b, &bob, &room, &[insult.clone(), clean.clone()]).await;
     assert!(!bob_history.contains(&threat), "hidden from bob's history");
     // A gets no say: alice's own node shows it (the policy hides on receipt).
@@ -422,6 +437,13 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         .await
         .error(404, "unknown_event");
 
+    // A hidden message stays queued until revealed or deleted.
+    let resolve = format!("/api/v1/rooms/{room}/moderation/queue/{threat}");
+    b.node
+        .delete(&resolve, Some(&carol.access))
+        .await
+        .error(409, "still_hidden");
+
     // Carol reveals it: bob sees it.
     b.node
         .post(
@@ -448,4 +470,26 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
         )
         .await
         .error(404, "not_hidden");
+    // Revealed, it can leave the queue.
+    b.node
+        .delete(&resolve, Some(&carol.access))
+        .await
+        .expect(204);
+    let queue = b
+        .node
+        .get(
+            &format!("/api/v1/rooms/{room}/moderation/queue"),
+            Some(&carol.access),
+        )
+        .await
+        .expect(200);
+    assert!(
+        !queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["event_id"] == threat.as_str()),
+        "{queue}"
+    );
+    assert!(ids(&b.node.history(&bob, &room, 50).await).contains(&threat));
 }

@@ -136,7 +136,9 @@ export async function pageApi(page, method, path, body) {
         body: body ? JSON.stringify(body) : undefined,
       });
       if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-      return response.status === 204 ? null : response.json();
+      // 204, or 202 with no body (a dial): nothing to parse.
+      const text = await response.text();
+      return text ? JSON.parse(text) : null;
     },
     { method, path, body },
   );

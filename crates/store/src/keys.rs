@@ -28,7 +28,7 @@
 //! | `notifications` | 0x03 ‖ username                  | [`NotifySettings`](crate::NotifySettings) |
 //! | `notifications` | 0x04 ‖ user prefix ‖ id (32)     | [`PushSubscription`](crate::PushSubscription) |
 //! | `notifications` | 0x05 ‖ due ms ‖ delivery id      | [`PushDelivery`](crate::PushDelivery): the push queue |
-//! | `meta`          | key                              | node metadata; `first_account` |
+//! | `meta`          | key                              | node metadata; `first_account`, `registration_mode` |
 //! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
 //! - Integers are big-endian, so sled's bytewise key order is numeric order: a range over `log`
@@ -94,6 +94,8 @@ pub(crate) mod meta {
     /// Builds before the `invite_links` tree kept each invite link here, under this prefix and
     /// its code, as JSON; the node moves them (`Store::legacy_invite_links`).
     pub(crate) const LEGACY_INVITE_LINK_PREFIX: &str = "invite_link/";
+    /// The registration mode an admin set at run time ([`crate::records::RegistrationSetting`]).
+    pub(crate) const REGISTRATION_MODE: &str = "registration_mode";
 }
 
 const SEQ_LEN: usize = 8;

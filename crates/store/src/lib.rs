@@ -35,6 +35,7 @@ mod notifications;
 mod oauth;
 mod passkeys;
 mod records;
+mod registration;
 mod sessions;
 mod snapshot;
 mod store;

@@ -15,6 +15,13 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the mark of `event_id`; false if it had none. Durable on return.
+    pub fn delete_moderation_mark(&self, event_id: &Id) -> Result<bool, Error> {
+        let removed = self.moderation.remove(event_id)?.is_some();
+        self.db.flush()?;
+        Ok(removed)
+    }
+
     /// The mark of `event_id`, if it has one.
     pub fn moderation_mark(&self, event_id: &Id) -> Result<Option<ModerationMark>, Error> {
         self.moderation

@@ -730,6 +730,17 @@ impl Record for OAuthCode {
     const VERSION: u8 = 1;
 }
 
+/// The registration mode an admin chose at run time (`meta` tree, `registration_mode`), in
+/// place of the config's: `open`, `invite` or `closed`; the store does not interpret it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RegistrationSetting {
+    pub(crate) mode: String,
+}
+
+impl Record for RegistrationSetting {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! Account administration: node roles (admin, moderator), and suspending,
-//! reactivating and deactivating accounts. Admins do everything;
+//! Account administration: node roles (admin, moderator), suspending,
+//! reactivating and deactivating accounts, and resetting a password. Admins do everything;
 //! moderators list accounts and suspend or reactivate plain users. The
 //! caller's role is read from their account on every request (not from
 //! the session, which records it only at issue), so a demotion applies at
@@ -182,5 +182,38 @@ pub async fn set_role(
             req.role == Role::Moderator,
         )
         .await?;
+    Ok(Json(info(&state, account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    password: String,
+}
+
+/// Sets a new password for an account (admins only; the node's password
+/// policy applies) and ends every session of it.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(username): Path<String>,
+    Json(req): Json<PasswordRequest>,
+) -> ApiResult<Json<UserInfo>> {
+    let role = staff(&state, &authed)?;
+    admin_only(role)?;
+    let account = target(&state, &authed, role, &username)?;
+    spaces_auth::check_password_policy(&req.password)
+        .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
+    let hash = state
+        .hasher
+        .hash(req.password)
+        .await
+        .ok_or_else(|| ApiError::internal("the hashing pool stopped"))?
+        .map_err(ApiError::internal)?;
+    let account = state
+        .accounts
+        .reset_password(account.username, hash)
+        .await?;
+    tracing::info!(by = %authed.username, username = %account.username, "password reset by an operator");
     Ok(Json(info(&state, account)))
 }

@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_protocol::content::*;
-use spaces_protocol::{EphemeralKind, EventId, RoleId};
+use spaces_protocol::{EphemeralKind, EventId, RoleId, UserId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, Path, Query, object};
 use super::rooms::{parse_room, rate};
 use super::{AppState, Authed, ranges, render};
-use crate::engine::{EngineError, PageAt};
+use crate::engine::{EngineError, PageAt, Shown};
 use crate::services::txns::{Sent, TxnError};
 
 fn parse_event(text: &str) -> ApiResult<EventId> {
@@ -192,7 +192,7 @@ pub async fn history(
         .events
         .iter()
         .filter(|s| moderator || !state.moderation.is_hidden(&s.event.id()))
-        .map(|s| render::event(&s.event, s.notes.as_ref(), &authed.user))
+        .map(|s| shown(&state, s, &authed.user))
         .collect();
     Ok(Json(match at {
         PageAt::Around(_) => json!({
@@ -223,11 +223,24 @@ pub async fn thread(
     let replies: Vec<Value> = replies
         .iter()
         .filter(|s| moderator || !state.moderation.is_hidden(&s.event.id()))
-        .map(|s| render::event(&s.event, s.notes.as_ref(), &authed.user))
+        .map(|s| shown(&state, s, &authed.user))
         .collect();
     Ok(Json(
-        json!({ "root": render::event(&root.event, root.notes.as_ref(), &authed.user), "replies": replies }),
+        json!({ "root": shown(&state, &root, &authed.user), "replies": replies }),
     ))
+}
+
+/// An event of history or a thread, marked `"hidden": true` when this
+/// node's moderation hides it from members (only moderators are shown
+/// those), so their client can say so.
+fn shown(state: &AppState, s: &Shown, viewer: &UserId) -> Value {
+    let mut value = render::event(&s.event, s.notes.as_ref(), viewer);
+    if state.moderation.is_hidden(&s.event.id())
+        && let Some(object) = value.as_object_mut()
+    {
+        object.insert("hidden".into(), json!(true));
+    }
+    value
 }
 
 #[derive(Deserialize)]

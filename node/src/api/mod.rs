@@ -19,6 +19,7 @@ mod meta;
 mod moderation;
 mod notifications;
 mod oauth;
+mod operator;
 mod passkeys;
 mod push;
 mod ranges;
@@ -137,6 +138,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/users/{username}/reactivate"),
     ("POST", "/api/v1/admin/users/{username}/deactivate"),
     ("PUT", "/api/v1/admin/users/{username}/role"),
+    ("PUT", "/api/v1/admin/users/{username}/password"),
+    ("GET", "/api/v1/admin/node"),
+    ("PUT", "/api/v1/admin/registration"),
+    ("GET", "/api/v1/admin/rooms"),
+    ("GET", "/api/v1/admin/rooms/{room_id}/members"),
+    ("POST", "/api/v1/admin/rooms/{room_id}/shutdown"),
     ("GET", "/api/v1/admin/federation"),
     ("POST", "/api/v1/admin/backup"),
     ("POST", "/api/v1/admin/federation/dial"),
@@ -178,6 +185,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/rooms/{room_id}/messages/{event_id}"),
     ("GET", "/api/v1/rooms/{room_id}/threads/{event_id}"),
     ("GET", "/api/v1/rooms/{room_id}/moderation/queue"),
+    (
+        "DELETE",
+        "/api/v1/rooms/{room_id}/moderation/queue/{event_id}",
+    ),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/reveal"),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/report"),
     (
@@ -280,6 +291,24 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/users/{username}/role",
             put(admin_users::set_role),
         )
+        .route(
+            "/api/v1/admin/users/{username}/password",
+            put(admin_users::reset_password),
+        )
+        .route("/api/v1/admin/node", get(operator::node))
+        .route(
+            "/api/v1/admin/registration",
+            put(operator::set_registration),
+        )
+        .route("/api/v1/admin/rooms", get(operator::rooms))
+        .route(
+            "/api/v1/admin/rooms/{room_id}/members",
+            get(operator::members),
+        )
+        .route(
+            "/api/v1/admin/rooms/{room_id}/shutdown",
+            post(operator::shutdown),
+        )
         .route("/api/v1/admin/federation", get(federation_admin::status))
         .route("/api/v1/admin/backup", post(backup::backup))
         .route(
@@ -355,6 +384,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/rooms/{room_id}/moderation/queue",
             get(moderation::queue),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/moderation/queue/{event_id}",
+            delete(moderation::resolve),
         )
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reveal",

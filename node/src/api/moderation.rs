@@ -14,8 +14,8 @@ use spaces_protocol::{EventId, Permissions, RoomId, UserId};
 
 use super::error::{ApiError, ApiResult, Json, Path};
 use super::rooms::parse_room;
-use super::{AppState, Authed};
-use crate::services::moderation::{ModerationError, Status};
+use super::{AppState, Authed, render};
+use crate::services::moderation::{ModerationError, Resolved, Status};
 
 impl From<ModerationError> for ApiError {
     fn from(e: ModerationError) -> ApiError {
@@ -157,18 +157,42 @@ pub(super) async fn vet(
         })
 }
 
-/// Whether `user` moderates the room's messages (`manage_messages`): they
-/// see hidden events in history, the review queue, and may reveal.
+/// Whether `user` moderates the room's messages: a joined member with
+/// `manage_messages`, or a joined member who is one of this node's admins
+/// or moderators (marks are this node's decisions, so its staff review them
+/// in the rooms they are in). They see hidden events in history, the
+/// review queue, and may reveal and resolve.
 pub(super) async fn is_room_moderator(state: &AppState, room_id: &RoomId, user: &UserId) -> bool {
     let Ok(slot) = state.engine.room(room_id) else {
         return false;
     };
-    let view = slot.lock().await;
-    let room_state = view.room.state();
-    room_state.is_joined(user)
-        && room_state
-            .permissions(user)
-            .contains(Permissions::MANAGE_MESSAGES)
+    let (joined, manages) = {
+        let view = slot.lock().await;
+        let room_state = view.room.state();
+        (
+            room_state.is_joined(user),
+            room_state
+                .permissions(user)
+                .contains(Permissions::MANAGE_MESSAGES),
+        )
+    };
+    joined && (manages || is_node_staff(state, user))
+}
+
+/// A local user who is a node admin or moderator now (their account's
+/// role, or `moderation.moderators`).
+fn is_node_staff(state: &AppState, user: &UserId) -> bool {
+    if !state.engine.is_local(user) {
+        return false;
+    }
+    let username = user.localpart();
+    let staff = state
+        .store
+        .account(username)
+        .ok()
+        .flatten()
+        .is_some_and(|a| (a.is_admin || a.moderator) && a.may_sign_in());
+    staff || state.moderation.is_moderator(username)
 }
 
 async fn room_moderator(state: &AppState, room_id: &RoomId, user: &UserId) -> ApiResult<()> {
@@ -184,8 +208,11 @@ async fn room_moderator(state: &AppState, room_id: &RoomId, user: &UserId) -> Ap
     }
 }
 
-/// This node's moderation marks in a room, newest first: flagged and
-/// hidden messages received from other nodes. Room moderators only.
+/// This node's review queue of a room, newest first: messages received
+/// from other nodes that its moderation flagged or hid, and messages its
+/// users reported, each with the message itself. Deleted (redacted)
+/// messages are left out: deleting was the moderator's answer. Room
+/// moderators only.
 pub async fn queue(
     State(state): State<AppState>,
     authed: Authed,
@@ -193,12 +220,22 @@ pub async fn queue(
 ) -> ApiResult<Json<Value>> {
     let room_id = parse_room(&room_id)?;
     room_moderator(&state, &room_id, &authed.user).await?;
-    let items: Vec<Value> = state
-        .moderation
-        .marks_of(&room_id)
+    let marks = state.moderation.marks_of(&room_id);
+    let ids: Vec<EventId> = marks.iter().map(|(id, _)| *id).collect();
+    let shown = {
+        let slot = state.engine.room(&room_id)?;
+        let view = slot.lock().await;
+        state.engine.show(view, &ids, true).await?
+    };
+    let items: Vec<Value> = marks
         .into_iter()
-        .map(|(event_id, mark)| {
-            json!({
+        .filter_map(|(event_id, mark)| {
+            // A mark whose event is not stored (yet) has nothing to show.
+            let shown = shown.iter().find(|s| s.event.id() == event_id)?;
+            if shown.notes.as_ref().is_some_and(|n| n.redacted) {
+                return None;
+            }
+            Some(json!({
                 "event_id": event_id.to_string(),
                 "hidden": mark.hidden && mark.revealed_by.is_none(),
                 "flagged": !mark.hidden && !mark.labels.is_empty(),
@@ -206,10 +243,53 @@ pub async fn queue(
                 "at_ms": mark.at_ms,
                 "revealed_by": mark.revealed_by,
                 "reported_by": mark.reported_by,
-            })
+                "event": render::event(&shown.event, shown.notes.as_ref(), &authed.user),
+            }))
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+/// Takes a message off the room's review queue once a moderator acted on
+/// it. A message still hidden must be revealed or deleted first (409
+/// `still_hidden`). Room moderators only.
+pub async fn resolve(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((room_id, event_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let room_id = parse_room(&room_id)?;
+    let event_id = parse_event_id(&event_id)?;
+    room_moderator(&state, &room_id, &authed.user).await?;
+    let in_room = state
+        .moderation
+        .mark(&event_id)
+        .is_some_and(|m| m.room_id == room_id.0);
+    if !in_room {
+        return Err(not_queued());
+    }
+    match state
+        .moderation
+        .resolve(event_id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Resolved::Cleared => Ok(StatusCode::NO_CONTENT),
+        Resolved::NotQueued => Err(not_queued()),
+        Resolved::StillHidden => Err(ApiError::conflict(
+            "still_hidden",
+            "this message is hidden: reveal it or delete it",
+        )),
+    }
+}
+
+fn not_queued() -> ApiError {
+    ApiError::not_found("not_queued", "this message is not in the review queue")
+}
+
+fn parse_event_id(text: &str) -> ApiResult<EventId> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("bad_event_id", format!("{text:?} is not an event id")))
 }
 
 /// Reveals a hidden message to the room's members on this node. Room

@@ -208,7 +208,7 @@ pub async fn register(
         .map_err(|e| ApiError::bad_request("bad_username", e.to_string()))?;
     spaces_auth::check_password_policy(&req.password)
         .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
-    match state.config.registration.mode {
+    match registration_mode(&state)? {
         RegistrationMode::Open => {}
         RegistrationMode::Closed => {
             return Err(ApiError::forbidden(
@@ -671,4 +671,36 @@ pub fn too_many(wait_secs: f64) -> ApiError {
     );
     error.retry_after = Some(wait_secs.ceil().max(1.0) as u64);
     error
+}
+
+/// How people sign up now: the mode an admin set at run time, else the
+/// config's. A stored name this build does not know counts as unset
+/// (logged).
+pub(super) fn registration_mode(state: &AppState) -> ApiResult<RegistrationMode> {
+    let configured = state.config.registration.mode;
+    Ok(match state.accounts.registration_override()? {
+        None => configured,
+        Some(stored) => mode_from_name(&stored).unwrap_or_else(|| {
+            tracing::warn!(stored = %stored, "unknown stored registration mode; using the config's");
+            configured
+        }),
+    })
+}
+
+/// A registration mode as the API and the store write it.
+pub(super) fn mode_name(mode: RegistrationMode) -> &'static str {
+    match mode {
+        RegistrationMode::Open => "open",
+        RegistrationMode::Invite => "invite",
+        RegistrationMode::Closed => "closed",
+    }
+}
+
+pub(super) fn mode_from_name(name: &str) -> Option<RegistrationMode> {
+    match name {
+        "open" => Some(RegistrationMode::Open),
+        "invite" => Some(RegistrationMode::Invite),
+        "closed" => Some(RegistrationMode::Closed),
+        _ => None,
+    }
 }

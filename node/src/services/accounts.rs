@@ -59,6 +59,19 @@ impl Accounts {
         .await
     }
 
+    /// The registration mode an admin set at run time, by name (`open`,
+    /// `invite`, `closed`), if any; the API applies it in place of the
+    /// config's.
+    pub fn registration_override(&self) -> Result<Option<String>, Error> {
+        self.store.registration_mode()
+    }
+
+    /// Sets the run-time registration mode by name (`None`: the config's
+    /// again).
+    pub async fn set_registration_override(&self, mode: Option<&'static str>) -> Result<(), Error> {
+        on_disk(&self.store, move |store| store.set_registration_mode(mode)).await
+    }
+
     pub async fn put_invite_token(&self, token: InviteToken) -> Result<(), Error> {
         on_disk(&self.store, move |store| store.put_invite_token(&token)).await
     }
@@ -175,6 +188,20 @@ impl Accounts {
             })
         })
         .await
+    }
+
+    /// Replaces `username`'s password hash (an operator's reset) and ends
+    /// every session, so whoever held the account must sign in with the new
+    /// password. The hash is written first, so a sign-in racing this either
+    /// uses the new password or made a session that this ends.
+    pub async fn reset_password(&self, username: String, hash: String) -> Result<Account, Error> {
+        let account = on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| a.password_hash.clone_from(&hash))
+        })
+        .await?;
+        self.end_sessions(&account.username).await?;
+        tracing::info!(username = %account.username, "password reset by an operator");
+        Ok(account)
     }
 
     async fn end_sessions(&self, username: &str) -> Result<(), Error> {

@@ -32,6 +32,8 @@
 //!   ID tokens (`spaces_oidc`); its sessions are the accounts' sessions.
 //! - [`push`]: Web Push: browsers' subscriptions, the node's VAPID key, and
 //!   the pusher task that sends the durable queue's deliveries.
+//! - [`operator`]: the admin console's rooms (list, shut down on this
+//!   node) and the data directory's sizes.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -46,6 +48,7 @@ pub mod media;
 pub mod moderation;
 pub mod notify;
 pub mod oidc;
+pub mod operator;
 pub mod passkeys;
 pub mod push;
 pub mod search;

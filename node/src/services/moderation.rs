@@ -100,6 +100,16 @@ enum State {
     },
 }
 
+/// What [`Moderation::resolve`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    Cleared,
+    /// Not in the queue: no mark.
+    NotQueued,
+    /// Hidden and not revealed: left queued.
+    StillHidden,
+}
+
 /// What operators see of moderation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
@@ -370,6 +380,27 @@ impl Moderation {
         .await?;
         self.marks().insert(event_id, revealed);
         Ok(true)
+    }
+
+    /// Takes `event_id` off the review queue once a moderator acted on it
+    /// (dismissed a flag or a report, revealed it, or dealt with its
+    /// sender): its mark is removed. A message still hidden keeps its mark
+    /// (`StillHidden`): a moderator reveals it or deletes it, and the queue
+    /// leaves deleted messages out, their marks kept so that what was
+    /// hidden stays hidden in every backlog. Durable on return.
+    pub async fn resolve(&self, event_id: EventId) -> Result<Resolved, spaces_store::Error> {
+        let Some(mark) = self.mark(&event_id) else {
+            return Ok(Resolved::NotQueued);
+        };
+        if mark.hidden && mark.revealed_by.is_none() {
+            return Ok(Resolved::StillHidden);
+        }
+        on_disk(&self.0.store, move |store| {
+            store.delete_moderation_mark(&event_id.0)
+        })
+        .await?;
+        self.marks().remove(&event_id);
+        Ok(Resolved::Cleared)
     }
 
     pub fn status(&self) -> Status {

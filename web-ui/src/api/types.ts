@@ -112,6 +112,8 @@ export interface EventJson {
   edited?: { edit_id: string; body: string } | null;
   reactions?: ReactionJson[];
   thread_count?: number;
+  /** Only for moderators: hidden from the room's members on this node. */
+  hidden?: true;
 }
 
 export interface HistoryPage {

@@ -172,6 +172,7 @@ export function msgFrom(event: EventJson): Msg {
     reactions,
     threadCount: event.thread_count ?? 0,
     content: c,
+    ...(event.hidden ? { hidden: true as const } : {}),
   };
 }
 

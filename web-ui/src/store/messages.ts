@@ -85,6 +85,18 @@ export async function edit(id: string, body: string): Promise<void> {
   }
 }
 
+/** A message we revealed from the review queue is no longer hidden. */
+export function markRevealed(id: string): void {
+  updateMsg(id, () => ({ hidden: undefined }));
+}
+
+/** Reports a message to the room's moderators on our node. */
+export async function report(id: string): Promise<void> {
+  const msg = store.msgs.get(id);
+  if (!msg) return;
+  await api('POST', `/api/v1/rooms/${seg(msg.room)}/messages/${seg(id)}/report`);
+}
+
 export async function remove(id: string): Promise<void> {
   const msg = store.msgs.get(id);
   if (!msg) return;

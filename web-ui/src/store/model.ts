@@ -34,6 +34,8 @@ export interface Msg {
   error?: string;
   /** The client transaction id a local echo is sent with (`outbox.ts`). */
   txn?: string;
+  /** Shown to us as a moderator: hidden from the room's members here. */
+  hidden?: true;
 }
 
 export interface Timeline {
@@ -163,5 +165,22 @@ export function localpart(userId: string): string {
 }
 
 export function errorText(error: unknown): string {
+  // A send the room's moderation policy blocked: say so, and why, in
+  // words (the node's message ends with the labels it reached).
+  if (error instanceof Error && (error as { code?: string }).code === 'moderation_blocked') {
+    const labels = (error.message.split(': ').pop() ?? '')
+      .split(', ')
+      .map((l) => BLOCK_LABELS[l.trim()] ?? l.trim())
+      .filter(Boolean);
+    return `blocked by this room’s moderation${labels.length ? ` (${labels.join(', ')})` : ''}`;
+  }
   return error instanceof Error ? error.message : String(error);
 }
+
+const BLOCK_LABELS: Record<string, string> = {
+  insult: 'insult',
+  threat: 'threat',
+  self_harm: 'self-harm',
+  sexual: 'sexual content',
+  hate: 'hate',
+};

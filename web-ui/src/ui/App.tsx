@@ -10,6 +10,7 @@ import { ConsentPage } from './Consent';
 import { CreateRoomDialog, DirectoryDialog, DmDialog } from './Dialogs';
 import { declineBlocked } from './Dm';
 import { JoinView } from './JoinView';
+import { Lazy, loadAdmin } from './lazy';
 import { NotificationsDialog } from './Notifications';
 import { OfflineBanner } from './OfflineBanner';
 import { Overlays } from './Overlays';
@@ -43,6 +44,7 @@ export type DialogKind =
   | 'search'
   | 'security'
   | 'notifications'
+  | 'admin'
   | null;
 
 function Shell() {
@@ -129,6 +131,7 @@ function Shell() {
       <Overlays />
       {dialog === 'security' && <SecurityDialog onClose={() => setDialog(null)} />}
       {dialog === 'notifications' && <NotificationsDialog onClose={() => setDialog(null)} />}
+      {dialog === 'admin' && <Lazy load={loadAdmin} props={{ onClose: () => setDialog(null) }} />}
     </div>
   );
 }

@@ -19,6 +19,7 @@ import {
   localpart,
   nameOf,
   remove,
+  report,
   retry,
   store,
   toggleReaction,
@@ -67,6 +68,7 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
   const [expanded, setExpanded] = useState(false);
   const long = msg.body.length > LONG_CHARS || msg.body.split('\n', LONG_LINES + 1).length > LONG_LINES;
   const [error, setError] = useState<string | null>(null);
+  const [reported, setReported] = useState(false);
   const mine = msg.sender === me;
   const editing = ctx.editing === msg.id;
   // Highlighted as the node notifies: a mention of me, or @room, by someone else.
@@ -214,6 +216,14 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
             {error}
           </p>
         )}
+        {msg.hidden && !msg.redacted && (
+          <p class="msg-state hidden-note">Hidden from members by this room’s moderation (see the review queue)</p>
+        )}
+        {reported && (
+          <p class="msg-state" role="status">
+            Reported to the room’s moderators.
+          </p>
+        )}
       </div>
       {real && !msg.redacted && !editing && (
         <div class="msg-actions" role="toolbar" aria-label={`Actions for message from ${name}`}>
@@ -256,6 +266,25 @@ function MessageRow({ msg, continued, tabStop }: { msg: Msg; continued: boolean;
               onClick={() => ctx.startEdit(msg.id)}
             >
               <Icon name="edit" size={16} />
+            </button>
+          )}
+          {!mine && !reported && (
+            <button
+              type="button"
+              class="icon-button small"
+              aria-label="Report"
+              title="Report to the room’s moderators"
+              onClick={() => {
+                void ask({
+                  title: 'Report message',
+                  text: `Report this message from ${name} to the room’s moderators?`,
+                  action: 'Report',
+                }).then((yes) => {
+                  if (yes) void act(report(msg.id).then(() => setReported(true)));
+                });
+              }}
+            >
+              <Icon name="flag" size={16} />
             </button>
           )}
           {canDelete && (

@@ -1,6 +1,7 @@
 // A room: header, timeline, composer; the invitation banner for invitees.
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { currentSession } from '../api/client';
 import { navigate } from '../router';
 import {
   can,
@@ -20,6 +21,7 @@ import { Composer } from './Composer';
 import { Avatar, FieldError, Icon } from './common';
 import { MessageRequest } from './Dm';
 import { InviteDialog } from './Dialogs';
+import { Lazy, loadReviewQueue } from './lazy';
 import { MentionsButton } from './Mentions';
 import { ThreadsButton } from './Threads';
 import type { PanelState } from './Panel';
@@ -37,6 +39,7 @@ export function RoomView(props: {
   const [replyTo, setReplyTo] = useState<string | null>(null);
   const [editing, setEditing] = useState<string | null>(null);
   const [inviting, setInviting] = useState(false);
+  const [reviewing, setReviewing] = useState(false);
   const composer = useRef<HTMLTextAreaElement>(null);
   const name = roomName(entry);
   const t = entry.timeline;
@@ -123,6 +126,17 @@ export function RoomView(props: {
                 <Icon name="userPlus" />
               </button>
             )}
+            {(can(entry, 'manage_messages') || currentSession()?.is_admin) && (
+              <button
+                type="button"
+                class="icon-button"
+                aria-label="Review queue"
+                title="Review queue"
+                onClick={() => setReviewing(true)}
+              >
+                <Icon name="flag" />
+              </button>
+            )}
             <button
               type="button"
               class="icon-button"
@@ -182,6 +196,7 @@ export function RoomView(props: {
           inputRef={composer}
         />
         {inviting && <InviteDialog room={room} onClose={() => setInviting(false)} />}
+        {reviewing && <Lazy load={loadReviewQueue} props={{ room, onClose: () => setReviewing(false) }} />}
       </section>
     </RoomContext.Provider>
   );

@@ -1,6 +1,6 @@
 // The list of the user's rooms and direct messages, with unread counts.
 
-import { logout } from '../api/client';
+import { currentSession, logout } from '../api/client';
 import { shortcode } from '../emoji';
 import { plainPreview } from '../markdown';
 import { linkClick, roomPath } from '../router';
@@ -32,6 +32,17 @@ export function Sidebar(props: { active: string | null; openDialog: (d: DialogKi
         <div class="row">
           <NotificationBell onOpen={() => props.openDialog('notifications')} />
           <ThemeToggle />
+          {currentSession()?.is_admin && (
+            <button
+              type="button"
+              class="icon-button"
+              aria-label="Admin console"
+              title="Admin console"
+              onClick={() => props.openDialog('admin')}
+            >
+              <Icon name="shield" />
+            </button>
+          )}
           <button
             type="button"
             class="icon-button"
