@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the dependency policy (deny.toml), unit,
 # property and integration tests of the workspace, an OpenAPI fuzzer over a
-# live node, Web Push payloads checked by an independent decryptor, then the
+# live node, Web Push payloads checked by an independent decryptor, email
+# received by a real SMTP server (aiosmtpd), then the
 # web client's tests in a real browser. Reuses a target
 # directory outside the checkout when one exists (CI machines may keep
 # /work/target between runs); never needs it.
@@ -26,5 +27,7 @@ echo "== OpenAPI fuzzing of a live node (schemathesis)"
 scripts/openapi-fuzz.sh
 echo "== Web Push checked by http_ece and cryptography (PyPI)"
 scripts/push-e2e.sh
+echo "== Email through a real SMTP server (aiosmtpd, PyPI)"
+scripts/email-e2e.sh
 echo "== web client: unit and end-to-end tests in headless Chromium"
 scripts/web-e2e.sh

@@ -169,9 +169,9 @@ export async function shotViews(page, name) {
  * A node of the test's own, which it can stop and start again on the same
  * address and data directory (the shared node of scripts/web-e2e.sh must
  * stay up for the other tests). Needs SPACES_E2E_BIN, the `spaces` binary;
- * returns null without it.
+ * returns null without it. `env`: more configuration (`SPACES__…`).
  */
-export async function ownNode() {
+export async function ownNode(env = {}) {
   const bin = process.env.SPACES_E2E_BIN;
   if (!bin) return null;
   const { spawn } = await import('node:child_process');
@@ -203,6 +203,7 @@ export async function ownNode() {
             SPACES__LIMITS__SEND_BURST: '1000',
             SPACES__PRESENCE__GRACE_SECS: '1',
             RUST_LOG: process.env.RUST_LOG ?? 'warn',
+            ...env,
           },
           stdio: ['ignore', 'ignore', 'inherit'],
         },

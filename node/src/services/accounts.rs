@@ -177,6 +177,18 @@ impl Accounts {
         .await
     }
 
+    /// Sets `username`'s password hash (a reset) and ends every session of
+    /// theirs: whoever knew the old password or held a token is out.
+    pub async fn set_password(&self, username: String, hash: String) -> Result<Account, Error> {
+        let account = on_disk(&self.store, move |store| {
+            store.modify_account(&username, |a| a.password_hash = hash.clone())
+        })
+        .await?;
+        self.end_sessions(&account.username).await?;
+        tracing::info!(username = %account.username, "password reset; sessions ended");
+        Ok(account)
+    }
+
     async fn end_sessions(&self, username: &str) -> Result<(), Error> {
         for session in self.store.sessions_of(username)? {
             self.delete_session(session.id).await?;
