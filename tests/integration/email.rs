@@ -617,3 +617,57 @@ async fn password_reset_by_mail_and_limits() {
         .await
         .error(503, "email_off");
 }
+
+/// A digest queued while the relay is down is kept across a restart and
+/// sent once the relay answers.
+#[tokio::test]
+async fn a_digest_queued_while_the_relay_is_down_survives_a_restart() {
+    let sink = Sink::start().await;
+    let ok = sink.env();
+    let ok: Vec<(&str, &str)> = ok.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // A relay that does not answer: a port nobody listens on.
+    let dead_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port().to_string()
+    };
+    let dead: Vec<(&str, &str)> = ok
+        .iter()
+        .map(|(k, v)| match *k {
+            "SPACES__EMAIL__SMTP_PORT" => (*k, dead_port.as_str()),
+            _ => (*k, *v),
+        })
+        .collect();
+    let dir = data_dir();
+    let mut node = Node::start(dir.path(), &ok).await;
+    let al = node.register("al").await;
+    let bo = node.register("bo").await;
+    verified(&node, &sink, &al, "al@example.org").await;
+    let room = node
+        .create_room(&bo, json!({ "name": "ops", "visibility": "public" }))
+        .await;
+    node.join(&al, &room).await;
+    node.terminate().await;
+
+    let mut node = Node::start(dir.path(), &dead).await;
+    send(
+        &node,
+        &bo,
+        &room,
+        json!({ "body": "while the relay is down", "mentions": { "users": [al.id] } }),
+    )
+    .await;
+    until("the digest was tried and failed", || {
+        let node = &node;
+        async move { (node.metric("spaces_email_failed_total").await >= 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(node.metric("spaces_email_digests_queued_total").await, 1);
+    assert_eq!(sink.count("al@example.org", "unread message"), 0);
+    node.terminate().await;
+
+    let node = Node::start(dir.path(), &ok).await;
+    let digest = sink.nth(1, "al@example.org", "unread message").await;
+    assert!(body(&digest).contains("while the relay is down"));
+    // Decided before the restart: not queued again.
+    assert_eq!(node.metric("spaces_email_digests_queued_total").await, 0);
+}

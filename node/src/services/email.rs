@@ -35,7 +35,8 @@
 //!   ([`retry_after`]), at most [`MAX_ATTEMPTS`] times; a 5xx drops it.
 //!
 //! After a crash, a digest being sent is sent again (a mailbox may get it
-//! twice; none is lost). "Away" is what the node can see: the user's
+//! twice; none is lost). At start every queued digest is tried once at
+//! once, whatever its back-off said: the relay may be back. "Away" is what the node can see: the user's
 //! WebSockets (presence), and read markers past a notification. A node
 //! with presence off counts from its own start.
 
@@ -568,6 +569,23 @@ pub async fn run_mailer(
 ) {
     let mut frames = notify.subscribe();
     let mut presence = email.inner.engine.presence_changes();
+    // After a restart the relay may well be back: every digest queued goes
+    // once now, whatever its back-off said.
+    let queued = on_disk(email.store(), |s| s.due_emails(u64::MAX, usize::MAX)).await;
+    match queued {
+        Ok((queued, _)) => {
+            for (key, delivery) in queued {
+                if let Err(error) = send_digest(&email, key, delivery).await {
+                    tracing::error!(%error, "the mailer failed to update the store; email stopped");
+                    return;
+                }
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "the mailer failed to read its queue; email stopped");
+            return;
+        }
+    }
     loop {
         if *stopped.borrow() {
             return;
