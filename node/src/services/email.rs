@@ -81,6 +81,9 @@ const BATCH: usize = 16;
 const MAX_SENT_KEPT: usize = 32;
 /// Bytes of a reset token (base64url: 43 characters).
 const RESET_TOKEN_BYTES: usize = 32;
+/// Reset requests being worked on at once; more are dropped (their answer
+/// is the same either way), so a flood of requests queues nothing.
+const RESETS_IN_FLIGHT: usize = 16;
 
 /// Email settings (`[email]` in the config), resolved.
 #[derive(Clone, Debug)]
@@ -164,6 +167,7 @@ struct Inner {
     last_seen: Mutex<HashMap<String, u64>>,
     started_ms: u64,
     wake: tokio::sync::Notify,
+    resets: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -226,6 +230,7 @@ impl Email {
                 last_seen: Mutex::default(),
                 started_ms,
                 wake: tokio::sync::Notify::new(),
+                resets: Arc::new(tokio::sync::Semaphore::new(RESETS_IN_FLIGHT)),
             }),
         })
     }
@@ -449,10 +454,18 @@ impl Email {
     /// Mails a reset token to the verified address of the account named
     /// by `login` (a username, or a verified address), if there is one.
     /// Runs in a task of its own and returns at once: the caller's answer
-    /// says nothing about whether the account exists.
+    /// says nothing about whether the account exists. At most
+    /// [`RESETS_IN_FLIGHT`] run at once; more are dropped.
     pub fn request_reset(&self, login: String) {
+        let Ok(permit) = self.inner.resets.clone().try_acquire_owned() else {
+            tracing::info!(
+                "password-reset requests arrive faster than they are handled; one dropped"
+            );
+            return;
+        };
         let email = self.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(error) = email.send_reset(&login).await {
                 // Which account is not logged: the request is anonymous.
                 tracing::info!(%error, "no password-reset mail sent");
