@@ -2,7 +2,8 @@
 # Runs every test: formatting, lints, the dependency policy (deny.toml), unit,
 # property and integration tests of the workspace, an OpenAPI fuzzer over a
 # live node, Web Push payloads checked by an independent decryptor, the
-# OAuth2/OIDC provider driven by authlib, then the
+# OAuth2/OIDC provider driven by authlib, email received by a real SMTP
+# server (aiosmtpd), then the
 # web client's tests in a real browser. Reuses a target
 # directory outside the checkout when one exists (CI machines may keep
 # /work/target between runs); never needs it.
@@ -29,5 +30,7 @@ echo "== Web Push checked by http_ece and cryptography (PyPI)"
 scripts/push-e2e.sh
 echo "== the OAuth2/OIDC provider driven by authlib (PyPI)"
 scripts/oidc-e2e.sh
+echo "== Email through a real SMTP server (aiosmtpd, PyPI)"
+scripts/email-e2e.sh
 echo "== web client: unit and end-to-end tests in headless Chromium"
 scripts/web-e2e.sh

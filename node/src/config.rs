@@ -25,6 +25,7 @@ pub struct Config {
     pub search: SearchConfig,
     pub notifications: NotificationsConfig,
     pub push: PushConfig,
+    pub email: EmailConfig,
     pub web: WebConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -485,6 +486,141 @@ impl PushConfig {
     }
 }
 
+/// How the connection to the SMTP relay is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP upgraded by `STARTTLS`, which the relay must offer.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No TLS: only to a loopback address (a local relay, tests).
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The SMTP relay. Unset: no email at all (no addresses, no digests,
+    /// no reset mails) and no connection to anything.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub security: SmtpSecurity,
+    /// Credentials for the relay, if it wants them: the password is read
+    /// from `password_file` at start (first line), never kept in the config.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// The `From:` of every mail, e.g. `Spaces <spaces@example.org>`.
+    pub from: String,
+    /// How long a user must have been away (no client connected) before a
+    /// digest of their unread mentions and direct messages.
+    pub digest_delay_secs: u64,
+    /// At most one digest per user per this.
+    pub digest_period_secs: u64,
+    /// How long a verification link works.
+    pub verify_link_hours: u64,
+    /// How long a password-reset token works.
+    pub reset_link_minutes: u64,
+    /// Verification and reset mails one account may be sent per hour.
+    pub mails_per_account_per_hour: usize,
+    /// The longest one SMTP command may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> EmailConfig {
+        EmailConfig {
+            smtp_host: None,
+            // Submission with STARTTLS: what mail providers offer.
+            smtp_port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password_file: None,
+            from: "Spaces <spaces@localhost>".into(),
+            // An hour away: push and the open tab cover shorter absences.
+            digest_delay_secs: 3600,
+            // One a day: a digest is a reminder, not a feed.
+            digest_period_secs: 24 * 3600,
+            verify_link_hours: 24,
+            reset_link_minutes: 60,
+            // Enough for a typo and a retry; few enough that nobody can make
+            // the node mail-bomb an address.
+            mails_per_account_per_hour: 5,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl EmailConfig {
+    /// The email service's options, when a relay is configured (the
+    /// password file read now); `public_url` is where links point.
+    pub fn options(
+        &self,
+        public_url: &str,
+    ) -> anyhow::Result<Option<crate::services::email::EmailOptions>> {
+        let Some(host) = &self.smtp_host else {
+            return Ok(None);
+        };
+        let credentials = match (&self.username, &self.password_file) {
+            (Some(username), Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("email.password_file {}", path.display()))?;
+                let password = text.lines().next().unwrap_or_default().to_owned();
+                Some((username.clone(), password))
+            }
+            (None, None) => None,
+            _ => bail!("email.username and email.password_file go together"),
+        };
+        let security = match self.security {
+            SmtpSecurity::Starttls => spaces_email::Security::StartTls,
+            SmtpSecurity::Tls => spaces_email::Security::Tls,
+            SmtpSecurity::None => spaces_email::Security::None,
+        };
+        let secs = std::time::Duration::from_secs;
+        Ok(Some(crate::services::email::EmailOptions {
+            smtp: spaces_email::SmtpOptions {
+                host: host.clone(),
+                port: self.smtp_port,
+                security,
+                credentials,
+                from: self.from.clone(),
+                timeout: secs(self.timeout_secs),
+            },
+            public_url: public_url.to_owned(),
+            digest_delay: secs(self.digest_delay_secs),
+            digest_period: secs(self.digest_period_secs),
+            verify_ttl: secs(self.verify_link_hours * 3600),
+            reset_ttl: secs(self.reset_link_minutes * 60),
+            mails_per_hour: self.mails_per_account_per_hour,
+        }))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.smtp_host.is_none() {
+            return Ok(());
+        }
+        if self.verify_link_hours == 0
+            || self.reset_link_minutes == 0
+            || self.mails_per_account_per_hour == 0
+            || self.timeout_secs == 0
+        {
+            bail!(
+                "email: verify_link_hours, reset_link_minutes, mails_per_account_per_hour and timeout_secs must be positive"
+            );
+        }
+        // The relay's rules (plain SMTP only to loopback, a valid From:)
+        // without opening anything.
+        let mut probe = self.clone();
+        probe.password_file = None;
+        probe.username = None;
+        let options = probe
+            .options("http://localhost")?
+            .expect("smtp_host is set");
+        spaces_email::Mailer::new(&options.smtp).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
@@ -507,6 +643,7 @@ impl Default for Config {
             search: SearchConfig::default(),
             notifications: NotificationsConfig::default(),
             push: PushConfig::default(),
+            email: EmailConfig::default(),
             web: WebConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
@@ -704,6 +841,7 @@ impl Config {
             );
         }
         self.moderation.validate()?;
+        self.email.validate()?;
         Ok(())
     }
 }
@@ -762,6 +900,32 @@ mod tests {
         assert_eq!(config.limits, LimitsConfig::default());
         assert_eq!(config.login, LoginConfig::default());
         assert!(config.http.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn email_is_off_unless_configured_and_plain_smtp_only_to_loopback() {
+        let config = Config::load(None, [], &Overrides::default()).unwrap();
+        assert!(config.email.options("http://x").unwrap().is_none());
+        let env = |host: &str, security: &str| {
+            [
+                ("SPACES__EMAIL__SMTP_HOST".to_string(), host.to_string()),
+                ("SPACES__EMAIL__SECURITY".to_string(), security.to_string()),
+            ]
+        };
+        let config = Config::load(None, env("127.0.0.1", "none"), &Overrides::default()).unwrap();
+        assert!(config.email.options("http://x").unwrap().is_some());
+        assert!(
+            Config::load(None, env("smtp.example.org", "none"), &Overrides::default()).is_err()
+        );
+        assert!(
+            Config::load(
+                None,
+                env("smtp.example.org", "starttls"),
+                &Overrides::default()
+            )
+            .is_ok()
+        );
+        assert!(Config::load(None, env("smtp.example.org", "ssl"), &Overrides::default()).is_err());
     }
 
     #[test]

@@ -126,6 +126,14 @@ pub struct Metrics {
     pub notify_busy_micros: Counter,
     /// The last stream seq the notifier has handled.
     pub notify_seq: Gauge,
+    /// Digests queued by the mailer.
+    pub email_digests_queued: Counter,
+    /// Times the mailer looked at a user with something for a digest and
+    /// decided to wait (present, not away long enough, or within the period).
+    pub email_digests_deferred: Counter,
+    /// Mails the SMTP relay accepted, and mails it did not.
+    pub email_sent: Counter,
+    pub email_failed: Counter,
 }
 
 impl Metrics {
@@ -280,6 +288,30 @@ impl Metrics {
             "gauge",
             "The last stream seq the notifier has handled.",
             &self.notify_seq.get(),
+        );
+        metric(
+            "spaces_email_digests_queued_total",
+            "counter",
+            "Email digests queued.",
+            &self.email_digests_queued.get(),
+        );
+        metric(
+            "spaces_email_digests_deferred_total",
+            "counter",
+            "Times a user's digest was put off (present, not away long enough, or within the period).",
+            &self.email_digests_deferred.get(),
+        );
+        metric(
+            "spaces_email_sent_total",
+            "counter",
+            "Mails the SMTP relay accepted.",
+            &self.email_sent.get(),
+        );
+        metric(
+            "spaces_email_failed_total",
+            "counter",
+            "Mails not sent (the relay refused them or did not answer).",
+            &self.email_failed.get(),
         );
         self.commit_seconds.render(
             &mut out,

@@ -49,6 +49,8 @@ pub struct Node {
     notifier: Option<JoinHandle<()>>,
     /// The pusher, if Web Push is on: its queue is in the store.
     pusher: Option<JoinHandle<()>>,
+    /// The mailer, if email is configured: its digest queue is in the store.
+    mailer: Option<JoinHandle<()>>,
 }
 
 /// Reloads the certificate and key on every SIGHUP; connections already up
@@ -200,6 +202,27 @@ impl Node {
             .notifications
             .enabled
             .then(|| notify.start(stopped.clone()));
+        // Email, when a relay is configured: links signed under a key derived
+        // from the token secret; the mailer follows the notifier's output.
+        let email = match config
+            .email
+            .options(&public_url)
+            .context("email: reading the configuration")?
+        {
+            Some(options) => Some(
+                crate::services::email::Email::open(
+                    engine.clone(),
+                    moderation.clone(),
+                    &data_dir.token_key.to_bytes(),
+                    options,
+                )
+                .context("email: starting the mailer")?,
+            ),
+            None => None,
+        };
+        let mailer = email
+            .as_ref()
+            .map(|email| email.start(&notify, stopped.clone()));
         let device_key = data_dir.token_key.device_key();
         let mut limits = http_server::Limits::from_config(&config.http);
         limits.upload = std::time::Duration::from_secs(config.media.upload_timeout_secs);
@@ -228,6 +251,7 @@ impl Node {
             search,
             notify,
             push,
+            email,
             backups,
             media: media.clone(),
             txns,
@@ -268,6 +292,7 @@ impl Node {
             tls_reloader,
             notifier,
             pusher,
+            mailer,
         })
     }
 
@@ -301,6 +326,11 @@ impl Node {
             if tokio::time::timeout(limit, &mut notifier).await.is_err() {
                 notifier.abort();
             }
+        }
+        if let Some(mailer) = self.mailer {
+            // A digest being sent is sent again after the restart.
+            mailer.abort();
+            let _ = mailer.await;
         }
         if let Some(pusher) = self.pusher {
             // A delivery in flight is sent again after the restart.

@@ -16,6 +16,7 @@ mod admin_users;
 mod api_shape;
 mod avatars;
 mod durability;
+mod email;
 mod errors;
 mod federation;
 mod hardening_auth;

@@ -171,10 +171,13 @@ export async function shotViews(page, name) {
  * A node of the test's own, which it can stop and start again on the same
  * address and data directory (the shared node of scripts/web-e2e.sh must
  * stay up for the other tests). Needs SPACES_E2E_BIN, the `spaces` binary;
- * returns null without it. `prepare(dataDir, url, bin)`, if given, runs
- * before the first start (e.g. `spaces admin` on the stopped directory).
+ * returns null without it. `options`: either more configuration
+ * (`SPACES__…` variables) or `prepare(dataDir, url, bin)`, run before the
+ * first start (e.g. `spaces admin` on the stopped directory).
  */
-export async function ownNode(prepare) {
+export async function ownNode(options = {}) {
+  const prepare = typeof options === 'function' ? options : null;
+  const env = typeof options === 'function' ? {} : options;
   const bin = process.env.SPACES_E2E_BIN;
   if (!bin) return null;
   const { spawn } = await import('node:child_process');
@@ -206,6 +209,7 @@ export async function ownNode(prepare) {
             SPACES__LIMITS__SEND_BURST: '1000',
             SPACES__PRESENCE__GRACE_SECS: '1',
             RUST_LOG: process.env.RUST_LOG ?? 'warn',
+            ...env,
           },
           stdio: ['ignore', 'ignore', 'inherit'],
         },

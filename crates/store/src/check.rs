@@ -301,6 +301,34 @@ impl Store {
                 report.problem(e.to_string());
             }
         }
+        for entry in self.email.iter() {
+            let (key, value) = entry?;
+            report.n_entries += 1;
+            let decoded = match key.first() {
+                Some(&keys::EMAIL_ADDRESS_TAG) => keys::decode_email_user(&key)
+                    .and_then(|_| records::decode::<crate::EmailAddress>(tree::EMAIL, &key, &value))
+                    .map(drop),
+                Some(&keys::DIGEST_STATE_TAG) => keys::decode_email_user(&key)
+                    .and_then(|_| records::decode::<crate::DigestState>(tree::EMAIL, &key, &value))
+                    .map(drop),
+                Some(&keys::EMAIL_QUEUE_TAG) => keys::decode_email_delivery(&key)
+                    .and_then(|_| {
+                        records::decode::<crate::EmailDelivery>(tree::EMAIL, &key, &value)
+                    })
+                    .map(drop),
+                Some(&keys::EMAIL_INDEX_TAG) => match std::str::from_utf8(&value) {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(Error::corrupt(tree::EMAIL, &key, "username is not UTF-8")),
+                },
+                Some(&keys::RESET_TOKEN_TAG) if key.len() == 33 => {
+                    records::decode_secret_keyed::<crate::ResetToken>(tree::EMAIL, &value).map(drop)
+                }
+                _ => Err(Error::corrupt(tree::EMAIL, &key, "unknown key tag")),
+            };
+            if let Err(e) = decoded {
+                report.problem(e.to_string());
+            }
+        }
         let last_seq = self.last_seq();
         for entry in self.read_markers.iter() {
             let (key, value) = entry?;

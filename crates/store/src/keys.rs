@@ -28,6 +28,11 @@
 //! | `notifications` | 0x03 ‖ username                  | [`NotifySettings`](crate::NotifySettings) |
 //! | `notifications` | 0x04 ‖ user prefix ‖ id (32)     | [`PushSubscription`](crate::PushSubscription) |
 //! | `notifications` | 0x05 ‖ due ms ‖ delivery id      | [`PushDelivery`](crate::PushDelivery): the push queue |
+//! | `email`         | 0x01 ‖ user prefix               | [`EmailAddress`](crate::EmailAddress) |
+//! | `email`         | 0x02 ‖ user prefix               | [`DigestState`](crate::DigestState) |
+//! | `email`         | 0x03 ‖ due ms ‖ delivery id      | [`EmailDelivery`](crate::EmailDelivery): the digest queue |
+//! | `email`         | 0x04 ‖ address                   | username whose verified address it is |
+//! | `email`         | 0x05 ‖ SHA-256 of a reset token  | [`ResetToken`](crate::ResetToken) |
 //! | `meta`          | key                              | node metadata; `first_account`, `registration_mode` |
 //! | `meta`          | `invite_link/` ‖ code (legacy)   | JSON link of an older build    |
 //!
@@ -83,6 +88,8 @@ pub(crate) mod tree {
     /// What this node's moderation decided about received events: event id → mark.
     pub(crate) const MODERATION: &str = "moderation";
     pub(crate) const NOTIFICATIONS: &str = "notifications";
+    /// Email: addresses, digest state and queue, the verified-address index, reset tokens.
+    pub(crate) const EMAIL: &str = "email";
     pub(crate) const META: &str = "meta";
 }
 
@@ -258,6 +265,80 @@ pub(crate) fn decode_notify_settings(key: &[u8]) -> Result<String, Error> {
         .ok_or_else(|| Error::corrupt(tree::NOTIFICATIONS, key, "not a settings key"))
 }
 
+/// The tag of an account's email address in `email`.
+pub(crate) const EMAIL_ADDRESS_TAG: u8 = 0x01;
+/// The tag of a user's digest state in `email`.
+pub(crate) const DIGEST_STATE_TAG: u8 = 0x02;
+/// The tag of a queued digest in `email`.
+pub(crate) const EMAIL_QUEUE_TAG: u8 = 0x03;
+/// The tag of the verified-address index in `email`.
+pub(crate) const EMAIL_INDEX_TAG: u8 = 0x04;
+/// The tag of a password-reset token in `email`.
+pub(crate) const RESET_TOKEN_TAG: u8 = 0x05;
+
+/// The key of `username`'s row under `tag` in `email` ([`EMAIL_ADDRESS_TAG`],
+/// [`DIGEST_STATE_TAG`]).
+pub(crate) fn email_user(tag: u8, username: &str) -> Vec<u8> {
+    let mut key = vec![tag];
+    key.extend_from_slice(&user_prefix(username));
+    key
+}
+
+/// The username of an [`email_user`] key.
+pub(crate) fn decode_email_user(key: &[u8]) -> Result<String, Error> {
+    let bad = || Error::corrupt(tree::EMAIL, key, "not a user key");
+    let rest = key.get(1..).ok_or_else(bad)?;
+    let len_bytes: [u8; SEQ_LEN] = rest
+        .get(..SEQ_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    let len = usize::try_from(u64::from_be_bytes(len_bytes)).map_err(|_| bad())?;
+    let name = rest
+        .get(SEQ_LEN..)
+        .filter(|n| n.len() == len)
+        .ok_or_else(bad)?;
+    String::from_utf8(name.to_vec()).map_err(|_| bad())
+}
+
+/// The key of a queued digest: due first, so a scan walks the queue in due order.
+pub(crate) fn email_delivery(due_ms: u64, id: u64) -> [u8; 1 + 2 * SEQ_LEN] {
+    let mut key = [0; 1 + 2 * SEQ_LEN];
+    key[0] = EMAIL_QUEUE_TAG;
+    key[1..1 + SEQ_LEN].copy_from_slice(&seq(due_ms));
+    key[1 + SEQ_LEN..].copy_from_slice(&seq(id));
+    key
+}
+
+/// The (due, id) of an [`email_delivery`] key.
+pub(crate) fn decode_email_delivery(key: &[u8]) -> Result<(u64, u64), Error> {
+    match key.split_first() {
+        Some((&EMAIL_QUEUE_TAG, rest)) if rest.len() == 2 * SEQ_LEN => Ok((
+            decode_seq(tree::EMAIL, key, &rest[..SEQ_LEN])?,
+            decode_seq(tree::EMAIL, key, &rest[SEQ_LEN..])?,
+        )),
+        _ => Err(Error::corrupt(
+            tree::EMAIL,
+            key,
+            "not an email delivery key",
+        )),
+    }
+}
+
+/// The key of the verified-address index entry of `address` (compared lowercased).
+pub(crate) fn email_index(address: &str) -> Vec<u8> {
+    let mut key = vec![EMAIL_INDEX_TAG];
+    key.extend_from_slice(address.to_lowercase().as_bytes());
+    key
+}
+
+/// The key of a password-reset token by its hash.
+pub(crate) fn reset_token(hash: &[u8; ID_LEN]) -> [u8; 1 + ID_LEN] {
+    let mut key = [0; 1 + ID_LEN];
+    key[0] = RESET_TOKEN_TAG;
+    key[1..].copy_from_slice(hash);
+    key
+}
+
 /// A seq as a `stream` key or a `read_markers` value.
 pub(crate) fn seq(seq: u64) -> [u8; SEQ_LEN] {
     seq.to_be_bytes()
@@ -376,6 +457,21 @@ mod tests {
                 Err(Error::Corrupt { tree: "log", .. })
             ));
         }
+    }
+
+    #[test]
+    fn email_keys() {
+        let key = email_user(EMAIL_ADDRESS_TAG, "Al");
+        assert_eq!(decode_email_user(&key).unwrap(), "al");
+        assert!(decode_email_user(&key[..key.len() - 1]).is_err());
+        assert!(!email_user(EMAIL_ADDRESS_TAG, "alice").starts_with(&key));
+        assert!(email_delivery(1, u64::MAX) < email_delivery(2, 0));
+        assert_eq!(
+            decode_email_delivery(&email_delivery(7, 9)).unwrap(),
+            (7, 9)
+        );
+        assert!(decode_email_delivery(&reset_token(&[1; 32])).is_err());
+        assert_eq!(email_index("Al@Example.org"), email_index("al@example.org"));
     }
 
     #[test]

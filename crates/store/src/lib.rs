@@ -16,6 +16,7 @@
 //! - `oauth`: the OAuth2 provider's registered clients and authorization codes.
 //! - `moderation`: this node's moderation marks on received events (hidden, flagged, revealed).
 //! - `notifications`: per-user notification records, unread marks, settings, the notifier's cursor.
+//! - `email`: account email addresses, digest state and queue, password-reset tokens.
 //! - `check`: reading every record back and reporting what does not decode or agree.
 //! - `snapshot`: a consistent copy of a running store, and restoring one into a new directory.
 //! - `keys`: the on-disk layout, every tree and key encoding.
@@ -25,6 +26,7 @@
 mod accounts;
 mod check;
 mod directory;
+mod email;
 mod error;
 mod events;
 mod invites;
@@ -43,15 +45,17 @@ mod txns;
 
 pub use check::CheckReport;
 pub use directory::FoundUser;
+pub use email::{DueEmails, EmailKey};
 pub use error::Error;
 pub use events::{NewEvent, StoredEvent, StoredFlips};
 pub use notifications::{DuePushes, NotificationAt, PushKey};
 pub use oauth::{CodeRedemption, MAX_OAUTH_CODES};
 pub use passkeys::{MAX_CREDENTIAL_ID, MAX_PASSKEYS_PER_USER, PasskeyUpdate, PasskeyUse};
 pub use records::{
-    AccessGrant, Account, AuthPolicy, InviteLink, InviteToken, ModerationMark, Notification,
-    NotifySettings, OAuthClient, OAuthCode, OAuthGrant, PasskeyRecord, Profile, PushDelivery,
-    PushSubscription, RoomNotifySetting, Session, SignInMethod,
+    AccessGrant, Account, AuthPolicy, DigestState, EmailAddress, EmailDelivery, InviteLink,
+    InviteToken, ModerationMark, Notification, NotifySettings, OAuthClient, OAuthCode, OAuthGrant,
+    PasskeyRecord, Profile, PushDelivery, PushSubscription, ResetToken, RoomNotifySetting, Session,
+    SignInMethod,
 };
 pub use sessions::{Renewal, Rotation};
 pub use snapshot::{Entry, Restorer, Snapshot};

@@ -741,6 +741,62 @@ impl Record for RegistrationSetting {
     const VERSION: u8 = 1;
 }
 
+/// An account's email address: `email` under the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailAddress {
+    pub address: String,
+    /// The owner followed the verification link sent to it.
+    pub verified: bool,
+    /// Digests go to it (once verified); the unsubscribe link turns this off.
+    pub digests: bool,
+    /// When verification and reset mails were sent to this account (Unix ms, oldest first,
+    /// the last few only): their rate limit.
+    pub mails_sent_ms: Vec<u64>,
+}
+
+impl Record for EmailAddress {
+    const VERSION: u8 = 1;
+}
+
+/// What a user's digests have covered: `email` under the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestState {
+    /// When the last digest was queued (Unix ms): at most one per period.
+    pub last_sent_ms: u64,
+    /// The highest notification seq a digest held: the next one holds only later ones.
+    pub cursor: u64,
+}
+
+impl Record for DigestState {
+    const VERSION: u8 = 1;
+}
+
+/// A queued digest: the notifications it holds, under the time it is due. Written in the same
+/// batch as the user's [`DigestState`], so a crash neither loses it nor sends two.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailDelivery {
+    pub username: String,
+    /// The notifications' seqs.
+    pub seqs: Vec<u64>,
+    /// Attempts so far (for the back-off).
+    pub attempts: u32,
+}
+
+impl Record for EmailDelivery {
+    const VERSION: u8 = 1;
+}
+
+/// A password-reset token, kept under its SHA-256 only; taken (removed) when used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetToken {
+    pub username: String,
+    pub expires_ms: u64,
+}
+
+impl Record for ResetToken {
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

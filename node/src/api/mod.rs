@@ -10,6 +10,7 @@ mod account_data;
 mod admin_users;
 mod backup;
 mod client;
+mod email;
 mod error;
 mod federation_admin;
 mod links;
@@ -78,6 +79,8 @@ pub struct Shared {
     pub notify: crate::services::notify::Notify,
     /// Web Push; `None` when `push.enabled` is off.
     pub push: Option<crate::services::push::Push>,
+    /// Email; `None` when no SMTP relay is configured.
+    pub email: Option<crate::services::email::Email>,
     pub backups: crate::services::backup::Backups,
     pub media: crate::services::media::Media,
     /// Exactly-once sends by client transaction id.
@@ -218,6 +221,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/oauth2/userinfo"),
     ("POST", "/oauth2/userinfo"),
     ("POST", "/oauth2/revoke"),
+    ("GET", "/api/v1/account/email"),
+    ("PUT", "/api/v1/account/email"),
+    ("PATCH", "/api/v1/account/email"),
+    ("DELETE", "/api/v1/account/email"),
+    ("GET", "/api/v1/account/email/verify"),
+    ("POST", "/api/v1/account/email/verify"),
+    ("GET", "/api/v1/account/email/unsubscribe"),
+    ("POST", "/api/v1/account/email/unsubscribe"),
+    ("POST", "/api/v1/account/password/reset"),
+    ("POST", "/api/v1/account/password/reset/confirm"),
     ("GET", "/ws"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -428,6 +441,26 @@ pub fn router(state: AppState) -> Router {
             get(oauth::userinfo).post(oauth::userinfo),
         )
         .route("/oauth2/revoke", post(oauth::revoke))
+        .route(
+            "/api/v1/account/email",
+            get(email::get)
+                .put(email::put)
+                .patch(email::patch)
+                .delete(email::delete),
+        )
+        .route(
+            "/api/v1/account/email/verify",
+            get(email::verify_link).post(email::verify),
+        )
+        .route(
+            "/api/v1/account/email/unsubscribe",
+            get(email::unsubscribe_page).post(email::unsubscribe),
+        )
+        .route("/api/v1/account/password/reset", post(email::reset))
+        .route(
+            "/api/v1/account/password/reset/confirm",
+            post(email::reset_confirm),
+        )
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))

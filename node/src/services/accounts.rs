@@ -190,7 +190,7 @@ impl Accounts {
         .await
     }
 
-    /// Replaces `username`'s password hash (an operator's reset) and ends
+    /// Replaces `username`'s password hash (an operator's reset, or a reset by mail) and ends
     /// every session, so whoever held the account must sign in with the new
     /// password. The hash is written first, so a sign-in racing this either
     /// uses the new password or made a session that this ends.

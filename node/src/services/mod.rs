@@ -34,6 +34,8 @@
 //!   the pusher task that sends the durable queue's deliveries.
 //! - [`operator`]: the admin console's rooms (list, shut down on this
 //!   node) and the data directory's sizes.
+//! - [`email`]: email addresses and their verification, password-reset
+//!   mails, and the mailer task that sends them and the durable digests.
 //! - [`on_disk`]: runs store writes (each ends in an fsync) off the async
 //!   runtime; the tidy test `blocking_store_calls_stay_off_the_runtime`
 //!   holds every caller in `node/src` to it.
@@ -41,6 +43,7 @@
 pub mod accounts;
 pub mod backup;
 mod disk;
+pub mod email;
 pub mod erasure;
 pub mod export;
 pub mod links;

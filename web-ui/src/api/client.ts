@@ -231,6 +231,11 @@ export async function accessToken(): Promise<string | null> {
 
 /** An authorized API call; renews the token once if the node says it expired.
  *  `keepalive`: the request outlives the page (sent as it unloads). */
+/** A request that needs no session (password reset). */
+export function anonymous<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return call<T>(method, path, body, null);
+}
+
 export async function api<T>(method: string, path: string, body?: unknown, keepalive = false): Promise<T> {
   const token = await accessToken();
   if (!token) throw new ApiError(401, 'no_session', 'Log in first.');

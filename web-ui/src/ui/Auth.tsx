@@ -12,6 +12,7 @@ import {
 } from '../api/client';
 import { passkeyError, passkeysSupported } from '../api/webauthn';
 import { FieldError, value } from './common';
+import { ForgotPassword, resetToken } from './Email';
 import { ThemeToggle } from './theme';
 
 const REASONS: Record<EndReason, string | null> = {
@@ -21,7 +22,8 @@ const REASONS: Record<EndReason, string | null> = {
 };
 
 export function AuthScreen({ reason }: { reason?: EndReason }) {
-  const [mode, setMode] = useState<'login' | 'register'>('login');
+  // Opened at a mailed reset link: straight to setting the new password.
+  const [mode, setMode] = useState<'login' | 'register' | 'forgot'>(resetToken() ? 'forgot' : 'login');
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [invite, setInvite] = useState('');
@@ -127,6 +129,20 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
           </p>
         )}
         <div id="auth-form" role="tabpanel" aria-labelledby={registering ? 'tab-register' : 'tab-login'}>
+        {mode === 'forgot' ? (
+          <>
+            <ForgotPassword
+              onDone={(done) => {
+                setMode('login');
+                setStatus(done);
+              }}
+            />
+            <button type="button" class="link-button" onClick={() => setMode('login')}>
+              Back to log in
+            </button>
+          </>
+        ) : (
+          <>
         <form onSubmit={submit} aria-label={registering ? 'Sign up' : 'Log in'}>
           <label>
             Username
@@ -186,6 +202,13 @@ export function AuthScreen({ reason }: { reason?: EndReason }) {
           <button type="button" class="passkey-button" disabled={busy} onClick={() => void signInWithPasskey()}>
             Sign in with a passkey
           </button>
+        )}
+        {!registering && (
+          <button type="button" class="link-button" onClick={() => setMode('forgot')}>
+            Forgot password?
+          </button>
+        )}
+          </>
         )}
         </div>
       </div>

@@ -6,6 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { addPasskey, api, ApiError, logout, seg } from '../api/client';
 import { passkeyError, passkeysSupported } from '../api/webauthn';
 import { Dialog, FieldError, formatFull, value } from './common';
+import { EmailSection } from './Email';
 
 interface Passkey {
   id: string;
@@ -86,6 +87,7 @@ export function SecurityDialog({ onClose }: { onClose: () => void }) {
 
   return (
     <Dialog title="Sign-in and security" onClose={onClose} wide>
+      <EmailSection />
       <section class="security" aria-labelledby="passkeys-title">
         <h3 id="passkeys-title">Passkeys</h3>
         {passkeys === null ? (
