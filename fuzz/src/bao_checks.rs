@@ -52,7 +52,7 @@ pub fn check_bao(data: &[u8]) {
     let start = first * GROUP_BYTES;
     match bao::verify(hash, size, first, groups, encoded) {
         Ok(leaves) => {
-            assert!(groups >= 1 && groups <= MAX_GROUPS && start < size);
+            assert!((1..=MAX_GROUPS).contains(&groups) && start < size);
             let end = ((first + u64::from(groups)) * GROUP_BYTES).min(size);
             let got: Vec<u8> = leaves.iter().flat_map(|l| l.iter().copied()).collect();
             assert_eq!(got, &blob[start as usize..end as usize]);
