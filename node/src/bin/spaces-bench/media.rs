@@ -281,8 +281,9 @@ fn mb_per_sec(bytes: u64, secs: f64) -> f64 {
 
 pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     let size = args.size_mib << 20;
-    let limit = (size + (1 << 20)).to_string();
-    let quota = (size * (args.uploads as u64 + 2)).to_string();
+    // Room for the photo too, whatever --size-mib says.
+    let limit = (size + (1 << 20)).max(64 << 20).to_string();
+    let quota = (size * (args.uploads as u64 + 2) + (64 << 20)).to_string();
     let node = NodeProcess::start(
         "media",
         &[
