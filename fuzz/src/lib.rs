@@ -3,6 +3,7 @@
 //! `crates/federation/tests/wire_fuzz_smoke.rs` can include the very same
 //! files and run them on stable, without libFuzzer.
 
+pub mod bao_checks;
 pub mod checks;
 pub mod media_checks;
 pub mod wire_checks;

@@ -349,6 +349,13 @@ pub struct MediaConfig {
     /// Seconds one such fetch may take in all (50 MiB at about 0.2 MB/s);
     /// slower, the reader gets 502 `media_unavailable` and may ask again.
     pub fetch_timeout_secs: u64,
+    /// Attachments of other nodes' messages up to this many bytes are
+    /// fetched as the message arrives, so they show at once and stay
+    /// readable when their holder goes away (0: none; larger ones wait
+    /// for a reader).
+    pub eager_fetch_bytes: u64,
+    /// Such eager fetches at once (each also counts against `fetch_jobs`).
+    pub eager_fetch_jobs: usize,
     /// Seconds an upload's body may take (`POST /api/v1/media`): 50 MiB
     /// at about 0.35 Mbit/s. Every other request body keeps
     /// `http.body_read_timeout_secs`.
@@ -372,6 +379,8 @@ impl MediaConfig {
         crate::services::media::FetchOptions {
             jobs: self.fetch_jobs.max(1),
             timeout: std::time::Duration::from_secs(self.fetch_timeout_secs.max(1)),
+            eager_bytes: self.eager_fetch_bytes,
+            eager_jobs: self.eager_fetch_jobs.max(1),
         }
     }
 }
@@ -389,6 +398,9 @@ impl Default for MediaConfig {
             // A handful: each holds a 1 MiB chunk and a staging file.
             fetch_jobs: 4,
             fetch_timeout_secs: 300,
+            // Photos and voice notes, not videos.
+            eager_fetch_bytes: 1024 * 1024,
+            eager_fetch_jobs: 2,
             upload_timeout_secs: 1200,
         }
     }

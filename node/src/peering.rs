@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use spaces_blobs::{Blobs, Hash, Reference};
 use spaces_federation::wire::{
-    MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BLOB_CHUNK, Request, Response,
+    MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BLOB_CHUNK, MAX_BLOB_GROUPS, Request, Response,
 };
 use spaces_federation::{FedError, Handle, Host, Offer, Route};
 use spaces_protocol::content::{Content, Membership};
@@ -292,6 +292,16 @@ impl Host for NodeHost {
                 self.answer_blob(from, room, event, Hash::from_bytes(hash), offset, len)
                     .await
             }
+            Request::BlobBao {
+                room,
+                event,
+                hash,
+                first,
+                groups,
+            } => {
+                self.answer_blob_bao(from, room, event, Hash::from_bytes(hash), first, groups)
+                    .await
+            }
         }
     }
 
@@ -317,9 +327,39 @@ impl NodeHost {
         }
     }
 
-    /// Bytes of a blob that `event` of `room` references, for a node with
-    /// a member in the room; `unknown_blob` for anything else, so a node
-    /// learns nothing of blobs it may not fetch.
+    /// The record of a blob that `event` of `room` references, for a node
+    /// with a member in the room; `unknown_blob` for anything else, so a
+    /// node learns nothing of blobs it may not fetch
+    /// (docs/spec/federation.md#f35).
+    async fn servable_blob(
+        &self,
+        from: NodeId,
+        room: RoomId,
+        event: EventId,
+        hash: &Hash,
+    ) -> Result<spaces_blobs::Meta, Response> {
+        let unknown = || Response::refused("unknown_blob", "no such blob here");
+        let reference = Reference {
+            scope: room.to_string(),
+            item: event.to_string(),
+        };
+        match self.blobs.references(hash).await {
+            Ok(references) if references.contains(&reference) => {}
+            Ok(_) => return Err(unknown()),
+            Err(e) => return Err(Response::refused("unavailable", e.to_string())),
+        }
+        if !self.engine.has_member_node(&room, from).await {
+            return Err(unknown());
+        }
+        match self.blobs.meta(hash).await {
+            Ok(Some(meta)) => Ok(meta),
+            Ok(None) => Err(unknown()),
+            Err(e) => Err(Response::refused("unavailable", e.to_string())),
+        }
+    }
+
+    /// Bytes of a blob (`/spaces/sync/2`'s `Blob`), under
+    /// [`NodeHost::servable_blob`].
     async fn answer_blob(
         &self,
         from: NodeId,
@@ -329,23 +369,9 @@ impl NodeHost {
         offset: u64,
         len: u32,
     ) -> Response {
-        let unknown = || Response::refused("unknown_blob", "no such blob here");
-        let reference = Reference {
-            scope: room.to_string(),
-            item: event.to_string(),
-        };
-        match self.blobs.references(&hash).await {
-            Ok(references) if references.contains(&reference) => {}
-            Ok(_) => return unknown(),
-            Err(e) => return Response::refused("unavailable", e.to_string()),
-        }
-        if !self.engine.has_member_node(&room, from).await {
-            return unknown();
-        }
-        let meta = match self.blobs.meta(&hash).await {
-            Ok(Some(meta)) => meta,
-            Ok(None) => return unknown(),
-            Err(e) => return Response::refused("unavailable", e.to_string()),
+        let meta = match self.servable_blob(from, room, event, &hash).await {
+            Ok(meta) => meta,
+            Err(refused) => return refused,
         };
         if offset >= meta.size {
             return Response::refused("bad_request", "offset past the end");
@@ -353,17 +379,50 @@ impl NodeHost {
         let end = offset
             .saturating_add(len.min(MAX_BLOB_CHUNK).into())
             .min(meta.size);
-        let mut bytes = Vec::with_capacity((end - offset) as usize);
-        let mut chunks = self.blobs.read(hash, offset, end);
-        while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
-            match chunk {
-                Ok(chunk) => bytes.extend_from_slice(&chunk),
-                Err(e) => return Response::refused("unavailable", e.to_string()),
+        // Checked against the blob's tree as it is read: a copy that
+        // rotted here is refused, never sent (F38).
+        match self.blobs.read_checked(hash, offset, end).await {
+            Ok(bytes) => Response::Blob {
+                size: meta.size,
+                bytes,
+            },
+            Err(e) => {
+                tracing::warn!(%hash, error = %e, "a blob asked for does not read");
+                Response::refused("unavailable", e.to_string())
             }
         }
-        Response::Blob {
-            size: meta.size,
-            bytes,
+    }
+
+    /// Chunk groups of a blob with the BLAKE3 tree's parents over them
+    /// (`/spaces/sync/3`'s `BlobBao`), under [`NodeHost::servable_blob`].
+    /// The store checks its copy against the hash as it reads: a copy
+    /// that rotted here is refused `unavailable`, never sent.
+    async fn answer_blob_bao(
+        &self,
+        from: NodeId,
+        room: RoomId,
+        event: EventId,
+        hash: Hash,
+        first: u64,
+        groups: u32,
+    ) -> Response {
+        let meta = match self.servable_blob(from, room, event, &hash).await {
+            Ok(meta) => meta,
+            Err(refused) => return refused,
+        };
+        if first >= spaces_blobs::bao::groups_of(meta.size) {
+            return Response::refused("bad_request", "groups past the end");
+        }
+        match self
+            .blobs
+            .encode_groups(hash, first, groups.min(MAX_BLOB_GROUPS))
+            .await
+        {
+            Ok((size, encoded)) => Response::BlobBao { size, encoded },
+            Err(e) => {
+                tracing::warn!(%hash, error = %e, "a blob asked for does not read");
+                Response::refused("unavailable", e.to_string())
+            }
         }
     }
 

@@ -12,6 +12,8 @@
 //!   and an event) that keeps the blob and lets its readers fetch it.
 //! - `meta/` hash → the blob's [`Meta`](crate::Meta) record (postcard).
 //! - `thumb/` hash NUL px → a thumbnail of the blob, `px` its longer side.
+//! - `cursor/` name NUL seq (20 digits) → the empty blob: how far a
+//!   follower of the node's event stream has tagged (one per name).
 
 use iroh_blobs::Hash;
 
@@ -19,6 +21,24 @@ pub const UP: &[u8] = b"up/";
 pub const REF: &[u8] = b"ref/";
 pub const META: &[u8] = b"meta/";
 pub const THUMB: &[u8] = b"thumb/";
+pub const CURSOR: &[u8] = b"cursor/";
+
+/// `cursor/name NUL`: the cursor `name`, whatever its position.
+pub fn cursor_of(name: &str) -> Vec<u8> {
+    let mut tag = join(CURSOR, &[name.as_bytes()]);
+    tag.push(0);
+    tag
+}
+
+pub fn cursor(name: &str, seq: u64) -> Vec<u8> {
+    join(CURSOR, &[name.as_bytes(), format!("{seq:020}").as_bytes()])
+}
+
+/// The position of a `cursor/` tag of `name`.
+pub fn parse_cursor(name: &str, tag: &[u8]) -> Option<u64> {
+    let rest = tag.strip_prefix(cursor_of(name).as_slice())?;
+    std::str::from_utf8(rest).ok()?.parse().ok()
+}
 
 fn join(prefix: &[u8], fields: &[&[u8]]) -> Vec<u8> {
     let mut name = prefix.to_vec();

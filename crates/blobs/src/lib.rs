@@ -12,6 +12,7 @@
 //! references are opaque strings the node chooses; the node decides who may
 //! read a blob from the references this crate lists.
 
+pub mod bao;
 mod error;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

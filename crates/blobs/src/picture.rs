@@ -57,6 +57,27 @@ pub fn dimensions(kind: ImageKind, bytes: &[u8]) -> Result<(u32, u32), BlobError
         .map_err(bad)
 }
 
+/// A photo-like JPEG of `width` x `height` (smooth gradients with fine
+/// noise, quality 90, about what a phone camera writes): what
+/// `spaces-bench media` times thumbnails of.
+pub fn photo_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+        let noise = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 27;
+        image::Rgb([
+            ((x * 255 / width.max(1)) as u8).wrapping_add(noise as u8),
+            ((y * 255 / height.max(1)) as u8).wrapping_add(noise as u8),
+            (((x + y) / 16) as u8).wrapping_add(noise as u8),
+        ])
+    }));
+    let mut out = Cursor::new(Vec::new());
+    image
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out, 90,
+        ))
+        .expect("encoding an image in memory");
+    out.into_inner()
+}
+
 /// Checks the canvas, strips the metadata and makes the thumbnails.
 pub fn process(kind: ImageKind, bytes: Vec<u8>, max_pixels: u64) -> Result<Processed, BlobError> {
     let (width, height) = canvas(kind, &bytes, max_pixels)?;

@@ -250,6 +250,11 @@ impl Blobs {
         &self.0.options
     }
 
+    /// The iroh-blobs store underneath (for `bao`).
+    pub(crate) fn fs(&self) -> &FsStore {
+        &self.0.store
+    }
+
     /// Stops the sweeper and the store (it flushes its database).
     pub async fn shutdown(&self) {
         if let Some(task) = self.0.sweeper.lock().unwrap().take() {
@@ -582,6 +587,51 @@ impl Blobs {
             )
             .await
             .map_err(BlobError::store)?;
+        Ok(())
+    }
+
+    /// Where the follower `name` of the node's event stream got to (0 when
+    /// it never ran): kept beside the tags it sets, so the two are
+    /// restored together.
+    pub async fn cursor(&self, name: &str) -> Result<u64, BlobError> {
+        let mut tags = self
+            .0
+            .store
+            .tags()
+            .list_prefix(keys::cursor_of(name))
+            .await
+            .map_err(BlobError::store)?;
+        let mut at = 0;
+        while let Some(tag) = tags.next().await {
+            let tag = tag.map_err(BlobError::store)?;
+            if let Some(seq) = keys::parse_cursor(name, &tag.name.0) {
+                at = at.max(seq);
+            }
+        }
+        Ok(at)
+    }
+
+    /// Moves the cursor `name` to `seq`: the new position is set before
+    /// the old one goes, so a crash in between leaves the later one read.
+    pub async fn set_cursor(&self, name: &str, seq: u64) -> Result<(), BlobError> {
+        let tags = self.0.store.tags();
+        tags.set(keys::cursor(name, seq), Hash::EMPTY)
+            .await
+            .map_err(BlobError::store)?;
+        let mut old = Vec::new();
+        let mut list = tags
+            .list_prefix(keys::cursor_of(name))
+            .await
+            .map_err(BlobError::store)?;
+        while let Some(tag) = list.next().await {
+            let tag = tag.map_err(BlobError::store)?;
+            if keys::parse_cursor(name, &tag.name.0) != Some(seq) {
+                old.push(tag.name.0);
+            }
+        }
+        for name in old {
+            tags.delete(name).await.map_err(BlobError::store)?;
+        }
         Ok(())
     }
 

@@ -20,6 +20,10 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/spaces/sync/1");
 /// [`Response::Blob`]); offered first, so two nodes that both speak it use
 /// it, and a node that speaks only `/1` is never sent a blob request.
 pub const SYNC_PROTOCOL_2: StreamProtocol = StreamProtocol::new("/spaces/sync/2");
+/// `/spaces/sync/2` and verified streaming ([`Request::BlobBao`],
+/// [`Response::BlobBao`]); offered before `/2`, so a node that speaks only
+/// `/2` is asked for blobs the old way and never sent a `BlobBao`.
+pub const SYNC_PROTOCOL_3: StreamProtocol = StreamProtocol::new("/spaces/sync/3");
 /// The kademlia protocol, kept apart from the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spaces/kad/1");
 /// What identify announces: peers with another value are not Spaces nodes.
@@ -44,6 +48,10 @@ pub const BUSY_RETRY_AFTER_MS: u32 = 500;
 /// [`MAX_RESPONSE_BYTES`], and small enough that a chunk in flight per
 /// fetch costs little memory (docs/spec/federation.md#blobs).
 pub const MAX_BLOB_CHUNK: u32 = 1 << 20;
+/// Most 16 KiB chunk groups one [`Request::BlobBao`] names: 1 MiB of data,
+/// whose encoding (with the tree's parents) stays well inside
+/// [`MAX_RESPONSE_BYTES`].
+pub const MAX_BLOB_GROUPS: u32 = 64;
 /// Largest gossip message: one event of the largest size, and room to spare.
 pub const MAX_GOSSIP_BYTES: usize = spaces_protocol::limits::MAX_EVENT_BYTES + 1024;
 
@@ -88,6 +96,18 @@ pub enum Request {
         offset: u64,
         len: u32,
     },
+    /// Chunk groups `first .. first + groups` (16 KiB each, at most
+    /// [`MAX_BLOB_GROUPS`]) of the blob `hash`, encoded so the asker can
+    /// verify each group against the hash as it reads it (BLAKE3 verified
+    /// streaming, docs/spec/federation.md#blobs). Served as
+    /// [`Request::Blob`] is. `/spaces/sync/3` only.
+    BlobBao {
+        room: RoomId,
+        event: EventId,
+        hash: [u8; 32],
+        first: u64,
+        groups: u32,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -111,6 +131,10 @@ pub enum Response {
     /// Bytes of a blob from the offset asked, and the blob's whole size.
     /// The asker verifies them against the hash before anything is stored.
     Blob { size: u64, bytes: Vec<u8> },
+    /// The blob's whole size, and the encoding of the groups asked (from
+    /// the root of the blob's BLAKE3 tree: the parents on the way, then
+    /// the groups' bytes, in pre-order), clipped to the blob's end.
+    BlobBao { size: u64, encoded: Vec<u8> },
 }
 
 impl Response {
@@ -143,8 +167,21 @@ impl Request {
             Request::Blob { len, .. } if *len == 0 || *len > MAX_BLOB_CHUNK => {
                 Err("bad blob range")
             }
+            Request::BlobBao { groups, .. } if *groups == 0 || *groups > MAX_BLOB_GROUPS => {
+                Err("bad blob range")
+            }
             _ => Ok(()),
         }
+    }
+}
+
+/// Whether `protocol` carries `request`: the blob variants came with `/2`,
+/// verified streaming with `/3`.
+pub fn speaks(protocol: &StreamProtocol, request: &Request) -> bool {
+    match request {
+        Request::Blob { .. } => *protocol != SYNC_PROTOCOL,
+        Request::BlobBao { .. } => *protocol == SYNC_PROTOCOL_3,
+        _ => true,
     }
 }
 
@@ -208,10 +245,10 @@ impl libp2p::request_response::Codec for Codec {
         T: AsyncRead + Unpin + Send,
     {
         let request = read_frame(io, MAX_REQUEST_BYTES).await?;
-        if *protocol == SYNC_PROTOCOL && matches!(request, Request::Blob { .. }) {
+        if !speaks(protocol, &request) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "a blob request on /spaces/sync/1",
+                format!("a request {protocol} does not carry"),
             ));
         }
         Ok(request)
@@ -233,12 +270,13 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        // A node that speaks only `/1` could not decode it (and would
-        // charge us `bad_frame`): the request fails here instead.
-        if *protocol == SYNC_PROTOCOL && matches!(req, Request::Blob { .. }) {
+        // A node that speaks only an older version could not decode it
+        // (and would charge us `bad_frame`): the request fails here
+        // instead, as `Unsupported`, so the asker can ask the old way.
+        if !speaks(protocol, &req) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "the node does not speak /spaces/sync/2",
+                format!("the node speaks only {protocol}"),
             ));
         }
         write_frame(io, &req, MAX_REQUEST_BYTES).await
@@ -326,6 +364,87 @@ mod tests {
         assert!(blob(MAX_BLOB_CHUNK).check().is_ok());
         assert!(blob(0).check().is_err());
         assert!(blob(MAX_BLOB_CHUNK + 1).check().is_err());
+    }
+
+    #[test]
+    fn verified_streaming_travels_on_the_third_version_only() {
+        let bao = Request::BlobBao {
+            room: RoomId([1; 32]),
+            event: EventId([2; 32]),
+            hash: [3; 32],
+            first: 64,
+            groups: MAX_BLOB_GROUPS,
+        };
+        assert!(bao.check().is_ok());
+        let bad = |groups| Request::BlobBao {
+            room: RoomId([1; 32]),
+            event: EventId([2; 32]),
+            hash: [3; 32],
+            first: 0,
+            groups,
+        };
+        assert!(bad(0).check().is_err());
+        assert!(bad(MAX_BLOB_GROUPS + 1).check().is_err());
+        assert!(speaks(&SYNC_PROTOCOL_3, &bao));
+        assert!(!speaks(&SYNC_PROTOCOL_2, &bao));
+        assert!(!speaks(&SYNC_PROTOCOL, &bao));
+        let old = bad(1);
+        let legacy = Request::Blob {
+            room: RoomId([1; 32]),
+            event: EventId([2; 32]),
+            hash: [3; 32],
+            offset: 0,
+            len: 1,
+        };
+        assert!(speaks(&SYNC_PROTOCOL_3, &legacy) && speaks(&SYNC_PROTOCOL_2, &legacy));
+        assert!(!speaks(&SYNC_PROTOCOL, &legacy));
+        assert!(!speaks(&SYNC_PROTOCOL_2, &old));
+        // Request index 5, Response index 6: appended after `Blob`.
+        let bytes = postcard::to_stdvec(&bao).unwrap();
+        assert_eq!(bytes[0], 0x05);
+        assert_eq!(&bytes[bytes.len() - 2..], [0x40, 0x40]);
+        let response = postcard::to_stdvec(&Response::BlobBao {
+            size: 2,
+            encoded: vec![7, 8],
+        })
+        .unwrap();
+        assert_eq!(response, [0x06, 0x02, 0x02, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn an_older_peer_is_never_sent_a_verified_streaming_request() {
+        use libp2p::request_response::Codec as _;
+        let bao = Request::BlobBao {
+            room: RoomId([1; 32]),
+            event: EventId([2; 32]),
+            hash: [3; 32],
+            first: 0,
+            groups: 1,
+        };
+        let mut out = Cursor::new(Vec::new());
+        let err = Codec
+            .write_request(&SYNC_PROTOCOL_2, &mut out, bao.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert!(out.into_inner().is_empty(), "nothing was written");
+        // And one received on `/2` is refused as a frame that does not
+        // decode there.
+        let mut frame = Cursor::new(Vec::new());
+        write_frame(&mut frame, &bao, MAX_REQUEST_BYTES)
+            .await
+            .unwrap();
+        let bytes = frame.into_inner();
+        let err = Codec
+            .read_request(&SYNC_PROTOCOL_2, &mut Cursor::new(bytes.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let back = Codec
+            .read_request(&SYNC_PROTOCOL_3, &mut Cursor::new(bytes))
+            .await
+            .unwrap();
+        assert_eq!(back, bao);
     }
 
     #[test]

@@ -73,6 +73,27 @@ fn corpus() -> Vec<Vec<u8>> {
             user: String::new(),
             code: None,
         },
+        Request::Blob {
+            room,
+            event: EventId([3; 32]),
+            hash: [4; 32],
+            offset: 1 << 20,
+            len: 1 << 20,
+        },
+        Request::BlobBao {
+            room,
+            event: EventId([3; 32]),
+            hash: [4; 32],
+            first: 64,
+            groups: 64,
+        },
+        Request::BlobBao {
+            room,
+            event: EventId([3; 32]),
+            hash: [4; 32],
+            first: u64::MAX,
+            groups: 65,
+        },
     ];
     let responses = [
         Response::Pushed { new: 300 },
@@ -85,6 +106,14 @@ fn corpus() -> Vec<Vec<u8>> {
         Response::busy(),
         Response::Busy {
             retry_after_ms: u32::MAX,
+        },
+        Response::Blob {
+            size: 3,
+            bytes: vec![1, 2, 3],
+        },
+        Response::BlobBao {
+            size: 40_000,
+            encoded: vec![0x5a; 700],
         },
     ];
     let mut corpus = Vec::new();

@@ -15,28 +15,33 @@
 //! keeps no bodies); a crash in between leaves them to a later version's
 //! repair.
 //!
-//! Between nodes: an attachment names the node that holds its blob. When a
-//! message from another node arrives, [`run_references`] tags its blobs as
-//! referenced before they are here; the first reader who asks for one
-//! makes this node fetch it from its holder over federation's
-//! request-response protocol (`Request::Blob`, 1 MiB a request), hashing
-//! it as it streams into `incoming/`; `Blobs::import` keeps it only if
+//! Between nodes: an attachment names the node that holds its blob. The
+//! follower [`run_references`] tags the blobs of the events the node
+//! stores (another node's before they are here) from a cursor kept among
+//! the store's tags, catching up from the event store at start and after
+//! lagging, so no event goes untagged; small remote attachments
+//! (`media.eager_fetch_bytes`) are queued for an eager fetch. A fetch asks
+//! the attachment's node, then the room's other member nodes, over
+//! federation's request-response protocol: `Request::BlobBao`, 64 chunk
+//! groups (1 MiB) a request, each answer checked group by group against
+//! the hash (`spaces_blobs::bao::verify`) before it is written to
+//! `incoming/`; from a node that speaks only `/spaces/sync/2`,
+//! `Request::Blob`, checked whole. `Blobs::import` keeps the file only if
 //! size and BLAKE3 hash match (docs/spec/federation.md#blobs). A holder
-//! that sends other bytes is charged `bad_blob`. Fetches are bounded: one
-//! at a time per blob, `media.fetch_jobs` node-wide, each within
-//! `media.fetch_timeout_secs`, never larger than `media.max_file_bytes`.
-//! A crash between storing a message and tagging its blobs leaves them
-//! unfetchable here (fails closed), never readable by the wrong user.
+//! that sends what does not verify is charged `bad_blob` and the next one
+//! asked. Fetches are bounded: one at a time per blob, `media.fetch_jobs`
+//! node-wide, all tries within `media.fetch_timeout_secs`, never larger
+//! than `media.max_file_bytes`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use spaces_blobs::{BlobError, Blobs, Chunks, Hash, Meta, Reference, Upload};
-use spaces_federation::wire::{MAX_BLOB_CHUNK, Request, Response};
+use spaces_blobs::{BlobError, Blobs, Chunks, Hash, Meta, Reference, Upload, bao};
+use spaces_federation::wire::{MAX_BLOB_CHUNK, MAX_BLOB_GROUPS, Request, Response};
 use spaces_federation::{FedError, Handle};
-use spaces_protocol::content::{Attachment, Content, Redaction};
+use spaces_protocol::content::{Attachment, Content, Membership, Redaction};
 use spaces_protocol::{Event, EventId, NodeId, RoomId, UserId};
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
@@ -100,6 +105,11 @@ pub struct FetchOptions {
     pub jobs: usize,
     /// The longest one fetch may take, all of its requests together.
     pub timeout: Duration,
+    /// Attachments of remote messages this small or smaller are fetched
+    /// when the message arrives (0: none, all wait for a reader).
+    pub eager_bytes: u64,
+    /// Eager fetches at once (each also takes one of `jobs`).
+    pub eager_jobs: usize,
 }
 
 /// Fetches of blobs held by other nodes (see the module doc).
@@ -110,6 +120,8 @@ struct Fetcher {
     /// One fetch per blob: later askers wait for it, then find it stored.
     running: Arc<Mutex<HashMap<Hash, Arc<tokio::sync::Mutex<()>>>>>,
     timeout: Duration,
+    eager_bytes: u64,
+    eager_jobs: usize,
 }
 
 fn now_secs() -> u64 {
@@ -127,6 +139,8 @@ impl Media {
             jobs: Arc::new(Semaphore::new(options.jobs.max(1))),
             running: Arc::default(),
             timeout: options.timeout,
+            eager_bytes: options.eager_bytes,
+            eager_jobs: options.eager_jobs.max(1),
         });
         Media {
             blobs,
@@ -279,54 +293,139 @@ impl Media {
             .or_default()
             .clone();
         let _one = running.lock().await;
-        async {
-            if let Some(meta) = self.blobs.meta(&hash).await? {
-                return Ok(meta);
-            }
-            let _job = fetcher
-                .jobs
-                .acquire()
-                .await
-                .map_err(|e| BlobError::Store(e.to_string()))?;
-            let faulty = Arc::new(AtomicBool::new(false));
-            let body = chunks(
-                fetcher.handle.clone(),
+        if let Some(meta) = self.blobs.meta(&hash).await? {
+            return Ok(meta);
+        }
+        let _job = fetcher
+            .jobs
+            .acquire()
+            .await
+            .map_err(|e| BlobError::Store(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + fetcher.timeout;
+        let mut last = String::from("no node of the room holds it");
+        for holder in self.holders(&room, holder).await {
+            let attempt = self.fetch_from(
+                fetcher,
                 holder,
-                (room, event, *hash.as_bytes()),
+                (room, event, hash),
                 attachment.size,
-                faulty.clone(),
+                reference,
             );
-            let imported = tokio::time::timeout(
-                fetcher.timeout,
-                self.blobs.import(hash, attachment.size, body, reference),
-            )
-            .await;
-            match imported {
-                Ok(Ok(meta)) => Ok(meta),
-                Ok(Err(BlobError::Mismatch(why))) => {
-                    tracing::warn!(%holder, %hash, %why, "a node sent bytes that are not the blob");
-                    fetcher.handle.charge(holder, "bad_blob").await;
-                    Err(MediaError::Unavailable(
-                        "its holder sent other bytes".into(),
-                    ))
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(meta)) => return Ok(meta),
+                Ok(Err(Attempt::Stop(e))) => return Err(e),
+                Ok(Err(Attempt::Next(why))) => {
+                    tracing::debug!(%holder, %hash, %why, "a holder did not deliver a blob");
+                    last = why;
                 }
-                Ok(Err(BlobError::Interrupted(why))) => {
-                    if faulty.load(Ordering::Relaxed) {
-                        fetcher.handle.charge(holder, "bad_blob").await;
-                    }
-                    Err(MediaError::Unavailable(why))
+                Err(_) => {
+                    return Err(MediaError::Unavailable(format!(
+                        "no answer within {} s",
+                        fetcher.timeout.as_secs()
+                    )));
                 }
-                Ok(Err(e @ BlobError::Store(_))) => Err(e.into()),
-                // Too large, of a refused type, an image too large to
-                // describe: not this reader's fault, and not servable.
-                Ok(Err(e)) => Err(MediaError::Unavailable(e.to_string())),
-                Err(_) => Err(MediaError::Unavailable(format!(
-                    "no answer within {} s",
-                    fetcher.timeout.as_secs()
-                ))),
             }
         }
-        .await
+        Err(MediaError::Unavailable(last))
+    }
+
+    /// The nodes to ask for a blob `named` holds: `named` first, then the
+    /// other nodes with a joined member in `room` (any of them may have
+    /// fetched it; each serves it only if it holds it, under F35), at most
+    /// [`MAX_HOLDERS`] in all, never this node.
+    async fn holders(&self, room: &RoomId, named: NodeId) -> Vec<NodeId> {
+        let me = self.engine.node_id();
+        let mut out = Vec::with_capacity(MAX_HOLDERS);
+        if named != me {
+            out.push(named);
+        }
+        let Ok(slot) = self.engine.room(room) else {
+            return out;
+        };
+        let view = slot.lock().await;
+        for (user, membership) in view.room.state().members().iter() {
+            let node = user.node();
+            if out.len() >= MAX_HOLDERS {
+                break;
+            }
+            if *membership == Membership::Join && node != me && !out.contains(&node) {
+                out.push(node);
+            }
+        }
+        out
+    }
+
+    /// One holder's try: verified streaming (`BlobBao`) if it speaks
+    /// `/spaces/sync/3`, else the whole-blob check of `/2` (`Blob`). A
+    /// holder that sends what does not verify is charged `bad_blob`.
+    async fn fetch_from(
+        &self,
+        fetcher: &Fetcher,
+        holder: NodeId,
+        (room, event, hash): (RoomId, EventId, Hash),
+        size: u64,
+        reference: &Reference,
+    ) -> Result<Meta, Attempt> {
+        let ids = (room, event, *hash.as_bytes());
+        let mut legacy = false;
+        loop {
+            let faults = Arc::new(Faults::default());
+            let body = if legacy {
+                chunks(fetcher.handle.clone(), holder, ids, size, faults.clone())
+            } else {
+                bao_chunks(fetcher.handle.clone(), holder, ids, size, faults.clone())
+            };
+            let imported = self.blobs.import(hash, size, body, reference).await;
+            let corrupt = |why: String| async move {
+                tracing::warn!(%holder, %hash, %why, "a node sent bytes that are not the blob");
+                fetcher.handle.charge(holder, "bad_blob").await;
+                Attempt::Next(format!("its holder sent other bytes: {why}"))
+            };
+            return match imported {
+                Ok(meta) => Ok(meta),
+                Err(BlobError::Mismatch(why)) => Err(corrupt(why).await),
+                Err(BlobError::Interrupted(why)) if faults.corrupt.load(Ordering::Relaxed) => {
+                    Err(corrupt(why).await)
+                }
+                Err(BlobError::Interrupted(_))
+                    if !legacy && faults.unsupported.load(Ordering::Relaxed) =>
+                {
+                    legacy = true;
+                    continue;
+                }
+                Err(BlobError::Interrupted(why)) => Err(Attempt::Next(why)),
+                Err(e @ BlobError::Store(_)) => Err(Attempt::Stop(e.into())),
+                // Too large, of a refused type, an image too large to
+                // describe: the blob itself, wherever it comes from.
+                Err(e) => Err(Attempt::Stop(MediaError::Unavailable(e.to_string()))),
+            };
+        }
+    }
+
+    /// Fetches the attachments of a remote message that are at most
+    /// `media.eager_fetch_bytes`, through `queue` (see [`run_references`]).
+    fn queue_eager(
+        &self,
+        queue: &tokio::sync::mpsc::Sender<Eager>,
+        reference: &Reference,
+        attachments: &[Attachment],
+    ) {
+        let Some(fetcher) = &self.fetcher else {
+            return;
+        };
+        for attachment in attachments {
+            if attachment.size > fetcher.eager_bytes || attachment.node == self.engine.node_id() {
+                continue;
+            }
+            let eager = Eager {
+                attachment: attachment.clone(),
+                reference: reference.clone(),
+            };
+            if queue.try_send(eager).is_err() {
+                // Full: a reader fetches it when asked, as for a large file.
+                tracing::debug!("media: eager fetch queue full; left to the first reader");
+            }
+        }
     }
 
     /// Bytes `start..end` of a blob (the caller opened it first).
@@ -526,36 +625,6 @@ impl Media {
         }
         Ok(())
     }
-
-    /// Tags the blobs of an event another node sent (its attachments, a
-    /// room avatar) as referenced by it, and drops those of a message a
-    /// remote redaction ends.
-    async fn take_remote(&self, room_id: RoomId, event: &Event) -> Result<(), MediaError> {
-        if let Content::Redaction(redaction) = event.content() {
-            let store = self.engine.store().clone();
-            let target = redaction.target;
-            let stored = tokio::task::spawn_blocking(move || store.event_by_id(&target.0))
-                .await
-                .map_err(|e| BlobError::Store(e.to_string()))?
-                .map_err(EngineError::from)?;
-            if let Some(message) = stored.and_then(|s| Event::decode_trusted(&s.bytes).ok())
-                && message.room_id() == room_id
-            {
-                self.forget(&room_id, &message).await?;
-            }
-            return Ok(());
-        }
-        let reference = Reference {
-            scope: room_id.to_string(),
-            item: event.id().to_string(),
-        };
-        for attachment in attachments(event.content()) {
-            self.blobs
-                .add_remote_reference(&Hash::from_bytes(attachment.hash), &reference)
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 /// Removes a blob's entry from `Fetcher::running` when the last fetch
@@ -586,21 +655,148 @@ fn attachments(content: &Content) -> &[Attachment] {
     }
 }
 
-/// The bytes of a blob from `holder`, [`MAX_BLOB_CHUNK`] a request, in
-/// order; `faulty` is set when the holder answers what no honest node
-/// would (more than asked, nothing, another size).
+/// Most nodes one fetch asks: the one the attachment names and other
+/// member nodes of the room.
+const MAX_HOLDERS: usize = 8;
+/// Busy answers waited out per holder, each by the pause asked (at most 5 s).
+const MAX_BUSY: u32 = 5;
+/// Attachments waiting for an eager fetch; more are left to their readers.
+const EAGER_QUEUE: usize = 256;
+/// The cursor of [`run_references`] among the store's tags.
+const CURSOR: &str = "media-references";
+/// Events between two saves of the cursor while following the stream.
+const CURSOR_EVERY: u32 = 256;
+/// Events read from the store per page when catching up.
+const CATCH_UP_PAGE: usize = 500;
+
+/// A holder's bytes of a blob, in order, as they arrive.
+type Fetched =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, String>> + Send>>;
+
+/// How one holder's try ended, when it did not deliver.
+enum Attempt {
+    /// Ask the next holder (this one is unreachable, refused, lacks the
+    /// blob, or sent what does not verify).
+    Next(String),
+    /// No holder can help: the store failed, or the blob itself is not
+    /// one this node keeps (too large, a refused type).
+    Stop(MediaError),
+}
+
+/// What a holder did wrong, set by the streams below.
+#[derive(Default)]
+struct Faults {
+    /// It answered what no honest node would: bytes that do not verify,
+    /// more than asked, nothing, another size.
+    corrupt: AtomicBool,
+    /// It does not speak `/spaces/sync/3` (nothing was sent to it).
+    unsupported: AtomicBool,
+}
+
+/// A remote attachment to fetch on arrival.
+struct Eager {
+    attachment: Attachment,
+    reference: Reference,
+}
+
+/// Waits out a busy answer; false when this holder was busy too often.
+async fn busy_wait(busy: &mut u32, retry_after_ms: u32) -> bool {
+    if *busy >= MAX_BUSY {
+        return false;
+    }
+    *busy += 1;
+    let pause = Duration::from_millis(retry_after_ms.clamp(100, 5_000).into());
+    tokio::time::sleep(pause).await;
+    true
+}
+
+/// The bytes of a blob from `holder` by verified streaming: up to
+/// [`MAX_BLOB_GROUPS`] chunk groups (1 MiB) a request, each answer checked
+/// group by group against the hash (`spaces_blobs::bao::verify`) before
+/// any of its bytes are passed on. An answer that does not verify ends
+/// the stream at once with `faults.corrupt` set: its bytes and everything
+/// after them are never read into the file.
+fn bao_chunks(
+    handle: Handle,
+    holder: NodeId,
+    (room, event, hash): (RoomId, EventId, [u8; 32]),
+    size: u64,
+    faults: Arc<Faults>,
+) -> Fetched {
+    let total = bao::groups_of(size);
+    let state = (0u64, 0u32, VecDeque::<bytes::Bytes>::new());
+    Box::pin(futures_util::stream::unfold(Some(state), move |state| {
+        let (handle, faults) = (handle.clone(), faults.clone());
+        async move {
+            let (mut first, mut busy, mut ready) = state?;
+            if let Some(bytes) = ready.pop_front() {
+                return Some((Ok(bytes), Some((first, busy, ready))));
+            }
+            if first >= total {
+                return None;
+            }
+            let groups = (total - first).min(u64::from(MAX_BLOB_GROUPS)) as u32;
+            let fault = |why: String| {
+                faults.corrupt.store(true, Ordering::Relaxed);
+                Some((Err(why), None))
+            };
+            loop {
+                let request = Request::BlobBao {
+                    room,
+                    event,
+                    hash,
+                    first,
+                    groups,
+                };
+                match handle.request(holder, request).await {
+                    Ok(Response::BlobBao {
+                        size: told,
+                        encoded,
+                    }) => {
+                        if told != size {
+                            return fault(format!("the holder says {told} bytes, not {size}"));
+                        }
+                        let hash = Hash::from_bytes(hash);
+                        match bao::verify(&hash, size, first, groups, &encoded) {
+                            Ok(leaves) => ready = leaves.into(),
+                            Err(corrupt) => return fault(corrupt.to_string()),
+                        }
+                        first += u64::from(groups);
+                        let bytes = ready.pop_front()?;
+                        return Some((Ok(bytes), Some((first, busy, ready))));
+                    }
+                    Ok(Response::Refused { code, message }) => {
+                        return Some((Err(format!("refused: {code}: {message}")), None));
+                    }
+                    Ok(_) => return fault("an unexpected answer".into()),
+                    Err(FedError::Busy { retry_after_ms })
+                        if busy_wait(&mut busy, retry_after_ms).await => {}
+                    Err(e @ FedError::Unsupported(_)) => {
+                        faults.unsupported.store(true, Ordering::Relaxed);
+                        return Some((Err(e.to_string()), None));
+                    }
+                    Err(e) => return Some((Err(e.to_string()), None)),
+                }
+            }
+        }
+    }))
+}
+
+/// The bytes of a blob from a holder that speaks only `/spaces/sync/2`,
+/// [`MAX_BLOB_CHUNK`] a request, in order, checked as a whole when they
+/// have all come (`Blobs::import`); `faults.corrupt` is set when the
+/// holder answers what no honest node would (more than asked, nothing,
+/// another size).
 fn chunks(
     handle: Handle,
     holder: NodeId,
     (room, event, hash): (RoomId, EventId, [u8; 32]),
     size: u64,
-    faulty: Arc<AtomicBool>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, String>> + Send + Unpin {
-    /// Busy answers waited out per fetch, each by the pause asked (at most 5 s).
-    const MAX_BUSY: u32 = 5;
+    faults: Arc<Faults>,
+) -> Fetched {
     let state = (0u64, 0u32);
     Box::pin(futures_util::stream::unfold(Some(state), move |state| {
-        let (handle, faulty) = (handle.clone(), faulty.clone());
+        let (handle, faults) = (handle.clone(), faults.clone());
         async move {
             let (offset, mut busy) = state?;
             if offset >= size {
@@ -608,7 +804,7 @@ fn chunks(
             }
             let len = (size - offset).min(u64::from(MAX_BLOB_CHUNK)) as u32;
             let fault = |why: String| {
-                faulty.store(true, Ordering::Relaxed);
+                faults.corrupt.store(true, Ordering::Relaxed);
                 Some((Err(why), None))
             };
             loop {
@@ -634,11 +830,8 @@ fn chunks(
                         return Some((Err(format!("refused: {code}: {message}")), None));
                     }
                     Ok(_) => return fault("an unexpected answer".into()),
-                    Err(FedError::Busy { retry_after_ms }) if busy < MAX_BUSY => {
-                        busy += 1;
-                        let pause = Duration::from_millis(retry_after_ms.clamp(100, 5_000).into());
-                        tokio::time::sleep(pause).await;
-                    }
+                    Err(FedError::Busy { retry_after_ms })
+                        if busy_wait(&mut busy, retry_after_ms).await => {}
                     Err(e) => return Some((Err(e.to_string()), None)),
                 }
             }
@@ -646,29 +839,188 @@ fn chunks(
     }))
 }
 
-/// Keeps the references of events other nodes send (see the module doc)
-/// until the engine's stream ends.
+/// Keeps the references of the events the node stores (see the module
+/// doc) until the engine's stream ends: from where it got to last time
+/// (its cursor among the store's tags), through what it missed when the
+/// stream ran ahead of it, read back from the store, then live. Remote
+/// attachments of at most `media.eager_fetch_bytes` are queued for an
+/// eager fetch.
 pub async fn run_references(media: Media) {
+    // Subscribe before catching up, so nothing falls between the two.
     let mut stream = media.engine.subscribe();
-    let node = media.engine.node_id();
-    loop {
-        let item = match stream.recv().await {
-            Ok(item) => item,
-            Err(RecvError::Lagged(missed)) => {
-                // Their blobs stay unfetchable here (fails closed).
-                tracing::warn!(
-                    missed,
-                    "media: events missed; their attachments are not fetchable here"
-                );
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        if !item.accepted || item.event.origin() == node {
-            continue;
+    let (queue, waiting) = tokio::sync::mpsc::channel(EAGER_QUEUE);
+    let eager = tokio::spawn(run_eager(media.clone(), waiting));
+    let mut done = match media.blobs.cursor(CURSOR).await {
+        // A cursor past the log (a store restored from an older copy)
+        // would skip the events that get those seqs again.
+        Ok(cursor) => cursor.min(media.engine.store().last_seq()),
+        Err(error) => {
+            tracing::error!(%error, "media: reading the cursor failed; starting from the log's start");
+            0
         }
-        if let Err(error) = media.take_remote(item.room_id, &item.event).await {
-            tracing::warn!(%error, "media: references of a remote event not kept");
+    };
+    if let Err(error) = media.catch_up(&queue, &mut done).await {
+        tracing::error!(%error, "media: catching up from the store failed");
+    }
+    let (mut unsaved, mut saved) = (0u32, std::time::Instant::now());
+    loop {
+        match stream.recv().await {
+            Ok(item) => {
+                if item.seq <= done {
+                    continue;
+                }
+                if item.accepted {
+                    media.take(item.room_id, &item.event, &queue).await;
+                }
+                done = item.seq;
+                // The cursor follows every so many events, or a second
+                // after the last save once the stream is quiet; a crash
+                // replays what came after it (tags set again, which
+                // changes nothing).
+                unsaved += 1;
+                if unsaved >= CURSOR_EVERY
+                    || (stream.is_empty() && saved.elapsed() >= Duration::from_secs(1))
+                {
+                    media.save_cursor(done).await;
+                    (unsaved, saved) = (0, std::time::Instant::now());
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(missed, "media: lagged; catching up from the store");
+                if let Err(error) = media.catch_up(&queue, &mut done).await {
+                    tracing::error!(%error, "media: catching up from the store failed");
+                }
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+    media.save_cursor(done).await;
+    eager.abort();
+}
+
+/// Runs the eager fetches [`Media::queue_eager`] queued,
+/// `media.eager_fetch_jobs` at once.
+async fn run_eager(media: Media, mut waiting: tokio::sync::mpsc::Receiver<Eager>) {
+    let Some(fetcher) = media.fetcher.clone() else {
+        return;
+    };
+    let jobs = Arc::new(Semaphore::new(fetcher.eager_jobs));
+    while let Some(eager) = waiting.recv().await {
+        let Ok(permit) = jobs.clone().acquire_owned().await else {
+            return;
+        };
+        let media = media.clone();
+        tokio::spawn(async move {
+            let hash = Hash::from_bytes(eager.attachment.hash);
+            if let Err(error) = media.fetch(hash, &eager.attachment, &eager.reference).await {
+                tracing::debug!(%hash, %error, "media: eager fetch failed; left to the first reader");
+            }
+            drop(permit);
+        });
+    }
+}
+
+impl Media {
+    /// Tags the blobs of a stored event: another node's (its attachments,
+    /// a room avatar, queued for an eager fetch when small), or this
+    /// node's own when the send path's tagging was cut short by a crash
+    /// (only blobs the store holds); and drops those of a message a
+    /// redaction ends.
+    async fn take(&self, room_id: RoomId, event: &Event, queue: &tokio::sync::mpsc::Sender<Eager>) {
+        if let Err(error) = self.take_event(room_id, event, queue).await {
+            tracing::warn!(%error, "media: references of an event not kept");
+        }
+    }
+
+    async fn take_event(
+        &self,
+        room_id: RoomId,
+        event: &Event,
+        queue: &tokio::sync::mpsc::Sender<Eager>,
+    ) -> Result<(), MediaError> {
+        if let Content::Redaction(redaction) = event.content() {
+            let store = self.engine.store().clone();
+            let target = redaction.target;
+            let stored = tokio::task::spawn_blocking(move || store.event_by_id(&target.0))
+                .await
+                .map_err(|e| BlobError::Store(e.to_string()))?
+                .map_err(EngineError::from)?;
+            if let Some(message) = stored.and_then(|s| Event::decode_trusted(&s.bytes).ok())
+                && message.room_id() == room_id
+            {
+                self.forget(&room_id, &message).await?;
+            }
+            return Ok(());
+        }
+        let attachments = attachments(event.content());
+        if attachments.is_empty() {
+            return Ok(());
+        }
+        let reference = Reference {
+            scope: room_id.to_string(),
+            item: event.id().to_string(),
+        };
+        if event.origin() == self.engine.node_id() {
+            for attachment in attachments {
+                self.blobs
+                    .add_reference(&Hash::from_bytes(attachment.hash), &reference)
+                    .await?;
+            }
+            return Ok(());
+        }
+        for attachment in attachments {
+            self.blobs
+                .add_remote_reference(&Hash::from_bytes(attachment.hash), &reference)
+                .await?;
+        }
+        self.queue_eager(queue, &reference, attachments);
+        Ok(())
+    }
+
+    /// Takes the events of the store's stream after `done`, page by page,
+    /// up to its end, moving the cursor after each page. An event the
+    /// room now holds as refused is skipped, as the live stream skips it.
+    async fn catch_up(
+        &self,
+        queue: &tokio::sync::mpsc::Sender<Eager>,
+        done: &mut u64,
+    ) -> Result<(), MediaError> {
+        loop {
+            let store = self.engine.store().clone();
+            let after = *done;
+            let (items, last) = tokio::task::spawn_blocking(move || {
+                crate::engine::stream_page(&store, after, CATCH_UP_PAGE)
+            })
+            .await
+            .map_err(|e| BlobError::Store(e.to_string()))?
+            .map_err(EngineError::from)?;
+            if last == after {
+                return Ok(());
+            }
+            for item in items {
+                let relevant = !attachments(item.event.content()).is_empty()
+                    || matches!(item.event.content(), Content::Redaction(_));
+                if relevant && self.accepted(&item.room_id, &item.event.id()).await {
+                    self.take(item.room_id, &item.event, queue).await;
+                }
+            }
+            *done = last;
+            self.save_cursor(last).await;
+        }
+    }
+
+    /// Whether the room holds the event as accepted now.
+    async fn accepted(&self, room_id: &RoomId, event: &EventId) -> bool {
+        let Ok(slot) = self.engine.room(room_id) else {
+            return false;
+        };
+        let view = slot.lock().await;
+        view.room.is_accepted(event)
+    }
+
+    async fn save_cursor(&self, seq: u64) {
+        if let Err(error) = self.blobs.set_cursor(CURSOR, seq).await {
+            tracing::warn!(%error, "media: the cursor was not saved");
         }
     }
 }

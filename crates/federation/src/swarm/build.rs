@@ -133,6 +133,7 @@ pub fn start<H: Host>(
                 sync: request_response::Behaviour::with_codec(
                     Codec,
                     [
+                        (wire::SYNC_PROTOCOL_3, ProtocolSupport::Full),
                         (wire::SYNC_PROTOCOL_2, ProtocolSupport::Full),
                         (wire::SYNC_PROTOCOL, ProtocolSupport::Full),
                     ],

@@ -34,6 +34,10 @@ pub enum FedError {
     Busy { retry_after_ms: u32 },
     #[error("unexpected response")]
     Unexpected,
+    /// The node does not speak the protocol version the request needs
+    /// (nothing was sent): ask it the old way.
+    #[error("the node does not speak this request's protocol: {0}")]
+    Unsupported(String),
 }
 
 pub(super) enum Command {

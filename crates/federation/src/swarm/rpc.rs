@@ -81,7 +81,15 @@ impl<H: Host> Task<H> {
             } => {
                 tracing::debug!(%peer, %error, "request failed");
                 if let Some(reply) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Err(FedError::Failed(error.to_string())));
+                    let failed = match &error {
+                        request_response::OutboundFailure::Io(e)
+                            if e.kind() == std::io::ErrorKind::Unsupported =>
+                        {
+                            FedError::Unsupported(e.to_string())
+                        }
+                        other => FedError::Failed(other.to_string()),
+                    };
+                    let _ = reply.send(Err(failed));
                 }
                 if matches!(error, request_response::OutboundFailure::DialFailure) {
                     // Ask the DHT where it is, for next time.

@@ -135,11 +135,11 @@ impl JoinArgs {
 
 /// One node of the federation with its first user: a node admin, and the
 /// room's member on this node.
-struct Peer {
-    node: NodeProcess,
-    token: String,
+pub(crate) struct Peer {
+    pub(crate) node: NodeProcess,
+    pub(crate) token: String,
     /// Its federation address, `/ip4/127.0.0.1/tcp/<port>/p2p/<peer id>`.
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Peer {
@@ -148,14 +148,23 @@ impl Peer {
         name: &str,
         bootstrap: &[String],
     ) -> anyhow::Result<Peer> {
+        Peer::start_with(client, name, bootstrap, &[]).await
+    }
+
+    /// [`Peer::start`] with more settings.
+    pub(crate) async fn start_with(
+        client: &reqwest::Client,
+        name: &str,
+        bootstrap: &[String],
+        more: &[(&str, &str)],
+    ) -> anyhow::Result<Peer> {
         let bootstrap = serde_json::to_string(bootstrap)?;
-        let node = NodeProcess::start(
-            name,
-            &[
-                ("SPACES__P2P__LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]"),
-                ("SPACES__P2P__BOOTSTRAP", &bootstrap),
-            ],
-        )?;
+        let mut env = vec![
+            ("SPACES__P2P__LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]"),
+            ("SPACES__P2P__BOOTSTRAP", bootstrap.as_str()),
+        ];
+        env.extend_from_slice(more);
+        let node = NodeProcess::start(name, &env)?;
         let tokens = post(
             client,
             format!("{}/api/v1/auth/register", node.base),
@@ -176,7 +185,7 @@ impl Peer {
         Ok(Peer { node, token, addr })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.node.base)
     }
 
@@ -195,7 +204,7 @@ impl Peer {
 
 /// Polls `check` every 50 ms until it returns `Some`, for at most
 /// [`DEADLINE`].
-async fn until<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+pub(crate) async fn until<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,

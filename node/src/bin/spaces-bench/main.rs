@@ -414,10 +414,13 @@ spaces-bench: benchmarks against real `spaces` processes (release build)
       frequencies): indexing msg/s, bytes on disk a message, query p50/p99
       (a word, a rare word, three words, a phrase, from: + a word); then on
       a real node, the delay from a send's acknowledgment to its first hit
-  spaces-bench media [--uploads N] [--size-mib S]
+  spaces-bench media [--uploads N] [--size-mib S] [--fetch-mib F] [--photo-mpx P]
       N uploads of S MiB (default 3 × 100): upload and download MB/s against
       the disk's own write + fsync, and the node's peak RSS during each
-      upload beside its peak in a 1 MiB upload (streaming: no growth by S)
+      upload beside its peak in a 1 MiB upload (streaming: no growth by S);
+      thumbnails of a P-megapixel JPEG (default 12), in process and through
+      an upload; a cross-node fetch of F MiB (default 100) between two real
+      nodes (verified streaming), MB/s and the fetching node's peak RSS
   spaces-bench notify [--members N] [--mentions N] [--users N] [--messages-per-sender N] [--runs N]
       @room in an N-member room: time and CPU until every member's
       notification is written; send throughput with notifications on and off

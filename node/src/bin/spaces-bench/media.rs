@@ -14,6 +14,17 @@
 //!    size;
 //! 4. download throughput of each file (a whole `GET`, bytes counted).
 //!
+//! 5. thumbnails of a `--photo-mpx` (12) megapixel JPEG: the image work
+//!    alone, in this process (`picture::process`: canvas check, metadata
+//!    stripped, decoded, two thumbnails), and its upload through the node
+//!    (the same work on the node's image pool, plus storing);
+//! 6. cross-node fetch: a second node, B, joins a room on the first, A; a
+//!    `--fetch-mib` (100) MiB file attached there is read by B's user from
+//!    B, which fetches it from A by verified streaming (`BlobBao`, each
+//!    16 KiB group checked against the hash) and serves it: from the
+//!    request to the last byte, B's peak RSS during it, and a second read
+//!    from B's own store.
+//!
 //! Each upload is bounded by the client's timeout; sizes by 1..=1024 MiB.
 
 use std::io::Write;
@@ -36,6 +47,8 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(600);
 pub struct MediaArgs {
     uploads: usize,
     size_mib: u64,
+    fetch_mib: u64,
+    photo_mpx: u32,
 }
 
 impl MediaArgs {
@@ -43,17 +56,25 @@ impl MediaArgs {
         let mut args = MediaArgs {
             uploads: 3,
             size_mib: 100,
+            fetch_mib: 100,
+            photo_mpx: 12,
         };
         for (flag, value) in flags(argv)? {
             match flag {
                 "--uploads" => args.uploads = value.parse()?,
                 "--size-mib" => args.size_mib = value.parse()?,
+                "--fetch-mib" => args.fetch_mib = value.parse()?,
+                "--photo-mpx" => args.photo_mpx = value.parse()?,
                 _ => bail!("unknown flag {flag}"),
             }
         }
         ensure!(
-            (1..=20).contains(&args.uploads) && (1..=1024).contains(&args.size_mib),
-            "bounds: 1 ≤ uploads ≤ 20, 1 ≤ size-mib ≤ 1024"
+            (1..=20).contains(&args.uploads)
+                && (1..=1024).contains(&args.size_mib)
+                && (1..=1024).contains(&args.fetch_mib)
+                && (1..=40).contains(&args.photo_mpx),
+            "bounds: 1 ≤ uploads ≤ 20, 1 ≤ size-mib ≤ 1024, 1 ≤ fetch-mib ≤ 1024, \
+             1 ≤ photo-mpx ≤ 40"
         );
         Ok(args)
     }
@@ -140,7 +161,6 @@ type BoxBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error
 
 /// Streams `size` bytes of file `seed` to `POST /api/v1/media`; the hash.
 async fn upload(base: &str, token: &str, seed: u64, size: u64) -> anyhow::Result<String> {
-    use http_body_util::BodyExt;
     let n_chunks = size.div_ceil(CHUNK as u64);
     let frames = futures_util::stream::iter(0..n_chunks).map(move |i| {
         let mut bytes = chunk(seed, i);
@@ -150,6 +170,24 @@ async fn upload(base: &str, token: &str, seed: u64, size: u64) -> anyhow::Result
         }
         Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes))
     });
+    upload_body(base, token, seed, size, frames).await
+}
+
+/// `POST /api/v1/media` of `size` bytes from `frames`; the hash.
+async fn upload_body<S>(
+    base: &str,
+    token: &str,
+    seed: u64,
+    size: u64,
+    frames: S,
+) -> anyhow::Result<String>
+where
+    S: futures_util::Stream<Item = Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>
+        + Send
+        + Sync
+        + 'static,
+{
+    use http_body_util::BodyExt;
     let body: BoxBody = BodyExt::boxed(http_body_util::StreamBody::new(frames));
     let request = hyper::Request::post(format!("{base}/api/v1/media?name=bench-{seed}.bin"))
         .header(hyper::header::HOST, base.trim_start_matches("http://"))
@@ -179,6 +217,18 @@ async fn upload(base: &str, token: &str, seed: u64, size: u64) -> anyhow::Result
 
 /// Downloads a whole file; the bytes received.
 async fn download(base: &str, token: &str, hash: &str) -> anyhow::Result<u64> {
+    match try_download(base, token, hash).await? {
+        Ok(n) => Ok(n),
+        Err(status) => bail!("{status}"),
+    }
+}
+
+/// Downloads a whole file: the bytes received, or the status of a refusal.
+async fn try_download(
+    base: &str,
+    token: &str,
+    hash: &str,
+) -> anyhow::Result<Result<u64, hyper::StatusCode>> {
     use http_body_util::BodyExt;
     let empty: BoxBody = http_body_util::Empty::new()
         .map_err(|never| match never {})
@@ -191,7 +241,9 @@ async fn download(base: &str, token: &str, hash: &str) -> anyhow::Result<u64> {
     let exchange = async {
         conn.ready().await?;
         let response = conn.send_request(request).await?;
-        ensure!(response.status().is_success(), "{}", response.status());
+        if !response.status().is_success() {
+            return anyhow::Ok(Err(response.status()));
+        }
         let mut body = response.into_body();
         let mut n = 0u64;
         while let Some(frame) = body.frame().await {
@@ -199,7 +251,7 @@ async fn download(base: &str, token: &str, hash: &str) -> anyhow::Result<u64> {
                 n += data.len() as u64;
             }
         }
-        anyhow::Ok(n)
+        anyhow::Ok(Ok(n))
     };
     tokio::time::timeout(REQUEST_LIMIT, exchange)
         .await
@@ -229,8 +281,9 @@ fn mb_per_sec(bytes: u64, secs: f64) -> f64 {
 
 pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     let size = args.size_mib << 20;
-    let limit = (size + (1 << 20)).to_string();
-    let quota = (size * (args.uploads as u64 + 2)).to_string();
+    // Room for the photo too, whatever --size-mib says.
+    let limit = (size + (1 << 20)).max(64 << 20).to_string();
+    let quota = (size * (args.uploads as u64 + 2) + (64 << 20)).to_string();
     let node = NodeProcess::start(
         "media",
         &[
@@ -276,6 +329,9 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
         downloads.push(started.elapsed().as_secs_f64());
     }
     let rss_after = rss_kib(pid);
+    let photo = photo(&base, &user.token, args.photo_mpx).await?;
+    drop(node);
+    let fetched = cross_node(args.fetch_mib).await?;
 
     println!(
         "### spaces-bench media: {} × {} MiB",
@@ -322,5 +378,171 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
         worst_peak.saturating_sub(rss_small_peak) / 1024,
         args.size_mib
     );
+    println!(
+        "| {} Mpx JPEG ({}x{}, {:.1} MB): strip + decode + 2 thumbnails in process | {:.2} s |",
+        args.photo_mpx,
+        photo.width,
+        photo.height,
+        photo.bytes as f64 / 1e6,
+        photo.process_secs
+    );
+    println!(
+        "| the same JPEG uploaded (thumbnails on the node's image pool, stored) | {:.2} s |",
+        photo.upload_secs
+    );
+    println!(
+        "| cross-node fetch, {} MiB (B reads a file A holds; verified streaming) | {:.2} s, {:.0} MB/s; B's RSS {} → peak {} MiB |",
+        args.fetch_mib,
+        fetched.secs,
+        mb_per_sec(fetched.bytes, fetched.secs),
+        fetched.rss_before / 1024,
+        fetched.rss_peak / 1024
+    );
+    println!(
+        "| the same file read again from B's own store | {:.2} s, {:.0} MB/s |",
+        fetched.local_secs,
+        mb_per_sec(fetched.bytes, fetched.local_secs)
+    );
     Ok(())
+}
+
+/// What the photo phase measured.
+struct Photo {
+    width: u32,
+    height: u32,
+    bytes: usize,
+    process_secs: f64,
+    upload_secs: f64,
+}
+
+/// Times thumbnails of a `mpx` megapixel photo (4:3): in this process,
+/// then through the node's upload.
+async fn photo(base: &str, token: &str, mpx: u32) -> anyhow::Result<Photo> {
+    use spaces_blobs::picture;
+    use spaces_blobs::sniff::ImageKind;
+    let height = ((f64::from(mpx) * 1e6 * 3.0 / 4.0).sqrt()) as u32;
+    let width = height * 4 / 3;
+    let jpeg = tokio::task::spawn_blocking(move || picture::photo_jpeg(width, height)).await?;
+    let bytes = jpeg.len();
+    let input = jpeg.clone();
+    let started = Instant::now();
+    let processed = tokio::task::spawn_blocking(move || {
+        picture::process(ImageKind::Jpeg, input, u64::from(width) * u64::from(height))
+    })
+    .await??;
+    let process_secs = started.elapsed().as_secs_f64();
+    ensure!(processed.thumbs.len() == picture::THUMB_SIZES.len());
+    let body = bytes::Bytes::from(jpeg);
+    let frames = futures_util::stream::iter(
+        (0..bytes.div_ceil(CHUNK))
+            .map(move |i| {
+                let end = ((i + 1) * CHUNK).min(body.len());
+                Ok::<_, std::io::Error>(hyper::body::Frame::data(body.slice(i * CHUNK..end)))
+            })
+            .collect::<Vec<_>>(),
+    );
+    let started = Instant::now();
+    upload_body(base, token, u64::MAX, bytes as u64, frames).await?;
+    Ok(Photo {
+        width,
+        height,
+        bytes,
+        process_secs,
+        upload_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What the cross-node phase measured.
+struct Fetched {
+    bytes: u64,
+    secs: f64,
+    local_secs: f64,
+    rss_before: u64,
+    rss_peak: u64,
+}
+
+/// Two nodes, A and B: a file attached on A, read on B (see the module
+/// doc).
+async fn cross_node(fetch_mib: u64) -> anyhow::Result<Fetched> {
+    use crate::federation::{Peer, until};
+    use serde_json::json;
+    let size = fetch_mib << 20;
+    let limit = (size + (1 << 20)).to_string();
+    let env = [
+        ("SPACES__MEDIA__MAX_FILE_BYTES", limit.as_str()),
+        ("SPACES__MEDIA__QUOTA_BYTES", limit.as_str()),
+        // Fetched when read, so the read is what is timed.
+        ("SPACES__MEDIA__EAGER_FETCH_BYTES", "0"),
+        ("SPACES__MEDIA__FETCH_TIMEOUT_SECS", "3600"),
+    ];
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let a = Peer::start_with(&client, "media-a", &[], &env).await?;
+    let b = Peer::start_with(&client, "media-b", std::slice::from_ref(&a.addr), &env).await?;
+    let room = crate::post(
+        &client,
+        a.url("/api/v1/rooms"),
+        Some(&a.token),
+        json!({ "name": "files", "visibility": "public" }),
+    )
+    .await?;
+    let room = room["room_id"].as_str().context("room id")?.to_owned();
+    until("B joins A's room", || async {
+        let joined = client
+            .post(b.url(&format!("/api/v1/rooms/{room}/join")))
+            .bearer_auth(&b.token)
+            .json(&json!({ "via": [a.node.node_id] }))
+            .send()
+            .await?;
+        Ok(joined.status().is_success().then_some(()))
+    })
+    .await?;
+    let hash = upload(&a.node.base, &a.token, 7, size).await?;
+    let sent = crate::post(
+        &client,
+        a.url(&format!("/api/v1/rooms/{room}/messages")),
+        Some(&a.token),
+        json!({ "body": "the file", "attachments": [{ "hash": hash }] }),
+    )
+    .await?;
+    let event = sent["event_id"].as_str().context("event id")?.to_owned();
+    until("B holds the message", || async {
+        let page = crate::get(
+            &client,
+            b.url(&format!("/api/v1/rooms/{room}/messages?dir=b&limit=20")),
+            &b.token,
+        )
+        .await?;
+        let held = page.to_string().contains(&event);
+        Ok(held.then_some(()))
+    })
+    .await?;
+    // B answers 404 until it has tagged the message's attachment, without
+    // fetching anything; the first other answer is the fetch, timed.
+    let pid = b.node.child.id();
+    let rss_before = rss_kib(pid);
+    let (secs, rss_peak) = until("B serves the file", || async {
+        let sampler = RssSampler::start(pid);
+        let started = Instant::now();
+        let got = try_download(&b.node.base, &b.token, &hash).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let peak = sampler.stop();
+        match got {
+            Ok(n) => {
+                ensure!(n == size, "B served {n} of {size} bytes");
+                Ok(Some((secs, peak)))
+            }
+            Err(status) if status == hyper::StatusCode::NOT_FOUND => Ok(None),
+            Err(status) => bail!("B answered {status}"),
+        }
+    })
+    .await?;
+    let started = Instant::now();
+    ensure!(download(&b.node.base, &b.token, &hash).await? == size);
+    Ok(Fetched {
+        bytes: size,
+        secs,
+        local_secs: started.elapsed().as_secs_f64(),
+        rss_before,
+        rss_peak,
+    })
 }
