@@ -121,7 +121,9 @@ impl Content {
             | Content::Pins(_)
             | Content::SpaceChild(_)
             | Content::SpaceParent(_)
-            | Content::ModerationPolicy(_) => Ok(()),
+            | Content::ModerationPolicy(_)
+            | Content::BanLists(_) => Ok(()),
+            Content::BanEntry(b) => Prose.check("reason", &b.reason),
         }
     }
 }

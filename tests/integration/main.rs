@@ -14,6 +14,7 @@ mod admin_cli;
 mod admin_users;
 mod api_shape;
 mod avatars;
+mod ban_lists;
 mod durability;
 mod errors;
 mod federation;

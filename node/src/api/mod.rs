@@ -9,6 +9,7 @@ mod account;
 mod account_data;
 mod admin_users;
 mod backup;
+mod banlists;
 mod client;
 mod error;
 mod federation_admin;
@@ -81,6 +82,7 @@ pub struct Shared {
     pub txns: crate::services::txns::Txns,
     pub passkeys: crate::services::passkeys::Passkeys,
     pub moderation: crate::services::moderation::Moderation,
+    pub ban_lists: crate::services::banlists::BanLists,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -176,6 +178,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/rooms/{room_id}/moderation/queue"),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/reveal"),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/report"),
+    ("GET", "/api/v1/rooms/{room_id}/ban_list"),
+    ("POST", "/api/v1/rooms/{room_id}/ban_list"),
     (
         "POST",
         "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",
@@ -350,6 +354,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/report",
             post(moderation::report),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/ban_list",
+            get(banlists::list).post(banlists::put_entry),
         )
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",

@@ -24,6 +24,8 @@
 //!   passkeys and sign-in policies.
 //! - [`moderation`]: the local toxicity classifier (`spaces_moderation`),
 //!   or why it is unavailable.
+//! - [`banlists`]: shared ban lists: enforcing the policy-list rooms a room
+//!   or the node follows (bans, refused joins, hidden events).
 //! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
 //! - [`notify`]: notifications: the notifier task that applies
 //!   `spaces_notify`'s rules to the live stream within the engine's
@@ -36,6 +38,7 @@
 
 pub mod accounts;
 pub mod backup;
+pub mod banlists;
 mod disk;
 pub mod erasure;
 pub mod export;

@@ -46,6 +46,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use crate::engine::{Engine, now_ms};
+use crate::services::moderation::Moderation;
 use crate::services::on_disk;
 use crate::services::push::Push;
 
@@ -92,6 +93,8 @@ struct Inner {
     /// Web Push, when on: a new notification of a user with a
     /// subscription is queued for it in the same write.
     push: Option<Push>,
+    /// This node's moderation: an event it hides notifies no one.
+    moderation: Moderation,
     /// Each local user's settings once read: written through by
     /// [`Notify::set_settings`], read by the notifier for every event.
     settings: Mutex<HashMap<String, Arc<Settings>>>,
@@ -99,12 +102,13 @@ struct Inner {
 }
 
 impl Notify {
-    pub fn new(engine: Engine, push: Option<Push>) -> Notify {
+    pub fn new(engine: Engine, push: Option<Push>, moderation: Moderation) -> Notify {
         let (frames, _) = broadcast::channel(FRAMES_CAPACITY);
         Notify {
             inner: Arc::new(Inner {
                 engine,
                 push,
+                moderation,
                 settings: Mutex::default(),
                 frames,
             }),
@@ -457,7 +461,17 @@ async fn apply(
     };
     let mut decided = Decided::default();
     for (room_id, items) in &by_room {
-        decide_room(engine, room_id, items, &settings, now, &mut decided).await;
+        let moderation = &notify.inner.moderation;
+        decide_room(
+            engine,
+            room_id,
+            items,
+            &settings,
+            now,
+            moderation,
+            &mut decided,
+        )
+        .await;
     }
     // Keep each user's list bounded: count once, then track.
     let store = notify.store().clone();
@@ -579,6 +593,7 @@ async fn decide_room(
     items: &[Item],
     settings: &HashMap<String, Arc<Settings>>,
     now: u64,
+    moderation: &Moderation,
     decided: &mut Decided,
 ) {
     let Ok(slot) = engine.room(room_id) else {
@@ -612,7 +627,9 @@ async fn decide_room(
                 }
             }
         }
-        if !view.room.is_accepted(&id) {
+        // Hidden by this node's moderation (a policy, a ban list): as the
+        // WebSocket does, nobody hears of it.
+        if !view.room.is_accepted(&id) || moderation.hides(&item.event) {
             continue;
         }
         let candidates: Vec<&UserId> = match item.event.content() {
