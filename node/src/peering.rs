@@ -149,7 +149,8 @@ impl NodeHost {
     }
 
     /// Screens other nodes' messages and edits against their room's
-    /// moderation policy before the engine admits them, so a mark to hide
+    /// AutoMod rules (a broken rule hides the event) and moderation policy
+    /// before the engine admits them, so a mark to hide
     /// one is durable before the event can reach a subscriber. An edit that
     /// is hidden hides its target too (history shows a message with its
     /// latest edit). A failure to write a mark is logged and the event goes
@@ -157,9 +158,9 @@ impl NodeHost {
     async fn screen(&self, events: &[Event]) {
         let own = self.engine.node_id();
         for event in events {
-            let (text, edited) = match event.content() {
-                Content::Message(message) => (&message.body, None),
-                Content::Edit(edit) => (&edit.body, Some(edit.target)),
+            let (text, edited, mentions) = match event.content() {
+                Content::Message(message) => (&message.body, None, &message.mentions),
+                Content::Edit(edit) => (&edit.body, Some(edit.target), &edit.mentions),
                 _ => continue,
             };
             if event.origin() == own || text.trim().is_empty() {
@@ -169,9 +170,32 @@ impl NodeHost {
             let Ok(slot) = self.engine.room(&room_id) else {
                 continue;
             };
-            let policy = slot.lock().await.room.state().moderation_policy().cloned();
-            let Some(policy) = policy else { continue };
+            let (policy, automod) = {
+                let view = slot.lock().await;
+                let state = view.room.state();
+                (state.moderation_policy().cloned(), state.automod().cloned())
+            };
             let now = crate::engine::now_ms();
+            if let Some(rules) = automod
+                && let Some(rule) = self.moderation.automod(
+                    room_id,
+                    &rules,
+                    text,
+                    crate::services::moderation::n_mentions(mentions),
+                )
+            {
+                tracing::info!(room = %room_id, event = %event.id(), %rule, "received message hidden by the room's AutoMod");
+                let ids = std::iter::once(event.id()).chain(edited).collect();
+                if let Err(error) = self
+                    .moderation
+                    .hide_all(room_id, ids, &["automod"], now)
+                    .await
+                {
+                    tracing::error!(%error, "storing a moderation mark failed; the message is shown");
+                }
+                continue;
+            }
+            let Some(policy) = policy else { continue };
             match self
                 .moderation
                 .screen_received(room_id, event.id(), &policy, text, now)

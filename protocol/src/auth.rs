@@ -220,6 +220,7 @@ pub fn authorize(
         | Content::HistoryVisibility(_) => need(Permissions::MANAGE_ROOM),
         Content::ModerationPolicy(_) => need(Permissions::MANAGE_ROOM),
         Content::BanLists(_) => need(Permissions::BAN),
+        Content::AutoMod(_) => need(Permissions::MANAGE_ROOM),
         Content::BanEntry(entry) => {
             need(Permissions::BAN)?;
             let known = state.ban_entries.contains_key(&entry.target);
@@ -552,6 +553,9 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
             state.ban_entries.remove(&entry.target);
         }
         Content::BanLists(b) => state.ban_lists = Arc::from(&b.lists[..]),
+        Content::AutoMod(a) => {
+            state.automod = Some(Arc::new(a.clone())).filter(|a| !a.is_empty());
+        }
         Content::Encryption(e) => state.encryption = Some(*e),
         Content::Pins(pins) => state.pins = Arc::from(&pins[..]),
         Content::SpaceChild(link) => link_space(&mut state.space_children, link),

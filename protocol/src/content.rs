@@ -35,6 +35,7 @@ pub enum Content {
     ModerationPolicy(ModerationPolicy),
     BanEntry(BanEntry),
     BanLists(BanLists),
+    AutoMod(AutoMod),
 }
 
 /// The first event of a room. Its id is the room id, so everything here is
@@ -219,6 +220,41 @@ pub const MAX_BAN_ENTRIES: usize = 4_096;
 pub const MAX_BAN_PATTERNS: usize = 64;
 pub const MAX_BAN_LISTS: usize = 8;
 
+/// AutoMod rules (Discord AutoMod's shape), beside the classifier's policy:
+/// a message or edit whose text holds a keyword (case-insensitive, whole
+/// words) or matches a regular expression, or that carries more links or
+/// mentions than allowed, is refused by its sender's node and hidden by
+/// every other node that enforces moderation. The latest replaces the
+/// whole previous one; one with no rules turns AutoMod off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoMod {
+    pub keywords: Vec<String>,
+    /// Regular expressions in the syntax of Rust's `regex` crate (no
+    /// look-around or backreferences: matching is linear). A node that
+    /// cannot compile one ignores it.
+    pub regexes: Vec<String>,
+    /// Most `http://`/`https://` links in one message; 0: no limit.
+    pub max_links: u16,
+    /// Most mentions (users, roles, `@room`) in one message; 0: no limit.
+    pub max_mentions: u16,
+}
+
+impl AutoMod {
+    pub fn is_empty(&self) -> bool {
+        self.keywords.is_empty()
+            && self.regexes.is_empty()
+            && self.max_links == 0
+            && self.max_mentions == 0
+    }
+}
+
+/// Bounds of AutoMod rules: every node compiles and runs them on every
+/// message of the room.
+pub const MAX_AUTOMOD_KEYWORDS: usize = 64;
+pub const MAX_AUTOMOD_KEYWORD_BYTES: usize = 64;
+pub const MAX_AUTOMOD_REGEXES: usize = 16;
+pub const MAX_AUTOMOD_REGEX_BYTES: usize = 256;
+
 /// Turns on end-to-end encryption. Once on, it stays on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Encryption {
@@ -374,6 +410,7 @@ impl Content {
             Content::ModerationPolicy(_) => "moderation_policy",
             Content::BanEntry(_) => "ban_entry",
             Content::BanLists(_) => "ban_lists",
+            Content::AutoMod(_) => "automod",
         }
     }
 
@@ -499,6 +536,27 @@ impl Content {
                     BanTarget::Node(_) => Ok(()),
                     BanTarget::Pattern(p) => crate::glob::Glob::parse(p).map(drop),
                 }
+            }
+            Content::AutoMod(a) => {
+                if a.keywords.len() > MAX_AUTOMOD_KEYWORDS {
+                    return Err("too many automod keywords");
+                }
+                if a.regexes.len() > MAX_AUTOMOD_REGEXES {
+                    return Err("too many automod regexes");
+                }
+                if a.keywords
+                    .iter()
+                    .any(|k| k.trim().is_empty() || k.len() > MAX_AUTOMOD_KEYWORD_BYTES)
+                {
+                    return Err("automod keyword empty or too long");
+                }
+                if a.regexes
+                    .iter()
+                    .any(|r| r.is_empty() || r.len() > MAX_AUTOMOD_REGEX_BYTES)
+                {
+                    return Err("automod regex empty or too long");
+                }
+                Ok(())
             }
             Content::BanLists(b) => {
                 if b.lists.len() > MAX_BAN_LISTS {

@@ -122,7 +122,8 @@ impl Content {
             | Content::SpaceChild(_)
             | Content::SpaceParent(_)
             | Content::ModerationPolicy(_)
-            | Content::BanLists(_) => Ok(()),
+            | Content::BanLists(_)
+            | Content::AutoMod(_) => Ok(()),
             Content::BanEntry(b) => Prose.check("reason", &b.reason),
         }
     }

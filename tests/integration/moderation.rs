@@ -629,3 +629,119 @@ async fn slowmode_holds_a_sender_on_another_node() {
         .collect();
     assert_eq!(bobs.len(), 1, "{bobs:?}");
 }
+
+/// AutoMod rules on two real nodes: a local send that breaks one is
+/// refused before signing with the rule named (a keyword, a regex, the
+/// link and mention limits); bad rules are refused; a message from a node
+/// that enforces no moderation (`moderation.enabled = false`: it signs
+/// what its users send) is hidden on arrival by a node that does.
+#[tokio::test]
+async fn automod_refuses_local_sends_and_hides_received_messages() {
+    use crate::federation::{Peer, join_via, until, until_history_has};
+    use crate::support::ids;
+
+    // A enforces nothing; B does.
+    let a = Peer::start_with(&[], &[("SPACES__MODERATION__ENABLED", "false")]).await;
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let carol = b.node.register("carol").await;
+    let room = b
+        .node
+        .create_room(&bob, json!({ "name": "automod", "visibility": "public" }))
+        .await;
+    b.node.join(&carol, &room).await;
+    join_via(&a, &alice, &room, &[b.id()]).await;
+
+    let path = format!("/api/v1/rooms/{room}");
+    for bad in [
+        json!({ "automod": { "regexes": ["("] } }),
+        json!({ "automod": { "keywords": [" "] } }),
+        json!({ "automod": { "regexes": ["a{1000}{1000}"] } }),
+    ] {
+        b.node
+            .patch(&path, Some(&bob.access), bad)
+            .await
+            .error(400, "bad_value");
+    }
+    let rules = json!({
+        "keywords": ["cheap watches"],
+        "regexes": ["(?i)free\\s+crypto"],
+        "max_links": 1,
+        "max_mentions": 1,
+    });
+    b.node
+        .patch(&path, Some(&carol.access), json!({ "automod": rules }))
+        .await
+        .error(403, "missing_permission");
+    let updated = b
+        .node
+        .patch(&path, Some(&bob.access), json!({ "automod": rules }))
+        .await
+        .expect(200);
+    assert_eq!(updated["automod"], rules);
+
+    let messages = format!("/api/v1/rooms/{room}/messages");
+    for (body, rule) in [
+        (json!({ "body": "Cheap watches, today only" }), "keyword"),
+        (json!({ "body": "get FREE crypto" }), "regex 1"),
+        (
+            json!({ "body": "https://a.example https://b.example" }),
+            "2 links",
+        ),
+        (
+            json!({ "body": "hi", "mentions": { "users": [bob.id, carol.id] } }),
+            "2 mentions",
+        ),
+    ] {
+        let refused = b.node.post(&messages, Some(&carol.access), body).await;
+        let message = refused.body["message"].as_str().unwrap_or("").to_owned();
+        refused.error(422, "automod_blocked");
+        assert!(message.contains(rule), "{rule}: {message}");
+    }
+    let fine = b.node.send(&carol, &room, "watches are cheap here").await;
+    // An edit is held to the same rules.
+    b.node
+        .patch(
+            &format!("/api/v1/rooms/{room}/messages/{fine}"),
+            Some(&carol.access),
+            json!({ "body": "free crypto for all" }),
+        )
+        .await
+        .error(422, "automod_blocked");
+
+    // A signs alice's spam (it enforces nothing); B hides it from carol.
+    until("A holds the rules", || async {
+        let seen = a.node.get(&path, Some(&alice.access)).await.expect(200);
+        (seen["automod"] == rules).then_some(())
+    })
+    .await;
+    let spam = a
+        .node
+        .send(&alice, &room, "cheap watches for everyone")
+        .await;
+    let clean = a.node.send(&alice, &room, "hello from A").await;
+    until_history_has(&b, &carol, &room, std::slice::from_ref(&clean)).await;
+    let history = ids(&b.node.history(&carol, &room, 50).await);
+    assert!(
+        !history.contains(&spam),
+        "AutoMod's hidden message is shown"
+    );
+    let queue = b
+        .node
+        .get(
+            &format!("/api/v1/rooms/{room}/moderation/queue"),
+            Some(&bob.access),
+        )
+        .await
+        .expect(200);
+    let item = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["event_id"] == spam.as_str())
+        .unwrap_or_else(|| panic!("not queued: {queue}"))
+        .clone();
+    assert_eq!(item["labels"], json!(["automod"]));
+    assert_eq!(item["hidden"], true);
+}

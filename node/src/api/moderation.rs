@@ -133,14 +133,40 @@ async fn policy_for_member(
     room_state.moderation_policy().cloned()
 }
 
-/// Refuses a local user's text that the room's policy blocks, before it is
+/// The room's AutoMod rules, if `user` is joined to it.
+async fn automod_for_member(
+    state: &AppState,
+    room_id: &RoomId,
+    user: &UserId,
+) -> Option<std::sync::Arc<spaces_protocol::content::AutoMod>> {
+    let slot = state.engine.room(room_id).ok()?;
+    let view = slot.lock().await;
+    let room_state = view.room.state();
+    if !room_state.is_joined(user) {
+        return None;
+    }
+    room_state.automod().cloned()
+}
+
+/// Refuses a local user's text that the room's AutoMod rules or policy
+/// block, before it is
 /// signed: 422 `moderation_blocked`, naming the labels.
 pub(super) async fn vet(
     state: &AppState,
     room_id: &RoomId,
     user: &UserId,
     text: &str,
+    n_mentions: usize,
 ) -> ApiResult<()> {
+    if let Some(rules) = automod_for_member(state, room_id, user).await
+        && let Some(rule) = state.moderation.automod(*room_id, &rules, text, n_mentions)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "automod_blocked",
+            format!("this room's AutoMod refuses the message: {rule}"),
+        ));
+    }
     let policy = policy_for_member(state, room_id, user).await;
     state
         .moderation

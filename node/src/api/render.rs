@@ -107,6 +107,7 @@ pub fn content(content: &Content) -> Value {
         Content::ModerationPolicy(p) => moderation_policy(p),
         Content::BanEntry(entry) => ban_entry(entry),
         Content::BanLists(b) => json!({ "lists": strings(&b.lists) }),
+        Content::AutoMod(a) => automod(a),
         Content::Encryption(_) => json!({ "algorithm": "mls128-x25519" }),
         Content::Pins(pins) => json!({ "pins": strings(pins) }),
         Content::SpaceChild(l) | Content::SpaceParent(l) => {
@@ -192,6 +193,17 @@ pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
         "n_events": view.room.len(),
         "moderation_policy": state.moderation_policy().map(moderation_policy),
         "ban_lists": strings(state.ban_lists()),
+        "automod": state.automod().map(|a| automod(a)),
+    })
+}
+
+/// A room's AutoMod rules.
+pub fn automod(rules: &AutoMod) -> Value {
+    json!({
+        "keywords": rules.keywords,
+        "regexes": rules.regexes,
+        "max_links": rules.max_links,
+        "max_mentions": rules.max_mentions,
     })
 }
 

@@ -378,6 +378,43 @@ pub struct UpdateRoom {
     /// Ban lists (list room ids) the room follows; `[]` follows none.
     #[serde(default)]
     ban_lists: Option<Vec<String>>,
+    #[serde(default)]
+    automod: Option<AutoModBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoModBody {
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    regexes: Vec<String>,
+    #[serde(default)]
+    max_links: u16,
+    #[serde(default)]
+    max_mentions: u16,
+}
+
+impl AutoModBody {
+    /// Checked as every node checks them, and each regex compiled here
+    /// (one this node cannot compile is refused, not silently skipped).
+    fn parse(self) -> ApiResult<AutoMod> {
+        let rules = AutoMod {
+            keywords: self.keywords,
+            regexes: self.regexes,
+            max_links: self.max_links,
+            max_mentions: self.max_mentions,
+        };
+        Content::AutoMod(rules.clone())
+            .check_limits()
+            .map_err(|why| ApiError::bad_request("bad_value", format!("automod: {why}")))?;
+        for (i, pattern) in rules.regexes.iter().enumerate() {
+            crate::services::automod::compile_regex(pattern).map_err(|why| {
+                ApiError::bad_request("bad_value", format!("automod: regex {}: {why}", i + 1))
+            })?;
+        }
+        Ok(rules)
+    }
 }
 
 /// A field that may be `null` on purpose: `Some(None)`.
@@ -479,6 +516,9 @@ pub async fn update(
     }
     if let Some(policy) = req.moderation_policy {
         contents.push(Content::ModerationPolicy(policy.parse()?));
+    }
+    if let Some(rules) = req.automod {
+        contents.push(Content::AutoMod(rules.parse()?));
     }
     if let Some(lists) = req.ban_lists {
         let lists = parse_lists(&lists)?;

@@ -24,6 +24,8 @@
 //!   passkeys and sign-in policies.
 //! - [`moderation`]: the local toxicity classifier (`spaces_moderation`),
 //!   or why it is unavailable.
+//! - [`automod`]: a room's AutoMod rules (keywords, regexes, link and
+//!   mention limits), compiled and checked.
 //! - [`banlists`]: shared ban lists: enforcing the policy-list rooms a room
 //!   or the node follows (bans, refused joins, hidden events).
 //! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
@@ -37,6 +39,7 @@
 //!   holds every caller in `node/src` to it.
 
 pub mod accounts;
+pub mod automod;
 pub mod backup;
 pub mod banlists;
 mod disk;

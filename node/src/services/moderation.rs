@@ -33,7 +33,7 @@ use spaces_protocol::content::{ModerationPolicy, PolicyAction};
 use spaces_protocol::{EventId, RoomId, UserId};
 use spaces_store::{ModerationMark, Store};
 
-use crate::services::on_disk;
+use crate::services::{automod, on_disk};
 
 /// The node's moderation service: a cheap-to-clone handle.
 #[derive(Clone, Debug)]
@@ -48,6 +48,13 @@ struct Inner {
     store: Store,
     /// Every mark in the store, by event id: read at start, written through.
     marks: Mutex<HashMap<EventId, ModerationMark>>,
+    /// Rooms' AutoMod rules, compiled once per version.
+    automod: Mutex<HashMap<RoomId, Arc<automod::Compiled>>>,
+}
+
+/// Mentions in a message for AutoMod's limit: users, roles, and `@room`.
+pub fn n_mentions(mentions: &spaces_protocol::content::Mentions) -> usize {
+    mentions.users.len() + mentions.roles.len() + usize::from(mentions.room)
 }
 
 /// Reporters kept per message: enough to see that many object, bounded so
@@ -204,6 +211,7 @@ impl Moderation {
             threads: config.threads,
             store,
             marks: Mutex::new(marks),
+            automod: Mutex::default(),
         })))
     }
 
@@ -222,6 +230,43 @@ impl Moderation {
                 None
             }
         }
+    }
+
+    /// The AutoMod rule `text` (with `n_mentions` mentions) breaks in
+    /// `room_id` under `rules`, compiled once per version; `None` when it
+    /// passes, or when moderation is off on this node (`moderation.enabled`:
+    /// the node enforces nothing).
+    pub fn automod(
+        &self,
+        room_id: RoomId,
+        rules: &Arc<spaces_protocol::content::AutoMod>,
+        text: &str,
+        n_mentions: usize,
+    ) -> Option<String> {
+        if matches!(self.0.state, State::Off) {
+            return None;
+        }
+        let cached = self
+            .0
+            .automod
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&room_id)
+            .filter(|c| Arc::ptr_eq(&c.rules, rules))
+            .cloned();
+        let compiled = match cached {
+            Some(compiled) => compiled,
+            None => {
+                let compiled = Arc::new(automod::Compiled::compile(rules.clone()));
+                self.0
+                    .automod
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(room_id, compiled.clone());
+                compiled
+            }
+        };
+        compiled.check(text, n_mentions)
     }
 
     /// Vets a local user's message against the room's policy, before it is

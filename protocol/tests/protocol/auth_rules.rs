@@ -1189,6 +1189,63 @@ fn a37c_ban_lists_and_entries_need_ban_and_stay_bounded() {
 }
 
 #[test]
+fn a37d_automod_needs_manage_room_and_stays_bounded() {
+    let (owner, alice) = (owner(), alice());
+    let mut chain = Chain::new(&owner, RoomKind::Room, JoinRule::Invite);
+    chain.join(&owner, &alice);
+    let rules = AutoMod {
+        keywords: vec!["watches".into()],
+        regexes: vec!["free\\s+crypto".into()],
+        max_links: 1,
+        max_mentions: 3,
+    };
+    assert_eq!(
+        chain.attempt(&alice, Content::AutoMod(rules.clone())),
+        Err(MissingPermission(Permissions::MANAGE_ROOM))
+    );
+    assert_eq!(
+        chain.attempt(&owner, Content::AutoMod(rules.clone())),
+        Ok(())
+    );
+    assert_eq!(chain.room.state().automod().map(|a| &**a), Some(&rules));
+    // Empty rules turn it off.
+    chain.push(&owner, Content::AutoMod(AutoMod::default()));
+    assert_eq!(chain.room.state().automod(), None);
+    for (bad, why) in [
+        (
+            AutoMod {
+                keywords: vec![" ".into()],
+                ..AutoMod::default()
+            },
+            "automod keyword empty or too long",
+        ),
+        (
+            AutoMod {
+                regexes: vec!["a".repeat(257)],
+                ..AutoMod::default()
+            },
+            "automod regex empty or too long",
+        ),
+        (
+            AutoMod {
+                regexes: vec!["a".into(); 17],
+                ..AutoMod::default()
+            },
+            "too many automod regexes",
+        ),
+        (
+            AutoMod {
+                keywords: vec!["a".into(); 65],
+                ..AutoMod::default()
+            },
+            "too many automod keywords",
+        ),
+    ] {
+        assert_eq!(Content::AutoMod(bad).check_limits(), Err(why));
+    }
+}
+
+#[test]
 fn a38_encryption_cannot_be_turned_off_or_changed() {
     let owner = owner();
     let mut chain = Chain::new(&owner, RoomKind::Room, JoinRule::Invite);

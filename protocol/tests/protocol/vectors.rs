@@ -929,6 +929,7 @@ fn content_variant_indices_are_frozen() {
             20,
         ),
         (Content::BanLists(BanLists::default()), 21),
+        (Content::AutoMod(AutoMod::default()), 22),
     ];
     for (content, index) in cases {
         assert_eq!(encode(&content)[0], index, "{}", content.type_name());
@@ -974,6 +975,16 @@ fn content_variant_indices_are_frozen() {
         })),
         [&[21, 1][..], &[7; 32]].concat(),
         "ban_lists: variant, count, room ids"
+    );
+    assert_eq!(
+        encode(&Content::AutoMod(AutoMod {
+            keywords: vec!["x".into()],
+            regexes: vec![],
+            max_links: 2,
+            max_mentions: 300,
+        })),
+        [&[22, 1, 1][..], b"x", &[0, 2, 0xac, 0x02]].concat(),
+        "automod: variant, keywords, regexes, max_links, max_mentions (varints)"
     );
     let enums: [(Vec<u8>, &[u8]); 4] = [
         (
