@@ -217,12 +217,29 @@ impl BanLists {
     pub async fn screen(&self, events: &[Event]) {
         let own = self.0.engine.node_id();
         let mut hide: HashMap<RoomId, Vec<EventId>> = HashMap::new();
+        // Each room's lists once per batch: one lock per room, not per event.
+        let mut lists: HashMap<RoomId, Vec<(RoomId, Arc<Compiled>)>> = HashMap::new();
         for event in events {
             if event.origin() == own || matches!(event.content(), Content::Member(_)) {
                 continue;
             }
             let room_id = event.room_id();
-            if self.listed(&room_id, event.sender()).await.is_some() {
+            if let std::collections::hash_map::Entry::Vacant(vacant) = lists.entry(room_id) {
+                let followed = match self.0.engine.room(&room_id) {
+                    Ok(slot) => {
+                        let view = slot.lock().await;
+                        let state = view.room.state();
+                        if self.follows_any(state) {
+                            self.lists_of(state)
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    Err(_) => Vec::new(),
+                };
+                vacant.insert(self.compiled_all(&followed).await);
+            }
+            if Self::first_listed(&lists[&room_id], event.sender()).is_some() {
                 hide.entry(room_id).or_default().push(event.id());
             }
         }
