@@ -321,7 +321,9 @@ impl Node {
         let store = self.engine.store().clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
         // The writer stops when the last engine handle is gone (the server's
-        // state went with the server; WebSockets closed on the stop signal).
+        // state went with the server; WebSockets closed on the stop signal;
+        // the media service holds one too).
+        drop(self.media);
         drop(self.engine);
         let writer = self.writer;
         let joined = tokio::time::timeout(

@@ -484,6 +484,18 @@ async fn unread_first_marking_read_frames_and_restart() {
         "refused settings changed nothing"
     );
     ws.close().await;
+    // Carol listens for a keyword: after the restart a message that does
+    // not name her still reaches her (the notifier reads everyone's
+    // settings at its start).
+    let carol = node.register("carol").await;
+    node.join(&carol, &room).await;
+    node.put(
+        "/api/v1/notifications/settings",
+        Some(&carol.access),
+        json!({ "level": "mentions", "keywords": ["deploy"] }),
+    )
+    .await
+    .expect(200);
 
     // A restart: nothing lost, nothing notified twice; new events still notify.
     node.terminate().await;
@@ -499,6 +511,11 @@ async fn unread_first_marking_read_frames_and_restart() {
     .await;
     let listed = until_notified(&node, &bob, &after).await;
     assert_eq!(listed.len(), 6, "{listed:#?}");
+    let carol = node.login("carol", crate::support::PASSWORD).await;
+    let deploy = send(&node, &alice, &room, json!({ "body": "Deploy at noon" })).await;
+    let carols = until_notified(&node, &carol, &deploy).await;
+    assert_eq!(carols.len(), 1, "{carols:#?}");
+    assert_eq!(carols[0]["reason"], "keyword");
     assert_eq!(unread(&node).await, 5);
     let marked = node
         .post("/api/v1/notifications/read", Some(&bob.access), json!({}))

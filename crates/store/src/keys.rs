@@ -242,6 +242,14 @@ pub(crate) fn notify_settings(username: &str) -> Vec<u8> {
     key
 }
 
+/// The username of a [`notify_settings`] key.
+pub(crate) fn decode_notify_settings(key: &[u8]) -> Result<String, Error> {
+    key.strip_prefix(&[NOTIFY_SETTINGS_TAG])
+        .and_then(|rest| std::str::from_utf8(rest).ok())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::corrupt(tree::NOTIFICATIONS, key, "not a settings key"))
+}
+
 /// A seq as a `stream` key or a `read_markers` value.
 pub(crate) fn seq(seq: u64) -> [u8; SEQ_LEN] {
     seq.to_be_bytes()

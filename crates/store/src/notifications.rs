@@ -32,7 +32,11 @@ impl Store {
 
     /// Adds `added` (username, event seq, notification), each unread, removes `removed`
     /// (username, event seq) with their marks, queues `pushes` (due ms, delivery), and moves the
-    /// cursor to `cursor`: one atomic batch, durable on return.
+    /// cursor to `cursor`: one atomic batch, *not* flushed. Everything it writes is derived from
+    /// the event log, which is durable first: a crash loses the batch and the cursor together
+    /// (sled recovers a batch whole or not at all), and the notifier decides those events again.
+    /// So it needs no fsync of its own; the writer's next commit, any flushed write, or sled's
+    /// periodic flush makes it durable.
     pub fn write_notifications(
         &self,
         added: &[(String, u64, Notification)],
@@ -63,7 +67,6 @@ impl Store {
         }
         batch.insert(&keys::NOTIFY_CURSOR[..], &keys::seq(cursor)[..]);
         self.notifications.apply_batch(batch)?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -179,6 +182,22 @@ impl Store {
             .get(&key)?
             .map(|value| records::decode(tree::NOTIFICATIONS, &key, &value))
             .transpose()
+    }
+
+    /// Every user's notification settings, by username: the notifier's
+    /// index of who listens beyond mentions, read once at its start.
+    pub fn all_notify_settings(&self) -> Result<Vec<(String, NotifySettings)>, Error> {
+        self.notifications
+            .scan_prefix(keys::notify_settings(""))
+            .map(|entry| {
+                let (key, value) = entry?;
+                let username = keys::decode_notify_settings(&key)?;
+                Ok((
+                    username,
+                    records::decode(tree::NOTIFICATIONS, &key, &value)?,
+                ))
+            })
+            .collect()
     }
 
     /// Replaces `username`'s notification settings. Durable on return.
@@ -437,7 +456,17 @@ mod tests {
             }],
         };
         store.put_notify_settings("Al", &settings).unwrap();
+        store
+            .put_notify_settings("bo", &NotifySettings::default())
+            .unwrap();
         let store = reopen(&dir, store);
-        assert_eq!(store.notify_settings("al").unwrap(), Some(settings));
+        assert_eq!(store.notify_settings("al").unwrap(), Some(settings.clone()));
+        assert_eq!(
+            store.all_notify_settings().unwrap(),
+            [
+                ("al".to_owned(), settings),
+                ("bo".to_owned(), NotifySettings::default())
+            ]
+        );
     }
 }

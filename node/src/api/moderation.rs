@@ -117,35 +117,32 @@ pub fn render_status(status: &Status) -> Value {
     })
 }
 
-/// The room's policy, if `user` is joined to it: a refusal must not tell a
-/// non-member anything about a room (the send is refused for them anyway).
-async fn policy_for_member(
+/// The room's policy if it blocks anything and `user` is joined to it: a
+/// refusal must not tell a non-member anything about a room (the send is
+/// refused for them anyway). Read from the engine's indexes, without the
+/// room lock: the send takes that lock once, after.
+fn policy_for_member(
     state: &AppState,
     room_id: &RoomId,
     user: &UserId,
-) -> Option<ModerationPolicy> {
-    let slot = state.engine.room(room_id).ok()?;
-    let view = slot.lock().await;
-    let room_state = view.room.state();
-    if !room_state.is_joined(user) {
+) -> Option<std::sync::Arc<ModerationPolicy>> {
+    if !state.engine.is_joined_local(user, room_id) {
         return None;
     }
-    room_state.moderation_policy().cloned()
+    state.engine.blocking_policy(room_id)
 }
 
-/// The room's AutoMod rules, if `user` is joined to it.
-async fn automod_for_member(
+/// The room's AutoMod rules, if `user` is joined to it: from the engine's
+/// indexes, without the room lock, as the policy.
+fn automod_for_member(
     state: &AppState,
     room_id: &RoomId,
     user: &UserId,
 ) -> Option<std::sync::Arc<spaces_protocol::content::AutoMod>> {
-    let slot = state.engine.room(room_id).ok()?;
-    let view = slot.lock().await;
-    let room_state = view.room.state();
-    if !room_state.is_joined(user) {
+    if !state.engine.is_joined_local(user, room_id) {
         return None;
     }
-    room_state.automod().cloned()
+    state.engine.automod(room_id)
 }
 
 /// Refuses a local user's text that the room's AutoMod rules or policy
@@ -158,7 +155,7 @@ pub(super) async fn vet(
     text: &str,
     n_mentions: usize,
 ) -> ApiResult<()> {
-    if let Some(rules) = automod_for_member(state, room_id, user).await
+    if let Some(rules) = automod_for_member(state, room_id, user)
         && let Some(rule) = state.moderation.automod(*room_id, &rules, text, n_mentions)
     {
         return Err(ApiError::new(
@@ -167,10 +164,10 @@ pub(super) async fn vet(
             format!("this room's AutoMod refuses the message: {rule}"),
         ));
     }
-    let policy = policy_for_member(state, room_id, user).await;
+    let policy = policy_for_member(state, room_id, user);
     state
         .moderation
-        .vet_local(policy.as_ref(), text)
+        .vet_local(policy.as_deref(), text)
         .await
         .map_err(|blocked| {
             ApiError::new(

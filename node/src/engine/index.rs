@@ -179,6 +179,59 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(room_id, reach);
+        let blocking = state
+            .moderation_policy()
+            .filter(|policy| policy.rules.iter().any(|r| r.action == PolicyAction::Block));
+        let mut policies = self
+            .inner
+            .policies
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match blocking {
+            Some(policy) if policies.get(&room_id).map(|p| p.as_ref()) != Some(policy) => {
+                policies.insert(room_id, Arc::new(policy.clone()));
+            }
+            Some(_) => {}
+            None => {
+                policies.remove(&room_id);
+            }
+        }
+        drop(policies);
+        let mut automods = self
+            .inner
+            .automods
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match state.automod() {
+            Some(rules) => {
+                automods.insert(room_id, rules.clone());
+            }
+            None => {
+                automods.remove(&room_id);
+            }
+        }
+    }
+
+    /// The room's AutoMod rules: what a local send is checked against,
+    /// read without the room lock.
+    pub fn automod(&self, room_id: &RoomId) -> Option<Arc<AutoMod>> {
+        self.inner
+            .automods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
+    }
+
+    /// The room's moderation policy if it has a rule that blocks: what a
+    /// local send is vetted against, read without the room lock.
+    pub fn blocking_policy(&self, room_id: &RoomId) -> Option<Arc<ModerationPolicy>> {
+        self.inner
+            .policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
     }
 
     /// Local users' rooms and memberships.
@@ -211,6 +264,16 @@ impl Engine {
             .remove(room_id);
         self.inner
             .directs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+        self.inner
+            .policies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+        self.inner
+            .automods
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(room_id);

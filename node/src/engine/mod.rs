@@ -97,6 +97,12 @@ struct Inner {
     reaches: RwLock<HashMap<RoomId, Reach>>,
     /// Rooms of kind `Direct`, kept by `index_room`: a DM lookup locks only these.
     directs: RwLock<std::collections::HashSet<RoomId>>,
+    /// Rooms whose moderation policy has a rule that blocks, with it, kept
+    /// by `index_room`: a local send is vetted without the room lock.
+    policies: RwLock<HashMap<RoomId, Arc<ModerationPolicy>>>,
+    /// Rooms with AutoMod rules, with them (the state's own `Arc`, so a
+    /// compiled version is told by pointer), kept by `index_room`.
+    automods: RwLock<HashMap<RoomId, Arc<AutoMod>>>,
     /// Held across a direct room's lookup and creation (`rules.rs`).
     dm_locks: [Mutex<()>; rules::DM_LOCK_SHARDS],
     writer: Writer,
@@ -176,6 +182,8 @@ impl Engine {
                 memberships: RwLock::new(HashMap::new()),
                 reaches: RwLock::new(HashMap::new()),
                 directs: RwLock::default(),
+                policies: RwLock::default(),
+                automods: RwLock::default(),
                 dm_locks: Default::default(),
                 writer,
                 stream,
@@ -293,7 +301,11 @@ impl Engine {
                     view.agg.add(&event);
                     if matches!(
                         event.content(),
-                        Content::Member(_) | Content::Create(_) | Content::JoinRule(_)
+                        Content::Member(_)
+                            | Content::Create(_)
+                            | Content::JoinRule(_)
+                            | Content::ModerationPolicy(_)
+                            | Content::AutoMod(_)
                     ) {
                         self.index_room(view);
                     }

@@ -5,9 +5,14 @@
 //! the cursor the `notifications` tree holds, then follows the stream: this
 //! node's events and received ones alike, after they are durable. For each
 //! batch it locks each room once and, for every event resolution accepted,
-//! asks the rules ([`spaces_notify::reason`]) about each local user the
-//! event could concern: the joined local members for a message, the target
-//! of an invite. A user is asked only if the room API would show them the
+//! gathers each local user the event could concern: for a message, those
+//! it names (mentions, holders of a mentioned role, the author of the
+//! message it replies to, the people of its thread) and the users whose
+//! settings listen beyond mentions (level `all`, keywords: `Inner::
+//! listeners`), or every local member for `@room` and in a direct room;
+//! the target of an invite. So a message costs a check per member only
+//! when it could notify every member. With the lock released, the rules
+//! ([`spaces_notify::reason`]) decide each. A user is asked only if the room API would show them the
 //! event: [`RoomView::readable`]'s floor and [`RoomView::shows`] (the
 //! engine's readability rules, not a copy), or, for an invite, their
 //! membership still being that invite. A redaction, or resolution turning
@@ -16,7 +21,10 @@
 //!
 //! The new notifications, the removals and the cursor past the batch are
 //! one atomic write ([`Store::write_notifications`]), so a crash replays
-//! the batch or none of it: nothing notifies twice, nothing is skipped. A
+//! the batch or none of it: nothing notifies twice, nothing is skipped.
+//! That write needs no fsync of its own (all of it derives from the durable
+//! log), and a batch that decides nothing writes only every [`CURSOR_LAG`]
+//! seqs: the send path pays no store write for the notifier. A
 //! lagging subscription is the same as a restart: catch up from the store.
 //! Each user keeps at most [`MAX_PER_USER`] notifications; the oldest go.
 //!
@@ -37,8 +45,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use spaces_notify::{Level, Recipient, RoomSetting, Settings, SettingsError};
-use spaces_protocol::content::{Content, Membership};
-use spaces_protocol::{Event, EventId, RoomId, UserId};
+use spaces_protocol::content::{Content, Membership, RoomKind};
+use spaces_protocol::{Event, EventId, RoleId, RoomId, UserId};
 use spaces_store::{
     Notification, NotificationAt, NotifySettings, PushDelivery, RoomNotifySetting, Store,
 };
@@ -98,6 +106,14 @@ struct Inner {
     /// Each local user's settings once read: written through by
     /// [`Notify::set_settings`], read by the notifier for every event.
     settings: Mutex<HashMap<String, Arc<Settings>>>,
+    /// Usernames whose settings reach beyond what names them (a level of
+    /// `All` anywhere, or keywords): the only users the notifier asks
+    /// about a message that neither mentions, replies to nor threads with
+    /// them. Everyone else keeps the defaults or narrower, so a message in
+    /// a room of a thousand costs a thousand checks only when it is
+    /// `@room` or direct. Read whole at the notifier's start, kept by
+    /// [`Notify::set_settings`]; swapped, never edited in place.
+    listeners: Mutex<Arc<HashSet<String>>>,
     frames: broadcast::Sender<Arc<Delivered>>,
 }
 
@@ -110,6 +126,7 @@ impl Notify {
                 push,
                 moderation,
                 settings: Mutex::default(),
+                listeners: Mutex::default(),
                 frames,
             }),
         }
@@ -206,7 +223,54 @@ impl Notify {
             .settings
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        cache.insert(username, Arc::new(settings));
+        let listens = listens_beyond_mentions(&settings);
+        cache.insert(username.clone(), Arc::new(settings));
+        // Under the cache's lock, so two writes of one user's settings
+        // leave the cache and the listeners agreeing.
+        self.set_listener(username, listens);
+        Ok(())
+    }
+
+    fn listeners(&self) -> Arc<HashSet<String>> {
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_listener(&self, username: String, listens: bool) {
+        let mut listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if listeners.contains(&username) != listens {
+            let mut changed = HashSet::clone(&listeners);
+            match listens {
+                true => changed.insert(username),
+                false => changed.remove(&username),
+            };
+            *listeners = Arc::new(changed);
+        }
+    }
+
+    /// Reads every user's settings into the cache and the listeners (on
+    /// the blocking pool, once, before the notifier's first batch).
+    fn load_all_settings(&self) -> Result<(), spaces_store::Error> {
+        let all = self.store().all_notify_settings()?;
+        let mut listeners = HashSet::new();
+        for (username, record) in all {
+            let settings = self.cache_loaded(&username, Arc::new(from_record(record)));
+            if listens_beyond_mentions(&settings) {
+                listeners.insert(username);
+            }
+        }
+        *self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(listeners);
         Ok(())
     }
 
@@ -238,6 +302,17 @@ impl Notify {
         let loaded = load_settings(self.store(), username)?;
         Ok(self.cache_loaded(username, loaded))
     }
+}
+
+/// Whether `settings` can notify of a message that does not name the user
+/// (see `Inner::listeners`).
+fn listens_beyond_mentions(settings: &Settings) -> bool {
+    settings.level == Level::All
+        || !settings.keywords.is_empty()
+        || settings
+            .rooms
+            .values()
+            .any(|room| room.level == Some(Level::All))
 }
 
 fn load_settings(store: &Store, username: &str) -> Result<Arc<Settings>, spaces_store::Error> {
@@ -301,6 +376,17 @@ fn refused(flips: &[(EventId, bool)]) -> Vec<EventId> {
         .collect()
 }
 
+/// Where the notifier is: the last seq handled, the last written as the
+/// cursor, and users' notification counts as last known.
+struct Progress {
+    counts: HashMap<String, usize>,
+    done: u64,
+    written: u64,
+}
+
+/// Seqs a cursor on disk may lag the notifier by (see [`apply`]).
+const CURSOR_LAG: u64 = 4_096;
+
 /// What one batch decided.
 #[derive(Default)]
 struct Decided {
@@ -316,8 +402,7 @@ pub async fn run_notifier(notify: Notify, mut stopped: watch::Receiver<bool>) {
     let engine = notify.inner.engine.clone();
     // Subscribe before catching up, so nothing falls between the two.
     let mut stream = engine.subscribe();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let mut done = match engine.store().notify_cursor() {
+    let done = match engine.store().notify_cursor() {
         // A cursor past the log (a store restored from an older copy) would
         // skip the events that get those seqs again.
         Ok(cursor) => cursor.min(engine.store().last_seq()),
@@ -326,7 +411,21 @@ pub async fn run_notifier(notify: Notify, mut stopped: watch::Receiver<bool>) {
             return;
         }
     };
-    if let Err(error) = catch_up(&notify, &mut counts, &mut done).await {
+    let mut progress = Progress {
+        counts: HashMap::new(),
+        done,
+        written: done,
+    };
+    let loading = notify.clone();
+    match tokio::task::spawn_blocking(move || loading.load_all_settings()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::error!(%error, "reading notification settings failed; notifications stopped");
+            return;
+        }
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+    if let Err(error) = catch_up(&notify, &mut progress).await {
         tracing::error!(%error, "notifications stopped");
         return;
     }
@@ -350,7 +449,7 @@ pub async fn run_notifier(notify: Notify, mut stopped: watch::Receiver<bool>) {
                         let last = batch.iter().map(|item| item.seq).max().unwrap_or(0);
                         let items = batch
                             .iter()
-                            .filter(|item| item.seq > done)
+                            .filter(|item| item.seq > progress.done)
                             .map(|item| Item {
                                 seq: item.seq,
                                 room_id: item.room_id,
@@ -358,11 +457,11 @@ pub async fn run_notifier(notify: Notify, mut stopped: watch::Receiver<bool>) {
                                 refused: refused(&item.flips),
                             })
                             .collect();
-                        apply(&notify, &mut counts, items, last, &mut done).await
+                        apply(&notify, &mut progress, items, last).await
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::info!(missed, "notifier lagged; catching up from the store");
-                        catch_up(&notify, &mut counts, &mut done).await
+                        catch_up(&notify, &mut progress).await
                     }
                     Err(RecvError::Closed) => break,
                 };
@@ -376,20 +475,16 @@ pub async fn run_notifier(notify: Notify, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Handles the store's stream after `done` up to its end, page by page.
-async fn catch_up(
-    notify: &Notify,
-    counts: &mut HashMap<String, usize>,
-    done: &mut u64,
-) -> anyhow::Result<()> {
+async fn catch_up(notify: &Notify, progress: &mut Progress) -> anyhow::Result<()> {
     loop {
         let store = notify.store().clone();
-        let after = *done;
+        let after = progress.done;
         let (items, last) =
             tokio::task::spawn_blocking(move || read_stream(&store, after)).await??;
         if last == after {
             return Ok(());
         }
-        apply(notify, counts, items, last, done).await?;
+        apply(notify, progress, items, last).await?;
     }
 }
 
@@ -412,12 +507,11 @@ fn read_stream(store: &Store, after: u64) -> Result<(Vec<Item>, u64), spaces_sto
 /// [`MAX_PER_USER`] and publishes the new notifications.
 async fn apply(
     notify: &Notify,
-    counts: &mut HashMap<String, usize>,
+    progress: &mut Progress,
     items: Vec<Item>,
     last: u64,
-    done: &mut u64,
 ) -> anyhow::Result<()> {
-    if last <= *done {
+    if last <= progress.done {
         return Ok(());
     }
     let started = std::time::Instant::now();
@@ -432,46 +526,84 @@ async fn apply(
             None => by_room.push((item.room_id, vec![item])),
         }
     }
-    // Settings are read on the blocking pool before the room locks: the
-    // local members of every room of the batch.
-    let mut candidates: HashSet<String> = HashSet::new();
+    // Under each room's lock, once: who each event could concern and what
+    // the rules need to know of them. The rules themselves run after, with
+    // the lock released and the settings at hand.
     let engine = &notify.inner.engine;
-    for (room_id, _) in &by_room {
-        if let Ok(slot) = engine.room(room_id) {
-            let view = slot.lock().await;
-            for (user, _) in view.room.state().members() {
-                if engine.is_local(&user) {
-                    candidates.insert(user.localpart().to_owned());
-                }
-            }
-        }
-    }
-    let settings: HashMap<String, Arc<Settings>> = {
-        let notify = notify.clone();
-        tokio::task::spawn_blocking(move || {
-            candidates
-                .into_iter()
-                .map(|username| {
-                    let settings = notify.settings_blocking(&username)?;
-                    Ok((username, settings))
-                })
-                .collect::<Result<_, spaces_store::Error>>()
-        })
-        .await??
-    };
+    let listeners = notify.listeners();
     let mut decided = Decided::default();
+    let mut asks: Vec<Ask<'_>> = Vec::new();
     for (room_id, items) in &by_room {
         let moderation = &notify.inner.moderation;
         decide_room(
             engine,
             room_id,
             items,
-            &settings,
-            now,
+            &listeners,
             moderation,
+            &mut asks,
             &mut decided,
         )
         .await;
+    }
+    let settings: HashMap<String, Arc<Settings>> = {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        for ask in &asks {
+            let username = ask.user.localpart();
+            if found.contains_key(username) {
+                continue;
+            }
+            match notify.cached(username) {
+                Some(settings) => {
+                    found.insert(username.to_owned(), settings);
+                }
+                None => missing.push(username.to_owned()),
+            }
+        }
+        if !missing.is_empty() {
+            let notify = notify.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                missing
+                    .into_iter()
+                    .map(|username| {
+                        let settings = notify.settings_blocking(&username)?;
+                        Ok((username, settings))
+                    })
+                    .collect::<Result<Vec<_>, spaces_store::Error>>()
+            })
+            .await??;
+            found.extend(loaded);
+        }
+        found
+    };
+    let no_settings = Settings::default();
+    for ask in asks {
+        let settings = settings
+            .get(ask.user.localpart())
+            .map_or(&no_settings, |s| s.as_ref());
+        let recipient = Recipient {
+            user: &ask.user,
+            roles: &ask.roles,
+            wrote_replied: ask.wrote_replied,
+            follows_thread: ask.follows_thread,
+            settings,
+        };
+        let Some(reason) = spaces_notify::reason(&ask.item.event, ask.kind, &recipient, now) else {
+            continue;
+        };
+        decided.added.push((
+            ask.user,
+            ask.item.seq,
+            Notification {
+                room_id: ask.item.room_id.0,
+                event_id: ask.item.event.id().0,
+                sender: ask.item.event.sender().to_string(),
+                reason: reason.as_str().to_owned(),
+                origin_ts: ask.item.event.origin_ts(),
+                excerpt: ask.excerpt.to_string(),
+            },
+        ));
     }
     // Keep each user's list bounded: count once, then track.
     let store = notify.store().clone();
@@ -488,11 +620,13 @@ async fn apply(
         .map(|(user, seq, n)| (user.localpart().to_owned(), *seq, n.clone()))
         .collect();
     let mut removed = decided.removed;
-    let (trims, known) = {
+    let (trims, known) = if added_per_user.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
         let store = store.clone();
         let current: Vec<(String, usize, Option<usize>)> = added_per_user
             .iter()
-            .map(|(u, n)| (u.clone(), *n, counts.get(u).copied()))
+            .map(|(u, n)| (u.clone(), *n, progress.counts.get(u).copied()))
             .collect();
         tokio::task::spawn_blocking(move || -> Result<_, spaces_store::Error> {
             let mut trims = Vec::new();
@@ -542,6 +676,14 @@ async fn apply(
         None => Vec::new(),
     };
     let n_pushes = pushes.len();
+    // A batch that changes nothing moves the cursor in memory only, and on
+    // disk once it is [`CURSOR_LAG`] behind: replaying such events after a
+    // crash decides nothing twice, and a write (with its flush) per batch
+    // would cost the send path.
+    if !added.is_empty()
+        || !removed.is_empty()
+        || n_pushes > 0
+        || last - progress.written >= CURSOR_LAG
     {
         let added = added.clone();
         let removed = removed.clone();
@@ -549,6 +691,7 @@ async fn apply(
             s.write_notifications(&added, &removed, &pushes, last)
         })
         .await?;
+        progress.written = last;
     }
     if n_pushes > 0
         && let Some(push) = &notify.inner.push
@@ -556,16 +699,16 @@ async fn apply(
         push.wake();
     }
     for (username, count) in known {
-        counts.insert(username, count);
+        progress.counts.insert(username, count);
     }
     if removed_count > 0 {
         // Counts of users who lost notifications to a redaction or flip are
         // recounted when next needed.
         for (username, _) in removed.iter().take(removed_count) {
-            counts.remove(username);
+            progress.counts.remove(username);
         }
     }
-    *done = last;
+    progress.done = last;
     let metrics = notify.inner.engine.metrics();
     metrics.notifications.add(decided.added.len() as u64);
     metrics
@@ -586,14 +729,32 @@ async fn apply(
     Ok(())
 }
 
-/// The rules for the events of one room, under its lock once.
-async fn decide_room(
+/// One local user an event could concern, with what the rules need to know
+/// of them, gathered under the room's lock.
+struct Ask<'a> {
+    item: &'a Item,
+    kind: RoomKind,
+    user: UserId,
+    roles: Vec<RoleId>,
+    wrote_replied: bool,
+    follows_thread: bool,
+    excerpt: Arc<str>,
+}
+
+/// Who the events of one room could concern, under its lock once: for a
+/// message, the local users it names (mentions, holders of a mentioned
+/// role, the author of the message it replies to, the people of its
+/// thread) and the room's [listeners](Inner::listeners) — or every local
+/// member for `@room` and in a direct room — each only if the room API
+/// would show them the event; for an invite, its target. Also what the
+/// events hide (removals).
+async fn decide_room<'a>(
     engine: &Engine,
     room_id: &RoomId,
-    items: &[Item],
-    settings: &HashMap<String, Arc<Settings>>,
-    now: u64,
+    items: &'a [Item],
+    listeners: &HashSet<String>,
     moderation: &Moderation,
+    asks: &mut Vec<Ask<'a>>,
     decided: &mut Decided,
 ) {
     let Ok(slot) = engine.room(room_id) else {
@@ -601,16 +762,23 @@ async fn decide_room(
     };
     let view = slot.lock().await;
     let state = view.room.state();
-    let kind = state
-        .kind()
-        .unwrap_or(spaces_protocol::content::RoomKind::Room);
-    let locals: Vec<UserId> = state
-        .members()
-        .into_iter()
-        .filter(|(user, _)| engine.is_local(user))
-        .map(|(user, _)| user)
-        .collect();
-    let no_settings = Settings::default();
+    let kind = state.kind().unwrap_or(RoomKind::Room);
+    // Local members (any membership) and the listeners among the joined,
+    // each worked out once per batch, and only if an event needs them.
+    let mut locals: Option<Vec<UserId>> = None;
+    let mut listening: Option<Vec<UserId>> = None;
+    let local_members = |locals: &mut Option<Vec<UserId>>| -> Vec<UserId> {
+        locals
+            .get_or_insert_with(|| {
+                state
+                    .members()
+                    .into_iter()
+                    .filter(|(user, _)| engine.is_local(user))
+                    .map(|(user, _)| user)
+                    .collect()
+            })
+            .clone()
+    };
     for item in items {
         let id = item.event.id();
         // What this event hides: its redaction's target, flips to refused.
@@ -622,7 +790,7 @@ async fn decide_room(
         }
         for target in hidden {
             if let Some(seq) = view.arrivals().seq(&target) {
-                for user in &locals {
+                for user in local_members(&mut locals) {
                     decided.removed.push((user.localpart().to_owned(), seq));
                 }
             }
@@ -632,81 +800,99 @@ async fn decide_room(
         if !view.room.is_accepted(&id) || moderation.hides(&item.event) {
             continue;
         }
-        let candidates: Vec<&UserId> = match item.event.content() {
-            Content::Member(member) if member.membership == Membership::Invite => locals
-                .iter()
-                .filter(|user| {
-                    **user == member.target && state.membership(user) == Some(Membership::Invite)
-                })
-                .collect(),
-            Content::Message(_) => locals
-                .iter()
-                .filter(|user| {
-                    state.is_joined(user)
-                        && view
-                            .readable(user)
-                            .is_ok_and(|floor| view.shows(floor, &id))
-                })
-                .collect(),
-            _ => continue,
-        };
-        if candidates.is_empty() {
-            continue;
-        }
-        // Who wrote the message replied to; who started or wrote in the thread.
+        // Who wrote the message replied to; who started or wrote in the
+        // thread (local users only: no one else is asked).
         let (replied_sender, thread_people, excerpt) = match item.event.content() {
             Content::Message(message) => {
                 let replied = message
                     .reply_to
                     .and_then(|r| view.room.event(&r))
-                    .map(|e| e.sender().clone());
-                let mut people: HashSet<&UserId> = HashSet::new();
+                    .map(|e| e.sender().clone())
+                    .filter(|user| engine.is_local(user));
+                let mut people: Vec<UserId> = Vec::new();
                 if let Some(root) = message.thread {
-                    if let Some(event) = view.room.event(&root) {
-                        people.insert(event.sender());
-                    }
-                    for reply in view.agg.threads.get(&root).into_iter().flatten() {
-                        if *reply != id
-                            && let Some(event) = view.room.event(reply)
-                        {
-                            people.insert(event.sender());
+                    let replies = view.agg.threads.get(&root).into_iter().flatten();
+                    for event in std::iter::once(&root)
+                        .chain(replies.filter(|reply| **reply != id))
+                        .filter_map(|e| view.room.event(e))
+                    {
+                        if engine.is_local(event.sender()) && !people.contains(event.sender()) {
+                            people.push(event.sender().clone());
                         }
                     }
                 }
-                (
-                    replied,
-                    people,
-                    spaces_notify::excerpt(&message.body, EXCERPT_CHARS),
-                )
+                let excerpt: Arc<str> = spaces_notify::excerpt(&message.body, EXCERPT_CHARS).into();
+                (replied, people, excerpt)
             }
-            _ => (None, HashSet::new(), String::new()),
+            _ => (None, Vec::new(), Arc::from("")),
         };
+        let mut candidates: Vec<UserId> = match item.event.content() {
+            Content::Member(member)
+                if member.membership == Membership::Invite
+                    && engine.is_local(&member.target)
+                    && state.membership(&member.target) == Some(Membership::Invite) =>
+            {
+                vec![member.target.clone()]
+            }
+            Content::Message(message) if kind == RoomKind::Direct || message.mentions.room => {
+                local_members(&mut locals)
+            }
+            Content::Message(message) => {
+                let mut named: Vec<UserId> = message
+                    .mentions
+                    .users
+                    .iter()
+                    .filter(|user| engine.is_local(user))
+                    .cloned()
+                    .collect();
+                if !message.mentions.roles.is_empty() {
+                    named.extend(local_members(&mut locals).into_iter().filter(|user| {
+                        state
+                            .roles_of(user)
+                            .iter()
+                            .any(|role| message.mentions.roles.contains(role))
+                    }));
+                }
+                named.extend(replied_sender.iter().cloned());
+                named.extend(thread_people.iter().cloned());
+                named.extend(
+                    listening
+                        .get_or_insert_with(|| {
+                            listeners
+                                .iter()
+                                .filter_map(|name| UserId::new(name, engine.node_id()).ok())
+                                .filter(|user| state.is_joined(user))
+                                .collect()
+                        })
+                        .iter()
+                        .cloned(),
+                );
+                named
+            }
+            _ => continue,
+        };
+        candidates.sort();
+        candidates.dedup();
+        if let Content::Message(_) = item.event.content() {
+            candidates.retain(|user| {
+                user != item.event.sender()
+                    && state.is_joined(user)
+                    && view
+                        .readable(user)
+                        .is_ok_and(|floor| view.shows(floor, &id))
+            });
+        }
         for user in candidates {
-            let settings = settings
-                .get(user.localpart())
-                .map_or(&no_settings, |s| s.as_ref());
-            let recipient = Recipient {
+            let follows_thread = thread_people.contains(&user);
+            asks.push(Ask {
+                item,
+                kind,
+                roles: state.roles_of(&user).to_vec(),
+                wrote_replied: replied_sender.as_ref() == Some(&user),
+                follows_thread,
+                excerpt: excerpt.clone(),
                 user,
-                roles: state.roles_of(user),
-                wrote_replied: replied_sender.as_ref() == Some(user),
-                follows_thread: thread_people.contains(user),
-                settings,
-            };
-            let Some(reason) = spaces_notify::reason(&item.event, kind, &recipient, now) else {
-                continue;
-            };
-            decided.added.push((
-                user.clone(),
-                item.seq,
-                Notification {
-                    room_id: room_id.0,
-                    event_id: id.0,
-                    sender: item.event.sender().to_string(),
-                    reason: reason.as_str().to_owned(),
-                    origin_ts: item.event.origin_ts(),
-                    excerpt: excerpt.clone(),
-                },
-            ));
+            });
         }
     }
 }
