@@ -54,7 +54,48 @@ pub fn check_decode(data: &[u8]) -> Option<Event> {
     let room_id = event.body().room.unwrap_or(RoomId(event.id().0));
     assert_eq!(event.room_id(), room_id);
     assert!(event.parents().windows(2).all(|w| w[0] < w[1]));
+    // A ban list's pattern from a peer: an accepted event's pattern parses,
+    // and matches as the definition says.
+    if let Content::BanEntry(BanEntry {
+        target: BanTarget::Pattern(pattern),
+        ..
+    }) = event.content()
+    {
+        assert!(
+            spaces_protocol::glob::Glob::parse(pattern).is_ok(),
+            "an accepted pattern parses"
+        );
+        check_glob(pattern, &event.sender().to_string());
+    }
     Some(event)
+}
+
+/// Any pattern and text: parsing never panics, and a parsed glob matches
+/// exactly when the definition (`*` any run, `?` one character, the rest
+/// itself, over the whole text) says, computed here by dynamic programming.
+pub fn check_glob(pattern: &str, text: &str) {
+    let Ok(glob) = spaces_protocol::glob::Glob::parse(pattern) else {
+        return;
+    };
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // fits[i][j]: p[i..] matches t[j..].
+    let mut fits = vec![vec![false; t.len() + 1]; p.len() + 1];
+    fits[p.len()][t.len()] = true;
+    for i in (0..p.len()).rev() {
+        for j in (0..=t.len()).rev() {
+            fits[i][j] = match p[i] {
+                '*' => fits[i + 1][j] || (j < t.len() && fits[i][j + 1]),
+                '?' => j < t.len() && fits[i + 1][j + 1],
+                c => j < t.len() && t[j] == c && fits[i + 1][j + 1],
+            };
+        }
+    }
+    assert_eq!(
+        glob.matches(text),
+        fits[0][0],
+        "glob {pattern:?} against {text:?}"
+    );
 }
 
 /// The seed of the key [`check_signed_body`] signs with.

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::peering::{self, Federation, NodeHost};
 use crate::services::accounts::Accounts;
 use crate::services::backup::Backups;
+use crate::services::banlists::BanLists;
 use crate::services::links::Links;
 use crate::services::media::Media;
 use crate::services::moderation::Moderation;
@@ -36,10 +37,10 @@ pub struct Node {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     writer: std::thread::JoinHandle<()>,
-    /// The swarm task, the publisher, the presence announcer and the
-    /// keeper of remote events' media references: stopped after the HTTP
-    /// server.
-    federation: [JoinHandle<()>; 4],
+    /// The swarm task, the publisher, the presence announcer, the
+    /// keeper of remote events' media references and the ban-list enforcer:
+    /// stopped after the HTTP server.
+    federation: [JoinHandle<()>; 5],
     /// The search indexer, if search is on: it commits and stops on the
     /// stop signal, before the engine goes.
     indexer: Option<JoinHandle<()>>,
@@ -129,11 +130,17 @@ impl Node {
                 .await
                 .context("starting moderation")??
         };
+        let ban_lists = BanLists::new(
+            engine.clone(),
+            moderation.clone(),
+            config.moderation.ban_list_ids()?,
+        );
         let host = Arc::new(NodeHost::new(
             engine.clone(),
             links.clone(),
             blobs.clone(),
             moderation.clone(),
+            ban_lists.clone(),
         ));
         let (handle, swarm_task) =
             spaces_federation::start(config.p2p.federation()?, &data_dir.node_key, host.clone())
@@ -158,6 +165,10 @@ impl Node {
             .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
         let http_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
+        let ban_list_task = tokio::spawn(crate::services::banlists::run(
+            ban_lists.clone(),
+            stopped.clone(),
+        ));
         let (search, indexer) = if config.search.enabled {
             let options = spaces_search::Options::new(data_dir.path.join("search"));
             let (search, task) = Search::start(engine.clone(), options, stopped.clone())
@@ -197,7 +208,7 @@ impl Node {
             Some(push) => Some(push.start(api::push_payload, stopped.clone())?),
             None => None,
         };
-        let notify = Notify::new(engine.clone(), push.clone());
+        let notify = Notify::new(engine.clone(), push.clone(), moderation.clone());
         let notifier = config
             .notifications
             .enabled
@@ -258,6 +269,7 @@ impl Node {
             passkeys,
             oidc,
             moderation,
+            ban_lists,
             federation: Federation { handle, host },
             hasher: crate::hasher::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -287,7 +299,13 @@ impl Node {
             stop,
             server,
             writer,
-            federation: [swarm_task, publisher, presence, media_references],
+            federation: [
+                swarm_task,
+                publisher,
+                presence,
+                media_references,
+                ban_list_task,
+            ],
             indexer,
             tls_reloader,
             notifier,

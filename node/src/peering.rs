@@ -24,6 +24,7 @@ use spaces_protocol::{
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::engine::{Engine, EngineError, Ingested};
+use crate::services::banlists::BanLists;
 use crate::services::links::{LinkError, Links};
 use crate::services::moderation::Moderation;
 
@@ -46,6 +47,7 @@ pub struct NodeHost {
     /// reference them.
     blobs: Blobs,
     moderation: Moderation,
+    ban_lists: BanLists,
     /// Rooms not held here that this node asked for (a join) or was
     /// invited to: only these may be created by a sync. Anything else
     /// about an unknown room is ignored, so nobody can make a node store
@@ -121,12 +123,19 @@ impl WantedRooms {
 const WANTED_FOR: Duration = Duration::from_secs(600);
 
 impl NodeHost {
-    pub fn new(engine: Engine, links: Links, blobs: Blobs, moderation: Moderation) -> NodeHost {
+    pub fn new(
+        engine: Engine,
+        links: Links,
+        blobs: Blobs,
+        moderation: Moderation,
+        ban_lists: BanLists,
+    ) -> NodeHost {
         NodeHost {
             engine,
             links,
             blobs,
             moderation,
+            ban_lists,
             wanted: Mutex::new(WantedRooms::default()),
         }
     }
@@ -139,18 +148,21 @@ impl NodeHost {
         self.wanted().is_wanted(room, Instant::now())
     }
 
-    /// Screens other nodes' messages against their room's
-    /// moderation policy before the engine admits them, so a mark to hide
-    /// one is durable before the event can reach a subscriber. A failure to
-    /// write a mark is logged and the event goes on: moderation fails open.
+    /// Screens other nodes' messages and edits against their room's
+    /// AutoMod rules (a broken rule hides the event) and moderation policy
+    /// before the engine admits them, so a mark to hide
+    /// one is durable before the event can reach a subscriber. An edit that
+    /// is hidden hides its target too (history shows a message with its
+    /// latest edit). A failure to write a mark is logged and the event goes
+    /// on: moderation fails open.
     async fn screen(&self, events: &[Event]) {
         let own = self.engine.node_id();
         for event in events {
-            // Edits are not screened yet (ARCHITECTURE.md, "Seams for later work").
-            let Content::Message(message) = event.content() else {
-                continue;
+            let (text, edited, mentions) = match event.content() {
+                Content::Message(message) => (&message.body, None, &message.mentions),
+                Content::Edit(edit) => (&edit.body, Some(edit.target), &edit.mentions),
+                _ => continue,
             };
-            let text = &message.body;
             if event.origin() == own || text.trim().is_empty() {
                 continue;
             }
@@ -158,14 +170,52 @@ impl NodeHost {
             let Ok(slot) = self.engine.room(&room_id) else {
                 continue;
             };
-            let policy = slot.lock().await.room.state().moderation_policy().cloned();
+            let (policy, automod) = {
+                let view = slot.lock().await;
+                let state = view.room.state();
+                (state.moderation_policy().cloned(), state.automod().cloned())
+            };
+            let now = crate::engine::now_ms();
+            if let Some(rules) = automod
+                && let Some(rule) = self.moderation.automod(
+                    room_id,
+                    &rules,
+                    text,
+                    crate::services::moderation::n_mentions(mentions),
+                )
+            {
+                tracing::info!(room = %room_id, event = %event.id(), %rule, "received message hidden by the room's AutoMod");
+                let ids = std::iter::once(event.id()).chain(edited).collect();
+                if let Err(error) = self
+                    .moderation
+                    .hide_all(room_id, ids, &["automod"], now)
+                    .await
+                {
+                    tracing::error!(%error, "storing a moderation mark failed; the message is shown");
+                }
+                continue;
+            }
             let Some(policy) = policy else { continue };
-            if let Err(error) = self
+            match self
                 .moderation
-                .screen_received(room_id, event.id(), &policy, text, crate::engine::now_ms())
+                .screen_received(room_id, event.id(), &policy, text, now)
                 .await
             {
-                tracing::error!(%error, "storing a moderation mark failed; the message is shown");
+                Ok(Some(mark)) if mark.hidden => {
+                    let Some(target) = edited else { continue };
+                    let labels: Vec<&str> = mark.labels.iter().map(String::as_str).collect();
+                    if let Err(error) = self
+                        .moderation
+                        .hide_all(room_id, vec![target], &labels, now)
+                        .await
+                    {
+                        tracing::error!(%error, "storing a moderation mark failed; the edited message is shown");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "storing a moderation mark failed; the message is shown")
+                }
             }
         }
     }
@@ -239,6 +289,7 @@ impl Host for NodeHost {
         }
         let (indexes, events): (Vec<usize>, Vec<Event>) = take.into_iter().unzip();
         self.screen(&events).await;
+        self.ban_lists.screen(&events).await;
         let rooms: Vec<RoomId> = events.iter().map(Event::room_id).collect();
         let results = self.engine.ingest_batch(events).await;
         for ((i, result), room) in indexes.into_iter().zip(results).zip(rooms) {

@@ -219,6 +219,29 @@ pub fn authorize(
         | Content::JoinRule(_)
         | Content::HistoryVisibility(_) => need(Permissions::MANAGE_ROOM),
         Content::ModerationPolicy(_) => need(Permissions::MANAGE_ROOM),
+        Content::BanLists(_) => need(Permissions::BAN),
+        Content::AutoMod(_) => need(Permissions::MANAGE_ROOM),
+        Content::BanEntry(entry) => {
+            need(Permissions::BAN)?;
+            let known = state.ban_entries.contains_key(&entry.target);
+            if !entry.present {
+                return if known {
+                    Ok(())
+                } else {
+                    Err(AuthError::NoChange)
+                };
+            }
+            if !known && state.ban_entries.len() >= MAX_BAN_ENTRIES {
+                return Err(AuthError::Value("the ban list is full"));
+            }
+            if !known
+                && matches!(entry.target, BanTarget::Pattern(_))
+                && state.ban_patterns() >= MAX_BAN_PATTERNS
+            {
+                return Err(AuthError::Value("the ban list has too many patterns"));
+            }
+            Ok(())
+        }
         Content::Slowmode(s) => {
             need(Permissions::MANAGE_ROOM)?;
             if s.seconds > MAX_SLOWMODE_SECONDS {
@@ -520,6 +543,18 @@ pub fn apply(state: &mut RoomState, event: &Event, time_ms: u64) {
         Content::Slowmode(s) => state.slowmode_seconds = s.seconds,
         Content::ModerationPolicy(p) => {
             state.moderation_policy = Some(Arc::new(p.clone())).filter(|p| !p.rules.is_empty());
+        }
+        Content::BanEntry(entry) if entry.present => {
+            state
+                .ban_entries
+                .insert(entry.target.clone(), Arc::new(entry.clone()));
+        }
+        Content::BanEntry(entry) => {
+            state.ban_entries.remove(&entry.target);
+        }
+        Content::BanLists(b) => state.ban_lists = Arc::from(&b.lists[..]),
+        Content::AutoMod(a) => {
+            state.automod = Some(Arc::new(a.clone())).filter(|a| !a.is_empty());
         }
         Content::Encryption(e) => state.encryption = Some(*e),
         Content::Pins(pins) => state.pins = Arc::from(&pins[..]),

@@ -33,6 +33,9 @@ pub enum Content {
     Redaction(Redaction),
     // ---- state, added later: appended so every older event decodes ----
     ModerationPolicy(ModerationPolicy),
+    BanEntry(BanEntry),
+    BanLists(BanLists),
+    AutoMod(AutoMod),
 }
 
 /// The first event of a room. Its id is the room id, so everything here is
@@ -170,6 +173,87 @@ pub enum PolicyAction {
 /// The most rules a policy holds, and the longest label.
 pub const MAX_POLICY_RULES: usize = 16;
 pub const MAX_POLICY_LABEL_BYTES: usize = 32;
+
+/// One entry of a ban list (a policy-list room, in the spirit of Matrix's
+/// Mjolnir/Draupnir policy lists): a state event keyed by its `target`.
+/// Every node that holds a room subscribed to the list enforces it there
+/// (docs/spec/events.md §Ban lists); the entries themselves change nothing
+/// in the list room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanEntry {
+    pub target: BanTarget,
+    pub recommendation: Recommendation,
+    /// Shown to moderators and in the ban's reason; at most 256 bytes.
+    pub reason: String,
+    /// false removes the entry for `target`.
+    pub present: bool,
+}
+
+/// Whom a ban-list entry names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BanTarget {
+    User(UserId),
+    /// Every user of a node.
+    Node(NodeId),
+    /// A glob (`*`, `?`) over user ids' text form (`crate::glob`).
+    Pattern(String),
+}
+
+/// What a ban-list entry asks subscribing nodes to do. Only `Ban` exists;
+/// the enum leaves room for milder ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Recommendation {
+    Ban,
+}
+
+/// The ban lists (list rooms) a room follows; the latest replaces the
+/// whole previous list, an empty one unsubscribes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanLists {
+    pub lists: Vec<RoomId>,
+}
+
+/// Entries a ban list holds at most, patterns among them, and lists a
+/// room may follow: a list is state every subscribing node keeps and
+/// matches each sender against, so its size is bounded for all of them.
+pub const MAX_BAN_ENTRIES: usize = 4_096;
+pub const MAX_BAN_PATTERNS: usize = 64;
+pub const MAX_BAN_LISTS: usize = 8;
+
+/// AutoMod rules (Discord AutoMod's shape), beside the classifier's policy:
+/// a message or edit whose text holds a keyword (case-insensitive, whole
+/// words) or matches a regular expression, or that carries more links or
+/// mentions than allowed, is refused by its sender's node and hidden by
+/// every other node that enforces moderation. The latest replaces the
+/// whole previous one; one with no rules turns AutoMod off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoMod {
+    pub keywords: Vec<String>,
+    /// Regular expressions in the syntax of Rust's `regex` crate (no
+    /// look-around or backreferences: matching is linear). A node that
+    /// cannot compile one ignores it.
+    pub regexes: Vec<String>,
+    /// Most `http://`/`https://` links in one message; 0: no limit.
+    pub max_links: u16,
+    /// Most mentions (users, roles, `@room`) in one message; 0: no limit.
+    pub max_mentions: u16,
+}
+
+impl AutoMod {
+    pub fn is_empty(&self) -> bool {
+        self.keywords.is_empty()
+            && self.regexes.is_empty()
+            && self.max_links == 0
+            && self.max_mentions == 0
+    }
+}
+
+/// Bounds of AutoMod rules: every node compiles and runs them on every
+/// message of the room.
+pub const MAX_AUTOMOD_KEYWORDS: usize = 64;
+pub const MAX_AUTOMOD_KEYWORD_BYTES: usize = 64;
+pub const MAX_AUTOMOD_REGEXES: usize = 16;
+pub const MAX_AUTOMOD_REGEX_BYTES: usize = 256;
 
 /// Turns on end-to-end encryption. Once on, it stays on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +408,9 @@ impl Content {
             Content::Edit(_) => "edit",
             Content::Redaction(_) => "redaction",
             Content::ModerationPolicy(_) => "moderation_policy",
+            Content::BanEntry(_) => "ban_entry",
+            Content::BanLists(_) => "ban_lists",
+            Content::AutoMod(_) => "automod",
         }
     }
 
@@ -439,6 +526,48 @@ impl Content {
                     if p.rules[..i].iter().any(|r| r.label == rule.label) {
                         return Err("policy label listed twice");
                     }
+                }
+                Ok(())
+            }
+            Content::BanEntry(entry) => {
+                text(&entry.reason, MAX_NAME_BYTES, "reason too long")?;
+                match &entry.target {
+                    BanTarget::User(u) => user(u),
+                    BanTarget::Node(_) => Ok(()),
+                    BanTarget::Pattern(p) => crate::glob::Glob::parse(p).map(drop),
+                }
+            }
+            Content::AutoMod(a) => {
+                if a.keywords.len() > MAX_AUTOMOD_KEYWORDS {
+                    return Err("too many automod keywords");
+                }
+                if a.regexes.len() > MAX_AUTOMOD_REGEXES {
+                    return Err("too many automod regexes");
+                }
+                if a.keywords
+                    .iter()
+                    .any(|k| k.trim().is_empty() || k.len() > MAX_AUTOMOD_KEYWORD_BYTES)
+                {
+                    return Err("automod keyword empty or too long");
+                }
+                if a.regexes
+                    .iter()
+                    .any(|r| r.is_empty() || r.len() > MAX_AUTOMOD_REGEX_BYTES)
+                {
+                    return Err("automod regex empty or too long");
+                }
+                Ok(())
+            }
+            Content::BanLists(b) => {
+                if b.lists.len() > MAX_BAN_LISTS {
+                    return Err("too many ban lists");
+                }
+                if b.lists
+                    .iter()
+                    .enumerate()
+                    .any(|(i, l)| b.lists[..i].contains(l))
+                {
+                    return Err("ban list listed twice");
                 }
                 Ok(())
             }

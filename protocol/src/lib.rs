@@ -4,6 +4,7 @@
 //! - [`keys`]: the node's ed25519 key.
 //! - [`event`]: the signed event envelope — encode, sign, decode, verify.
 //! - [`content`]: what events say (state and messages).
+//! - [`glob`]: the patterns of ban lists.
 //! - [`permissions`]: role permission bits and ranks.
 //! - [`text`]: characters a node refuses in the text its own users send.
 //! - [`state`]: room state.
@@ -18,6 +19,7 @@ mod base32;
 pub mod content;
 pub mod ephemeral;
 pub mod event;
+pub mod glob;
 pub mod ids;
 pub mod keys;
 pub mod limits;

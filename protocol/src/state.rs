@@ -40,6 +40,12 @@ pub struct RoomState {
     pub(crate) slowmode_seconds: u32,
     /// The room's moderation policy; `None` when none or an empty one was set.
     pub(crate) moderation_policy: Option<Arc<ModerationPolicy>>,
+    /// The room's AutoMod rules; `None` when none or empty ones were set.
+    pub(crate) automod: Option<Arc<AutoMod>>,
+    /// This room's entries as a ban list, by target.
+    pub(crate) ban_entries: OrdMap<BanTarget, Arc<BanEntry>>,
+    /// The ban lists this room follows.
+    pub(crate) ban_lists: Arc<[RoomId]>,
     pub(crate) encryption: Option<Encryption>,
     pub(crate) pins: Arc<[EventId]>,
     pub(crate) space_children: OrdMap<RoomId, Arc<[NodeId]>>,
@@ -73,6 +79,28 @@ impl RoomState {
     }
     pub fn moderation_policy(&self) -> Option<&ModerationPolicy> {
         self.moderation_policy.as_deref()
+    }
+    /// The room's AutoMod rules, shared: a caller that compiled them tells
+    /// a new version by [`Arc::ptr_eq`].
+    pub fn automod(&self) -> Option<&Arc<AutoMod>> {
+        self.automod.as_ref()
+    }
+    /// This room's ban-list entries. A cheap clone of a persistent map:
+    /// [`imbl::OrdMap::ptr_eq`] tells a caller that compiled it whether it
+    /// changed.
+    pub fn ban_entries(&self) -> &OrdMap<BanTarget, Arc<BanEntry>> {
+        &self.ban_entries
+    }
+    /// Patterns among [`RoomState::ban_entries`].
+    pub fn ban_patterns(&self) -> usize {
+        self.ban_entries
+            .keys()
+            .filter(|t| matches!(t, BanTarget::Pattern(_)))
+            .count()
+    }
+    /// The ban lists (list rooms) this room follows.
+    pub fn ban_lists(&self) -> &[RoomId] {
+        &self.ban_lists
     }
     pub fn encryption(&self) -> Option<Encryption> {
         self.encryption

@@ -121,7 +121,10 @@ impl Content {
             | Content::Pins(_)
             | Content::SpaceChild(_)
             | Content::SpaceParent(_)
-            | Content::ModerationPolicy(_) => Ok(()),
+            | Content::ModerationPolicy(_)
+            | Content::BanLists(_)
+            | Content::AutoMod(_) => Ok(()),
+            Content::BanEntry(b) => Prose.check("reason", &b.reason),
         }
     }
 }

@@ -15,6 +15,7 @@ mod admin_console;
 mod admin_users;
 mod api_shape;
 mod avatars;
+mod ban_lists;
 mod durability;
 mod email;
 mod errors;

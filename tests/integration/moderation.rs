@@ -493,3 +493,299 @@ async fn room_policies_block_local_sends_and_hide_received_messages() {
     );
     assert!(ids(&b.node.history(&bob, &room, 50).await).contains(&threat));
 }
+
+/// Every notification of `user` on `node` (one page is enough here).
+async fn notified(node: &crate::support::Node, user: &crate::support::User) -> Vec<String> {
+    let page = node
+        .get("/api/v1/notifications?limit=100", Some(&user.access))
+        .await
+        .expect(200);
+    page["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["event_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Edits from another node are screened like messages: a hostile edit
+/// hides the message it edits from bob's history on B and never reaches
+/// his WebSocket; a hidden message that mentions bob notifies nobody,
+/// while a clean mention sent after it does.
+#[tokio::test]
+async fn remote_edits_are_screened_and_hidden_events_notify_no_one() {
+    use crate::federation::{Peer, join_via, until, until_history_has};
+    use crate::support::{Ws, ids};
+
+    let a = Peer::start(&[]).await;
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let room = a
+        .node
+        .create_room(&alice, json!({ "name": "edited", "visibility": "public" }))
+        .await;
+    join_via(&b, &bob, &room, &[a.id()]).await;
+    let policy = json!({ "rules": [{ "label": "threat", "threshold": 0.5, "action": "hide" }] });
+    a.node
+        .patch(
+            &format!("/api/v1/rooms/{room}"),
+            Some(&alice.access),
+            json!({ "moderation_policy": policy }),
+        )
+        .await
+        .expect(200);
+    until("B holds the policy", || async {
+        let seen = b
+            .node
+            .get(&format!("/api/v1/rooms/{room}"), Some(&bob.access))
+            .await
+            .expect(200);
+        (seen["moderation_policy"] == policy).then_some(())
+    })
+    .await;
+
+    let (mut bob_ws, _) = Ws::auth(&b.node, &bob.access, 0).await;
+    let lunch = a.node.send(&alice, &room, "see you at lunch").await;
+    until_history_has(&b, &bob, &room, std::slice::from_ref(&lunch)).await;
+    let edit = a
+        .node
+        .patch(
+            &format!("/api/v1/rooms/{room}/messages/{lunch}"),
+            Some(&alice.access),
+            json!({ "body": "i know where you live, watch your back" }),
+        )
+        .await
+        .expect(200);
+    let edit_id = edit["event_id"].as_str().unwrap().to_owned();
+    let mention = |body: &str| json!({ "body": body, "mentions": { "users": [bob.id] } });
+    let threat = a
+        .node
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice.access),
+            mention("bob, i know where you live, watch your back"),
+        )
+        .await
+        .expect(201)["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let friendly = a
+        .node
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice.access),
+            mention("bob, the walrus meeting moved to noon"),
+        )
+        .await
+        .expect(201)["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Notifications: the friendly mention (decided after the threat, in
+    // stream order) arrives; the hidden threat never does.
+    let listed = until("bob is notified of the friendly mention", || async {
+        let listed = notified(&b.node, &bob).await;
+        listed.contains(&friendly).then_some(listed)
+    })
+    .await;
+    assert!(!listed.contains(&threat), "a hidden message notified bob");
+
+    // The edited message is gone from bob's history on B; A still shows it.
+    let history = until_history_has(&b, &bob, &room, std::slice::from_ref(&friendly)).await;
+    assert!(
+        !history.contains(&lunch),
+        "the hostile edit's target is shown"
+    );
+    assert!(!history.contains(&threat));
+    assert!(ids(&a.node.history(&alice, &room, 50).await).contains(&lunch));
+
+    // Bob's WebSocket carried neither the edit nor the threat.
+    let live = bob_ws.events_until(&friendly).await;
+    let live_ids: Vec<&str> = live
+        .iter()
+        .filter_map(|f| f["event"]["event_id"].as_str())
+        .collect();
+    assert!(
+        live_ids.contains(&lunch.as_str()),
+        "the clean line went out"
+    );
+    assert!(
+        !live_ids.contains(&edit_id.as_str()),
+        "the hostile edit went out"
+    );
+    assert!(!live_ids.contains(&threat.as_str()));
+}
+
+/// Slowmode set on A holds bob of B: his node refuses a second message
+/// within the interval, and A holds only his first.
+#[tokio::test]
+async fn slowmode_holds_a_sender_on_another_node() {
+    use crate::federation::{Peer, join_via, until, until_history_has};
+
+    let a = Peer::start(&[]).await;
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let room = a
+        .node
+        .create_room(&alice, json!({ "name": "slow", "visibility": "public" }))
+        .await;
+    join_via(&b, &bob, &room, &[a.id()]).await;
+    a.node
+        .patch(
+            &format!("/api/v1/rooms/{room}"),
+            Some(&alice.access),
+            json!({ "slowmode_seconds": 3600 }),
+        )
+        .await
+        .expect(200);
+    until("B holds the slowmode", || async {
+        let seen = b
+            .node
+            .get(&format!("/api/v1/rooms/{room}"), Some(&bob.access))
+            .await
+            .expect(200);
+        (seen["slowmode_seconds"] == 3600).then_some(())
+    })
+    .await;
+    let first = b.node.send(&bob, &room, "first").await;
+    b.node
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&bob.access),
+            json!({ "body": "too soon" }),
+        )
+        .await
+        .error(403, "slowmode");
+    // The owner bypasses slowmode; her second line orders after bob's.
+    a.node.send(&alice, &room, "one").await;
+    let last = a.node.send(&alice, &room, "two").await;
+    until_history_has(&a, &alice, &room, &[first.clone(), last.clone()]).await;
+    let bobs: Vec<_> = a
+        .node
+        .history(&alice, &room, 50)
+        .await
+        .into_iter()
+        .filter(|e| e["sender"] == bob.id.as_str() && e["type"] == "message")
+        .collect();
+    assert_eq!(bobs.len(), 1, "{bobs:?}");
+}
+
+/// AutoMod rules on two real nodes: a local send that breaks one is
+/// refused before signing with the rule named (a keyword, a regex, the
+/// link and mention limits); bad rules are refused; a message from a node
+/// that enforces no moderation (`moderation.enabled = false`: it signs
+/// what its users send) is hidden on arrival by a node that does.
+#[tokio::test]
+async fn automod_refuses_local_sends_and_hides_received_messages() {
+    use crate::federation::{Peer, join_via, until, until_history_has};
+    use crate::support::ids;
+
+    // A enforces nothing; B does.
+    let a = Peer::start_with(&[], &[("SPACES__MODERATION__ENABLED", "false")]).await;
+    let b = Peer::start(std::slice::from_ref(&a.addr)).await;
+    let alice = a.node.register("alice").await;
+    let bob = b.node.register("bob").await;
+    let carol = b.node.register("carol").await;
+    let room = b
+        .node
+        .create_room(&bob, json!({ "name": "automod", "visibility": "public" }))
+        .await;
+    b.node.join(&carol, &room).await;
+    join_via(&a, &alice, &room, &[b.id()]).await;
+
+    let path = format!("/api/v1/rooms/{room}");
+    for bad in [
+        json!({ "automod": { "regexes": ["("] } }),
+        json!({ "automod": { "keywords": [" "] } }),
+        json!({ "automod": { "regexes": ["a{1000}{1000}"] } }),
+    ] {
+        b.node
+            .patch(&path, Some(&bob.access), bad)
+            .await
+            .error(400, "bad_value");
+    }
+    let rules = json!({
+        "keywords": ["cheap watches"],
+        "regexes": ["(?i)free\\s+crypto"],
+        "max_links": 1,
+        "max_mentions": 1,
+    });
+    b.node
+        .patch(&path, Some(&carol.access), json!({ "automod": rules }))
+        .await
+        .error(403, "missing_permission");
+    let updated = b
+        .node
+        .patch(&path, Some(&bob.access), json!({ "automod": rules }))
+        .await
+        .expect(200);
+    assert_eq!(updated["automod"], rules);
+
+    let messages = format!("/api/v1/rooms/{room}/messages");
+    for (body, rule) in [
+        (json!({ "body": "Cheap watches, today only" }), "keyword"),
+        (json!({ "body": "get FREE crypto" }), "regex 1"),
+        (
+            json!({ "body": "https://a.example https://b.example" }),
+            "2 links",
+        ),
+        (
+            json!({ "body": "hi", "mentions": { "users": [bob.id, carol.id] } }),
+            "2 mentions",
+        ),
+    ] {
+        let refused = b.node.post(&messages, Some(&carol.access), body).await;
+        let message = refused.body["message"].as_str().unwrap_or("").to_owned();
+        refused.error(422, "automod_blocked");
+        assert!(message.contains(rule), "{rule}: {message}");
+    }
+    let fine = b.node.send(&carol, &room, "watches are cheap here").await;
+    // An edit is held to the same rules.
+    b.node
+        .patch(
+            &format!("/api/v1/rooms/{room}/messages/{fine}"),
+            Some(&carol.access),
+            json!({ "body": "free crypto for all" }),
+        )
+        .await
+        .error(422, "automod_blocked");
+
+    // A signs alice's spam (it enforces nothing); B hides it from carol.
+    until("A holds the rules", || async {
+        let seen = a.node.get(&path, Some(&alice.access)).await.expect(200);
+        (seen["automod"] == rules).then_some(())
+    })
+    .await;
+    let spam = a
+        .node
+        .send(&alice, &room, "cheap watches for everyone")
+        .await;
+    let clean = a.node.send(&alice, &room, "hello from A").await;
+    until_history_has(&b, &carol, &room, std::slice::from_ref(&clean)).await;
+    let history = ids(&b.node.history(&carol, &room, 50).await);
+    assert!(
+        !history.contains(&spam),
+        "AutoMod's hidden message is shown"
+    );
+    let queue = b
+        .node
+        .get(
+            &format!("/api/v1/rooms/{room}/moderation/queue"),
+            Some(&bob.access),
+        )
+        .await
+        .expect(200);
+    let item = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["event_id"] == spam.as_str())
+        .unwrap_or_else(|| panic!("not queued: {queue}"))
+        .clone();
+    assert_eq!(item["labels"], json!(["automod"]));
+    assert_eq!(item["hidden"], true);
+}

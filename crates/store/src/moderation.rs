@@ -22,6 +22,18 @@ impl Store {
         Ok(removed)
     }
 
+    /// Stores (or replaces) several marks in one batch, one flush. Durable
+    /// on return.
+    pub fn put_moderation_marks(&self, marks: &[(Id, ModerationMark)]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for (event_id, mark) in marks {
+            batch.insert(&event_id[..], records::encode(tree::MODERATION, mark)?);
+        }
+        self.moderation.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// The mark of `event_id`, if it has one.
     pub fn moderation_mark(&self, event_id: &Id) -> Result<Option<ModerationMark>, Error> {
         self.moderation
@@ -67,12 +79,16 @@ mod tests {
                 ..mark.clone()
             };
             store.put_moderation_mark(&[3; 32], &revealed).unwrap();
+            store
+                .put_moderation_marks(&[([5; 32], mark.clone()), ([6; 32], mark.clone())])
+                .unwrap();
+            assert_eq!(store.moderation_mark(&[6; 32]).unwrap(), Some(mark.clone()));
             assert_eq!(store.moderation_mark(&[3; 32]).unwrap(), Some(revealed));
             assert_eq!(store.moderation_mark(&[4; 32]).unwrap(), None);
         }
         let store = Store::open(dir.path(), &Options::default()).unwrap();
         let marks = store.moderation_marks().unwrap();
-        assert_eq!(marks.len(), 2);
+        assert_eq!(marks.len(), 4);
         assert_eq!(marks[0], ([2; 32], mark));
         assert!(store.check(&mut |_| None).unwrap().problems.is_empty());
     }

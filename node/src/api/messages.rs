@@ -104,7 +104,8 @@ pub async fn send(
         attachments: Vec::new(),
     });
     if let Content::Message(message) = &content {
-        super::moderation::vet(&state, &room_id, &authed.user, &message.body).await?;
+        let n_mentions = crate::services::moderation::n_mentions(&message.mentions);
+        super::moderation::vet(&state, &room_id, &authed.user, &message.body, n_mentions).await?;
     }
     let sender = authed.user.clone();
     let send = {
@@ -306,11 +307,13 @@ pub async fn edit(
     }
     let room_id = parse_room(&room_id)?;
     let target = parse_event(&event_id)?;
-    super::moderation::vet(&state, &room_id, &authed.user, &req.body).await?;
+    let mentions = req.mentions.parse()?;
+    let n_mentions = crate::services::moderation::n_mentions(&mentions);
+    super::moderation::vet(&state, &room_id, &authed.user, &req.body, n_mentions).await?;
     let content = Content::Edit(Edit {
         target,
         body: req.body,
-        mentions: req.mentions.parse()?,
+        mentions,
     });
     let event = state.engine.send(&authed.user, &room_id, content).await?;
     Ok(Json(render::event(&event, None, &authed.user)))

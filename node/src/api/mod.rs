@@ -9,6 +9,7 @@ mod account;
 mod account_data;
 mod admin_users;
 mod backup;
+mod banlists;
 mod client;
 mod email;
 mod error;
@@ -89,6 +90,7 @@ pub struct Shared {
     /// The OAuth2 / OpenID Connect provider.
     pub oidc: crate::services::oidc::Oidc,
     pub moderation: crate::services::moderation::Moderation,
+    pub ban_lists: crate::services::banlists::BanLists,
     pub federation: crate::peering::Federation,
     pub web_dir: Option<PathBuf>,
     /// Flips to true when the node stops: WebSockets close.
@@ -194,6 +196,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/reveal"),
     ("POST", "/api/v1/rooms/{room_id}/messages/{event_id}/report"),
+    ("GET", "/api/v1/rooms/{room_id}/ban_list"),
+    ("POST", "/api/v1/rooms/{room_id}/ban_list"),
     (
         "POST",
         "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",
@@ -409,6 +413,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/report",
             post(moderation::report),
+        )
+        .route(
+            "/api/v1/rooms/{room_id}/ban_list",
+            get(banlists::list).post(banlists::put_entry),
         )
         .route(
             "/api/v1/rooms/{room_id}/messages/{event_id}/reactions",

@@ -132,14 +132,38 @@ fn policy_for_member(
     state.engine.blocking_policy(room_id)
 }
 
-/// Refuses a local user's text that the room's policy blocks, before it is
+/// The room's AutoMod rules, if `user` is joined to it: from the engine's
+/// indexes, without the room lock, as the policy.
+fn automod_for_member(
+    state: &AppState,
+    room_id: &RoomId,
+    user: &UserId,
+) -> Option<std::sync::Arc<spaces_protocol::content::AutoMod>> {
+    if !state.engine.is_joined_local(user, room_id) {
+        return None;
+    }
+    state.engine.automod(room_id)
+}
+
+/// Refuses a local user's text that the room's AutoMod rules or policy
+/// block, before it is
 /// signed: 422 `moderation_blocked`, naming the labels.
 pub(super) async fn vet(
     state: &AppState,
     room_id: &RoomId,
     user: &UserId,
     text: &str,
+    n_mentions: usize,
 ) -> ApiResult<()> {
+    if let Some(rules) = automod_for_member(state, room_id, user)
+        && let Some(rule) = state.moderation.automod(*room_id, &rules, text, n_mentions)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "automod_blocked",
+            format!("this room's AutoMod refuses the message: {rule}"),
+        ));
+    }
     let policy = policy_for_member(state, room_id, user);
     state
         .moderation

@@ -105,6 +105,9 @@ pub fn content(content: &Content) -> Value {
         Content::HistoryVisibility(v) => json!({ "history_visibility": history_visibility(*v) }),
         Content::Slowmode(s) => json!({ "seconds": s.seconds }),
         Content::ModerationPolicy(p) => moderation_policy(p),
+        Content::BanEntry(entry) => ban_entry(entry),
+        Content::BanLists(b) => json!({ "lists": strings(&b.lists) }),
+        Content::AutoMod(a) => automod(a),
         Content::Encryption(_) => json!({ "algorithm": "mls128-x25519" }),
         Content::Pins(pins) => json!({ "pins": strings(pins) }),
         Content::SpaceChild(l) | Content::SpaceParent(l) => {
@@ -189,6 +192,36 @@ pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
         "unread": unread,
         "n_events": view.room.len(),
         "moderation_policy": state.moderation_policy().map(moderation_policy),
+        "ban_lists": strings(state.ban_lists()),
+        "automod": state.automod().map(|a| automod(a)),
+    })
+}
+
+/// A room's AutoMod rules.
+pub fn automod(rules: &AutoMod) -> Value {
+    json!({
+        "keywords": rules.keywords,
+        "regexes": rules.regexes,
+        "max_links": rules.max_links,
+        "max_mentions": rules.max_mentions,
+    })
+}
+
+/// A ban-list entry: `kind` is `user`, `node` or `pattern`.
+pub fn ban_entry(entry: &BanEntry) -> Value {
+    let (kind, target) = match &entry.target {
+        BanTarget::User(user) => ("user", user.to_string()),
+        BanTarget::Node(node) => ("node", node.to_string()),
+        BanTarget::Pattern(pattern) => ("pattern", pattern.clone()),
+    };
+    json!({
+        "kind": kind,
+        "target": target,
+        "reason": entry.reason,
+        "recommendation": match entry.recommendation {
+            Recommendation::Ban => "ban",
+        },
+        "present": entry.present,
     })
 }
 

@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiResult, Json, OptionalJson, Path, Query};
 use super::{AppState, Authed, ranges, render};
 use crate::engine::{NewRoom, now_ms};
 use crate::peering::JoinError;
+use crate::services::banlists::Listed;
 use crate::services::links::{self, LinkError};
 use crate::services::on_disk;
 
@@ -374,6 +375,46 @@ pub struct UpdateRoom {
     avatar: Option<Option<String>>,
     #[serde(default)]
     moderation_policy: Option<PolicyBody>,
+    /// Ban lists (list room ids) the room follows; `[]` follows none.
+    #[serde(default)]
+    ban_lists: Option<Vec<String>>,
+    #[serde(default)]
+    automod: Option<AutoModBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoModBody {
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    regexes: Vec<String>,
+    #[serde(default)]
+    max_links: u16,
+    #[serde(default)]
+    max_mentions: u16,
+}
+
+impl AutoModBody {
+    /// Checked as every node checks them, and each regex compiled here
+    /// (one this node cannot compile is refused, not silently skipped).
+    fn parse(self) -> ApiResult<AutoMod> {
+        let rules = AutoMod {
+            keywords: self.keywords,
+            regexes: self.regexes,
+            max_links: self.max_links,
+            max_mentions: self.max_mentions,
+        };
+        Content::AutoMod(rules.clone())
+            .check_limits()
+            .map_err(|why| ApiError::bad_request("bad_value", format!("automod: {why}")))?;
+        for (i, pattern) in rules.regexes.iter().enumerate() {
+            crate::services::automod::compile_regex(pattern).map_err(|why| {
+                ApiError::bad_request("bad_value", format!("automod: regex {}: {why}", i + 1))
+            })?;
+        }
+        Ok(rules)
+    }
 }
 
 /// A field that may be `null` on purpose: `Some(None)`.
@@ -475,6 +516,17 @@ pub async fn update(
     }
     if let Some(policy) = req.moderation_policy {
         contents.push(Content::ModerationPolicy(policy.parse()?));
+    }
+    if let Some(rules) = req.automod {
+        contents.push(Content::AutoMod(rules.parse()?));
+    }
+    if let Some(lists) = req.ban_lists {
+        let lists = parse_lists(&lists)?;
+        let content = Content::BanLists(BanLists { lists });
+        content
+            .check_limits()
+            .map_err(|why| ApiError::bad_request("bad_value", format!("ban_lists: {why}")))?;
+        contents.push(content);
     }
     if contents.is_empty() {
         return Err(ApiError::bad_request("bad_value", "nothing to change"));
@@ -636,6 +688,10 @@ pub async fn join(
             .fetch_room(&authed.user, room, via, req.code)
             .await
             .map_err(join_error)?;
+    }
+    // A ban list the room follows names this user: refused before signing.
+    if let Some(listed) = state.ban_lists.listed(&room, &authed.user).await {
+        return Err(listed_error(&listed));
     }
     let me = authed.user.clone();
     membership_change(&state, &authed, &room_id, me, Membership::Join, None).await
@@ -917,4 +973,34 @@ pub fn rate(state: &AppState, authed: &Authed) -> ApiResult<()> {
         .sends
         .check(&authed.username)
         .map_err(super::session::too_many)
+}
+
+/// `ban_lists` of `PATCH /rooms/{id}`: room ids, at most `MAX_BAN_LISTS`.
+fn parse_lists(lists: &[String]) -> ApiResult<Vec<RoomId>> {
+    if lists.len() > MAX_BAN_LISTS {
+        return Err(ApiError::bad_request(
+            "bad_value",
+            format!("ban_lists: at most {MAX_BAN_LISTS} lists"),
+        ));
+    }
+    lists
+        .iter()
+        .map(|text| {
+            text.parse::<RoomId>().map_err(|e| {
+                ApiError::bad_request("bad_value", format!("ban_lists: {text:?}: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// The refusal of a join that a list the room follows forbids.
+fn listed_error(listed: &Listed) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "banned_by_list",
+        format!(
+            "a ban list this room follows ({}) names you: {}",
+            listed.list, listed.reason
+        ),
+    )
 }

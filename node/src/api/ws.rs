@@ -258,7 +258,7 @@ async fn run(
         let verdicts = state.engine.backlog_filter(&authed.user, &items).await;
         for (item, deliver) in items.iter().zip(verdicts) {
             // Hidden by this node's moderation: never on a WebSocket.
-            if deliver && !state.moderation.is_hidden(&item.event.id()) {
+            if deliver && !state.moderation.hides(&item.event) {
                 socket
                     .feed(Message::Text(render::event_frame(item).to_owned().into()))
                     .await
@@ -330,7 +330,7 @@ async fn run(
                         Ok(item) if item.seq > cursor => {
                             cursor = item.seq;
                             if state.engine.delivers_to(&authed.user, &item)
-                                && !state.moderation.is_hidden(&item.event.id())
+                                && !state.moderation.hides(&item.event)
                             {
                                 let text = render::event_frame(&item).to_owned();
                                 socket.feed(Message::Text(text.into())).await.ok()?;

@@ -196,6 +196,31 @@ impl Engine {
                 policies.remove(&room_id);
             }
         }
+        drop(policies);
+        let mut automods = self
+            .inner
+            .automods
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match state.automod() {
+            Some(rules) => {
+                automods.insert(room_id, rules.clone());
+            }
+            None => {
+                automods.remove(&room_id);
+            }
+        }
+    }
+
+    /// The room's AutoMod rules: what a local send is checked against,
+    /// read without the room lock.
+    pub fn automod(&self, room_id: &RoomId) -> Option<Arc<AutoMod>> {
+        self.inner
+            .automods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
     }
 
     /// The room's moderation policy if it has a rule that blocks: what a
@@ -244,6 +269,11 @@ impl Engine {
             .remove(room_id);
         self.inner
             .policies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+        self.inner
+            .automods
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(room_id);

@@ -100,6 +100,9 @@ struct Inner {
     /// Rooms whose moderation policy has a rule that blocks, with it, kept
     /// by `index_room`: a local send is vetted without the room lock.
     policies: RwLock<HashMap<RoomId, Arc<ModerationPolicy>>>,
+    /// Rooms with AutoMod rules, with them (the state's own `Arc`, so a
+    /// compiled version is told by pointer), kept by `index_room`.
+    automods: RwLock<HashMap<RoomId, Arc<AutoMod>>>,
     /// Held across a direct room's lookup and creation (`rules.rs`).
     dm_locks: [Mutex<()>; rules::DM_LOCK_SHARDS],
     writer: Writer,
@@ -143,6 +146,7 @@ impl Engine {
                 reaches: RwLock::new(HashMap::new()),
                 directs: RwLock::default(),
                 policies: RwLock::default(),
+                automods: RwLock::default(),
                 dm_locks: Default::default(),
                 writer,
                 stream,
@@ -264,6 +268,7 @@ impl Engine {
                             | Content::Create(_)
                             | Content::JoinRule(_)
                             | Content::ModerationPolicy(_)
+                            | Content::AutoMod(_)
                     ) {
                         self.index_room(view);
                     }

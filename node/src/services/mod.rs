@@ -24,6 +24,10 @@
 //!   passkeys and sign-in policies.
 //! - [`moderation`]: the local toxicity classifier (`spaces_moderation`),
 //!   or why it is unavailable.
+//! - [`automod`]: a room's AutoMod rules (keywords, regexes, link and
+//!   mention limits), compiled and checked.
+//! - [`banlists`]: shared ban lists: enforcing the policy-list rooms a room
+//!   or the node follows (bans, refused joins, hidden events).
 //! - [`media`]: who may upload, fetch and attach a blob of `spaces_blobs`.
 //! - [`notify`]: notifications: the notifier task that applies
 //!   `spaces_notify`'s rules to the live stream within the engine's
@@ -41,7 +45,9 @@
 //!   holds every caller in `node/src` to it.
 
 pub mod accounts;
+pub mod automod;
 pub mod backup;
+pub mod banlists;
 mod disk;
 pub mod email;
 pub mod erasure;

@@ -33,7 +33,7 @@ use spaces_protocol::content::{ModerationPolicy, PolicyAction};
 use spaces_protocol::{EventId, RoomId, UserId};
 use spaces_store::{ModerationMark, Store};
 
-use crate::services::on_disk;
+use crate::services::{automod, on_disk};
 
 /// The node's moderation service: a cheap-to-clone handle.
 #[derive(Clone, Debug)]
@@ -48,6 +48,13 @@ struct Inner {
     store: Store,
     /// Every mark in the store, by event id: read at start, written through.
     marks: Mutex<HashMap<EventId, ModerationMark>>,
+    /// Rooms' AutoMod rules, compiled once per version.
+    automod: Mutex<HashMap<RoomId, Arc<automod::Compiled>>>,
+}
+
+/// Mentions in a message for AutoMod's limit: users, roles, and `@room`.
+pub fn n_mentions(mentions: &spaces_protocol::content::Mentions) -> usize {
+    mentions.users.len() + mentions.roles.len() + usize::from(mentions.room)
 }
 
 /// Reporters kept per message: enough to see that many object, bounded so
@@ -214,6 +221,7 @@ impl Moderation {
             threads: config.threads,
             store,
             marks: Mutex::new(marks),
+            automod: Mutex::default(),
         })))
     }
 
@@ -232,6 +240,43 @@ impl Moderation {
                 None
             }
         }
+    }
+
+    /// The AutoMod rule `text` (with `n_mentions` mentions) breaks in
+    /// `room_id` under `rules`, compiled once per version; `None` when it
+    /// passes, or when moderation is off on this node (`moderation.enabled`:
+    /// the node enforces nothing).
+    pub fn automod(
+        &self,
+        room_id: RoomId,
+        rules: &Arc<spaces_protocol::content::AutoMod>,
+        text: &str,
+        n_mentions: usize,
+    ) -> Option<String> {
+        if matches!(self.0.state, State::Off) {
+            return None;
+        }
+        let cached = self
+            .0
+            .automod
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&room_id)
+            .filter(|c| Arc::ptr_eq(&c.rules, rules))
+            .cloned();
+        let compiled = match cached {
+            Some(compiled) => compiled,
+            None => {
+                let compiled = Arc::new(automod::Compiled::compile(rules.clone()));
+                self.0
+                    .automod
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(room_id, compiled.clone());
+                compiled
+            }
+        };
+        compiled.check(text, n_mentions)
     }
 
     /// Vets a local user's message against the room's policy, before it is
@@ -295,6 +340,59 @@ impl Moderation {
         Ok(Some(mark))
     }
 
+    /// Hides `event_ids` (events of `room_id`) for this node's users with
+    /// the mark's labels `labels` (a ban list's), but those already hidden
+    /// or that a moderator revealed: a reveal is a moderator's word and
+    /// stands. One batch, durable on return; the number newly hidden.
+    pub async fn hide_all(
+        &self,
+        room_id: RoomId,
+        event_ids: Vec<EventId>,
+        labels: &[&str],
+        now_ms: u64,
+    ) -> Result<usize, spaces_store::Error> {
+        let marks: Vec<(EventId, ModerationMark)> = {
+            let known = self.marks();
+            event_ids
+                .into_iter()
+                .filter_map(|id| match known.get(&id) {
+                    Some(m) if m.hidden || m.revealed_by.is_some() => None,
+                    Some(m) => Some((
+                        id,
+                        ModerationMark {
+                            hidden: true,
+                            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                            ..m.clone()
+                        },
+                    )),
+                    None => Some((
+                        id,
+                        ModerationMark {
+                            room_id: room_id.0,
+                            hidden: true,
+                            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                            at_ms: now_ms,
+                            revealed_by: None,
+                            reported_by: Vec::new(),
+                        },
+                    )),
+                })
+                .collect()
+        };
+        if marks.is_empty() {
+            return Ok(0);
+        }
+        let stored: Vec<([u8; 32], ModerationMark)> =
+            marks.iter().map(|(id, m)| (id.0, m.clone())).collect();
+        on_disk(&self.0.store, move |store| {
+            store.put_moderation_marks(&stored)
+        })
+        .await?;
+        let n = marks.len();
+        self.marks().extend(marks);
+        Ok(n)
+    }
+
     /// Records that `by` reported `event_id` (a message of `room_id` they
     /// can read): it enters the room's review queue, hidden or not. A user
     /// counts once; at most [`MAX_REPORTERS`] are kept. Durable on return.
@@ -337,6 +435,25 @@ impl Moderation {
         self.marks()
             .get(event_id)
             .is_some_and(|m| m.hidden && m.revealed_by.is_none())
+    }
+
+    /// Whether `event` is hidden from this node's users: itself, or, for
+    /// an edit or a reaction, the message it changes (a hidden message's
+    /// new text must not travel as its edit).
+    pub fn hides(&self, event: &spaces_protocol::Event) -> bool {
+        use spaces_protocol::content::Content;
+        let target = match event.content() {
+            Content::Edit(edit) => Some(edit.target),
+            Content::Reaction(reaction) => Some(reaction.target),
+            _ => None,
+        };
+        let marks = self.marks();
+        let hidden = |id: &EventId| {
+            marks
+                .get(id)
+                .is_some_and(|m| m.hidden && m.revealed_by.is_none())
+        };
+        hidden(&event.id()) || target.is_some_and(|t| hidden(&t))
     }
 
     /// The mark of `event_id`, if any.
@@ -472,6 +589,10 @@ pub struct ModerationConfig {
     /// The node's default thresholds: a label whose score reaches its
     /// threshold is flagged.
     pub thresholds: ThresholdsConfig,
+    /// Ban lists (room ids, `!...`) every room of this node follows,
+    /// beside the lists a room follows itself (services/banlists.rs). The
+    /// node must hold each list room: one of its users joins it.
+    pub ban_lists: Vec<String>,
 }
 
 impl Default for ModerationConfig {
@@ -482,6 +603,7 @@ impl Default for ModerationConfig {
             threads: 1,
             moderators: Vec::new(),
             thresholds: ThresholdsConfig::default(),
+            ban_lists: Vec::new(),
         }
     }
 }
@@ -522,8 +644,27 @@ impl ThresholdsConfig {
     }
 }
 
+/// Most ban lists a node follows in every room: each is matched against
+/// every sender of every room.
+pub const MAX_NODE_BAN_LISTS: usize = 32;
+
 impl ModerationConfig {
+    /// `ban_lists` as room ids.
+    pub fn ban_list_ids(&self) -> anyhow::Result<Vec<RoomId>> {
+        if self.ban_lists.len() > MAX_NODE_BAN_LISTS {
+            bail!("moderation.ban_lists: at most {MAX_NODE_BAN_LISTS} lists");
+        }
+        self.ban_lists
+            .iter()
+            .map(|text| {
+                text.parse::<RoomId>()
+                    .map_err(|e| anyhow::anyhow!("moderation.ban_lists: {text:?}: {e}"))
+            })
+            .collect()
+    }
+
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.ban_list_ids()?;
         if !(1..=64).contains(&self.threads) {
             bail!("moderation.threads must be from 1 to 64");
         }

@@ -54,6 +54,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use crate::engine::{Engine, now_ms};
+use crate::services::moderation::Moderation;
 use crate::services::on_disk;
 use crate::services::push::Push;
 
@@ -100,6 +101,8 @@ struct Inner {
     /// Web Push, when on: a new notification of a user with a
     /// subscription is queued for it in the same write.
     push: Option<Push>,
+    /// This node's moderation: an event it hides notifies no one.
+    moderation: Moderation,
     /// Each local user's settings once read: written through by
     /// [`Notify::set_settings`], read by the notifier for every event.
     settings: Mutex<HashMap<String, Arc<Settings>>>,
@@ -115,12 +118,13 @@ struct Inner {
 }
 
 impl Notify {
-    pub fn new(engine: Engine, push: Option<Push>) -> Notify {
+    pub fn new(engine: Engine, push: Option<Push>, moderation: Moderation) -> Notify {
         let (frames, _) = broadcast::channel(FRAMES_CAPACITY);
         Notify {
             inner: Arc::new(Inner {
                 engine,
                 push,
+                moderation,
                 settings: Mutex::default(),
                 listeners: Mutex::default(),
                 frames,
@@ -530,7 +534,17 @@ async fn apply(
     let mut decided = Decided::default();
     let mut asks: Vec<Ask<'_>> = Vec::new();
     for (room_id, items) in &by_room {
-        decide_room(engine, room_id, items, &listeners, &mut asks, &mut decided).await;
+        let moderation = &notify.inner.moderation;
+        decide_room(
+            engine,
+            room_id,
+            items,
+            &listeners,
+            moderation,
+            &mut asks,
+            &mut decided,
+        )
+        .await;
     }
     let settings: HashMap<String, Arc<Settings>> = {
         let mut found = HashMap::new();
@@ -739,6 +753,7 @@ async fn decide_room<'a>(
     room_id: &RoomId,
     items: &'a [Item],
     listeners: &HashSet<String>,
+    moderation: &Moderation,
     asks: &mut Vec<Ask<'a>>,
     decided: &mut Decided,
 ) {
@@ -780,7 +795,9 @@ async fn decide_room<'a>(
                 }
             }
         }
-        if !view.room.is_accepted(&id) {
+        // Hidden by this node's moderation (a policy, a ban list): as the
+        // WebSocket does, nobody hears of it.
+        if !view.room.is_accepted(&id) || moderation.hides(&item.event) {
             continue;
         }
         // Who wrote the message replied to; who started or wrote in the

@@ -1098,6 +1098,154 @@ fn a36_a40_room_settings_need_manage_room() {
 }
 
 #[test]
+fn a37c_ban_lists_and_entries_need_ban_and_stay_bounded() {
+    use spaces_protocol::content::{MAX_BAN_ENTRIES, MAX_BAN_PATTERNS};
+    let (owner, alice, moderator) = (owner(), alice(), moderator());
+    let mut chain = Chain::new(&owner, RoomKind::Room, JoinRule::Invite);
+    chain.join(&owner, &alice);
+    chain.join(&owner, &moderator);
+    chain.grant(&owner, &moderator, 1, 1, Permissions::BAN);
+    let entry = |target: BanTarget, present| {
+        Content::BanEntry(BanEntry {
+            target,
+            recommendation: Recommendation::Ban,
+            reason: "spam".into(),
+            present,
+        })
+    };
+    let spammer = BanTarget::User(carol().user());
+    let lists = Content::BanLists(BanLists {
+        lists: vec![spaces_protocol::RoomId([5; 32])],
+    });
+    for content in [entry(spammer.clone(), true), lists.clone()] {
+        assert_eq!(
+            chain.attempt(&alice, content.clone()),
+            Err(MissingPermission(Permissions::BAN)),
+            "{}",
+            content.type_name()
+        );
+        assert_eq!(chain.attempt(&moderator, content), Ok(()));
+    }
+    let state = chain.room.state();
+    assert_eq!(state.ban_lists(), &[spaces_protocol::RoomId([5; 32])]);
+    assert_eq!(state.ban_entries().len(), 1);
+    assert_eq!(state.ban_entries()[&spammer].reason, "spam");
+    // Removing: only what is listed.
+    assert_eq!(
+        chain.attempt(
+            &moderator,
+            entry(BanTarget::Node(carol().key.node_id()), false)
+        ),
+        Err(NoChange)
+    );
+    assert_eq!(chain.attempt(&moderator, entry(spammer, false)), Ok(()));
+    assert!(chain.room.state().ban_entries().is_empty());
+    // At most MAX_BAN_PATTERNS patterns.
+    for i in 0..MAX_BAN_PATTERNS {
+        chain.push(
+            &moderator,
+            entry(BanTarget::Pattern(format!("@s{i}*")), true),
+        );
+    }
+    assert_eq!(
+        chain.attempt(&moderator, entry(BanTarget::Pattern("@more*".into()), true)),
+        Err(Value("the ban list has too many patterns"))
+    );
+    // Replacing a listed pattern's reason is not a new entry.
+    assert_eq!(
+        chain.attempt(&moderator, entry(BanTarget::Pattern("@s0*".into()), true)),
+        Ok(())
+    );
+    assert_eq!(
+        (MAX_BAN_ENTRIES, MAX_BAN_PATTERNS),
+        (4_096, 64),
+        "docs/spec/auth.md#a37c"
+    );
+    // Shapes are limits.
+    for (bad, why) in [
+        (
+            entry(BanTarget::Pattern(String::new()), true),
+            "ban pattern empty or too long",
+        ),
+        (
+            entry(BanTarget::Pattern("a\u{7}".into()), true),
+            "ban pattern has control characters",
+        ),
+        (
+            Content::BanLists(BanLists {
+                lists: vec![spaces_protocol::RoomId([1; 32]); 2],
+            }),
+            "ban list listed twice",
+        ),
+        (
+            Content::BanLists(BanLists {
+                lists: (0..9).map(|i| spaces_protocol::RoomId([i; 32])).collect(),
+            }),
+            "too many ban lists",
+        ),
+    ] {
+        assert_eq!(bad.check_limits(), Err(why));
+    }
+}
+
+#[test]
+fn a37d_automod_needs_manage_room_and_stays_bounded() {
+    let (owner, alice) = (owner(), alice());
+    let mut chain = Chain::new(&owner, RoomKind::Room, JoinRule::Invite);
+    chain.join(&owner, &alice);
+    let rules = AutoMod {
+        keywords: vec!["watches".into()],
+        regexes: vec!["free\\s+crypto".into()],
+        max_links: 1,
+        max_mentions: 3,
+    };
+    assert_eq!(
+        chain.attempt(&alice, Content::AutoMod(rules.clone())),
+        Err(MissingPermission(Permissions::MANAGE_ROOM))
+    );
+    assert_eq!(
+        chain.attempt(&owner, Content::AutoMod(rules.clone())),
+        Ok(())
+    );
+    assert_eq!(chain.room.state().automod().map(|a| &**a), Some(&rules));
+    // Empty rules turn it off.
+    chain.push(&owner, Content::AutoMod(AutoMod::default()));
+    assert_eq!(chain.room.state().automod(), None);
+    for (bad, why) in [
+        (
+            AutoMod {
+                keywords: vec![" ".into()],
+                ..AutoMod::default()
+            },
+            "automod keyword empty or too long",
+        ),
+        (
+            AutoMod {
+                regexes: vec!["a".repeat(257)],
+                ..AutoMod::default()
+            },
+            "automod regex empty or too long",
+        ),
+        (
+            AutoMod {
+                regexes: vec!["a".into(); 17],
+                ..AutoMod::default()
+            },
+            "too many automod regexes",
+        ),
+        (
+            AutoMod {
+                keywords: vec!["a".into(); 65],
+                ..AutoMod::default()
+            },
+            "too many automod keywords",
+        ),
+    ] {
+        assert_eq!(Content::AutoMod(bad).check_limits(), Err(why));
+    }
+}
+
+#[test]
 fn a38_encryption_cannot_be_turned_off_or_changed() {
     let owner = owner();
     let mut chain = Chain::new(&owner, RoomKind::Room, JoinRule::Invite);

@@ -37,6 +37,15 @@ fn corpus() -> Vec<Vec<u8>> {
     );
     chain.push(&owner, Content::Slowmode(Slowmode { seconds: 3 }));
     chain.push(&owner, Content::Encryption(Encryption::Mls128X25519));
+    chain.push(
+        &owner,
+        Content::BanEntry(BanEntry {
+            target: BanTarget::Pattern("@a*:*".into()),
+            recommendation: Recommendation::Ban,
+            reason: "spam".into(),
+            present: true,
+        }),
+    );
     chain.push(&owner, redact(hello.id()));
     let mut corpus: Vec<Vec<u8>> = chain.room.iter().map(|(e, _)| e.bytes().to_vec()).collect();
     let vectors: serde_json::Value = serde_json::from_str(
@@ -187,4 +196,22 @@ fn random_room_scripts_keep_the_replica_consistent() {
         }
         checks::check_room(&script);
     }
+}
+
+#[test]
+fn random_globs_match_as_defined() {
+    let mut rng = Rng::new(0x610b);
+    let alphabet = ['a', 'b', '@', ':', '~', '*', '?', 'é'];
+    let word = |rng: &mut Rng, n: usize| -> String {
+        (0..rng.below(n))
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect()
+    };
+    for _ in 0..20_000 {
+        let pattern = word(&mut rng, 12);
+        let text: String = word(&mut rng, 16).replace(['*', '?'], "a");
+        checks::check_glob(&pattern, &text);
+    }
+    // The longest pattern against a long id stays linear in each.
+    checks::check_glob(&"*a".repeat(64), &"a".repeat(90));
 }

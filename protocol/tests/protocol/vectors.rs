@@ -919,6 +919,17 @@ fn content_variant_indices_are_frozen() {
         (edit(e, ""), 17),
         (redact(e), 18),
         (Content::ModerationPolicy(ModerationPolicy::default()), 19),
+        (
+            Content::BanEntry(BanEntry {
+                target: BanTarget::Node(node.node_id()),
+                recommendation: Recommendation::Ban,
+                reason: String::new(),
+                present: true,
+            }),
+            20,
+        ),
+        (Content::BanLists(BanLists::default()), 21),
+        (Content::AutoMod(AutoMod::default()), 22),
     ];
     for (content, index) in cases {
         assert_eq!(encode(&content)[0], index, "{}", content.type_name());
@@ -944,6 +955,36 @@ fn content_variant_indices_are_frozen() {
             PolicyAction::Block
         ]),
         [0, 1, 2, 3]
+    );
+    // A ban entry's bytes: a pattern "@s*", recommendation Ban, reason
+    // "x", present.
+    let entry = Content::BanEntry(BanEntry {
+        target: BanTarget::Pattern("@s*".into()),
+        recommendation: Recommendation::Ban,
+        reason: "x".into(),
+        present: true,
+    });
+    assert_eq!(
+        encode(&entry),
+        [&[20, 2, 3][..], b"@s*", &[0, 1], b"x", &[1]].concat(),
+        "ban_entry: variant, target variant, pattern, recommendation, reason, present"
+    );
+    assert_eq!(
+        encode(&Content::BanLists(BanLists {
+            lists: vec![RoomId([7; 32])]
+        })),
+        [&[21, 1][..], &[7; 32]].concat(),
+        "ban_lists: variant, count, room ids"
+    );
+    assert_eq!(
+        encode(&Content::AutoMod(AutoMod {
+            keywords: vec!["x".into()],
+            regexes: vec![],
+            max_links: 2,
+            max_mentions: 300,
+        })),
+        [&[22, 1, 1][..], b"x", &[0, 2, 0xac, 0x02]].concat(),
+        "automod: variant, keywords, regexes, max_links, max_mentions (varints)"
     );
     let enums: [(Vec<u8>, &[u8]); 4] = [
         (
