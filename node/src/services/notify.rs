@@ -605,6 +605,18 @@ async fn apply(
             },
         ));
     }
+    // A message and its redaction (or a flip refusing it) in one batch:
+    // the removal wins, so it is neither written nor framed nor pushed.
+    if !decided.removed.is_empty() {
+        let removed: HashSet<(&str, u64)> = decided
+            .removed
+            .iter()
+            .map(|(username, seq)| (username.as_str(), *seq))
+            .collect();
+        decided
+            .added
+            .retain(|(user, seq, _)| !removed.contains(&(user.localpart(), *seq)));
+    }
     // Keep each user's list bounded: count once, then track.
     let store = notify.store().clone();
     let mut added_per_user: HashMap<String, usize> = HashMap::new();
