@@ -8,9 +8,7 @@
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use spaces_protocol::content::{
-    BanEntry, BanTarget, Content, HistoryVisibility, JoinRule, Membership, Recommendation,
-};
+use spaces_protocol::content::{BanEntry, BanTarget, Content, Recommendation};
 use spaces_protocol::{NodeId, UserId};
 
 use super::error::{ApiError, ApiResult, Json, Path};
@@ -28,17 +26,7 @@ pub async fn list(
     let view = slot.lock().await;
     let room_state = view.room.state();
     // As GET /rooms/{id}: a private room does not exist for outsiders.
-    let visible = room_state
-        .membership(&authed.user)
-        .is_some_and(|m| m != Membership::Leave)
-        || room_state.join_rule() == JoinRule::Public
-        || room_state.history_visibility() == HistoryVisibility::WorldReadable;
-    if !visible {
-        return Err(ApiError::not_found(
-            "unknown_room",
-            "no such room on this node",
-        ));
-    }
+    super::rooms::visible_to(room_state, &authed.user)?;
     let entries: Vec<Value> = room_state
         .ban_entries()
         .values()

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use spaces_federation::FedError;
 use spaces_protocol::content::*;
-use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, UserId};
+use spaces_protocol::{NodeId, Permissions, RoleId, RoomId, RoomState, UserId};
 
 use super::account::parse_user;
 use super::error::{ApiError, ApiResult, Json, OptionalJson, Path, Query};
@@ -341,20 +341,26 @@ pub async fn get(
     let room_id = parse_room(&room_id)?;
     let slot = state.engine.room(&room_id)?;
     let view = slot.lock().await;
-    let room_state = view.room.state();
+    visible_to(view.room.state(), &authed.user)?;
+    Ok(Json(render::room(&view, &authed.user, None)))
+}
+
+/// Whether `user` may see the room at all (`GET /rooms/{id}` and what
+/// hangs off it): a member (not gone), or a public or world-readable room.
+/// Invariant 4: a private room does not exist for outsiders (404).
+pub(super) fn visible_to(room_state: &RoomState, user: &UserId) -> ApiResult<()> {
     let visible = room_state
-        .membership(&authed.user)
+        .membership(user)
         .is_some_and(|m| m != Membership::Leave)
         || room_state.join_rule() == JoinRule::Public
         || room_state.history_visibility() == HistoryVisibility::WorldReadable;
     if !visible {
-        // Invariant 4: a private room does not exist for outsiders.
         return Err(ApiError::not_found(
             "unknown_room",
             "no such room on this node",
         ));
     }
-    Ok(Json(render::room(&view, &authed.user, None)))
+    Ok(())
 }
 
 #[derive(Deserialize)]
