@@ -242,6 +242,18 @@ async fn three_in_a_room() -> ([Peer; 3], [User; 3], String) {
 #[tokio::test]
 async fn a_node_that_was_away_catches_up_on_everything_it_missed() {
     let ([a, b, mut c], [alice, bob, carol], room) = three_in_a_room().await;
+    // C's join must have reached A before C goes down: C answers the join
+    // once it is stored there, and sends it on after. Stopped before that,
+    // C would hold an event A learns of only after C's return — after the
+    // timeline compared below was read.
+    until("A holds carol's join", || async {
+        members(&a, &alice, &room)
+            .await
+            .iter()
+            .any(|(user, membership, _)| *user == carol.id && membership == "join")
+            .then_some(())
+    })
+    .await;
     c.node.terminate().await;
     // 1,000 messages from both remaining nodes while C is down.
     let mut sent = Vec::new();
