@@ -28,6 +28,9 @@ pub struct EphemeralItem {
     /// per item (`rendered`), however many clients get it.
     pub notice: Notice,
     pub rendered: std::sync::OnceLock<String>,
+    /// When it was made: someone who joined a room after that does not get
+    /// it through that room, however late their WebSocket takes it.
+    pub made: std::time::Instant,
 }
 
 /// What an [`EphemeralItem`] says about its `user`.
@@ -72,6 +75,7 @@ impl EphemeralItem {
             user,
             notice,
             rendered: std::sync::OnceLock::new(),
+            made: std::time::Instant::now(),
         }
     }
 }

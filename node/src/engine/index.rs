@@ -157,6 +157,12 @@ impl Engine {
                 .memberships
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
+            let mut joined_at = self
+                .inner
+                .joined_at
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
             for (user, membership) in state.members() {
                 let in_room = matches!(membership, Membership::Join | Membership::Invite);
                 if user.node() != self.inner.node_id {
@@ -166,6 +172,15 @@ impl Engine {
                     continue;
                 }
                 reach.local |= in_room;
+                if membership == Membership::Join {
+                    joined_at
+                        .entry(user.clone())
+                        .or_default()
+                        .entry(room_id)
+                        .or_insert(now);
+                } else if let Some(rooms) = joined_at.get_mut(&user) {
+                    rooms.remove(&room_id);
+                }
                 let rooms = index.entry(user).or_default();
                 if in_room || membership == Membership::Knock {
                     rooms.insert(room_id, membership);
@@ -251,6 +266,15 @@ impl Engine {
         for rooms in self
             .inner
             .memberships
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+        {
+            rooms.remove(room_id);
+        }
+        for rooms in self
+            .inner
+            .joined_at
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .values_mut()

@@ -91,6 +91,10 @@ struct Inner {
     rooms: RwLock<HashMap<RoomId, RoomSlot>>,
     /// Local user → rooms where they are joined, invited or knocking, and which.
     memberships: RwLock<HashMap<UserId, HashMap<RoomId, Membership>>>,
+    /// Local user → rooms where they are joined, and since when (as this
+    /// node saw it; the node's start for joins before it): ephemeral items
+    /// made before a join do not reach the joiner through that room.
+    joined_at: RwLock<HashMap<UserId, HashMap<RoomId, std::time::Instant>>>,
     /// Where each room's events go, kept with `memberships` from the same
     /// state changes, so that publishing an event needs neither the room
     /// lock nor a walk over its members.
@@ -143,6 +147,7 @@ impl Engine {
                 store,
                 rooms: RwLock::new(HashMap::new()),
                 memberships: RwLock::new(HashMap::new()),
+                joined_at: RwLock::default(),
                 reaches: RwLock::new(HashMap::new()),
                 directs: RwLock::default(),
                 policies: RwLock::default(),

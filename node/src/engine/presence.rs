@@ -465,11 +465,22 @@ impl Engine {
             && item
                 .rooms
                 .iter()
-                .any(|room| self.is_joined_local(viewer, room))
+                .any(|room| self.joined_before(viewer, room, item.made))
             && !item
                 .unless_in
                 .iter()
                 .any(|room| self.is_joined_local(viewer, room))
+    }
+
+    /// Whether a local user was joined to `room` at `instant` (and still is).
+    fn joined_before(&self, user: &UserId, room: &RoomId, instant: std::time::Instant) -> bool {
+        self.inner
+            .joined_at
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .and_then(|rooms| rooms.get(room))
+            .is_some_and(|since| *since <= instant)
     }
 
     /// Presence frames for a client that just caught up: everyone not
