@@ -77,8 +77,10 @@ impl RoomState {
     pub fn slowmode_seconds(&self) -> u32 {
         self.slowmode_seconds
     }
-    pub fn moderation_policy(&self) -> Option<&ModerationPolicy> {
-        self.moderation_policy.as_deref()
+    /// The room's moderation policy, shared: the node's indexes and its
+    /// screening keep it without copying.
+    pub fn moderation_policy(&self) -> Option<&Arc<ModerationPolicy>> {
+        self.moderation_policy.as_ref()
     }
     /// The room's AutoMod rules, shared: a caller that compiled them tells
     /// a new version by [`Arc::ptr_eq`].

@@ -191,7 +191,7 @@ pub fn room(view: &RoomView, viewer: &UserId, unread: Option<usize>) -> Value {
         "is_owner": state.is_owner(viewer),
         "unread": unread,
         "n_events": view.room.len(),
-        "moderation_policy": state.moderation_policy().map(moderation_policy),
+        "moderation_policy": state.moderation_policy().map(|p| moderation_policy(p)),
         "ban_lists": strings(state.ban_lists()),
         "automod": state.automod().map(|a| automod(a)),
     })

@@ -203,10 +203,9 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         match blocking {
-            Some(policy) if policies.get(&room_id).map(|p| p.as_ref()) != Some(policy) => {
-                policies.insert(room_id, Arc::new(policy.clone()));
+            Some(policy) => {
+                policies.insert(room_id, policy.clone());
             }
-            Some(_) => {}
             None => {
                 policies.remove(&room_id);
             }

@@ -779,18 +779,20 @@ async fn decide_room<'a>(
     // each worked out once per batch, and only if an event needs them.
     let mut locals: Option<Vec<UserId>> = None;
     let mut listening: Option<Vec<UserId>> = None;
-    let local_members = |locals: &mut Option<Vec<UserId>>| -> Vec<UserId> {
-        locals
-            .get_or_insert_with(|| {
-                state
-                    .members()
-                    .into_iter()
-                    .filter(|(user, _)| engine.is_local(user))
-                    .map(|(user, _)| user)
-                    .collect()
-            })
-            .clone()
-    };
+    fn local_members<'s>(
+        locals: &'s mut Option<Vec<UserId>>,
+        state: &spaces_protocol::RoomState,
+        engine: &Engine,
+    ) -> &'s [UserId] {
+        locals.get_or_insert_with(|| {
+            state
+                .members()
+                .into_iter()
+                .filter(|(user, _)| engine.is_local(user))
+                .map(|(user, _)| user)
+                .collect()
+        })
+    }
     for item in items {
         let id = item.event.id();
         // What this event hides: its redaction's target, flips to refused.
@@ -802,7 +804,7 @@ async fn decide_room<'a>(
         }
         for target in hidden {
             if let Some(seq) = view.seq(&target) {
-                for user in local_members(&mut locals) {
+                for user in local_members(&mut locals, state, engine) {
                     decided.removed.push((user.localpart().to_owned(), seq));
                 }
             }
@@ -847,7 +849,7 @@ async fn decide_room<'a>(
                 vec![member.target.clone()]
             }
             Content::Message(message) if kind == RoomKind::Direct || message.mentions.room => {
-                local_members(&mut locals)
+                local_members(&mut locals, state, engine).to_vec()
             }
             Content::Message(message) => {
                 let mut named: Vec<UserId> = message
@@ -858,12 +860,17 @@ async fn decide_room<'a>(
                     .cloned()
                     .collect();
                 if !message.mentions.roles.is_empty() {
-                    named.extend(local_members(&mut locals).into_iter().filter(|user| {
-                        state
-                            .roles_of(user)
+                    named.extend(
+                        local_members(&mut locals, state, engine)
                             .iter()
-                            .any(|role| message.mentions.roles.contains(role))
-                    }));
+                            .filter(|user| {
+                                state
+                                    .roles_of(user)
+                                    .iter()
+                                    .any(|role| message.mentions.roles.contains(role))
+                            })
+                            .cloned(),
+                    );
                 }
                 named.extend(replied_sender.iter().cloned());
                 named.extend(thread_people.iter().cloned());
