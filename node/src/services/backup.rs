@@ -122,12 +122,17 @@ struct ChannelWriter {
 }
 
 impl Write for ChannelWriter {
+    /// Takes at most what fills the current chunk (`write_all` calls
+    /// again for the rest), so no chunk exceeds [`STREAM_CHUNK_BYTES`] and
+    /// the channel holds at most [`STREAM_CHUNKS`] of them, however large
+    /// the writes: a 50 MiB media file is not one 50 MiB chunk.
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(bytes);
+        let taken = bytes.len().min(STREAM_CHUNK_BYTES - self.buf.len());
+        self.buf.extend_from_slice(&bytes[..taken]);
         if self.buf.len() >= STREAM_CHUNK_BYTES {
             self.send_buffered()?;
         }
-        Ok(bytes.len())
+        Ok(taken)
     }
 
     fn flush(&mut self) -> io::Result<()> {
